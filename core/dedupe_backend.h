@@ -1,0 +1,60 @@
+// DedupeBackend: whatever asks the kernel to share one file's extents with another's.
+//
+// Two implementations: the native one (daemon/native_backend.h, FIDEDUPERANGE through
+// ioctl/dedupe.h) and one that runs the duperemove binary (daemon/duperemove_backend.h).
+// A backend is only trusted to *try*: the engine verifies every outcome with FIEMAP
+// before it records a file as deduped, whichever backend ran.
+
+#ifndef BTRDUPD_CORE_DEDUPE_BACKEND_H_
+#define BTRDUPD_CORE_DEDUPE_BACKEND_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace btrdupd {
+
+// One reference file and the identical (by hash) files to share its extents.
+// Paths are absolute. Every destination has the reference's size.
+struct DedupeRequest {
+  std::string reference_path;
+  std::vector<std::string> destination_paths;
+  uint64_t size = 0;
+};
+
+struct DedupeOutcome {
+  enum class Kind {
+    kDeduped,  // the backend reports the whole range shared
+    kDiffers,  // contents differ from the reference now: the file changed since hashing
+    kFailed,   // refused or failed; `error` says why (EPERM, ETXTBSY, EROFS, EAGAIN, ...)
+  };
+  std::string destination_path;
+  Kind kind = Kind::kFailed;
+  uint64_t bytes_deduped = 0;
+  absl::Status error;
+};
+
+class DedupeBackend {
+ public:
+  virtual ~DedupeBackend() = default;
+
+  // "native" or "duperemove".
+  virtual std::string Name() const = 0;
+
+  // Checks the backend can run at all (e.g. the duperemove binary exists), so a missing
+  // dependency is reported at start-up rather than in the middle of a run.
+  virtual absl::Status CheckAvailable() const = 0;
+
+  // Tries to share every destination with the reference. Returns one outcome per
+  // destination, in request order. A non-OK status means the request as a whole could
+  // not be attempted (e.g. the reference cannot be opened); per-file trouble goes in
+  // the outcomes.
+  virtual absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) = 0;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_DEDUPE_BACKEND_H_

@@ -1,0 +1,206 @@
+// VolumeIndex: the SQLite database that remembers one btrfs volume between passes.
+//
+// One database per volume. It stores the volume's subvolumes (with the generation seen
+// last), a directory tree (id, parent, name: a path is stored once per directory, not
+// once per file), and one row per tracked regular file with its stability schedule,
+// hash and dedupe state. Everything the scanner, the dedupe engine and `--status`
+// need goes through this class; no other code runs SQL.
+//
+// Paths are byte strings relative to the volume root ("" is the root itself), never
+// starting or ending with '/'. They may hold any byte but '/' and NUL (no UTF-8
+// assumption). Times are absl::Time, stored as whole seconds.
+//
+// Durability: the database runs in WAL mode. Mutations made between BeginBatch() and
+// CommitBatch() form one transaction; outside a batch every mutation is its own
+// transaction. A process killed at any moment leaves the last committed state.
+//
+// Thread-safety: not thread-safe. btrdupd has one processing thread per process.
+
+#ifndef BTRDUPD_CORE_INDEX_H_
+#define BTRDUPD_CORE_INDEX_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace btrdupd {
+
+// The on-disk schema version this build writes. Older versions are migrated on open;
+// a newer or unknown version is refused (FailedPrecondition) and left untouched.
+inline constexpr int kIndexSchemaVersion = 1;
+
+enum class HashState : int {
+  kNone = 0,     // never hashed, or the hash was invalidated by a change
+  kPrefix = 1,   // `hash` holds the SHA-256 of the first block only (decoy filter)
+  kFull = 2,     // `hash` holds the SHA-256 of the whole file
+};
+
+enum class DedupeState : int {
+  kPending = 0,    // not yet deduped (or needs re-checking)
+  kReference = 1,  // chosen as the reference copy of its (size, hash) group
+  kDeduped = 2,    // verified by FIEMAP to share all extents with its reference
+  kSkipped = 3,    // dedupe refused for a reason kept in `skip_reason`
+};
+
+struct SubvolumeRecord {
+  uint64_t id = 0;            // btrfs subvolume id (5 for the top level)
+  std::string path;           // relative to the volume root ("" = the root)
+  std::string uuid;           // canonical text form
+  std::string parent_uuid;    // "" when not a snapshot
+  std::string received_uuid;  // "" when not received
+  bool read_only = false;
+  uint64_t last_generation = 0;  // generation covered by the last completed pass
+  absl::Time last_scan = absl::InfinitePast();
+};
+
+// What a directory walk or a changed-inode lookup saw of one regular file.
+struct FileObservation {
+  uint64_t subvol_id = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t generation = 0;  // btrfs transid of the inode, or the subvolume's at scan time
+};
+
+struct FileRecord {
+  int64_t id = 0;
+  int64_t dir_id = 0;
+  std::string path;  // full relative path (filled by queries that return records)
+  uint64_t subvol_id = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t generation = 0;
+  absl::Time first_seen;
+  absl::Time last_changed;
+  absl::Time next_eligible;
+  int backoff_level = 0;  // how many times a change was seen while waiting
+  HashState hash_state = HashState::kNone;
+  std::string hash;  // raw 32-byte SHA-256 per hash_state, "" for kNone
+  DedupeState dedupe_state = DedupeState::kPending;
+  int64_t reference_id = 0;  // the file it was deduped against, 0 if none
+  std::string skip_reason;   // why dedupe was refused (kSkipped) or the file failed
+};
+
+struct DirEntryRecord {
+  std::string name;
+  bool is_dir = false;
+  int64_t id = 0;  // dir id or file id
+};
+
+// Counters for `--status` and the daemon's status socket.
+struct IndexStats {
+  int64_t files_tracked = 0;
+  int64_t files_hashed = 0;      // kFull
+  int64_t files_pending = 0;     // not yet eligible or not yet processed
+  int64_t duplicate_groups = 0;  // (size, full hash) groups with >= 2 files
+  int64_t files_deduped = 0;
+  int64_t files_skipped = 0;
+  uint64_t bytes_deduped = 0;    // sum of sizes of kDeduped files
+  uint64_t bytes_saveable = 0;   // sizes of hashed duplicates not yet deduped
+  int64_t database_bytes = 0;
+};
+
+// Stability settings: see core/config.h for where they come from.
+struct StabilityPolicy {
+  absl::Duration initial_wait = absl::Minutes(5);
+  absl::Duration max_backoff = absl::Hours(72);
+};
+
+// A read-only flag btrdupd cleared and must restore (kept across crashes).
+struct ReadOnlyFlip {
+  uint64_t subvol_id = 0;
+  std::string path;  // relative to the volume root
+  absl::Time flipped_at;
+};
+
+class VolumeIndex {
+ public:
+  // Opens or creates the database file at `db_path` (its directory must exist).
+  static absl::StatusOr<std::unique_ptr<VolumeIndex>> Open(const std::string& db_path);
+  virtual ~VolumeIndex() = default;
+
+  // --- Transactions ---
+  virtual absl::Status BeginBatch() = 0;
+  virtual absl::Status CommitBatch() = 0;
+  virtual absl::Status RollbackBatch() = 0;
+
+  // --- Key/value metadata (times of the last full scan, vacuum, dedupe reset, ...) ---
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) = 0;
+  virtual absl::Status SetMeta(absl::string_view key, absl::string_view value) = 0;
+
+  // --- Subvolumes ---
+  virtual absl::Status UpsertSubvolume(const SubvolumeRecord& subvol) = 0;  // keeps last_*
+  virtual absl::StatusOr<std::vector<SubvolumeRecord>> ListSubvolumes() = 0;
+  virtual absl::Status SetSubvolumeScanned(uint64_t subvol_id, uint64_t generation,
+                                           absl::Time when) = 0;
+  // Removes the subvolume and every directory and file recorded under it.
+  virtual absl::Status RemoveSubvolume(uint64_t subvol_id) = 0;
+
+  // --- Directories ---
+  // The id of the directory at `path` ("" = volume root), creating missing rows.
+  virtual absl::StatusOr<int64_t> EnsureDir(absl::string_view path, uint64_t subvol_id,
+                                            uint64_t ino) = 0;
+  // The directory recorded for (subvolume, inode), if any.
+  virtual absl::StatusOr<std::optional<int64_t>> FindDirByInode(uint64_t subvol_id,
+                                                                uint64_t ino) = 0;
+  virtual absl::StatusOr<std::string> DirPath(int64_t dir_id) = 0;
+  // Immediate children (files and subdirectories) recorded under `dir_id`.
+  virtual absl::StatusOr<std::vector<DirEntryRecord>> ListDir(int64_t dir_id) = 0;
+  // Removes the directory, its subdirectories and their files.
+  virtual absl::Status RemoveDir(int64_t dir_id) = 0;
+
+  // --- Files ---
+  // Records what was seen of `name` in `dir_id` at `now`. A new file, or one whose size,
+  // mtime, inode or generation differ from the row, restarts its stability wait per
+  // `policy` (doubling on repeated change, capped), loses its hash and its dedupe state.
+  // An unchanged file is left as it is. Returns the file id.
+  virtual absl::StatusOr<int64_t> ObserveFile(int64_t dir_id, absl::string_view name,
+                                              const FileObservation& seen, absl::Time now,
+                                              const StabilityPolicy& policy) = 0;
+  virtual absl::Status RemoveFile(int64_t file_id) = 0;
+  virtual absl::StatusOr<std::optional<FileRecord>> GetFile(int64_t file_id) = 0;
+  virtual absl::StatusOr<std::vector<FileRecord>> FindFilesByInode(uint64_t subvol_id,
+                                                                   uint64_t ino) = 0;
+
+  // --- Work queues for the dedupe engine ---
+  // Sizes >= min_size that at least two tracked files share, where at least one of them
+  // is eligible (next_eligible <= now) and not yet deduped/reference. Ascending.
+  virtual absl::StatusOr<std::vector<uint64_t>> SizesWithWork(uint64_t min_size,
+                                                              absl::Time now) = 0;
+  // All tracked files of exactly `size`, with paths.
+  virtual absl::StatusOr<std::vector<FileRecord>> FilesOfSize(uint64_t size) = 0;
+  // The earliest next_eligible among files not yet eligible at `now` (for sleeping).
+  virtual absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) = 0;
+
+  virtual absl::Status SetHash(int64_t file_id, HashState state,
+                               absl::string_view hash) = 0;
+  // Forgets the hash and dedupe state; the file waits `policy` again (it changed).
+  virtual absl::Status InvalidateFile(int64_t file_id, absl::Time now,
+                                      const StabilityPolicy& policy) = 0;
+  virtual absl::Status SetDedupeState(int64_t file_id, DedupeState state,
+                                      int64_t reference_id,
+                                      absl::string_view skip_reason) = 0;
+  // Forgets every dedupe state (hashes kept): everything is re-verified by FIEMAP.
+  virtual absl::Status ResetDedupeStates() = 0;
+
+  // --- Read-only flips (restored on every path, including the next start) ---
+  virtual absl::Status RecordReadOnlyFlip(const ReadOnlyFlip& flip) = 0;
+  virtual absl::Status ClearReadOnlyFlip(uint64_t subvol_id) = 0;
+  virtual absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() = 0;
+
+  // --- Maintenance and statistics ---
+  virtual absl::StatusOr<IndexStats> Stats(absl::Time now) = 0;
+  virtual absl::Status Vacuum() = 0;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_INDEX_H_
