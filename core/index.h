@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/stability.h"  // StabilityPolicy (moved there so config need not link SQLite)
 
 namespace btrdupd {
 
@@ -100,18 +101,13 @@ struct IndexStats {
   int64_t files_tracked = 0;
   int64_t files_hashed = 0;      // kFull
   int64_t files_pending = 0;     // not yet eligible or not yet processed
+  int64_t files_waiting = 0;     // of those, still waiting (next_eligible > now)
   int64_t duplicate_groups = 0;  // (size, full hash) groups with >= 2 files
   int64_t files_deduped = 0;
   int64_t files_skipped = 0;
   uint64_t bytes_deduped = 0;    // sum of sizes of kDeduped files
   uint64_t bytes_saveable = 0;   // sizes of hashed duplicates not yet deduped
   int64_t database_bytes = 0;
-};
-
-// Stability settings: see core/config.h for where they come from.
-struct StabilityPolicy {
-  absl::Duration initial_wait = absl::Minutes(5);
-  absl::Duration max_backoff = absl::Hours(72);
 };
 
 // A read-only flag btrdupd cleared and must restore (kept across crashes).
@@ -166,6 +162,9 @@ class VolumeIndex {
                                               const FileObservation& seen, absl::Time now,
                                               const StabilityPolicy& policy) = 0;
   virtual absl::Status RemoveFile(int64_t file_id) = 0;
+  // The file recorded as `name` in `dir_id`, if any (path filled in).
+  virtual absl::StatusOr<std::optional<FileRecord>> FindFile(int64_t dir_id,
+                                                             absl::string_view name) = 0;
   virtual absl::StatusOr<std::optional<FileRecord>> GetFile(int64_t file_id) = 0;
   virtual absl::StatusOr<std::vector<FileRecord>> FindFilesByInode(uint64_t subvol_id,
                                                                    uint64_t ino) = 0;

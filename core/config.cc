@@ -1,0 +1,274 @@
+#include "core/config.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+
+namespace btrdupd {
+namespace {
+
+constexpr char kDefaultSection[] = "DEFAULT";
+constexpr char kChangeDetectionSection[] = "change_detection";
+
+// One key of the file: where it lives, how it is checked, where it is stored.
+struct KeySpec {
+  const char* section;
+  const char* name;
+  bool is_bool;
+  uint64_t min;  // integers only
+  uint64_t max;
+  const char* comment;
+  bool VolumeConfig::*bool_field;
+  int VolumeConfig::*int_field;
+  uint64_t VolumeConfig::*u64_field;
+};
+
+constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
+
+const std::vector<KeySpec>& Keys() {
+  static const auto* const keys = new std::vector<KeySpec>{
+      {kDefaultSection, "min_file_size", false, 1, kU64Max,
+       "Files smaller than this many bytes are not tracked", nullptr, nullptr,
+       &VolumeConfig::min_file_size},
+      {kDefaultSection, "initial_wait_minutes", false, 0, 525600,
+       "A new or changed file waits this long after its last change before hashing",
+       nullptr, &VolumeConfig::initial_wait_minutes, nullptr},
+      {kDefaultSection, "max_backoff_hours", false, 1, 8760,
+       "A file that keeps changing waits twice as long each time, at most this long",
+       nullptr, &VolumeConfig::max_backoff_hours, nullptr},
+      {kDefaultSection, "dedup_snapshots", true, 0, 0,
+       "Also dedupe same-path, same-size files in snapshots of a subvolume",
+       &VolumeConfig::dedup_snapshots, nullptr, nullptr},
+      {kDefaultSection, "max_dedup_batch", false, 1, 10000,
+       "duperemove backend: at most this many groups per invocation", nullptr,
+       &VolumeConfig::max_dedup_batch, nullptr},
+      {kDefaultSection, "large_group_threshold", false, 2, 1000000,
+       "A group of at least this many identical files is deduped in batches", nullptr,
+       &VolumeConfig::large_group_threshold, nullptr},
+      {kDefaultSection, "dedup_batch_size", false, 1, 1000000,
+       "Files per batch when deduping a large group", nullptr,
+       &VolumeConfig::dedup_batch_size, nullptr},
+      {kDefaultSection, "max_arg_length", false, 4096, 1ULL << 31,
+       "duperemove backend: longest command line in bytes", nullptr, nullptr,
+       &VolumeConfig::max_arg_length},
+      {kDefaultSection, "vacuum_interval_days", false, 1, 3650,
+       "VACUUM the database this often (days)", nullptr,
+       &VolumeConfig::vacuum_interval_days, nullptr},
+      {kDefaultSection, "dedup_reset_interval_days", false, 1, 3650,
+       "Forget dedupe states (hashes kept) this often, so FIEMAP re-verifies all",
+       nullptr, &VolumeConfig::dedup_reset_interval_days, nullptr},
+      {kChangeDetectionSection, "max_generation_gap", false, 1, kU64Max,
+       "A subvolume that moved more generations than this since the last pass gets a "
+       "full scan",
+       nullptr, nullptr, &VolumeConfig::max_generation_gap},
+      {kChangeDetectionSection, "full_scan_hour", false, 0, 23,
+       "Local hour at which scheduled full scans run", nullptr,
+       &VolumeConfig::full_scan_hour, nullptr},
+      {kChangeDetectionSection, "min_hours_between_full_scans", false, 1, 8760,
+       "At most one scheduled full scan per this many hours", nullptr,
+       &VolumeConfig::min_hours_between_full_scans, nullptr},
+  };
+  return *keys;
+}
+
+std::string Allowed(const KeySpec& key) {
+  if (key.is_bool) return "must be true/false, yes/no, on/off or 1/0";
+  if (key.max == kU64Max) return absl::StrCat("must be an integer of at least ", key.min);
+  return absl::StrCat("must be an integer from ", key.min, " to ", key.max);
+}
+
+std::string DefaultValue(const KeySpec& key) {
+  VolumeConfig defaults;
+  if (key.bool_field != nullptr) return defaults.*key.bool_field ? "true" : "false";
+  if (key.int_field != nullptr) return absl::StrCat(defaults.*key.int_field);
+  return absl::StrCat(defaults.*key.u64_field);
+}
+
+std::string SectionList() {
+  return absl::StrCat("[", kDefaultSection, "] or [", kChangeDetectionSection, "]");
+}
+
+std::string KeysOf(absl::string_view section) {
+  std::vector<std::string> names;
+  for (const KeySpec& key : Keys()) {
+    if (key.section == section) names.push_back(key.name);
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+absl::Status Error(absl::string_view file, int line, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": ", what));
+}
+
+bool ParseBool(absl::string_view text, bool* out) {
+  const std::string v = absl::AsciiStrToLower(text);
+  if (v == "true" || v == "yes" || v == "on" || v == "1") {
+    *out = true;
+    return true;
+  }
+  if (v == "false" || v == "no" || v == "off" || v == "0") {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+// Decimal digits only (no sign, no spaces, no "0x"), within [min, max].
+bool ParseInteger(absl::string_view text, uint64_t min, uint64_t max, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value)) return false;
+  if (value < min || value > max) return false;
+  *out = value;
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
+                                               absl::string_view file_name) {
+  VolumeConfig config;
+  std::string section = kDefaultSection;
+  std::set<std::string> seen;  // "section.key"
+  int line_number = 0;
+  for (absl::string_view raw : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    absl::string_view line = absl::StripAsciiWhitespace(raw);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line[0] == '[') {
+      if (line.back() != ']') {
+        return Error(file_name, line_number,
+                     absl::StrCat(line, ": a section header must look like [name]"));
+      }
+      std::string name(absl::StripAsciiWhitespace(line.substr(1, line.size() - 2)));
+      if (name != kDefaultSection && name != kChangeDetectionSection) {
+        return Error(file_name, line_number,
+                     absl::StrCat("unknown section [", name, "]: sections are ",
+                                  SectionList()));
+      }
+      section = name;
+      continue;
+    }
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return Error(file_name, line_number,
+                   absl::StrCat("\"", line,
+                                "\": expected `key = value`, `[section]` or a comment"));
+    }
+    const std::string key(absl::StripAsciiWhitespace(line.substr(0, eq)));
+    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(eq + 1));
+    if (key.empty()) {
+      return Error(file_name, line_number,
+                   absl::StrCat("\"", line, "\": missing key name before '='"));
+    }
+    const KeySpec* spec = nullptr;
+    const KeySpec* elsewhere = nullptr;
+    for (const KeySpec& candidate : Keys()) {
+      if (key != candidate.name) continue;
+      if (section == candidate.section) {
+        spec = &candidate;
+      } else {
+        elsewhere = &candidate;
+      }
+    }
+    if (spec == nullptr) {
+      if (elsewhere != nullptr) {
+        return Error(file_name, line_number,
+                     absl::StrCat(key, ": belongs in [", elsewhere->section,
+                                  "], not in [", section, "]"));
+      }
+      return Error(file_name, line_number,
+                   absl::StrCat("unknown key ", key, " in [", section, "]: known keys are ",
+                                KeysOf(section)));
+    }
+    if (!seen.insert(absl::StrCat(section, ".", key)).second) {
+      return Error(file_name, line_number,
+                   absl::StrCat(key, " = ", value, ": ", key, " is set twice in [",
+                                section, "]"));
+    }
+    if (spec->is_bool) {
+      bool b = false;
+      if (!ParseBool(value, &b)) {
+        return Error(file_name, line_number,
+                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec)));
+      }
+      config.*spec->bool_field = b;
+    } else {
+      uint64_t n = 0;
+      if (!ParseInteger(value, spec->min, spec->max, &n)) {
+        return Error(file_name, line_number,
+                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec)));
+      }
+      if (spec->int_field != nullptr) {
+        config.*spec->int_field = static_cast<int>(n);
+      } else {
+        config.*spec->u64_field = n;
+      }
+    }
+  }
+  return config;
+}
+
+absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root) {
+  const std::string path =
+      volume_root.empty() || volume_root.back() == '/'
+          ? absl::StrCat(volume_root, kConfigFileName)
+          : absl::StrCat(volume_root, "/", kConfigFileName);
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) {
+    const int err = errno;
+    if (err == ENOENT) return VolumeConfig{};
+    const std::string message =
+        absl::StrCat("cannot read ", path, ": ", std::strerror(err));
+    if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+    return absl::InternalError(message);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return absl::InternalError(absl::StrCat("cannot read ", path, ": read error"));
+  }
+  return ParseVolumeConfig(text.str(), path);
+}
+
+std::string DefaultConfigText() {
+  std::string out =
+      "# btrdupd volume configuration: .btrdupd.conf at the root of the volume.\n"
+      "# Every key is optional; these are the defaults. Unknown keys are errors.\n";
+  std::string section;
+  for (const KeySpec& key : Keys()) {
+    if (key.section != section) {
+      section = key.section;
+      absl::StrAppend(&out, "\n[", section, "]\n");
+    }
+    std::string allowed = Allowed(key);
+    absl::StrAppend(&out, "# ", key.comment, " (", allowed.substr(strlen("must be ")),
+                    ").\n", key.name, " = ", DefaultValue(key), "\n");
+  }
+  return out;
+}
+
+StabilityPolicy ToStabilityPolicy(const VolumeConfig& config) {
+  StabilityPolicy policy;
+  policy.initial_wait = absl::Minutes(config.initial_wait_minutes);
+  policy.max_backoff = absl::Hours(config.max_backoff_hours);
+  return policy;
+}
+
+}  // namespace btrdupd
