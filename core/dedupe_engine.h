@@ -1,0 +1,213 @@
+// DedupeEngine: hashes, groups, dedupes and verifies the duplicate files of one volume.
+//
+// The engine works from the volume's index (core/index.h), which the scanner fills. It
+// reaches files only through FileAccess (core/file_access.h) and the kernel's dedupe only
+// through a DedupeBackend (core/dedupe_backend.h), so it runs on fakes in tests.
+//
+// Work is cut into small steps so the one-shot CLI and the daemon's round-robin can both
+// drive it: Step() does one unit (hash one file, or dedupe one batch of one group) and
+// says what it did. A *pass* walks the sizes the index reports with work
+// (VolumeIndex::SizesWithWork), one size group at a time (only that group is in memory);
+// when the pass is over Step() returns kIdle with the time the next waiting file becomes
+// eligible. The next Step() after kIdle starts a new pass: callers should sleep until
+// `next_eligible` or until the scanner changed the index before calling again.
+//
+// Pipeline per size group (sizes >= min_file_size shared by >= 2 tracked files):
+//  1. Hash the eligible members (next_eligible <= now). Members of the same inode (hard
+//     links) are hashed once. A member that FIEMAP shows shares all extents with an
+//     already hashed member of the group (snapshots, reflink copies) gets its hash copied
+//     without reading it. Files larger than 2 * prefix_bytes are first hashed over their
+//     first prefix_bytes (HashState::kPrefix); only those whose prefix matches another
+//     member's (or that join a group that already has full hashes) are read in full, so
+//     same-size decoys that differ early cost little I/O. A file that changed while read
+//     (fstat before/after) is invalidated and waits again; a vanished file is removed
+//     from the index; an unreadable file or an active swap file is kSkipped with a reason.
+//  2. Group by (size, full hash) and NOCOW flag (NOCOW files cannot share extents with
+//     checksummed ones), counting distinct inodes; groups of >= 2 inodes go on.
+//  3. Reference: the remembered one (DedupeState::kReference) while it is unchanged;
+//     otherwise the best member by, in order: can be a source (not a swapfile); cannot be
+//     a destination (immutable, append-only, on a received read-only snapshot), so its
+//     copies can still share with it; already shares extents (keeps existing sharing);
+//     oldest first_seen; lowest id. It is recorded as kReference (not in dry run).
+//  4. Members that already share all extents with the reference are marked kDeduped
+//     with no dedupe call. Other hard links of a member's inode are marked kSkipped
+//     ("hard link ...": one inode, nothing to share).
+//  5. The rest are deduped through the backend in batches: a group of
+//     >= large_group_threshold members sends up to dedup_batch_size destinations per
+//     backend call, a smaller group up to max_dedup_batch. A batch never mixes
+//     subvolumes that need different read-only handling. "Differs" => InvalidateFile (it
+//     changed after hashing; it waits again). Failure => kSkipped with the reason.
+//  6. Verify: a destination is kDeduped (and its bytes counted) only if FIEMAP shows it
+//     now shares all extents with the reference.
+//  7. Read-only snapshots: a destination on a subvolume with received_uuid set is never
+//     flipped (kSkipped "read-only received snapshot: ..."). Otherwise the flip is
+//     recorded in the index first, the flag cleared, the batch deduped, the flag
+//     restored and the record cleared; restored on every path. After a crash,
+//     RestorePendingReadOnlyFlips() restores what a killed run left writable.
+//
+// Dry run: the engine hashes (hashes are not dedupe state) and reports each group it
+// would dedupe with the bytes it would save (StepResult::planned), but never calls the
+// backend, never flips a flag and never changes a dedupe state.
+//
+// Step() returns a non-OK status only when the index fails (the database is the
+// engine's memory; going on without it is unsafe). Trouble with one file is recorded in
+// the index and the pass goes on.
+//
+// Thread-safety: not thread-safe; one engine per volume, driven from one thread.
+
+#ifndef BTRDUPD_CORE_DEDUPE_ENGINE_H_
+#define BTRDUPD_CORE_DEDUPE_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/dedupe_backend.h"
+#include "core/file_access.h"
+#include "core/index.h"
+
+namespace btrdupd {
+
+struct EngineOptions {
+  // Plan only: see "Dry run" above.
+  bool dry_run = false;
+  // Bytes hashed first to rule out same-size decoys. Files up to 2 * prefix_bytes are
+  // hashed in full directly.
+  uint64_t prefix_bytes = 64 * 1024;
+  // Size of each read() while hashing.
+  size_t read_buffer_bytes = 1 << 20;
+  // At most this many size groups without work are looked at in one Step().
+  int max_sizes_per_step = 256;
+};
+
+// A group the engine would dedupe (dry run), or did (one batch at a time otherwise).
+struct PlannedGroup {
+  uint64_t size = 0;
+  std::string hash_hex;
+  std::string reference_path;  // absolute
+  std::vector<std::string> destination_paths;  // absolute; would be deduped
+  int already_shared = 0;      // members already sharing all extents with the reference
+  int not_dedupable = 0;       // members that would be skipped (received snapshot, +i, ...)
+  uint64_t bytes_saveable = 0;  // size * destination_paths.size()
+};
+
+struct StepResult {
+  enum class Kind {
+    kHashed,        // one file hashed (prefix or full); `path`, `bytes_read`
+    kHashCopied,    // hash copied from a member it shares all extents with; no read
+    kFileSkipped,   // a file could not be hashed (vanished, unreadable, changed, swap)
+    kDedupeBatch,   // one batch of one group processed (counts below)
+    kPlannedGroup,  // dry run: one group that would be deduped (`planned`)
+    kExamined,      // looked at size groups with nothing to do (no I/O)
+    kIdle,          // the pass is over; nothing to do before `next_eligible`
+  };
+  Kind kind = Kind::kIdle;
+  std::string path;  // the file hashed/skipped, or the group's reference
+  std::string detail;  // why a file was skipped, for logs
+  uint64_t size = 0;   // size of the file or of the group's files
+  uint64_t bytes_read = 0;
+  int files_deduped = 0;         // newly shared and verified
+  uint64_t bytes_deduped = 0;    // size * files_deduped
+  int files_already_shared = 0;  // found sharing all extents: no dedupe call needed
+  int files_differ = 0;          // changed since hashing: invalidated, waiting again
+  int files_skipped = 0;         // refused (reason recorded in the index)
+  int files_removed = 0;         // vanished
+  std::optional<PlannedGroup> planned;  // kPlannedGroup only
+  // kIdle: when the next waiting file becomes eligible; InfiniteFuture if none waits.
+  absl::Time next_eligible = absl::InfiniteFuture();
+};
+
+// Totals since the engine was made.
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t passes = 0;              // completed passes (kIdle results)
+  int64_t files_hashed = 0;        // full hashes computed by reading
+  int64_t prefixes_hashed = 0;
+  int64_t hashes_copied = 0;       // from shared extents, no read
+  uint64_t bytes_read = 0;
+  int64_t files_deduped = 0;
+  uint64_t bytes_deduped = 0;
+  int64_t files_already_shared = 0;
+  int64_t files_differ = 0;
+  int64_t files_skipped = 0;
+  int64_t files_removed = 0;
+  int64_t backend_calls = 0;
+  int64_t read_only_flips = 0;
+  int64_t groups_planned = 0;      // dry run
+  uint64_t bytes_saveable = 0;     // dry run: sum of PlannedGroup::bytes_saveable
+};
+
+class DedupeEngine {
+ public:
+  // All pointers are borrowed and must outlive the engine. `volume_root` is the absolute
+  // path the index's relative paths are joined to.
+  DedupeEngine(VolumeIndex* index, FileAccess* files, DedupeBackend* backend,
+               const VolumeConfig& config, Clock* clock, std::string volume_root,
+               EngineOptions options = EngineOptions());
+
+  DedupeEngine(const DedupeEngine&) = delete;
+  DedupeEngine& operator=(const DedupeEngine&) = delete;
+
+  // Restores every read-only flag a previous (killed) run left cleared, and forgets the
+  // records. Call once when the volume is opened, before the first Step(). A flag that
+  // cannot be restored keeps its record (so a later call retries) and is reported.
+  absl::Status RestorePendingReadOnlyFlips();
+
+  // Does one unit of work. See the file comment.
+  absl::StatusOr<StepResult> Step();
+
+  // Steps until the pass ends (kIdle, returned last) or `should_stop` returns true
+  // (checked between steps). `progress` (may be null) sees every step's result.
+  absl::StatusOr<StepResult> RunUntilIdle(
+      const std::function<void(const StepResult&)>& progress = nullptr,
+      const std::function<bool()>& should_stop = nullptr);
+
+  // Takes new settings (e.g. after SIGHUP); the current pass goes on with them.
+  void SetConfig(const VolumeConfig& config) { config_ = config; }
+
+  const EngineStats& stats() const { return stats_; }
+
+ private:
+  struct Group;  // dedupe_engine.cc
+
+  std::string AbsPath(const std::string& relative) const;
+  absl::StatusOr<StepResult> StepSize(uint64_t size, bool* size_done);
+  absl::StatusOr<std::optional<StepResult>> HashOne(std::vector<FileRecord>& members);
+  absl::StatusOr<StepResult> HashFile(const FileRecord& file,
+                                      const std::vector<FileRecord>& members, bool prefix);
+  absl::StatusOr<std::optional<StepResult>> DedupeOne(std::vector<FileRecord>& members);
+  absl::StatusOr<StepResult> ProcessGroup(Group& group);
+  absl::Status DedupeBatch(const Group& group, const std::vector<const FileRecord*>& batch,
+                           StepResult& result);
+  absl::Status RemoveVanished(const FileRecord& file, StepResult& result);
+  void Account(const StepResult& result);
+
+  VolumeIndex* const index_;
+  FileAccess* const files_;
+  DedupeBackend* const backend_;
+  VolumeConfig config_;
+  Clock* const clock_;
+  const std::string volume_root_;
+  const EngineOptions options_;
+
+  // The current pass.
+  bool in_pass_ = false;
+  std::deque<uint64_t> sizes_;
+  absl::flat_hash_set<int64_t> attempted_;  // files handled this pass (guards loops)
+  std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
+  EngineStats stats_;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_DEDUPE_ENGINE_H_
