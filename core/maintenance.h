@@ -1,0 +1,76 @@
+// Maintenance: when a volume's database is due for VACUUM or a dedupe-state reset.
+//
+// Two periodic jobs keep a long-running daemon honest:
+//   - VACUUM every `vacuum_interval_days`, run only when the volume is idle, gives back
+//     the pages freed by deleted files;
+//   - ResetDedupeStates every `dedup_reset_interval_days` forgets which files were
+//     deduped (hashes are kept), so everything is re-verified by FIEMAP: extents that
+//     were unshared since (defragment, rewrite in place, balance) are found again.
+// Each is recorded in the volume index's metadata with its time (keys below, values in
+// whole Unix seconds) and shown in the daemon's status.
+//
+// A database that has never seen maintenance counts its intervals from the first time
+// the daemon served it (key kMetaMaintenanceSince, written by LoadMaintenanceTimes);
+// a fresh database has nothing to compact or re-verify yet.
+//
+// The due logic (NextVacuum, NextDedupeReset, DueMaintenance) is pure; the two
+// functions that touch the index only read and write metadata and call the index's own
+// Vacuum() / ResetDedupeStates().
+
+#ifndef BTRDUPD_CORE_MAINTENANCE_H_
+#define BTRDUPD_CORE_MAINTENANCE_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/index.h"
+
+namespace btrdupd {
+
+inline constexpr char kMetaLastVacuum[] = "last_vacuum";
+inline constexpr char kMetaLastDedupeReset[] = "last_dedupe_reset";
+inline constexpr char kMetaMaintenanceSince[] = "maintenance_since";
+
+struct MaintenanceTimes {
+  absl::Time since;  // when the daemon first served this database
+  std::optional<absl::Time> last_vacuum;
+  std::optional<absl::Time> last_dedupe_reset;
+};
+
+struct MaintenancePolicy {
+  // Zero or negative: never.
+  absl::Duration vacuum_interval = absl::Hours(24 * 30);
+  absl::Duration dedupe_reset_interval = absl::Hours(24 * 30);
+};
+
+enum class MaintenanceTask { kNone, kDedupeReset, kVacuum };
+
+// When the next job of each kind is due (InfiniteFuture() if never).
+absl::Time NextVacuum(const MaintenanceTimes& times, const MaintenancePolicy& policy);
+absl::Time NextDedupeReset(const MaintenanceTimes& times, const MaintenancePolicy& policy);
+// The earlier of the two.
+absl::Time NextMaintenance(const MaintenanceTimes& times, const MaintenancePolicy& policy);
+
+// The job to run at `now`, if any. A due reset goes first, so that a vacuum due at the
+// same time compacts what the reset rewrote.
+MaintenanceTask DueMaintenance(const MaintenanceTimes& times,
+                               const MaintenancePolicy& policy, absl::Time now);
+
+// Reads the times from `index`; the first call on a database records `now` as
+// kMetaMaintenanceSince.
+absl::StatusOr<MaintenanceTimes> LoadMaintenanceTimes(VolumeIndex& index, absl::Time now);
+
+// Runs `task` on `index` and records `now` as its time (kNone does nothing).
+absl::Status RunMaintenance(VolumeIndex& index, MaintenanceTask task, absl::Time now);
+
+// Meta time values: whole Unix seconds in decimal. Parse errors name the key.
+std::string FormatMetaTime(absl::Time t);
+absl::StatusOr<absl::Time> ParseMetaTime(absl::string_view key, absl::string_view value);
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_MAINTENANCE_H_
