@@ -1,0 +1,128 @@
+#include "daemon/subprocess.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace btrdupd {
+namespace {
+
+absl::Status ErrnoError(absl::string_view what, int err) {
+  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
+}
+
+bool WriteAllFd(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
+                                         absl::string_view stdin_data,
+                                         size_t max_output_bytes) {
+  // Standard input: a memfd holding stdin_data, rewound.
+  int in_fd = memfd_create("btrdupd-stdin", MFD_CLOEXEC);
+  if (in_fd < 0) return ErrnoError("memfd_create", errno);
+  if (!WriteAllFd(in_fd, stdin_data) || lseek(in_fd, 0, SEEK_SET) != 0) {
+    const int err = errno;
+    close(in_fd);
+    return ErrnoError("writing the input of " + argv[0], err);
+  }
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    const int err = errno;
+    close(in_fd);
+    return ErrnoError("pipe2", err);
+  }
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int err = errno;
+    close(in_fd);
+    close(out[0]);
+    close(out[1]);
+    return ErrnoError("fork", err);
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here on.
+    dup2(in_fd, STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(out[1], STDERR_FILENO);
+    execvp(args[0], args.data());
+    const char* reason = std::strerror(errno);
+    (void)!write(STDERR_FILENO, "cannot run ", 11);
+    (void)!write(STDERR_FILENO, args[0], std::strlen(args[0]));
+    (void)!write(STDERR_FILENO, ": ", 2);
+    (void)!write(STDERR_FILENO, reason, std::strlen(reason));
+    (void)!write(STDERR_FILENO, "\n", 1);
+    _exit(127);
+  }
+  close(in_fd);
+  close(out[1]);
+  ProcessResult result;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(out[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    const size_t room = max_output_bytes > result.output.size()
+                            ? max_output_bytes - result.output.size()
+                            : 0;
+    result.output.append(buf, std::min(room, static_cast<size_t>(n)));
+  }
+  close(out[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoError(absl::StrCat("waitpid ", argv[0]), errno);
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+absl::StatusOr<std::string> FindExecutable(absl::string_view program) {
+  if (program.find('/') != absl::string_view::npos) {
+    std::string path(program);
+    if (IsExecutableFile(path)) return path;
+    return absl::NotFoundError(absl::StrCat(program, " is not an executable file"));
+  }
+  const char* env = std::getenv("PATH");
+  const std::string search = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+  for (absl::string_view dir : absl::StrSplit(search, ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", program);
+    if (IsExecutableFile(candidate)) return candidate;
+  }
+  return absl::NotFoundError(
+      absl::StrCat(program, " not found in PATH (", search, ")"));
+}
+
+}  // namespace btrdupd
