@@ -120,10 +120,17 @@ struct ReadOnlyFlip {
 class VolumeIndex {
  public:
   // Opens or creates the database file at `db_path` (its directory must exist).
+  // FailedPrecondition, with the file left unchanged, when it is not SQLite, is another
+  // application's database, or has a newer schema version (see core/index_schema.h).
+  // The implementation is SQLite (core/sqlite_index.h); this interface stays abstract so
+  // callers can substitute a fake.
   static absl::StatusOr<std::unique_ptr<VolumeIndex>> Open(const std::string& db_path);
   virtual ~VolumeIndex() = default;
 
   // --- Transactions ---
+  // BeginBatch takes the write lock (BEGIN IMMEDIATE). Batches do not nest
+  // (FailedPrecondition); Commit/Rollback without a batch is FailedPrecondition.
+  // Destroying the index inside a batch rolls it back.
   virtual absl::Status BeginBatch() = 0;
   virtual absl::Status CommitBatch() = 0;
   virtual absl::Status RollbackBatch() = 0;
@@ -137,11 +144,15 @@ class VolumeIndex {
   virtual absl::StatusOr<std::vector<SubvolumeRecord>> ListSubvolumes() = 0;
   virtual absl::Status SetSubvolumeScanned(uint64_t subvol_id, uint64_t generation,
                                            absl::Time when) = 0;
-  // Removes the subvolume and every directory and file recorded under it.
+  // Removes the subvolume and every directory and file recorded under it (the directories
+  // whose subvol is `subvol_id` with their whole subtrees). Read-only flips are kept.
   virtual absl::Status RemoveSubvolume(uint64_t subvol_id) = 0;
 
   // --- Directories ---
-  // The id of the directory at `path` ("" = volume root), creating missing rows.
+  // The id of the directory at `path` ("" = volume root, id 1), creating missing rows.
+  // The last component gets (subvol_id, ino) (updated if the row had others; ino 0 =
+  // unknown); intermediate directories created on the way get subvol_id and an unknown
+  // inode until EnsureDir is called for them.
   virtual absl::StatusOr<int64_t> EnsureDir(absl::string_view path, uint64_t subvol_id,
                                             uint64_t ino) = 0;
   // The directory recorded for (subvolume, inode), if any.
@@ -150,17 +161,29 @@ class VolumeIndex {
   virtual absl::StatusOr<std::string> DirPath(int64_t dir_id) = 0;
   // Immediate children (files and subdirectories) recorded under `dir_id`.
   virtual absl::StatusOr<std::vector<DirEntryRecord>> ListDir(int64_t dir_id) = 0;
-  // Removes the directory, its subdirectories and their files.
+  // Removes the directory, its subdirectories and their files (for the root: everything
+  // under it, the root row itself stays). Files deduped against a removed file go back
+  // to kPending.
   virtual absl::Status RemoveDir(int64_t dir_id) = 0;
 
   // --- Files ---
-  // Records what was seen of `name` in `dir_id` at `now`. A new file, or one whose size,
-  // mtime, inode or generation differ from the row, restarts its stability wait per
-  // `policy` (doubling on repeated change, capped), loses its hash and its dedupe state.
-  // An unchanged file is left as it is. Returns the file id.
+  // Records what was seen of `name` in `dir_id` at `now`. Returns the file id.
+  //  - New file: first_seen = last_changed = now, backoff level 0,
+  //    next_eligible = now + policy.initial_wait.
+  //  - Changed (size, mtime, inode, subvolume or generation differ from the row), whether
+  //    still waiting or not: level + 1, last_changed = now, next_eligible = now +
+  //    min(initial_wait * 2^level, max_backoff) (WaitForLevel in core/stability.h); it
+  //    loses hash, dedupe state, reference and skip reason. Files deduped against it
+  //    (reference_id == its id) go back to kPending (reference gone; FIEMAP re-checks).
+  //  - Unchanged: nothing is written (one indexed lookup).
+  // Backoff decay: the level returns to 0 when the file is processed, i.e. on
+  // SetHash(kFull) or SetDedupeState(anything but kPending); a file that keeps changing
+  // before it is ever processed keeps doubling up to the cap.
+  // NotFound if `dir_id` does not exist; InvalidArgument for a name with '/' or NUL.
   virtual absl::StatusOr<int64_t> ObserveFile(int64_t dir_id, absl::string_view name,
                                               const FileObservation& seen, absl::Time now,
                                               const StabilityPolicy& policy) = 0;
+  // Removes the row (no-op if absent); files deduped against it go back to kPending.
   virtual absl::Status RemoveFile(int64_t file_id) = 0;
   // The file recorded as `name` in `dir_id`, if any (path filled in).
   virtual absl::StatusOr<std::optional<FileRecord>> FindFile(int64_t dir_id,
@@ -171,23 +194,32 @@ class VolumeIndex {
 
   // --- Work queues for the dedupe engine ---
   // Sizes >= min_size that at least two tracked files share, where at least one of them
-  // is eligible (next_eligible <= now) and not yet deduped/reference. Ascending.
+  // is eligible (next_eligible <= now) and kPending. Ascending. Cost: one pass over the
+  // eligible kPending files (index files_pending) with one index probe each, so call it
+  // when something became eligible or changed, not in an idle loop.
   virtual absl::StatusOr<std::vector<uint64_t>> SizesWithWork(uint64_t min_size,
                                                               absl::Time now) = 0;
   // All tracked files of exactly `size`, with paths.
   virtual absl::StatusOr<std::vector<FileRecord>> FilesOfSize(uint64_t size) = 0;
-  // The earliest next_eligible among files not yet eligible at `now` (for sleeping).
+  // The earliest next_eligible among kPending files not yet eligible at `now` (for
+  // sleeping); nullopt when none waits. O(log n).
   virtual absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) = 0;
 
+  // `hash` must be empty for kNone and non-empty otherwise. kFull resets the backoff
+  // level to 0. NotFound if no such file.
   virtual absl::Status SetHash(int64_t file_id, HashState state,
                                absl::string_view hash) = 0;
-  // Forgets the hash and dedupe state; the file waits `policy` again (it changed).
+  // Forgets the hash and dedupe state; the file waits `policy` again (it changed), with
+  // its backoff level raised as in ObserveFile; its dependents go back to kPending.
   virtual absl::Status InvalidateFile(int64_t file_id, absl::Time now,
                                       const StabilityPolicy& policy) = 0;
+  // reference_id 0 stores "none", an empty skip_reason stores "none". Any state but
+  // kPending resets the backoff level to 0. NotFound if no such file.
   virtual absl::Status SetDedupeState(int64_t file_id, DedupeState state,
                                       int64_t reference_id,
                                       absl::string_view skip_reason) = 0;
-  // Forgets every dedupe state (hashes kept): everything is re-verified by FIEMAP.
+  // Forgets every dedupe state, reference and skip reason (hashes kept): everything is
+  // re-verified by FIEMAP.
   virtual absl::Status ResetDedupeStates() = 0;
 
   // --- Read-only flips (restored on every path, including the next start) ---
@@ -196,7 +228,9 @@ class VolumeIndex {
   virtual absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() = 0;
 
   // --- Maintenance and statistics ---
+  // Counters over all files (one table pass); database_bytes = page_count * page_size.
   virtual absl::StatusOr<IndexStats> Stats(absl::Time now) = 0;
+  // Rewrites the file compactly and truncates the WAL. FailedPrecondition in a batch.
   virtual absl::Status Vacuum() = 0;
 };
 

@@ -1,10 +1,421 @@
-#include "absl/status/status.h"
-#include "core/index.h"
+// VolumeIndex::Open and the SqliteVolumeIndex methods that are not about files:
+// batches, metadata, subvolumes, directories, read-only flips, maintenance.
+
+#include "core/sqlite_index.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/index_schema.h"
 
 namespace btrdupd {
+namespace {
+
+absl::Time FromSeconds(int64_t s) { return absl::FromUnixSeconds(s); }
+
+absl::Status CheckName(absl::string_view name, absl::string_view what) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find('/') != absl::string_view::npos ||
+      name.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index: invalid ", what, " name \"", name,
+                     "\" (must be non-empty, not . or .., without '/' or NUL)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<VolumeIndex>> VolumeIndex::Open(const std::string& db_path) {
-  return absl::UnimplementedError("VolumeIndex::Open: not implemented yet");
+  BTRDUPD_SQL_ASSIGN(std::unique_ptr<SqliteDb> db, OpenIndexDatabase(db_path));
+  // Scratch space for subtree deletions (per connection, never on disk).
+  BTRDUPD_SQL_TRY(db->Exec("CREATE TEMP TABLE IF NOT EXISTS doomed(id INTEGER PRIMARY KEY)"));
+  return std::unique_ptr<VolumeIndex>(new SqliteVolumeIndex(std::move(db)));
+}
+
+SqliteVolumeIndex::SqliteVolumeIndex(std::unique_ptr<SqliteDb> db)
+    : db_(std::move(db)), statements_(db_.get()) {}
+
+SqliteVolumeIndex::~SqliteVolumeIndex() {
+  if (in_batch_) db_->Exec("ROLLBACK").IgnoreError();
+  statements_.Clear();
+}
+
+// --- Transactions ---
+
+absl::Status SqliteVolumeIndex::BeginBatch() {
+  if (in_batch_) return absl::FailedPreconditionError("index: BeginBatch inside a batch");
+  BTRDUPD_SQL_TRY(db_->Exec("BEGIN IMMEDIATE"));
+  in_batch_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status SqliteVolumeIndex::CommitBatch() {
+  if (!in_batch_) return absl::FailedPreconditionError("index: CommitBatch without a batch");
+  BTRDUPD_SQL_TRY(db_->Exec("COMMIT"));
+  in_batch_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status SqliteVolumeIndex::RollbackBatch() {
+  if (!in_batch_) {
+    return absl::FailedPreconditionError("index: RollbackBatch without a batch");
+  }
+  in_batch_ = false;
+  if (sqlite3_get_autocommit(db_->get())) return absl::OkStatus();  // already undone
+  return db_->Exec("ROLLBACK");
+}
+
+absl::Status SqliteVolumeIndex::Atomically(const std::function<absl::Status()>& body) {
+  BTRDUPD_SQL_TRY(db_->Exec("SAVEPOINT btrdupd_op"));
+  absl::Status status = body();
+  if (status.ok()) status = db_->Exec("RELEASE btrdupd_op");
+  if (!status.ok()) {
+    db_->Exec("ROLLBACK TO btrdupd_op").IgnoreError();
+    db_->Exec("RELEASE btrdupd_op").IgnoreError();
+  }
+  return status;
+}
+
+// --- Metadata ---
+
+absl::StatusOr<std::optional<std::string>> SqliteVolumeIndex::GetMeta(
+    absl::string_view key) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT value FROM meta WHERE key = ?1"));
+  q.BindText(1, key);
+  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(q.ColumnBlob(0));
+}
+
+absl::Status SqliteVolumeIndex::SetMeta(absl::string_view key, absl::string_view value) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("INSERT INTO meta(key, value) VALUES (?1, ?2) "
+                                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  q.BindText(1, key).BindText(2, value);
+  return q.Run();
+}
+
+// --- Subvolumes ---
+
+absl::Status SqliteVolumeIndex::UpsertSubvolume(const SubvolumeRecord& subvol) {
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("INSERT INTO subvols(id, path, uuid, parent_uuid, received_uuid, "
+                      "read_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                      "ON CONFLICT(id) DO UPDATE SET path = excluded.path, "
+                      "uuid = excluded.uuid, parent_uuid = excluded.parent_uuid, "
+                      "received_uuid = excluded.received_uuid, "
+                      "read_only = excluded.read_only"));
+  q.Bind(1, static_cast<int64_t>(subvol.id))
+      .BindBlob(2, subvol.path)
+      .BindText(3, subvol.uuid)
+      .BindText(4, subvol.parent_uuid)
+      .BindText(5, subvol.received_uuid)
+      .Bind(6, subvol.read_only ? 1 : 0);
+  return q.Run();
+}
+
+absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes() {
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("SELECT id, path, uuid, parent_uuid, received_uuid, read_only, "
+                      "last_generation, last_scan FROM subvols ORDER BY id"));
+  std::vector<SubvolumeRecord> out;
+  while (true) {
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row) break;
+    SubvolumeRecord s;
+    s.id = static_cast<uint64_t>(q.ColumnInt(0));
+    s.path = q.ColumnBlob(1);
+    s.uuid = q.ColumnBlob(2);
+    s.parent_uuid = q.ColumnBlob(3);
+    s.received_uuid = q.ColumnBlob(4);
+    s.read_only = q.ColumnInt(5) != 0;
+    s.last_generation = static_cast<uint64_t>(q.ColumnInt(6));
+    s.last_scan = q.ColumnIsNull(7) ? absl::InfinitePast() : FromSeconds(q.ColumnInt(7));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t generation,
+                                                    absl::Time when) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("UPDATE subvols SET last_generation = ?2, "
+                                     "last_scan = ?3 WHERE id = ?1"));
+  q.Bind(1, static_cast<int64_t>(subvol_id))
+      .Bind(2, static_cast<int64_t>(generation))
+      .Bind(3, absl::ToUnixSeconds(when));
+  BTRDUPD_SQL_TRY(q.Run());
+  if (sqlite3_changes(db_->get()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("index: subvolume ", subvol_id, " is not recorded"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteVolumeIndex::RemoveSubvolume(uint64_t subvol_id) {
+  return Atomically([&]() -> absl::Status {
+    {
+      BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+      BTRDUPD_SQL_TRY(clear.Run());
+    }
+    {
+      BTRDUPD_SQL_ASSIGN(
+          Statement collect,
+          statements_.Get("INSERT OR IGNORE INTO temp.doomed(id) "
+                          "WITH RECURSIVE sub(id) AS ("
+                          "  SELECT id FROM dirs WHERE subvol = ?1"
+                          "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
+                          " SELECT id FROM sub"));
+      collect.Bind(1, static_cast<int64_t>(subvol_id));
+      BTRDUPD_SQL_TRY(collect.Run());
+    }
+    {
+      BTRDUPD_SQL_ASSIGN(Statement files,
+                         statements_.Get("DELETE FROM files WHERE subvol = ?1"));
+      files.Bind(1, static_cast<int64_t>(subvol_id));
+      BTRDUPD_SQL_TRY(files.Run());
+    }
+    BTRDUPD_SQL_TRY(DeleteDoomedDirs());
+    {
+      BTRDUPD_SQL_ASSIGN(Statement row, statements_.Get("DELETE FROM subvols WHERE id = ?1"));
+      row.Bind(1, static_cast<int64_t>(subvol_id));
+      BTRDUPD_SQL_TRY(row.Run());
+    }
+    return ReleaseOrphanedDependents();
+  });
+}
+
+// --- Directories ---
+
+absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
+                                                     uint64_t subvol_id, uint64_t ino) {
+  std::vector<absl::string_view> parts;
+  if (!path.empty()) parts = absl::StrSplit(path, '/');
+  for (absl::string_view part : parts) {
+    BTRDUPD_SQL_TRY(CheckName(part, "directory"));
+  }
+  int64_t result = kRootDirId;
+  absl::Status status = Atomically([&]() -> absl::Status {
+    int64_t id = kRootDirId;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const bool last = i + 1 == parts.size();
+      BTRDUPD_SQL_ASSIGN(Statement find,
+                         statements_.Get("SELECT id, subvol, ino FROM dirs "
+                                         "WHERE parent = ?1 AND name = ?2"));
+      find.Bind(1, id).BindBlob(2, parts[i]);
+      BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+      if (found) {
+        const int64_t child = find.ColumnInt(0);
+        const bool same = find.ColumnInt(1) == static_cast<int64_t>(subvol_id) &&
+                          !find.ColumnIsNull(2) &&
+                          find.ColumnInt(2) == static_cast<int64_t>(ino);
+        if (last && !same) {
+          BTRDUPD_SQL_ASSIGN(
+              Statement update,
+              statements_.Get("UPDATE dirs SET subvol = ?2, ino = ?3 WHERE id = ?1"));
+          update.Bind(1, child).Bind(2, static_cast<int64_t>(subvol_id));
+          if (ino == 0) {
+            update.BindNull(3);
+          } else {
+            update.Bind(3, static_cast<int64_t>(ino));
+          }
+          BTRDUPD_SQL_TRY(update.Run());
+        }
+        id = child;
+        continue;
+      }
+      BTRDUPD_SQL_ASSIGN(Statement insert,
+                         statements_.Get("INSERT INTO dirs(parent, name, subvol, ino) "
+                                         "VALUES (?1, ?2, ?3, ?4)"));
+      insert.Bind(1, id).BindBlob(2, parts[i]).Bind(3, static_cast<int64_t>(subvol_id));
+      // Intermediate directories created here have an inode not known yet (NULL).
+      if (last && ino != 0) {
+        insert.Bind(4, static_cast<int64_t>(ino));
+      } else {
+        insert.BindNull(4);
+      }
+      BTRDUPD_SQL_TRY(insert.Run());
+      id = sqlite3_last_insert_rowid(db_->get());
+    }
+    if (parts.empty() && ino != 0) {
+      BTRDUPD_SQL_ASSIGN(
+          Statement root,
+          statements_.Get("UPDATE dirs SET subvol = ?2, ino = ?3 WHERE id = ?1 AND "
+                          "(subvol IS NOT ?2 OR ino IS NOT ?3)"));
+      root.Bind(1, kRootDirId)
+          .Bind(2, static_cast<int64_t>(subvol_id))
+          .Bind(3, static_cast<int64_t>(ino));
+      BTRDUPD_SQL_TRY(root.Run());
+    }
+    result = id;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<std::optional<int64_t>> SqliteVolumeIndex::FindDirByInode(uint64_t subvol_id,
+                                                                         uint64_t ino) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("SELECT id FROM dirs WHERE subvol = ?1 AND ino = ?2 "
+                                     "ORDER BY id LIMIT 1"));
+  q.Bind(1, static_cast<int64_t>(subvol_id)).Bind(2, static_cast<int64_t>(ino));
+  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  if (!row) return std::optional<int64_t>();
+  return std::optional<int64_t>(q.ColumnInt(0));
+}
+
+absl::StatusOr<std::string> SqliteVolumeIndex::DirPath(int64_t dir_id) {
+  absl::flat_hash_map<int64_t, std::string> memo;
+  return DirPathMemo(dir_id, &memo);
+}
+
+absl::StatusOr<std::string> SqliteVolumeIndex::DirPathMemo(
+    int64_t dir_id, absl::flat_hash_map<int64_t, std::string>* memo) {
+  if (dir_id == kRootDirId) return std::string();
+  if (auto it = memo->find(dir_id); it != memo->end()) return it->second;
+  std::vector<std::string> names;  // leaf first
+  int64_t id = dir_id;
+  std::string prefix;
+  constexpr int kMaxDepth = 4096;  // a cycle would be corruption; never loop forever
+  for (int depth = 0; id != kRootDirId; ++depth) {
+    if (auto it = memo->find(id); it != memo->end()) {
+      prefix = it->second;
+      break;
+    }
+    if (depth > kMaxDepth) {
+      return absl::DataLossError(
+          absl::StrCat("index: directory ", dir_id, " has no path to the root"));
+    }
+    BTRDUPD_SQL_ASSIGN(Statement q,
+                       statements_.Get("SELECT parent, name FROM dirs WHERE id = ?1"));
+    q.Bind(1, id);
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row || q.ColumnIsNull(0)) {
+      return absl::NotFoundError(absl::StrCat("index: no directory with id ", id));
+    }
+    names.push_back(q.ColumnBlob(1));
+    id = q.ColumnInt(0);
+  }
+  std::string path = prefix;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!path.empty()) path += '/';
+    path += *it;
+  }
+  (*memo)[dir_id] = path;
+  return path;
+}
+
+absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t dir_id) {
+  std::vector<DirEntryRecord> out;
+  {
+    BTRDUPD_SQL_ASSIGN(Statement exists, statements_.Get("SELECT 1 FROM dirs WHERE id = ?1"));
+    exists.Bind(1, dir_id);
+    BTRDUPD_SQL_ASSIGN(bool row, exists.Step());
+    if (!row) return absl::NotFoundError(absl::StrCat("index: no directory with id ", dir_id));
+  }
+  {
+    BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT id, name FROM dirs "
+                                                    "WHERE parent = ?1 ORDER BY name"));
+    q.Bind(1, dir_id);
+    while (true) {
+      BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+      if (!row) break;
+      out.push_back(DirEntryRecord{q.ColumnBlob(1), true, q.ColumnInt(0)});
+    }
+  }
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT id, name FROM files "
+                                                  "WHERE dir = ?1 ORDER BY name"));
+  q.Bind(1, dir_id);
+  while (true) {
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(DirEntryRecord{q.ColumnBlob(1), false, q.ColumnInt(0)});
+  }
+  return out;
+}
+
+absl::Status SqliteVolumeIndex::RemoveDir(int64_t dir_id) {
+  return Atomically([&]() -> absl::Status {
+    {
+      BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+      BTRDUPD_SQL_TRY(clear.Run());
+    }
+    {
+      BTRDUPD_SQL_ASSIGN(
+          Statement collect,
+          statements_.Get("INSERT OR IGNORE INTO temp.doomed(id) "
+                          "WITH RECURSIVE sub(id) AS ("
+                          "  SELECT id FROM dirs WHERE id = ?1"
+                          "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
+                          " SELECT id FROM sub"));
+      collect.Bind(1, dir_id);
+      BTRDUPD_SQL_TRY(collect.Run());
+    }
+    BTRDUPD_SQL_TRY(DeleteDoomedDirs());
+    return ReleaseOrphanedDependents();
+  });
+}
+
+absl::Status SqliteVolumeIndex::DeleteDoomedDirs() {
+  {
+    BTRDUPD_SQL_ASSIGN(Statement files,
+                       statements_.Get("DELETE FROM files WHERE dir IN "
+                                       "(SELECT id FROM temp.doomed)"));
+    BTRDUPD_SQL_TRY(files.Run());
+  }
+  // The root row stays (its contents go): it is the fixed anchor of every path.
+  BTRDUPD_SQL_ASSIGN(Statement dirs,
+                     statements_.Get("DELETE FROM dirs WHERE id IN "
+                                     "(SELECT id FROM temp.doomed) AND id != 1"));
+  BTRDUPD_SQL_TRY(dirs.Run());
+  BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+  return clear.Run();
+}
+
+// --- Read-only flips ---
+
+absl::Status SqliteVolumeIndex::RecordReadOnlyFlip(const ReadOnlyFlip& flip) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("INSERT OR REPLACE INTO ro_flips(subvol, path, "
+                                     "flipped_at) VALUES (?1, ?2, ?3)"));
+  q.Bind(1, static_cast<int64_t>(flip.subvol_id))
+      .BindBlob(2, flip.path)
+      .Bind(3, absl::ToUnixSeconds(flip.flipped_at));
+  return q.Run();
+}
+
+absl::Status SqliteVolumeIndex::ClearReadOnlyFlip(uint64_t subvol_id) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("DELETE FROM ro_flips WHERE subvol = ?1"));
+  q.Bind(1, static_cast<int64_t>(subvol_id));
+  return q.Run();
+}
+
+absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlips() {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT subvol, path, flipped_at "
+                                                  "FROM ro_flips ORDER BY subvol"));
+  std::vector<ReadOnlyFlip> out;
+  while (true) {
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(ReadOnlyFlip{static_cast<uint64_t>(q.ColumnInt(0)), q.ColumnBlob(1),
+                               FromSeconds(q.ColumnInt(2))});
+  }
+  return out;
+}
+
+// --- Maintenance ---
+
+absl::Status SqliteVolumeIndex::Vacuum() {
+  if (in_batch_) return absl::FailedPreconditionError("index: Vacuum inside a batch");
+  statements_.Clear();  // no statement may be pending while VACUUM rewrites the file
+  BTRDUPD_SQL_TRY(db_->Exec("VACUUM"));
+  return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 }  // namespace btrdupd

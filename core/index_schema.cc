@@ -1,0 +1,195 @@
+#include "core/index_schema.h"
+
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/index.h"
+
+namespace btrdupd {
+namespace {
+
+// Schema version 1. Size matters (millions of rows): integers are varints, NULL and the
+// constants 0/1 take no payload bytes, so new unhashed files carry almost nothing beyond
+// their name, inode, size, mtime, generation and three times. Indexes, each for a query:
+//   files_by_name  (dir, name) unique: ObserveFile's lookup, ListDir, RemoveDir
+//   files_by_inode (subvol, ino): incremental change tracking, RemoveSubvolume
+//   files_by_size  (size): FilesOfSize, "does this size have a partner"
+//   files_pending  (next_eligible) over pending files only: NextEligibleAfter and
+//                  SizesWithWork walk just the pending files, in eligibility order
+//   files_by_ref   (ref) over the few files with a reference: release dependents when a
+//                  reference goes away
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE subvols(
+  id INTEGER PRIMARY KEY,
+  path BLOB NOT NULL,
+  uuid TEXT NOT NULL,
+  parent_uuid TEXT NOT NULL,
+  received_uuid TEXT NOT NULL,
+  read_only INTEGER NOT NULL,
+  last_generation INTEGER NOT NULL DEFAULT 0,
+  last_scan INTEGER
+);
+
+CREATE TABLE dirs(
+  id INTEGER PRIMARY KEY,
+  parent INTEGER REFERENCES dirs(id),
+  name BLOB NOT NULL,
+  subvol INTEGER NOT NULL,
+  ino INTEGER
+);
+CREATE UNIQUE INDEX dirs_by_name ON dirs(parent, name);
+CREATE INDEX dirs_by_inode ON dirs(subvol, ino);
+INSERT INTO dirs(id, parent, name, subvol, ino) VALUES (1, NULL, x'', 5, 256);
+
+CREATE TABLE files(
+  id INTEGER PRIMARY KEY,
+  dir INTEGER NOT NULL REFERENCES dirs(id),
+  name BLOB NOT NULL,
+  subvol INTEGER NOT NULL,
+  ino INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL,
+  gen INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_changed INTEGER NOT NULL,
+  next_eligible INTEGER NOT NULL,
+  backoff INTEGER NOT NULL DEFAULT 0,
+  hash_state INTEGER NOT NULL DEFAULT 0,
+  hash BLOB,
+  dedupe_state INTEGER NOT NULL DEFAULT 0,
+  ref INTEGER,
+  skip TEXT
+);
+CREATE UNIQUE INDEX files_by_name ON files(dir, name);
+CREATE INDEX files_by_inode ON files(subvol, ino);
+CREATE INDEX files_by_size ON files(size);
+CREATE INDEX files_pending ON files(next_eligible) WHERE dedupe_state = 0;
+CREATE INDEX files_by_ref ON files(ref) WHERE ref IS NOT NULL;
+
+CREATE TABLE ro_flips(
+  subvol INTEGER PRIMARY KEY,
+  path BLOB NOT NULL,
+  flipped_at INTEGER NOT NULL
+);
+)sql";
+
+// kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
+// there yet" (an empty file, or one whose tables were never created).
+const std::vector<const char*>& Migrations() {
+  static const auto* const steps = new std::vector<const char*>{kSchemaV1};
+  return *steps;
+}
+
+absl::Status Refuse(const std::string& path, absl::string_view why) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "index database ", path, ": ", why, "; refusing to use it (the file was not changed)"));
+}
+
+// Reads the stamp and the list of objects with a read-only connection, and decides
+// whether the file may be opened for writing.
+absl::Status InspectExisting(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db =
+      SqliteDb::Open(path, SQLITE_OPEN_READONLY);
+  if (!db.ok()) return db.status();
+  absl::StatusOr<int64_t> app_id = (*db)->QueryInt("PRAGMA application_id");
+  if (!app_id.ok()) {
+    if (absl::IsDataLoss(app_id.status())) {
+      return Refuse(path, "not an SQLite database");
+    }
+    return app_id.status();
+  }
+  absl::StatusOr<int64_t> version = (*db)->QueryInt("PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  if (*app_id != 0 && *app_id != kIndexApplicationId) {
+    return Refuse(path, absl::StrFormat("an SQLite database of another application "
+                                        "(application_id 0x%08x), not a btrdupd index",
+                                        static_cast<uint32_t>(*app_id)));
+  }
+  if (*version > kIndexSchemaVersion) {
+    return Refuse(path, absl::StrCat("schema version ", *version,
+                                     " is newer than this btrdupd understands (",
+                                     kIndexSchemaVersion,
+                                     "); run a newer btrdupd or point --db-path elsewhere"));
+  }
+  if (*version < 0) {
+    return Refuse(path, absl::StrCat("unknown schema version ", *version));
+  }
+  if (*app_id == 0) {
+    // Not stamped by btrdupd: acceptable only when there is nothing in it yet.
+    sqlite3_stmt* stmt = nullptr;
+    const char* sql =
+        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name";
+    int rc = sqlite3_prepare_v2((*db)->get(), sql, -1, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError((*db)->get(), rc, path, sql);
+    std::vector<std::string> names;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      names.push_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) return SqliteError((*db)->get(), rc, path, sql);
+    if (!names.empty() || *version != 0) {
+      return Refuse(path, absl::StrCat("an SQLite database that is not a btrdupd index "
+                                       "(no btrdupd stamp; it holds ",
+                                       absl::StrJoin(names, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (absl::Status s = InspectExisting(path); !s.ok()) return s;
+  }
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db =
+      SqliteDb::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status();
+  SqliteDb& conn = **db;
+  sqlite3_busy_timeout(conn.get(), 10000);
+  absl::StatusOr<int64_t> wal = conn.QueryInt("PRAGMA journal_mode=WAL");
+  if (!wal.ok()) return wal.status();
+  for (const char* pragma : {"PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+    if (absl::Status s = conn.Exec(pragma); !s.ok()) return s;
+  }
+  // Migrate under the write lock, re-reading the version (another process may have
+  // created the schema meanwhile).
+  if (absl::Status s = conn.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  absl::StatusOr<int64_t> version = conn.QueryInt("PRAGMA user_version");
+  absl::Status status = version.status();
+  if (status.ok() && *version > kIndexSchemaVersion) {
+    status = Refuse(path, absl::StrCat("schema version ", *version, " appeared meanwhile"));
+  }
+  bool migrated = false;
+  for (int64_t v = status.ok() ? *version : kIndexSchemaVersion;
+       status.ok() && v < kIndexSchemaVersion; ++v) {
+    migrated = true;
+    status = conn.Exec(Migrations()[v]);
+    if (status.ok()) {
+      status = conn.Exec(absl::StrCat("PRAGMA user_version=", v + 1).c_str());
+    }
+  }
+  if (status.ok() && migrated) {
+    status =
+        conn.Exec(absl::StrCat("PRAGMA application_id=", kIndexApplicationId).c_str());
+  }
+  if (!status.ok()) {
+    conn.Exec("ROLLBACK").IgnoreError();
+    return status;
+  }
+  if (absl::Status s = conn.Exec("COMMIT"); !s.ok()) return s;
+  return db;
+}
+
+}  // namespace btrdupd

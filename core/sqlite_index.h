@@ -1,0 +1,109 @@
+// SqliteVolumeIndex: the SQLite implementation of VolumeIndex (core/index.h).
+// Private to core/: everyone else holds a VolumeIndex from VolumeIndex::Open().
+//
+// Implementation notes (the contract is in core/index.h):
+//  - one connection, statements prepared once and cached (core/sqlite_statement.h);
+//  - a mutation made of several statements runs inside a SAVEPOINT, so it is atomic
+//    both inside a caller's batch and on its own;
+//  - the schema and its migrations live in core/index_schema.cc.
+// The methods are split over sqlite_index.cc (open, batches, metadata, subvolumes,
+// directories, read-only flips, maintenance) and sqlite_index_files.cc (files, work
+// queues, statistics).
+
+#ifndef BTRDUPD_CORE_SQLITE_INDEX_H_
+#define BTRDUPD_CORE_SQLITE_INDEX_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/index.h"
+#include "core/sqlite_statement.h"
+
+namespace btrdupd {
+
+class SqliteVolumeIndex : public VolumeIndex {
+ public:
+  explicit SqliteVolumeIndex(std::unique_ptr<SqliteDb> db);
+  ~SqliteVolumeIndex() override;
+
+  absl::Status BeginBatch() override;
+  absl::Status CommitBatch() override;
+  absl::Status RollbackBatch() override;
+
+  absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) override;
+  absl::Status SetMeta(absl::string_view key, absl::string_view value) override;
+
+  absl::Status UpsertSubvolume(const SubvolumeRecord& subvol) override;
+  absl::StatusOr<std::vector<SubvolumeRecord>> ListSubvolumes() override;
+  absl::Status SetSubvolumeScanned(uint64_t subvol_id, uint64_t generation,
+                                   absl::Time when) override;
+  absl::Status RemoveSubvolume(uint64_t subvol_id) override;
+
+  absl::StatusOr<int64_t> EnsureDir(absl::string_view path, uint64_t subvol_id,
+                                    uint64_t ino) override;
+  absl::StatusOr<std::optional<int64_t>> FindDirByInode(uint64_t subvol_id,
+                                                        uint64_t ino) override;
+  absl::StatusOr<std::string> DirPath(int64_t dir_id) override;
+  absl::StatusOr<std::vector<DirEntryRecord>> ListDir(int64_t dir_id) override;
+  absl::Status RemoveDir(int64_t dir_id) override;
+
+  absl::StatusOr<int64_t> ObserveFile(int64_t dir_id, absl::string_view name,
+                                      const FileObservation& seen, absl::Time now,
+                                      const StabilityPolicy& policy) override;
+  absl::Status RemoveFile(int64_t file_id) override;
+  absl::StatusOr<std::optional<FileRecord>> FindFile(int64_t dir_id,
+                                                     absl::string_view name) override;
+  absl::StatusOr<std::optional<FileRecord>> GetFile(int64_t file_id) override;
+  absl::StatusOr<std::vector<FileRecord>> FindFilesByInode(uint64_t subvol_id,
+                                                           uint64_t ino) override;
+
+  absl::StatusOr<std::vector<uint64_t>> SizesWithWork(uint64_t min_size,
+                                                      absl::Time now) override;
+  absl::StatusOr<std::vector<FileRecord>> FilesOfSize(uint64_t size) override;
+  absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) override;
+
+  absl::Status SetHash(int64_t file_id, HashState state, absl::string_view hash) override;
+  absl::Status InvalidateFile(int64_t file_id, absl::Time now,
+                              const StabilityPolicy& policy) override;
+  absl::Status SetDedupeState(int64_t file_id, DedupeState state, int64_t reference_id,
+                              absl::string_view skip_reason) override;
+  absl::Status ResetDedupeStates() override;
+
+  absl::Status RecordReadOnlyFlip(const ReadOnlyFlip& flip) override;
+  absl::Status ClearReadOnlyFlip(uint64_t subvol_id) override;
+  absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() override;
+
+  absl::StatusOr<IndexStats> Stats(absl::Time now) override;
+  absl::Status Vacuum() override;
+
+ private:
+  // Runs `body` inside SAVEPOINT; rolled back to it if `body` fails.
+  absl::Status Atomically(const std::function<absl::Status()>& body);
+  // Path of a directory, memoized in `memo` for the duration of one query.
+  absl::StatusOr<std::string> DirPathMemo(int64_t dir_id,
+                                          absl::flat_hash_map<int64_t, std::string>* memo);
+  // Reads a FileRecord from a statement that selected the FILE_COLUMNS (index.cc).
+  absl::StatusOr<FileRecord> ReadFile(const Statement& row,
+                                      absl::flat_hash_map<int64_t, std::string>* memo);
+  absl::StatusOr<std::vector<FileRecord>> ReadFiles(Statement& query);
+  // Drops the subtree of directories listed in temp.doomed and every file in them.
+  absl::Status DeleteDoomedDirs();
+  // Files whose reference no longer exists (or is `gone_id`) go back to pending.
+  absl::Status ReleaseDependents(int64_t gone_id);
+  absl::Status ReleaseOrphanedDependents();
+
+  std::unique_ptr<SqliteDb> db_;
+  StatementCache statements_;
+  bool in_batch_ = false;
+};
+
+// The columns every file query selects, in the order ReadFile() expects.
+#define BTRDUPD_FILE_COLUMNS                                                         \
+  "id, dir, name, subvol, ino, size, mtime, gen, first_seen, last_changed, "         \
+  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip"
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_SQLITE_INDEX_H_

@@ -1,0 +1,363 @@
+// SqliteVolumeIndex: files, their stability schedule, hashes and dedupe states, the
+// dedupe engine's work queues and the statistics.
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/index_schema.h"
+#include "core/sqlite_index.h"
+
+namespace btrdupd {
+namespace {
+
+constexpr int kMaxStoredBackoff = 64;
+
+absl::Status CheckFileName(absl::string_view name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find('/') != absl::string_view::npos ||
+      name.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index: invalid file name \"", name,
+                     "\" (must be non-empty, not . or .., without '/' or NUL)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NoSuchFile(int64_t file_id) {
+  return absl::NotFoundError(absl::StrCat("index: no file with id ", file_id));
+}
+
+int64_t Seconds(absl::Time t) { return absl::ToUnixSeconds(t); }
+
+}  // namespace
+
+absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
+    const Statement& q, absl::flat_hash_map<int64_t, std::string>* memo) {
+  FileRecord f;
+  f.id = q.ColumnInt(0);
+  f.dir_id = q.ColumnInt(1);
+  const std::string name = q.ColumnBlob(2);
+  BTRDUPD_SQL_ASSIGN(std::string dir, DirPathMemo(f.dir_id, memo));
+  f.path = dir.empty() ? name : absl::StrCat(dir, "/", name);
+  f.subvol_id = static_cast<uint64_t>(q.ColumnInt(3));
+  f.ino = static_cast<uint64_t>(q.ColumnInt(4));
+  f.size = static_cast<uint64_t>(q.ColumnInt(5));
+  f.mtime_ns = q.ColumnInt(6);
+  f.generation = static_cast<uint64_t>(q.ColumnInt(7));
+  f.first_seen = absl::FromUnixSeconds(q.ColumnInt(8));
+  f.last_changed = absl::FromUnixSeconds(q.ColumnInt(9));
+  f.next_eligible = absl::FromUnixSeconds(q.ColumnInt(10));
+  f.backoff_level = static_cast<int>(q.ColumnInt(11));
+  f.hash_state = static_cast<HashState>(q.ColumnInt(12));
+  f.hash = q.ColumnBlob(13);
+  f.dedupe_state = static_cast<DedupeState>(q.ColumnInt(14));
+  f.reference_id = q.ColumnInt(15);
+  f.skip_reason = q.ColumnBlob(16);
+  return f;
+}
+
+absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::ReadFiles(Statement& q) {
+  absl::flat_hash_map<int64_t, std::string> memo;
+  std::vector<FileRecord> out;
+  while (true) {
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row) break;
+    BTRDUPD_SQL_ASSIGN(FileRecord f, ReadFile(q, &memo));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
+                                                       absl::string_view name,
+                                                       const FileObservation& seen,
+                                                       absl::Time now,
+                                                       const StabilityPolicy& policy) {
+  BTRDUPD_SQL_TRY(CheckFileName(name));
+  int64_t id = 0;
+  int level = 0;
+  {
+    BTRDUPD_SQL_ASSIGN(Statement find,
+                       statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff "
+                                       "FROM files WHERE dir = ?1 AND name = ?2"));
+    find.Bind(1, dir_id).BindBlob(2, name);
+    BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+    if (found) {
+      id = find.ColumnInt(0);
+      if (find.ColumnInt(1) == static_cast<int64_t>(seen.subvol_id) &&
+          find.ColumnInt(2) == static_cast<int64_t>(seen.ino) &&
+          find.ColumnInt(3) == static_cast<int64_t>(seen.size) &&
+          find.ColumnInt(4) == seen.mtime_ns &&
+          find.ColumnInt(5) == static_cast<int64_t>(seen.generation)) {
+        return id;  // unchanged: no write at all
+      }
+      level = std::min<int>(static_cast<int>(find.ColumnInt(6)) + 1, kMaxStoredBackoff);
+    }
+  }
+  const int64_t t = Seconds(now);
+  const int64_t eligible = Seconds(now + WaitForLevel(policy, level));
+  if (id == 0) {
+    BTRDUPD_SQL_ASSIGN(
+        Statement insert,
+        statements_.Get("INSERT INTO files(dir, name, subvol, ino, size, mtime, gen, "
+                        "first_seen, last_changed, next_eligible) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)"));
+    insert.Bind(1, dir_id)
+        .BindBlob(2, name)
+        .Bind(3, static_cast<int64_t>(seen.subvol_id))
+        .Bind(4, static_cast<int64_t>(seen.ino))
+        .Bind(5, static_cast<int64_t>(seen.size))
+        .Bind(6, seen.mtime_ns)
+        .Bind(7, static_cast<int64_t>(seen.generation))
+        .Bind(8, t)
+        .Bind(9, eligible);
+    absl::Status status = insert.Run();
+    if (absl::IsFailedPrecondition(status)) {
+      return absl::NotFoundError(absl::StrCat("index: ObserveFile(", name,
+                                              "): no directory with id ", dir_id));
+    }
+    BTRDUPD_SQL_TRY(status);
+    return sqlite3_last_insert_rowid(db_->get());
+  }
+  BTRDUPD_SQL_TRY(Atomically([&]() -> absl::Status {
+    BTRDUPD_SQL_ASSIGN(
+        Statement update,
+        statements_.Get("UPDATE files SET subvol = ?2, ino = ?3, size = ?4, mtime = ?5, "
+                        "gen = ?6, last_changed = ?7, next_eligible = ?8, backoff = ?9, "
+                        "hash_state = 0, hash = NULL, dedupe_state = 0, ref = NULL, "
+                        "skip = NULL WHERE id = ?1"));
+    update.Bind(1, id)
+        .Bind(2, static_cast<int64_t>(seen.subvol_id))
+        .Bind(3, static_cast<int64_t>(seen.ino))
+        .Bind(4, static_cast<int64_t>(seen.size))
+        .Bind(5, seen.mtime_ns)
+        .Bind(6, static_cast<int64_t>(seen.generation))
+        .Bind(7, t)
+        .Bind(8, eligible)
+        .Bind(9, level);
+    BTRDUPD_SQL_TRY(update.Run());
+    return ReleaseDependents(id);
+  }));
+  return id;
+}
+
+absl::Status SqliteVolumeIndex::RemoveFile(int64_t file_id) {
+  return Atomically([&]() -> absl::Status {
+    BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("DELETE FROM files WHERE id = ?1"));
+    q.Bind(1, file_id);
+    BTRDUPD_SQL_TRY(q.Run());
+    return ReleaseDependents(file_id);
+  });
+}
+
+absl::Status SqliteVolumeIndex::ReleaseDependents(int64_t gone_id) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
+                                     "WHERE ref = ?1"));
+  q.Bind(1, gone_id);
+  return q.Run();
+}
+
+absl::Status SqliteVolumeIndex::ReleaseOrphanedDependents() {
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
+                      "WHERE ref IS NOT NULL AND NOT EXISTS "
+                      "(SELECT 1 FROM files r WHERE r.id = files.ref)"));
+  return q.Run();
+}
+
+absl::StatusOr<std::optional<FileRecord>> SqliteVolumeIndex::FindFile(
+    int64_t dir_id, absl::string_view name) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+                                                  " FROM files WHERE dir = ?1 "
+                                                  "AND name = ?2"));
+  q.Bind(1, dir_id).BindBlob(2, name);
+  BTRDUPD_SQL_ASSIGN(std::vector<FileRecord> files, ReadFiles(q));
+  if (files.empty()) return std::optional<FileRecord>();
+  return std::optional<FileRecord>(std::move(files[0]));
+}
+
+absl::StatusOr<std::optional<FileRecord>> SqliteVolumeIndex::GetFile(int64_t file_id) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+                                                  " FROM files WHERE id = ?1"));
+  q.Bind(1, file_id);
+  BTRDUPD_SQL_ASSIGN(std::vector<FileRecord> files, ReadFiles(q));
+  if (files.empty()) return std::optional<FileRecord>();
+  return std::optional<FileRecord>(std::move(files[0]));
+}
+
+absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FindFilesByInode(
+    uint64_t subvol_id, uint64_t ino) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+                                                  " FROM files WHERE subvol = ?1 "
+                                                  "AND ino = ?2 ORDER BY id"));
+  q.Bind(1, static_cast<int64_t>(subvol_id)).Bind(2, static_cast<int64_t>(ino));
+  return ReadFiles(q);
+}
+
+absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t min_size,
+                                                                       absl::Time now) {
+  // Walks the pending files that are eligible (files_pending), and keeps the sizes for
+  // which another file exists (one probe of files_by_size each).
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("SELECT DISTINCT p.size FROM files p INDEXED BY files_pending "
+                      "WHERE p.dedupe_state = 0 AND p.next_eligible <= ?2 "
+                      "AND p.size >= ?1 AND EXISTS (SELECT 1 FROM files o "
+                      "INDEXED BY files_by_size WHERE o.size = p.size AND o.id != p.id) "
+                      "ORDER BY p.size"));
+  q.Bind(1, static_cast<int64_t>(min_size)).Bind(2, Seconds(now));
+  std::vector<uint64_t> out;
+  while (true) {
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(static_cast<uint64_t>(q.ColumnInt(0)));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FilesOfSize(uint64_t size) {
+  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+                                                  " FROM files WHERE size = ?1 "
+                                                  "ORDER BY id"));
+  q.Bind(1, static_cast<int64_t>(size));
+  return ReadFiles(q);
+}
+
+absl::StatusOr<std::optional<absl::Time>> SqliteVolumeIndex::NextEligibleAfter(
+    absl::Time now) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("SELECT min(next_eligible) FROM files "
+                                     "WHERE dedupe_state = 0 AND next_eligible > ?1"));
+  q.Bind(1, Seconds(now));
+  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  if (!row || q.ColumnIsNull(0)) return std::optional<absl::Time>();
+  return std::optional<absl::Time>(absl::FromUnixSeconds(q.ColumnInt(0)));
+}
+
+absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
+                                        absl::string_view hash) {
+  if ((state == HashState::kNone) != hash.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index: SetHash(", file_id, "): a hash is required for a hashed "
+                     "state and forbidden for kNone"));
+  }
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("UPDATE files SET hash_state = ?2, hash = ?3, "
+                      "backoff = CASE WHEN ?2 = 2 THEN 0 ELSE backoff END WHERE id = ?1"));
+  q.Bind(1, file_id).Bind(2, static_cast<int64_t>(state));
+  if (hash.empty()) {
+    q.BindNull(3);
+  } else {
+    q.BindBlob(3, hash);
+  }
+  BTRDUPD_SQL_TRY(q.Run());
+  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteVolumeIndex::InvalidateFile(int64_t file_id, absl::Time now,
+                                               const StabilityPolicy& policy) {
+  return Atomically([&]() -> absl::Status {
+    int level = 0;
+    {
+      BTRDUPD_SQL_ASSIGN(Statement find,
+                         statements_.Get("SELECT backoff FROM files WHERE id = ?1"));
+      find.Bind(1, file_id);
+      BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+      if (!found) return NoSuchFile(file_id);
+      level = std::min<int>(static_cast<int>(find.ColumnInt(0)) + 1, kMaxStoredBackoff);
+    }
+    BTRDUPD_SQL_ASSIGN(
+        Statement update,
+        statements_.Get("UPDATE files SET last_changed = ?2, next_eligible = ?3, "
+                        "backoff = ?4, hash_state = 0, hash = NULL, dedupe_state = 0, "
+                        "ref = NULL, skip = NULL WHERE id = ?1"));
+    update.Bind(1, file_id)
+        .Bind(2, Seconds(now))
+        .Bind(3, Seconds(now + WaitForLevel(policy, level)))
+        .Bind(4, level);
+    BTRDUPD_SQL_TRY(update.Run());
+    return ReleaseDependents(file_id);
+  });
+}
+
+absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState state,
+                                               int64_t reference_id,
+                                               absl::string_view skip_reason) {
+  BTRDUPD_SQL_ASSIGN(
+      Statement q,
+      statements_.Get("UPDATE files SET dedupe_state = ?2, ref = ?3, skip = ?4, "
+                      "backoff = CASE WHEN ?2 != 0 THEN 0 ELSE backoff END WHERE id = ?1"));
+  q.Bind(1, file_id).Bind(2, static_cast<int64_t>(state));
+  if (reference_id == 0) {
+    q.BindNull(3);
+  } else {
+    q.Bind(3, reference_id);
+  }
+  if (skip_reason.empty()) {
+    q.BindNull(4);
+  } else {
+    q.BindText(4, skip_reason);
+  }
+  BTRDUPD_SQL_TRY(q.Run());
+  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteVolumeIndex::ResetDedupeStates() {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL, "
+                                     "skip = NULL WHERE dedupe_state != 0 OR "
+                                     "ref IS NOT NULL OR skip IS NOT NULL"));
+  return q.Run();
+}
+
+absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
+  IndexStats stats;
+  {
+    BTRDUPD_SQL_ASSIGN(
+        Statement q,
+        statements_.Get("SELECT count(*), total(hash_state = 2), total(dedupe_state = 0), "
+                        "total(dedupe_state = 0 AND next_eligible > ?1), "
+                        "total(dedupe_state = 2), total(dedupe_state = 3), "
+                        "total(CASE WHEN dedupe_state = 2 THEN size ELSE 0 END) "
+                        "FROM files"));
+    q.Bind(1, Seconds(now));
+    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    if (row) {
+      stats.files_tracked = q.ColumnInt(0);
+      stats.files_hashed = q.ColumnInt(1);
+      stats.files_pending = q.ColumnInt(2);
+      stats.files_waiting = q.ColumnInt(3);
+      stats.files_deduped = q.ColumnInt(4);
+      stats.files_skipped = q.ColumnInt(5);
+      stats.bytes_deduped = static_cast<uint64_t>(q.ColumnInt(6));
+    }
+  }
+  {
+    // Per (size, full hash) group of n files of which d are deduped: one copy is kept,
+    // so n - 1 - d more could still be shared.
+    BTRDUPD_SQL_ASSIGN(
+        Statement q,
+        statements_.Get("SELECT size, count(*), total(dedupe_state = 2) FROM files "
+                        "WHERE hash_state = 2 GROUP BY size, hash HAVING count(*) >= 2"));
+    while (true) {
+      BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+      if (!row) break;
+      ++stats.duplicate_groups;
+      const int64_t left = q.ColumnInt(1) - 1 - q.ColumnInt(2);
+      if (left > 0) stats.bytes_saveable += static_cast<uint64_t>(left) * q.ColumnInt(0);
+    }
+  }
+  BTRDUPD_SQL_ASSIGN(int64_t pages, db_->QueryInt("PRAGMA page_count"));
+  BTRDUPD_SQL_ASSIGN(int64_t page_size, db_->QueryInt("PRAGMA page_size"));
+  stats.database_bytes = pages * page_size;
+  return stats;
+}
+
+}  // namespace btrdupd

@@ -1,0 +1,150 @@
+#include "core/sqlite_statement.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace btrdupd {
+
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
+                         absl::string_view what) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const std::string message =
+      absl::StrCat("index database ", db_path, ": ", what, ": ", detail, " (sqlite code ",
+                   rc, ")");
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::FailedPreconditionError(message);
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+      return absl::PermissionDeniedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
+                                                         int flags) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = SqliteError(db, rc, path, "cannot open");
+    sqlite3_close(db);
+    return status;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  return std::unique_ptr<SqliteDb>(new SqliteDb(db, path));
+}
+
+SqliteDb::~SqliteDb() { sqlite3_close(db_); }
+
+absl::Status SqliteDb::Exec(const char* sql) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, path_, sql);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteDb::QueryInt(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, path_, sql);
+  rc = sqlite3_step(stmt);
+  int64_t value = 0;
+  if (rc == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+  absl::Status status = (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                            ? absl::OkStatus()
+                            : SqliteError(db_, rc, path_, sql);
+  sqlite3_finalize(stmt);
+  if (!status.ok()) return status;
+  return value;
+}
+
+Statement::~Statement() {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Statement& Statement::Bind(int param, int64_t value) {
+  sqlite3_bind_int64(stmt_, param, value);
+  return *this;
+}
+
+Statement& Statement::BindBlob(int param, absl::string_view bytes) {
+  // A zero-length blob with a null pointer would bind NULL; use a valid pointer.
+  static const char kEmpty = 0;
+  sqlite3_bind_blob(stmt_, param, bytes.empty() ? &kEmpty : bytes.data(),
+                    static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindText(int param, absl::string_view text) {
+  sqlite3_bind_text(stmt_, param, text.data(), static_cast<int>(text.size()),
+                    SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindNull(int param) {
+  sqlite3_bind_null(stmt_, param);
+  return *this;
+}
+
+absl::StatusOr<bool> Statement::Step() {
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteError(db_->get(), rc, db_->path(), sqlite3_sql(stmt_));
+}
+
+absl::Status Statement::Run() {
+  while (true) {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+  }
+}
+
+int64_t Statement::ColumnInt(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+std::string Statement::ColumnBlob(int col) const {
+  const void* data = sqlite3_column_blob(stmt_, col);
+  const int size = sqlite3_column_bytes(stmt_, col);
+  if (data == nullptr || size <= 0) return std::string();
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+bool Statement::ColumnIsNull(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+
+StatementCache::~StatementCache() { Clear(); }
+
+absl::StatusOr<Statement> StatementCache::Get(const char* sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc = sqlite3_prepare_v3(db_->get(), sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                      &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_->get(), rc, db_->path(), sql);
+    it = cache_.emplace(sql, stmt).first;
+  }
+  return Statement(it->second, db_);
+}
+
+void StatementCache::Clear() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  cache_.clear();
+}
+
+}  // namespace btrdupd
