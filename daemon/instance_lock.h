@@ -1,0 +1,63 @@
+// InstanceLock: at most one btrdupd process works on a volume at a time.
+//
+// The lock is a file next to the volume's database (`<db_path>.lock`), held with
+// flock(LOCK_EX) for as long as the InstanceLock lives and released by the kernel when
+// the process dies in any way (kill -9 included), so a crash never leaves a stale lock.
+// The holder writes its pid into the file, so a second btrdupd (daemon or one-shot) is
+// refused with a message naming that pid:
+//   "/mnt/data is already being processed by btrdupd pid 1234 (lock /mnt/data/.btrdupd/btrdupd.db.lock)"
+// The file itself is never deleted: deleting a lock file while another process waits to
+// open it would let two processes each hold a lock on a different inode.
+//
+// The descriptor is close-on-exec, so child processes (duperemove) never inherit it.
+//
+// Thread-compatible.
+
+#ifndef BTRDUPD_DAEMON_INSTANCE_LOCK_H_
+#define BTRDUPD_DAEMON_INSTANCE_LOCK_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ioctl/unique_fd.h"
+
+namespace btrdupd {
+
+// The lock file that guards the database at `db_path`.
+std::string LockPathForDatabase(absl::string_view db_path);
+
+class InstanceLock {
+ public:
+  // Takes the lock at `lock_path` without waiting; the directory must exist.
+  // `what` names the volume in the refusal message. Errors:
+  //   FailedPrecondition  another process holds it ("... by btrdupd pid N ...", or
+  //                       "by another process" when its pid cannot be read);
+  //   others              the file cannot be opened or locked (path and errno named).
+  static absl::StatusOr<std::unique_ptr<InstanceLock>> Acquire(absl::string_view lock_path,
+                                                               absl::string_view what);
+
+  // If some process holds the lock at `lock_path` now: the pid written in it (0 if it
+  // cannot be read yet). nullopt if nobody holds it (or the file does not exist).
+  static std::optional<pid_t> Holder(absl::string_view lock_path);
+
+  ~InstanceLock() = default;  // closing the descriptor releases the lock
+  InstanceLock(const InstanceLock&) = delete;
+  InstanceLock& operator=(const InstanceLock&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  InstanceLock(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+  std::string path_;
+  UniqueFd fd_;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_DAEMON_INSTANCE_LOCK_H_
