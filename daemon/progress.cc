@@ -30,28 +30,43 @@ Progress::Progress(std::string volume, std::string phase, absl::Duration log_int
 Progress::~Progress() { Finish(); }
 
 std::string Progress::Describe(uint64_t done, uint64_t total, uint64_t bytes) const {
-  std::string text = absl::StrCat(phase_, " ", done);
+  std::string text = absl::StrCat(done);
   if (total > 0) absl::StrAppend(&text, "/", total);
   if (bytes > 0) absl::StrAppend(&text, ", ", HumanBytes(bytes));
   return text;
 }
 
-void Progress::Update(uint64_t done, uint64_t total, uint64_t bytes) {
+bool Progress::Due() {
   const absl::Time now = absl::Now();
   if (terminal_) {
-    if (now - last_shown_ < absl::Milliseconds(200)) return;
+    if (now - last_shown_ < absl::Milliseconds(200)) return false;
     last_shown_ = now;
-    ShowTransientLine(absl::StrCat(volume_, ": ", Describe(done, total, bytes)));
-    shown_ = true;
-    return;
+    return true;
   }
   if (last_shown_ == absl::InfinitePast()) {
     last_shown_ = now;  // the first interval starts now: short phases log nothing
-    return;
+    return false;
   }
-  if (now - last_shown_ < log_interval_) return;
+  if (now - last_shown_ < log_interval_) return false;
   last_shown_ = now;
-  LogInfo(volume_, "%s", Describe(done, total, bytes));
+  return true;
+}
+
+void Progress::Update(uint64_t done, uint64_t total, uint64_t bytes) {
+  if (Due()) Show(Describe(done, total, bytes));
+}
+
+void Progress::UpdateText(absl::string_view text) {
+  if (Due()) Show(text);
+}
+
+void Progress::Show(absl::string_view text) {
+  if (terminal_) {
+    ShowTransientLine(absl::StrCat(volume_, ": ", phase_, ": ", text));
+    shown_ = true;
+  } else {
+    LogInfo(volume_, "%s: %s", phase_, text);
+  }
 }
 
 void Progress::Finish() {

@@ -1,6 +1,7 @@
 #include "daemon/subprocess.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -70,7 +71,12 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     return ErrnoError("fork", err);
   }
   if (pid == 0) {
-    // Child: only async-signal-safe calls from here on.
+    // Child: only async-signal-safe calls from here on. The daemon blocks its signals
+    // (daemon/signals.h) and ignores SIGPIPE; the program gets the defaults back.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
     dup2(in_fd, STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(out[1], STDERR_FILENO);
