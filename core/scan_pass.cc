@@ -1,0 +1,121 @@
+#include "core/scan_pass.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace btrdupd {
+
+ScanPass::ScanPass(VolumeFs* fs, VolumeIndex* index, const VolumeConfig& config,
+                   Clock* clock, const ScanOptions& options, ScanReport* report)
+    : fs_(fs),
+      index_(index),
+      config_(config),
+      policy_(ToStabilityPolicy(config)),
+      clock_(clock),
+      options_(options),
+      report_(report) {}
+
+absl::Status ScanPass::Begin() {
+  rows_in_batch_ = 0;
+  return index_->BeginBatch();
+}
+
+absl::Status ScanPass::Commit() {
+  SCAN_RETURN_IF_ERROR(index_->CommitBatch());
+  return Begin();
+}
+
+absl::Status ScanPass::Wrote() {
+  if (++rows_in_batch_ >= options_.batch_rows) return Commit();
+  return absl::OkStatus();
+}
+
+absl::Status ScanPass::CheckStop() {
+  if (options_.should_stop && options_.should_stop()) {
+    return absl::CancelledError(absl::StrCat("scan of ", fs_->root(), " stopped"));
+  }
+  return absl::OkStatus();
+}
+
+void ScanPass::AddError(const absl::Status& status) {
+  ++report_->errors;
+  if (report_->first_errors.size() < ScanReport::kMaxReportedErrors) {
+    report_->first_errors.push_back(status.ToString());
+  }
+}
+
+void ScanPass::ReportProgress(const SubvolumeContext& ctx) {
+  if (!options_.progress) return;
+  ScanProgress progress;
+  progress.kind = report_->kind;
+  progress.subvolume = ctx.path;
+  progress.dirs_listed = report_->dirs_listed;
+  progress.files_seen = report_->files_seen;
+  options_.progress(progress);
+}
+
+bool ScanPass::IsStateDir(const SubvolumeContext& ctx, absl::string_view dir_path,
+                          absl::string_view name) const {
+  return ctx.path.empty() && dir_path.empty() && name == kStateDirName;
+}
+
+absl::Status ScanPass::ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir_id,
+                                        absl::string_view name, const VolumeStat& st,
+                                        int64_t file_id, const FileRecord* known) {
+  std::optional<FileRecord> fetched;
+  if (known == nullptr && file_id != 0) {
+    absl::StatusOr<std::optional<FileRecord>> row = index_->GetFile(file_id);
+    if (!row.ok()) return row.status();
+    fetched = std::move(*row);
+    if (fetched.has_value()) known = &*fetched;
+  }
+  if (known != nullptr && known->ino == st.ino && known->size == st.size &&
+      known->mtime_ns == st.mtime_ns) {
+    return absl::OkStatus();  // unchanged, or a metadata-only change: keep its state
+  }
+  FileObservation seen;
+  seen.subvol_id = ctx.id;
+  seen.ino = st.ino;
+  seen.size = st.size;
+  seen.mtime_ns = st.mtime_ns;
+  seen.generation = ctx.generation;
+  if (auto it = ctx.changed.find(st.ino); it != ctx.changed.end()) {
+    seen.generation = it->second.transid;
+  }
+  absl::StatusOr<int64_t> id = index_->ObserveFile(dir_id, name, seen, clock_->Now(), policy_);
+  if (!id.ok()) return id.status();
+  if (known != nullptr) {
+    ++report_->files_changed;
+  } else {
+    ++report_->files_added;
+  }
+  return Wrote();
+}
+
+absl::StatusOr<int64_t> ScanPass::AddDir(const SubvolumeContext& ctx, const std::string& path,
+                                         uint64_t ino) {
+  // A row for this inode elsewhere is a directory moved here whose old place was not
+  // reconciled yet: that place no longer holds it.
+  absl::StatusOr<std::optional<int64_t>> old = index_->FindDirByInode(ctx.id, ino);
+  if (!old.ok()) return old.status();
+  if (old->has_value()) SCAN_RETURN_IF_ERROR(RemoveDirRow(**old));
+  absl::StatusOr<int64_t> id = index_->EnsureDir(path, ctx.id, ino);
+  if (!id.ok()) return id.status();
+  SCAN_RETURN_IF_ERROR(Wrote());
+  return *id;
+}
+
+absl::Status ScanPass::RemoveFileRow(int64_t file_id) {
+  SCAN_RETURN_IF_ERROR(index_->RemoveFile(file_id));
+  ++report_->files_removed;
+  return Wrote();
+}
+
+absl::Status ScanPass::RemoveDirRow(int64_t dir_id) {
+  SCAN_RETURN_IF_ERROR(index_->RemoveDir(dir_id));
+  ++report_->dirs_removed;
+  return Wrote();
+}
+
+}  // namespace btrdupd

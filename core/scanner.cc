@@ -1,0 +1,182 @@
+#include "core/scanner.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/scan_pass.h"
+#include "core/scan_policy.h"
+
+namespace btrdupd {
+namespace {
+
+bool UnderStateDir(absl::string_view path) {
+  return path == kStateDirName ||
+         (path.size() > sizeof(kStateDirName) - 1 &&
+          path.substr(0, sizeof(kStateDirName)) == absl::StrCat(kStateDirName, "/"));
+}
+
+absl::flat_hash_set<uint64_t> ParseIds(const std::optional<std::string>& text) {
+  absl::flat_hash_set<uint64_t> ids;
+  if (!text.has_value()) return ids;
+  for (absl::string_view part : absl::StrSplit(*text, ',', absl::SkipEmpty())) {
+    uint64_t id = 0;
+    if (absl::SimpleAtoi(part, &id)) ids.insert(id);
+  }
+  return ids;
+}
+
+std::string FormatIds(const absl::flat_hash_set<uint64_t>& ids) {
+  std::vector<uint64_t> sorted(ids.begin(), ids.end());
+  std::sort(sorted.begin(), sorted.end());
+  return absl::StrJoin(sorted, ",");
+}
+
+}  // namespace
+
+const char* ScanKindName(ScanKind kind) {
+  return kind == ScanKind::kFull ? "full" : "incremental";
+}
+
+Scanner::Scanner(VolumeFs* fs, VolumeIndex* index, const VolumeConfig& config, Clock* clock,
+                 ScanOptions options)
+    : fs_(fs), index_(index), config_(config), clock_(clock), options_(std::move(options)) {}
+
+absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
+  const absl::Time start = clock_->Now();
+  ScanReport report;
+  absl::StatusOr<FullScanState> state = LoadFullScanState(index_);
+  if (!state.ok()) return state.status();
+  const bool full = mode == ScanMode::kForceFull ||
+                    NextFullScanTime(*state, config_, start, options_.time_zone) <= start;
+  report.kind = full ? ScanKind::kFull : ScanKind::kIncremental;
+
+  absl::StatusOr<std::vector<VolumeSubvolume>> listed = fs_->ListSubvolumes();
+  if (!listed.ok()) return listed.status();
+  std::vector<VolumeSubvolume> subvolumes;
+  absl::flat_hash_set<std::string> indexed_paths;
+  for (VolumeSubvolume& sub : *listed) {
+    if (UnderStateDir(sub.path)) continue;
+    if (!config_.dedup_snapshots && !sub.parent_uuid.empty()) continue;
+    indexed_paths.insert(sub.path);
+    subvolumes.push_back(std::move(sub));
+  }
+  // Parents before the subvolumes nested in them.
+  std::sort(subvolumes.begin(), subvolumes.end(),
+            [](const VolumeSubvolume& a, const VolumeSubvolume& b) { return a.path < b.path; });
+
+  absl::StatusOr<std::vector<SubvolumeRecord>> records = index_->ListSubvolumes();
+  if (!records.ok()) return records.status();
+  absl::flat_hash_map<uint64_t, SubvolumeRecord> known;
+  for (SubvolumeRecord& record : *records) known.emplace(record.id, std::move(record));
+
+  ScanPass pass(fs_, index_, config_, clock_, options_, &report);
+  pass.set_indexed_subvolume_paths(std::move(indexed_paths));
+
+  // Everything below runs in batches; on any early return the work done is committed
+  // (it is consistent: see core/scanner.h) before the error is passed on.
+  absl::Status status = pass.Begin();
+  if (!status.ok()) return status;
+  auto body = [&]() -> absl::Status {
+    absl::flat_hash_set<uint64_t> done;
+    if (full) {
+      if (state->pending) {
+        absl::StatusOr<std::optional<std::string>> text = index_->GetMeta(kMetaFullScanDone);
+        if (!text.ok()) return text.status();
+        done = ParseIds(*text);
+      } else {
+        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "1"));
+        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
+      }
+      SCAN_RETURN_IF_ERROR(pass.Commit());
+    }
+
+    // Subvolumes deleted (or no longer indexed, or moved: then walked again below).
+    absl::flat_hash_map<uint64_t, const VolumeSubvolume*> by_id;
+    for (const VolumeSubvolume& sub : subvolumes) by_id.emplace(sub.id, &sub);
+    for (auto it = known.begin(); it != known.end();) {
+      auto found = by_id.find(it->first);
+      if (found == by_id.end() || found->second->path != it->second.path) {
+        SCAN_RETURN_IF_ERROR(index_->RemoveSubvolume(it->first));
+        if (found == by_id.end()) ++report.subvolumes_removed;
+        known.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    SCAN_RETURN_IF_ERROR(pass.Commit());
+
+    for (const VolumeSubvolume& sub : subvolumes) {
+      auto record = known.find(sub.id);
+      const bool is_new = record == known.end();
+      if (is_new) ++report.subvolumes_added;
+      SubvolumeRecord row;
+      row.id = sub.id;
+      row.path = sub.path;
+      row.uuid = sub.uuid;
+      row.parent_uuid = sub.parent_uuid;
+      row.received_uuid = sub.received_uuid;
+      row.read_only = sub.read_only;
+      SCAN_RETURN_IF_ERROR(index_->UpsertSubvolume(row));
+
+      absl::StatusOr<std::unique_ptr<VolumeDir>> root = fs_->OpenDir(sub.path);
+      if (!root.ok()) {
+        pass.AddError(root.status());
+        continue;
+      }
+      absl::StatusOr<std::optional<int64_t>> root_row =
+          index_->FindDirByInode(sub.id, (*root)->self().ino);
+      if (!root_row.ok()) return root_row.status();
+      const uint64_t last = is_new ? 0 : record->second.last_generation;
+      const bool walk = (full && !done.contains(sub.id)) || last == 0 ||
+                        !root_row->has_value() || sub.generation < last;
+      if (walk) {
+        SCAN_RETURN_IF_ERROR(pass.WalkSubvolume(sub, **root));
+      } else if (sub.generation > last) {
+        if (sub.generation - last > config_.max_generation_gap && !full) {
+          SCAN_RETURN_IF_ERROR(index_->SetMeta(
+              kMetaFullScanWanted,
+              absl::StrCat("subvolume ", sub.id, " '", sub.path, "' generation ", last,
+                           " -> ", sub.generation)));
+        }
+        SCAN_RETURN_IF_ERROR(pass.UpdateSubvolume(sub, **root, last));
+      }
+      SCAN_RETURN_IF_ERROR(index_->SetSubvolumeScanned(sub.id, sub.generation, clock_->Now()));
+      if (full) {
+        done.insert(sub.id);
+        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, FormatIds(done)));
+      }
+      SCAN_RETURN_IF_ERROR(pass.Commit());
+    }
+
+    const std::string now_text = absl::StrCat(absl::ToUnixSeconds(clock_->Now()));
+    if (full) {
+      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaLastFullScan, now_text));
+      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "0"));
+      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
+      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanWanted, ""));
+    } else {
+      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaLastIncremental, now_text));
+    }
+    return absl::OkStatus();
+  };
+  status = body();
+  absl::Status commit = index_->CommitBatch();
+  if (!status.ok()) return status;
+  if (!commit.ok()) return commit;
+
+  absl::StatusOr<FullScanState> after = LoadFullScanState(index_);
+  if (!after.ok()) return after.status();
+  const absl::Time end = clock_->Now();
+  report.next_full_scan = NextFullScanTime(*after, config_, end, options_.time_zone);
+  report.duration = end - start;
+  return report;
+}
+
+}  // namespace btrdupd

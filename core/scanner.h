@@ -1,0 +1,119 @@
+// Scanner: keeps a volume's index (core/index.h) equal to what is on disk.
+//
+// One Run() is one pass over a volume, through VolumeFs (core/volume_fs.h):
+//
+//  - Full scan: every subvolume is walked (getdents + lstat) and each directory is
+//    reconciled against the index: rows for names no longer there are removed, new and
+//    changed regular files >= min_file_size are observed (restarting their stability
+//    wait), unchanged ones are left alone. Nested subvolumes of the same filesystem are
+//    walked as their own units; other mounts are never entered; `.btrdupd` at the volume
+//    root is never indexed; with dedup_snapshots=false snapshot subvolumes are not
+//    indexed. Runs on the first pass (empty index), on ScanMode::kForceFull, and when a
+//    generation gap over max_generation_gap asked for one and NextFullScanDue() has come.
+//  - Incremental pass: per subvolume, only the inodes written since the generation
+//    recorded last time (VolumeFs::ChangedInodesSince): changed directories are re-listed
+//    (removed and renamed entries leave the index, new ones enter it, new subdirectories
+//    are walked), changed files are re-statted. New subvolumes are walked whole; deleted
+//    ones are dropped. Costs in proportion to the changes, not to the volume.
+//
+// Crash safety: writes go in transactions of ScanOptions::batch_rows rows. A subvolume's
+// generation is recorded only after its changes are in the index, and a full scan is
+// remembered as pending until it completes, so a pass killed at any moment is redone by
+// the next one and ends equal to a clean scan.
+//
+// A file that vanishes, or a directory or file that cannot be read, never stops a pass:
+// it is removed (vanished) or left as it was, and counted in ScanReport::errors.
+//
+// A file whose inode changed without a change of inode number, size or mtime (atime,
+// chmod, xattrs, and btrfs dedupe itself, which rewrites extent items) keeps its state;
+// dedupe stays safe because the kernel compares bytes before sharing them.
+//
+// Thread-compatible: one Run() at a time. `should_stop` may be set from another thread.
+
+#ifndef BTRDUPD_CORE_SCANNER_H_
+#define BTRDUPD_CORE_SCANNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/index.h"
+#include "core/volume_fs.h"
+
+namespace btrdupd {
+
+enum class ScanMode {
+  kAuto,       // incremental, or full when the rules above say so
+  kForceFull,  // --force-rescan: full scan now
+};
+
+enum class ScanKind { kIncremental, kFull };
+
+const char* ScanKindName(ScanKind kind);  // "incremental" / "full"
+
+// Handed to ScanOptions::progress after every directory listed.
+struct ScanProgress {
+  ScanKind kind = ScanKind::kIncremental;
+  std::string subvolume;   // path of the subvolume being scanned ("" = volume root)
+  int64_t dirs_listed = 0;
+  int64_t files_seen = 0;  // regular files looked at so far in this pass
+};
+
+struct ScanReport {
+  ScanKind kind = ScanKind::kIncremental;
+  int64_t files_seen = 0;
+  int64_t files_added = 0;
+  int64_t files_changed = 0;
+  int64_t files_removed = 0;  // file rows removed one by one (see also dirs_removed)
+  int64_t dirs_listed = 0;
+  int64_t dirs_removed = 0;   // directory rows removed with their contents
+  int64_t subvolumes_added = 0;
+  int64_t subvolumes_removed = 0;
+  int64_t subvolumes_walked = 0;  // walked whole (full scan, new, or lost their rows)
+  int64_t errors = 0;
+  std::vector<std::string> first_errors;  // up to kMaxReportedErrors messages
+  absl::Duration duration;
+  // A generation gap asked for a full scan that is not due yet; it runs at this time.
+  absl::Time next_full_scan = absl::InfiniteFuture();
+
+  static constexpr int kMaxReportedErrors = 10;
+};
+
+struct ScanOptions {
+  // Called after each directory listed (cheap: the caller throttles what it prints).
+  std::function<void(const ScanProgress&)> progress;
+  // Checked between directories; when it returns true the pass commits what it did and
+  // returns Cancelled. The next Run() continues consistently.
+  std::function<bool()> should_stop;
+  // Index rows written per transaction.
+  int batch_rows = 4000;
+  // The zone full_scan_hour is read in.
+  absl::TimeZone time_zone = absl::LocalTimeZone();
+};
+
+class Scanner {
+ public:
+  // Borrows everything; all must outlive the Scanner.
+  Scanner(VolumeFs* fs, VolumeIndex* index, const VolumeConfig& config, Clock* clock,
+          ScanOptions options = ScanOptions());
+
+  // One pass. Errors: the index failing (the pass stops; what was committed stays
+  // consistent), listing subvolumes failing, Cancelled when should_stop said so.
+  absl::StatusOr<ScanReport> Run(ScanMode mode);
+
+ private:
+  VolumeFs* const fs_;
+  VolumeIndex* const index_;
+  const VolumeConfig config_;
+  Clock* const clock_;
+  const ScanOptions options_;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_SCANNER_H_

@@ -1,0 +1,131 @@
+// VolumeFs: everything the scanner needs from one mounted btrfs volume, as an interface.
+//
+// core/scanner.h walks directories and asks for changed inodes only through this
+// interface, so its logic is tested against an in-memory fake
+// (tests/testing/fake_volume_fs.h) and runs for real over ioctl/ through
+// daemon/real_volume_fs.h.
+//
+// Paths are byte strings relative to the volume root ("" = the root), '/'-separated,
+// never starting or ending with '/', exactly as core/index.h stores them.
+//
+// Contract of an implementation:
+//  - ListSubvolumes() returns the subvolumes reachable under the volume root on the same
+//    filesystem and the same mount, the root's own subvolume included (path ""), each
+//    with the generation read at that moment. Subvolumes hidden by another mount, or
+//    outside the mounted tree, are not listed.
+//  - OpenDir() never follows a symlink in the last component and fails with NotFound when
+//    nothing is there. Implementations may follow the path's intermediate components;
+//    callers that care check the returned directory's inode and device.
+//  - Every entry type and stat comes from one lstat-like look (no symlink following).
+//  - ChangedInodesSince(subvol, G) lists the inodes of that subvolume whose item was
+//    written in a transaction after G (transid > G): files whose data or metadata
+//    changed, and directories whose entries changed. Deleted inodes are not listed.
+//  - Errors are absl::Status with the errno's meaning (NotFound, PermissionDenied, ...)
+//    and the path in the message.
+//
+// Thread-compatible: one scanner uses one VolumeFs at a time.
+
+#ifndef BTRDUPD_CORE_VOLUME_FS_H_
+#define BTRDUPD_CORE_VOLUME_FS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace btrdupd {
+
+enum class EntryType {
+  kUnknown,  // the directory did not say (DT_UNKNOWN): stat the entry to learn it
+  kRegular,
+  kDirectory,
+  kSymlink,
+  kOther,  // device, socket, fifo
+};
+
+// One name in a directory, as the directory listing reports it (no stat).
+struct VolumeDirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  EntryType type = EntryType::kUnknown;
+};
+
+// What an lstat says about one entry.
+struct VolumeStat {
+  uint64_t dev = 0;  // st_dev: differs across btrfs subvolumes and across mounts
+  uint64_t ino = 0;
+  EntryType type = EntryType::kUnknown;  // never kUnknown here
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+struct VolumeSubvolume {
+  uint64_t id = 0;
+  std::string path;  // relative to the volume root, "" for the root's own subvolume
+  std::string uuid;
+  std::string parent_uuid;    // "" unless a snapshot
+  std::string received_uuid;  // "" unless received
+  bool read_only = false;
+  uint64_t generation = 0;  // the subvolume's generation when it was listed
+};
+
+struct InodeChange {
+  uint64_t ino = 0;
+  uint64_t transid = 0;  // transaction that last wrote the inode item
+  uint64_t size = 0;
+  bool is_dir = false;
+  bool is_regular = false;
+};
+
+// An open directory. Entries and stats are relative to it, so a walk does not resolve
+// paths again for every file.
+class VolumeDir {
+ public:
+  virtual ~VolumeDir() = default;
+
+  // The directory's own stat, taken when it was opened.
+  virtual const VolumeStat& self() const = 0;
+
+  // All entries but "." and "..".
+  virtual absl::StatusOr<std::vector<VolumeDirEntry>> ReadEntries() = 0;
+
+  // lstat of one entry.
+  virtual absl::StatusOr<VolumeStat> StatEntry(absl::string_view name) = 0;
+};
+
+class VolumeFs {
+ public:
+  virtual ~VolumeFs() = default;
+
+  // The volume root as the user named it, for messages.
+  virtual std::string root() const = 0;
+
+  virtual absl::StatusOr<std::vector<VolumeSubvolume>> ListSubvolumes() = 0;
+
+  // Opens the directory at `path`.
+  virtual absl::StatusOr<std::unique_ptr<VolumeDir>> OpenDir(absl::string_view path) = 0;
+
+  // lstat of `path`.
+  virtual absl::StatusOr<VolumeStat> Stat(absl::string_view path) = 0;
+
+  // Inodes of the subvolume rooted at `subvol_path` written after `generation`.
+  virtual absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(
+      absl::string_view subvol_path, uint64_t generation) = 0;
+};
+
+// Joins a directory path and a name ("" + "a" = "a", "a" + "b" = "a/b").
+inline std::string JoinVolumePath(absl::string_view dir, absl::string_view name) {
+  std::string out;
+  out.reserve(dir.size() + 1 + name.size());
+  out.append(dir.data(), dir.size());
+  if (!dir.empty() && !name.empty()) out.push_back('/');
+  out.append(name.data(), name.size());
+  return out;
+}
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_CORE_VOLUME_FS_H_
