@@ -1,0 +1,69 @@
+// Change detection on one btrfs subvolume: BTRFS_IOC_TREE_SEARCH_V2 over the
+// subvolume's tree, its current generation, and inode -> path lookup.
+//
+// A btrfs generation (transid) is the number of a transaction. Every inode
+// records the transid that last modified it, so "what changed since the
+// pass that saw generation G" is "inodes whose transid > G". Directory
+// inodes change when entries are added, removed or renamed, so deletions
+// show up as their parent directory.
+//
+// These calls need CAP_SYS_ADMIN (except SubvolumeGeneration). `subvol_fd` is
+// any descriptor inside the subvolume (normally its root directory); the
+// subvolume searched is the one containing it.
+//
+// Thread-safe: no shared state.
+
+#ifndef BTRDUPD_IOCTL_TREE_SEARCH_H_
+#define BTRDUPD_IOCTL_TREE_SEARCH_H_
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace btrdupd {
+
+// The subvolume root directory's inode number (BTRFS_FIRST_FREE_OBJECTID).
+inline constexpr uint64_t kSubvolumeRootInode = 256;
+
+// An inode as its INODE_ITEM records it.
+struct ChangedInode {
+  uint64_t ino = 0;
+  uint64_t transid = 0;     // transaction that last modified the inode
+  uint64_t generation = 0;  // transaction that created it (tells reused numbers apart)
+  uint64_t size = 0;
+  uint32_t mode = 0;        // st_mode: type and permissions
+  uint32_t nlink = 0;
+  int64_t mtime_ns = 0;     // since the Unix epoch
+
+  bool is_directory() const { return S_ISDIR(mode); }
+  bool is_regular_file() const { return S_ISREG(mode); }
+};
+
+// Every inode of the subvolume whose transid > min_generation, in inode
+// order, including the subvolume root directory (kSubvolumeRootInode).
+// Unchanged parts of the tree are skipped cheaply (the search key's
+// min_transid filters whole tree blocks), so the cost follows the amount of
+// change, not the size of the subvolume. Pass 0 for every inode.
+absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
+                                                             uint64_t min_generation);
+
+// The generation of the subvolume's root as of the last committed transaction
+// that changed it (BTRFS_IOC_GET_SUBVOL_INFO). Changes made after this call
+// get a larger transid, so ChangedInodesSince(SubvolumeGeneration()) taken
+// before a pass finds everything the pass might have missed (and possibly
+// some changes it already saw).
+absl::StatusOr<uint64_t> SubvolumeGeneration(int subvol_fd);
+
+// Path of inode `ino` relative to the root of the subvolume containing
+// `subvol_fd`, without leading or trailing '/'; "" for kSubvolumeRootInode
+// (BTRFS_IOC_INO_LOOKUP). Meant for directories; for a file with several hard
+// links it names one of them. NotFound if there is no such inode.
+absl::StatusOr<std::string> InodePath(int subvol_fd, uint64_t ino);
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_IOCTL_TREE_SEARCH_H_
