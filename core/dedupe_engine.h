@@ -66,6 +66,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -75,6 +76,7 @@
 #include "core/dedupe_backend.h"
 #include "core/file_access.h"
 #include "core/index.h"
+#include "core/planner.h"
 
 namespace btrdupd {
 
@@ -178,17 +180,45 @@ class DedupeEngine {
   const EngineStats& stats() const { return stats_; }
 
  private:
-  struct Group;  // dedupe_engine.cc
+  struct Group;       // dedupe_engine_internal.h
+  class FileHasher;   // dedupe_engine_hash.cc
+  struct SubvolInfo {
+    uint64_t id = 0;
+    std::string relative_path;
+    SubvolumeFlags flags;
+  };
 
   std::string AbsPath(const std::string& relative) const;
-  absl::StatusOr<StepResult> StepSize(uint64_t size, bool* size_done);
-  absl::StatusOr<std::optional<StepResult>> HashOne(std::vector<FileRecord>& members);
-  absl::StatusOr<StepResult> HashFile(const FileRecord& file,
-                                      const std::vector<FileRecord>& members, bool prefix);
-  absl::StatusOr<std::optional<StepResult>> DedupeOne(std::vector<FileRecord>& members);
-  absl::StatusOr<StepResult> ProcessGroup(Group& group);
-  absl::Status DedupeBatch(const Group& group, const std::vector<const FileRecord*>& batch,
+  absl::StatusOr<StepResult> StepSize(uint64_t size, absl::Time now, bool* size_done);
+
+  // Hashing (dedupe_engine_hash.cc).
+  absl::StatusOr<StepResult> HashMember(const std::vector<FileRecord>& members,
+                                        const HashTask& task, absl::Time now);
+  absl::StatusOr<bool> TryCopyHash(const std::vector<FileRecord>& members,
+                                   const FileRecord& file, bool prefix_task,
+                                   StepResult& result);
+  absl::StatusOr<std::unique_ptr<FileHasher>> OpenHasher(const FileRecord& file,
+                                                         StepResult& result, bool* handled);
+  absl::StatusOr<std::optional<std::string>> PrefixOfFullGroup(
+      const std::vector<FileRecord>& members, const std::string& full_hash,
+      StepResult& result);
+  absl::Status SetHashForInode(const std::vector<FileRecord>& members,
+                               const FileRecord& file, HashState state,
+                               const std::string& hash);
+
+  // Groups (dedupe_engine_group.cc).
+  absl::StatusOr<std::optional<StepResult>> ProcessGroup(Group& group, absl::Time now);
+  absl::StatusOr<std::optional<StepResult>> ProcessPartition(
+      const Group& group, const std::vector<FileRecord>& members,
+      const std::vector<FileAttributes>& attrs, absl::Time now);
+  absl::Status DedupeBatch(const FileRecord& reference,
+                           const std::vector<const FileRecord*>& batch, uint64_t flip_subvol,
                            StepResult& result);
+  absl::StatusOr<SubvolInfo> SubvolumeOf(uint64_t subvol_id);
+
+  // Outcomes for one file (dedupe_engine.cc / _hash.cc).
+  absl::Status Skip(const FileRecord& file, absl::string_view reason, StepResult& result);
+  absl::Status Changed(const FileRecord& file, StepResult& result);
   absl::Status RemoveVanished(const FileRecord& file, StepResult& result);
   void Account(const StepResult& result);
 
@@ -205,6 +235,9 @@ class DedupeEngine {
   std::deque<uint64_t> sizes_;
   absl::flat_hash_set<int64_t> attempted_;  // files handled this pass (guards loops)
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
+  absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
+  absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
+  std::string buffer_;                                            // read buffer
   EngineStats stats_;
 };
 

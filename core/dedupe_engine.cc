@@ -1,0 +1,174 @@
+#include "core/dedupe_engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "core/planner.h"
+#include "core/dedupe_engine_internal.h"
+
+namespace btrdupd {
+
+
+namespace {
+
+std::string TrimTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+}  // namespace
+
+DedupeEngine::DedupeEngine(VolumeIndex* index, FileAccess* files, DedupeBackend* backend,
+                           const VolumeConfig& config, Clock* clock, std::string volume_root,
+                           EngineOptions options)
+    : index_(index),
+      files_(files),
+      backend_(backend),
+      config_(config),
+      clock_(clock),
+      volume_root_(TrimTrailingSlashes(std::move(volume_root))),
+      options_(options) {}
+
+std::string DedupeEngine::AbsPath(const std::string& relative) const {
+  if (relative.empty()) return volume_root_;
+  if (volume_root_ == "/") return absl::StrCat("/", relative);
+  return absl::StrCat(volume_root_, "/", relative);
+}
+
+absl::Status DedupeEngine::RestorePendingReadOnlyFlips() {
+  ASSIGN_OR_RETURN(std::vector<ReadOnlyFlip> flips, index_->PendingReadOnlyFlips());
+  absl::Status first_error;
+  for (const ReadOnlyFlip& flip : flips) {
+    absl::Status status = files_->SetSubvolumeReadOnly(AbsPath(flip.path), true);
+    if (status.ok() || absl::IsNotFound(status)) {
+      RETURN_IF_ERROR(index_->ClearReadOnlyFlip(flip.subvol_id));
+    } else if (first_error.ok()) {
+      first_error = absl::Status(
+          status.code(), absl::StrCat("restoring the read-only flag of subvolume ",
+                                      flip.subvol_id, ": ", status.message()));
+    }
+  }
+  return first_error;
+}
+
+absl::StatusOr<StepResult> DedupeEngine::RunUntilIdle(
+    const std::function<void(const StepResult&)>& progress,
+    const std::function<bool()>& should_stop) {
+  while (true) {
+    if (should_stop && should_stop()) {
+      StepResult stopped;
+      stopped.kind = StepResult::Kind::kExamined;
+      stopped.detail = "stopped";
+      return stopped;
+    }
+    ASSIGN_OR_RETURN(StepResult result, Step());
+    if (progress) progress(result);
+    if (result.kind == StepResult::Kind::kIdle) return result;
+  }
+}
+
+absl::StatusOr<StepResult> DedupeEngine::Step() {
+  const absl::Time now = clock_->Now();
+  if (!in_pass_) {
+    ASSIGN_OR_RETURN(std::vector<uint64_t> sizes,
+                     index_->SizesWithWork(config_.min_file_size, now));
+    sizes_.assign(sizes.begin(), sizes.end());
+    ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
+    attempted_.clear();
+    prefix_of_full_.clear();
+    in_pass_ = true;
+  }
+  int examined = 0;
+  while (!sizes_.empty()) {
+    const uint64_t size = sizes_.front();
+    bool size_done = false;
+    RETURN_IF_ERROR(index_->BeginBatch());
+    absl::StatusOr<StepResult> result = StepSize(size, now, &size_done);
+    if (!result.ok()) {
+      index_->RollbackBatch().IgnoreError();
+      return result.status();
+    }
+    RETURN_IF_ERROR(index_->CommitBatch());
+    if (size_done) {
+      sizes_.pop_front();
+      prefix_of_full_.clear();
+    }
+    if (result->kind != StepResult::Kind::kExamined ||
+        ++examined >= std::max(options_.max_sizes_per_step, 1)) {
+      Account(*result);
+      return result;
+    }
+  }
+  in_pass_ = false;
+  StepResult idle;
+  idle.kind = StepResult::Kind::kIdle;
+  ASSIGN_OR_RETURN(std::optional<absl::Time> next, index_->NextEligibleAfter(now));
+  idle.next_eligible = next.has_value() ? *next : absl::InfiniteFuture();
+  Account(idle);
+  return idle;
+}
+
+absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
+                                                  bool* size_done) {
+  StepResult examined;
+  examined.kind = StepResult::Kind::kExamined;
+  examined.size = size;
+  ASSIGN_OR_RETURN(std::vector<FileRecord> members, index_->FilesOfSize(size));
+  std::sort(members.begin(), members.end(),
+            [](const FileRecord& a, const FileRecord& b) { return a.id < b.id; });
+  if (CountInodes(members) < 2) {
+    *size_done = true;
+    return examined;
+  }
+  std::optional<HashTask> task =
+      NextHashTask(members, now, options_.prefix_bytes, attempted_);
+  if (task.has_value()) return HashMember(members, *task, now);
+
+  std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);
+  for (const std::vector<size_t>& indices : groups) {
+    Group group;
+    group.size = size;
+    group.hash = members[indices.front()].hash;
+    for (size_t i : indices) group.members.push_back(members[i]);
+    ASSIGN_OR_RETURN(std::optional<StepResult> result, ProcessGroup(group, now));
+    if (result.has_value()) return *result;
+  }
+  *size_done = true;
+  return examined;
+}
+
+absl::Status DedupeEngine::Skip(const FileRecord& file, absl::string_view reason,
+                                StepResult& result) {
+  attempted_.insert(file.id);
+  ++result.files_skipped;
+  if (result.detail.empty()) result.detail = absl::StrCat(file.path, ": ", reason);
+  if (options_.dry_run) return absl::OkStatus();
+  return index_->SetDedupeState(file.id, DedupeState::kSkipped, 0, reason);
+}
+
+absl::Status DedupeEngine::RemoveVanished(const FileRecord& file, StepResult& result) {
+  attempted_.insert(file.id);
+  ++result.files_removed;
+  return index_->RemoveFile(file.id);
+}
+
+void DedupeEngine::Account(const StepResult& result) {
+  ++stats_.steps;
+  if (result.kind == StepResult::Kind::kIdle) ++stats_.passes;
+  stats_.bytes_read += result.bytes_read;
+  stats_.files_deduped += result.files_deduped;
+  stats_.bytes_deduped += result.bytes_deduped;
+  stats_.files_already_shared += result.files_already_shared;
+  stats_.files_differ += result.files_differ;
+  stats_.files_skipped += result.files_skipped;
+  stats_.files_removed += result.files_removed;
+  if (result.planned.has_value()) {
+    ++stats_.groups_planned;
+    stats_.bytes_saveable += result.planned->bytes_saveable;
+  }
+}
+
+}  // namespace btrdupd

@@ -1,0 +1,447 @@
+// DedupeEngine, stages 2-7: one (size, hash) group - reference, extent check, one batch
+// through the backend, verification, read-only snapshot flips (see dedupe_engine.h).
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/config.h"
+#include "core/dedupe_engine.h"
+#include "core/dedupe_engine_internal.h"
+#include "core/planner.h"
+#include "core/sha256.h"
+
+namespace btrdupd {
+
+using engine_internal::kTopLevelSubvolume;
+using engine_internal::Matches;
+using engine_internal::NeedsDedupe;
+
+namespace {
+
+constexpr char kReceivedReason[] =
+    "read-only received snapshot: flipping would break incremental send";
+
+// Clears a subvolume's read-only flag for the length of one batch. The flip is recorded
+// (and committed) in the index before the flag changes, so a killed run is repaired by
+// RestorePendingReadOnlyFlips(); Restore() (or the destructor) sets the flag back and
+// drops the record.
+class ReadOnlyFlipGuard {
+ public:
+  static absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> Begin(VolumeIndex* index,
+                                                                 FileAccess* files,
+                                                                 const ReadOnlyFlip& flip,
+                                                                 std::string abs_path) {
+    // The record must be durable before the flag changes: end the step's batch first.
+    RETURN_IF_ERROR(index->CommitBatch());
+    RETURN_IF_ERROR(index->RecordReadOnlyFlip(flip));
+    RETURN_IF_ERROR(index->BeginBatch());
+    absl::Status cleared = files->SetSubvolumeReadOnly(abs_path, false);
+    if (!cleared.ok()) {
+      RETURN_IF_ERROR(index->ClearReadOnlyFlip(flip.subvol_id));
+      return cleared;
+    }
+    return std::unique_ptr<ReadOnlyFlipGuard>(
+        new ReadOnlyFlipGuard(index, files, flip.subvol_id, std::move(abs_path)));
+  }
+
+  ~ReadOnlyFlipGuard() { Restore().IgnoreError(); }
+
+  // Sets the flag again. On failure the record stays for the next start to retry.
+  absl::Status Restore() {
+    if (restored_) return absl::OkStatus();
+    RETURN_IF_ERROR(files_->SetSubvolumeReadOnly(abs_path_, true));
+    restored_ = true;
+    return index_->ClearReadOnlyFlip(subvol_id_);
+  }
+
+ private:
+  ReadOnlyFlipGuard(VolumeIndex* index, FileAccess* files, uint64_t subvol_id,
+                    std::string abs_path)
+      : index_(index), files_(files), subvol_id_(subvol_id), abs_path_(std::move(abs_path)) {}
+
+  VolumeIndex* const index_;
+  FileAccess* const files_;
+  const uint64_t subvol_id_;
+  const std::string abs_path_;
+  bool restored_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subvol_id) {
+  auto cached = subvol_cache_.find(subvol_id);
+  if (cached != subvol_cache_.end()) return cached->second;
+  SubvolInfo info;
+  info.id = subvol_id;
+  const SubvolumeRecord* record = nullptr;
+  for (int attempt = 0; attempt < 2 && record == nullptr; ++attempt) {
+    for (const SubvolumeRecord& s : subvolumes_) {
+      if (s.id == subvol_id) record = &s;
+    }
+    if (record == nullptr && attempt == 0) {
+      ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
+    }
+  }
+  if (record != nullptr && subvol_id != kTopLevelSubvolume) {
+    info.relative_path = record->path;
+    absl::StatusOr<SubvolumeFlags> flags = files_->GetSubvolumeFlags(AbsPath(record->path));
+    if (flags.ok()) {
+      info.flags = *flags;
+    } else {
+      // Fall back to what the scanner saw; the kernel still refuses what it must.
+      info.flags.read_only = record->read_only;
+      info.flags.received = !record->received_uuid.empty();
+    }
+  }
+  subvol_cache_[subvol_id] = info;
+  return info;
+}
+
+absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& group,
+                                                                    absl::Time now) {
+  // Cheap test first (no I/O): is anything in this group not settled?
+  absl::flat_hash_set<int64_t> references;
+  for (const FileRecord& m : group.members) {
+    if (m.dedupe_state == DedupeState::kReference) references.insert(m.id);
+  }
+  bool work = false;
+  for (const FileRecord& m : group.members) {
+    if (attempted_.contains(m.id)) continue;
+    if (m.dedupe_state == DedupeState::kPending ||
+        (m.dedupe_state == DedupeState::kDeduped && !references.contains(m.reference_id)) ||
+        (m.dedupe_state == DedupeState::kReference && references.size() > 1)) {
+      work = true;
+      break;
+    }
+  }
+  if (!work) return std::optional<StepResult>();
+
+  subvol_cache_.clear();
+  StepResult result;
+  result.kind = StepResult::Kind::kDedupeBatch;
+  result.size = group.size;
+  std::vector<FileRecord> cow;
+  std::vector<FileRecord> nocow;
+  std::vector<FileAttributes> cow_attrs;
+  std::vector<FileAttributes> nocow_attrs;
+  for (const FileRecord& m : group.members) {
+    absl::StatusOr<FileAttributes> attrs = files_->GetAttributes(AbsPath(m.path));
+    if (!attrs.ok()) {
+      result.path = AbsPath(m.path);
+      if (absl::IsNotFound(attrs.status())) {
+        RETURN_IF_ERROR(RemoveVanished(m, result));
+      } else {
+        RETURN_IF_ERROR(Skip(
+            m, absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
+      }
+      return std::optional<StepResult>(result);
+    }
+    (attrs->nocow ? nocow : cow).push_back(m);
+    (attrs->nocow ? nocow_attrs : cow_attrs).push_back(*attrs);
+  }
+  for (int part = 0; part < 2; ++part) {
+    std::vector<FileRecord>& members = part == 0 ? cow : nocow;
+    std::vector<FileAttributes>& attrs = part == 0 ? cow_attrs : nocow_attrs;
+    if (members.empty()) continue;
+    if (CountInodes(members) < 2) {
+      // The only copy of its kind: NOCOW and checksummed files cannot share extents.
+      for (const FileRecord& m : members) {
+        if (attempted_.contains(m.id) || m.dedupe_state != DedupeState::kPending) continue;
+        result.path = AbsPath(m.path);
+        RETURN_IF_ERROR(Skip(m,
+                             part == 1 ? "NOCOW (chattr +C): cannot share extents with its "
+                                         "checksummed copies"
+                                       : "checksummed: its copies are NOCOW (chattr +C) and "
+                                         "cannot share extents with it",
+                             result));
+      }
+      if (result.files_skipped > 0) return std::optional<StepResult>(result);
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::optional<StepResult> done,
+                     ProcessPartition(group, members, attrs, now));
+    if (done.has_value()) return done;
+  }
+  return std::optional<StepResult>();
+}
+
+absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
+    const Group& group, const std::vector<FileRecord>& members,
+    const std::vector<FileAttributes>& attrs, absl::Time now) {
+  StepResult result;
+  result.kind = StepResult::Kind::kDedupeBatch;
+  result.size = group.size;
+
+  // --- The reference: the remembered one, else the best candidate. ---
+  std::optional<size_t> ref;
+  for (size_t i = 0; i < members.size() && !ref; ++i) {
+    if (members[i].dedupe_state == DedupeState::kReference && !attrs[i].swapfile &&
+        !attempted_.contains(members[i].id)) {
+      ref = i;
+    }
+  }
+  const bool remembered = ref.has_value();
+  if (!ref) {
+    std::vector<ReferenceCandidate> candidates;
+    std::vector<size_t> where;
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (attempted_.contains(members[i].id)) continue;
+      ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
+      ReferenceCandidate c;
+      c.id = members[i].id;
+      c.first_seen = members[i].first_seen;
+      c.can_be_source = !attrs[i].swapfile;
+      c.can_be_destination = !(attrs[i].immutable || attrs[i].append_only ||
+                               (subvol.flags.read_only && subvol.flags.received));
+      c.has_shared_extents = files_->HasSharedExtents(AbsPath(members[i].path)).value_or(false);
+      candidates.push_back(c);
+      where.push_back(i);
+    }
+    std::optional<size_t> best = ChooseReference(candidates);
+    if (!best) return std::optional<StepResult>();
+    ref = where[*best];
+  }
+  const FileRecord& reference = members[*ref];
+  const std::string ref_path = AbsPath(reference.path);
+  result.path = ref_path;
+  absl::StatusOr<FileStat> ref_stat = files_->Stat(ref_path);
+  if (!ref_stat.ok() && absl::IsNotFound(ref_stat.status())) {
+    RETURN_IF_ERROR(RemoveVanished(reference, result));
+    return std::optional<StepResult>(result);
+  }
+  if (!ref_stat.ok() || !Matches(*ref_stat, reference)) {
+    RETURN_IF_ERROR(Changed(reference, result));
+    result.kind = StepResult::Kind::kDedupeBatch;
+    return std::optional<StepResult>(result);
+  }
+  if (!remembered && !options_.dry_run) {
+    RETURN_IF_ERROR(
+        index_->SetDedupeState(reference.id, DedupeState::kReference, 0, ""));
+  }
+
+  // --- Destinations: one per inode, checked, then one batch. ---
+  const int limit = DestinationsPerCall(CountInodes(members), config_);
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> inodes;  // by key
+  std::vector<std::pair<uint64_t, uint64_t>> inode_order;
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto key = std::make_pair(members[i].subvol_id, members[i].ino);
+    auto [it, inserted] = inodes.emplace(key, std::vector<size_t>());
+    if (inserted) inode_order.push_back(key);
+    it->second.push_back(i);
+  }
+  std::vector<size_t> todo;
+  uint64_t batch_flip = 0;  // subvolume id to make writable for the batch, 0 = none
+  for (const auto& key : inode_order) {
+    const std::vector<size_t>& links = inodes[key];
+    std::vector<size_t> pending;
+    std::optional<size_t> done;
+    for (size_t i : links) {
+      if (i == *ref) continue;
+      const FileRecord& m = members[i];
+      if (m.dedupe_state == DedupeState::kDeduped && m.reference_id == reference.id) done = i;
+      if (!attempted_.contains(m.id) && NeedsDedupe(m, reference.id)) pending.push_back(i);
+    }
+    if (pending.empty()) continue;
+    const bool ref_inode = SameInode(members[links.front()], reference);
+    size_t first_hard_link = 0;
+    if (ref_inode || done.has_value()) {
+      const FileRecord& of = ref_inode ? reference : members[*done];
+      for (size_t i : pending) {
+        RETURN_IF_ERROR(Skip(members[i],
+                             absl::StrCat("hard link of ", AbsPath(of.path),
+                                          ": one inode, nothing to share"),
+                             result));
+      }
+      continue;
+    }
+    first_hard_link = 1;
+    for (size_t j = first_hard_link; j < pending.size(); ++j) {
+      RETURN_IF_ERROR(Skip(members[pending[j]],
+                           absl::StrCat("hard link of ", AbsPath(members[pending[0]].path),
+                                        ": one inode, nothing to share"),
+                           result));
+    }
+    const size_t d = pending[0];
+    const FileRecord& dest = members[d];
+    if (!options_.dry_run && static_cast<int>(todo.size()) >= limit) continue;
+    if (attrs[d].immutable || attrs[d].append_only || attrs[d].swapfile) {
+      RETURN_IF_ERROR(Skip(dest,
+                           attrs[d].swapfile    ? "active swap file: never deduped"
+                           : attrs[d].immutable ? "immutable (chattr +i): cannot be changed"
+                                                : "append-only (chattr +a): cannot be changed",
+                           result));
+      continue;
+    }
+    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(dest.subvol_id));
+    if (subvol.flags.read_only && subvol.flags.received) {
+      RETURN_IF_ERROR(Skip(dest, kReceivedReason, result));
+      continue;
+    }
+    const std::string dest_path = AbsPath(dest.path);
+    absl::StatusOr<bool> shared = files_->SharesAllExtents(ref_path, dest_path);
+    if (!shared.ok() && absl::IsNotFound(shared.status())) {
+      RETURN_IF_ERROR(RemoveVanished(dest, result));
+      continue;
+    }
+    if (shared.ok() && *shared) {
+      attempted_.insert(dest.id);
+      ++result.files_already_shared;
+      if (!options_.dry_run) {
+        RETURN_IF_ERROR(
+            index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
+      }
+      continue;
+    }
+    const uint64_t flip = subvol.flags.read_only ? subvol.id : 0;
+    if (todo.empty()) {
+      batch_flip = flip;
+    } else if (flip != batch_flip && !options_.dry_run) {
+      continue;  // a later batch
+    }
+    todo.push_back(d);
+  }
+
+  if (options_.dry_run) {
+    for (const FileRecord& m : members) attempted_.insert(m.id);
+    if (todo.empty()) {
+      if (result.files_already_shared + result.files_skipped + result.files_removed == 0) {
+        return std::optional<StepResult>();
+      }
+      return std::optional<StepResult>(result);
+    }
+    PlannedGroup plan;
+    plan.size = group.size;
+    plan.hash_hex = ToHex(group.hash);
+    plan.reference_path = ref_path;
+    for (size_t d : todo) plan.destination_paths.push_back(AbsPath(members[d].path));
+    plan.already_shared = result.files_already_shared;
+    plan.not_dedupable = result.files_skipped;
+    plan.bytes_saveable = group.size * todo.size();
+    result.kind = StepResult::Kind::kPlannedGroup;
+    result.planned = std::move(plan);
+    return std::optional<StepResult>(result);
+  }
+  if (todo.empty()) {
+    if (result.files_already_shared + result.files_skipped + result.files_removed == 0 &&
+        remembered) {
+      return std::optional<StepResult>();
+    }
+    return std::optional<StepResult>(result);
+  }
+  std::vector<const FileRecord*> batch;
+  for (size_t d : todo) batch.push_back(&members[d]);
+  RETURN_IF_ERROR(DedupeBatch(reference, batch, batch_flip, result));
+  return std::optional<StepResult>(result);
+}
+
+absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
+                                       const std::vector<const FileRecord*>& batch,
+                                       uint64_t flip_subvol, StepResult& result) {
+  DedupeRequest request;
+  request.reference_path = AbsPath(reference.path);
+  request.size = reference.size;
+  for (const FileRecord* d : batch) {
+    attempted_.insert(d->id);
+    request.destination_paths.push_back(AbsPath(d->path));
+  }
+
+  absl::StatusOr<std::vector<DedupeOutcome>> outcomes;
+  std::string restore_error;
+  {
+    std::unique_ptr<ReadOnlyFlipGuard> guard;
+    if (flip_subvol != 0) {
+      ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(flip_subvol));
+      ReadOnlyFlip flip;
+      flip.subvol_id = flip_subvol;
+      flip.path = subvol.relative_path;
+      flip.flipped_at = clock_->Now();
+      absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> begun =
+          ReadOnlyFlipGuard::Begin(index_, files_, flip, AbsPath(subvol.relative_path));
+      if (!begun.ok()) {
+        for (const FileRecord* d : batch) {
+          RETURN_IF_ERROR(Skip(*d,
+                               absl::StrCat("cannot make read-only snapshot writable: ",
+                                            begun.status().message()),
+                               result));
+        }
+        return absl::OkStatus();
+      }
+      guard = std::move(*begun);
+      ++stats_.read_only_flips;
+    }
+    ++stats_.backend_calls;
+    outcomes = backend_->Dedupe(request);
+    if (guard != nullptr) {
+      absl::Status restored = guard->Restore();
+      if (!restored.ok()) {
+        restore_error = absl::StrCat("could not restore read-only flag (retried at next start): ",
+                                     restored.message());
+      }
+    }
+  }
+  if (!restore_error.empty()) result.detail = restore_error;
+
+  if (!outcomes.ok()) {
+    // The request as a whole failed: blame the reference; its copies wait for another.
+    for (const FileRecord* d : batch) attempted_.erase(d->id);
+    absl::StatusOr<FileStat> stat = files_->Stat(request.reference_path);
+    if (!stat.ok() && absl::IsNotFound(stat.status())) return RemoveVanished(reference, result);
+    return Skip(reference,
+                absl::StrCat("cannot be used as reference: ", outcomes.status().message()),
+                result);
+  }
+  const StabilityPolicy policy = ToStabilityPolicy(config_);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const FileRecord& dest = *batch[i];
+    const std::string& dest_path = request.destination_paths[i];
+    if (i >= outcomes->size()) {
+      RETURN_IF_ERROR(Skip(dest, "backend returned no outcome", result));
+      continue;
+    }
+    const DedupeOutcome& outcome = (*outcomes)[i];
+    switch (outcome.kind) {
+      case DedupeOutcome::Kind::kDeduped: {
+        absl::StatusOr<bool> shared =
+            files_->SharesAllExtents(request.reference_path, dest_path);
+        if (shared.ok() && *shared) {
+          ++result.files_deduped;
+          result.bytes_deduped += dest.size;
+          RETURN_IF_ERROR(
+              index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
+        } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
+          RETURN_IF_ERROR(RemoveVanished(dest, result));
+        } else {
+          RETURN_IF_ERROR(Skip(
+              dest,
+              shared.ok() ? "backend reported success but FIEMAP shows extents not shared"
+                          : absl::StrCat("cannot verify extents: ", shared.status().message()),
+              result));
+        }
+        break;
+      }
+      case DedupeOutcome::Kind::kDiffers:
+        ++result.files_differ;
+        RETURN_IF_ERROR(index_->InvalidateFile(dest.id, clock_->Now(), policy));
+        break;
+      case DedupeOutcome::Kind::kFailed:
+        if (absl::IsNotFound(outcome.error)) {
+          RETURN_IF_ERROR(RemoveVanished(dest, result));
+        } else {
+          RETURN_IF_ERROR(Skip(dest,
+                               outcome.error.ok() ? std::string("dedupe failed")
+                                                  : std::string(outcome.error.message()),
+                               result));
+        }
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace btrdupd

@@ -1,0 +1,285 @@
+// DedupeEngine, stage 1: hashing one member of a size group (see dedupe_engine.h).
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/config.h"
+#include "core/dedupe_engine.h"
+#include "core/dedupe_engine_internal.h"
+#include "core/planner.h"
+#include "core/sha256.h"
+
+namespace btrdupd {
+
+using engine_internal::kMaxHashCopyChecks;
+using engine_internal::Matches;
+
+// Reads one open file from its start, feeding a prefix digest (first `prefix_bytes`) and
+// a whole-file digest at once, so a prefix that turns out to match can be continued to
+// the whole file without reading its start again.
+class DedupeEngine::FileHasher {
+ public:
+  FileHasher(std::unique_ptr<SequentialFile> file, FileStat before, uint64_t prefix_bytes,
+             Sha256 prefix, Sha256 full, std::string* buffer)
+      : file_(std::move(file)),
+        before_(before),
+        prefix_bytes_(prefix_bytes),
+        prefix_(std::move(prefix)),
+        full_(std::move(full)),
+        buffer_(buffer) {}
+
+  // Reads until `end` bytes were read or the file ends. Returns false at end of file.
+  absl::StatusOr<bool> ReadTo(uint64_t end) {
+    while (offset_ < end) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_->size(), end - offset_));
+      ASSIGN_OR_RETURN(size_t got, file_->Read(buffer_->data(), want));
+      if (got == 0) return false;
+      absl::string_view chunk(buffer_->data(), got);
+      if (offset_ < prefix_bytes_) {
+        size_t in_prefix = static_cast<size_t>(std::min<uint64_t>(got, prefix_bytes_ - offset_));
+        RETURN_IF_ERROR(prefix_.Update(chunk.substr(0, in_prefix)));
+      }
+      RETURN_IF_ERROR(full_.Update(chunk));
+      offset_ += got;
+    }
+    return true;
+  }
+
+  // True if the file ends exactly at the current offset (one extra read).
+  absl::StatusOr<bool> AtEnd() {
+    char probe[1];
+    ASSIGN_OR_RETURN(size_t got, file_->Read(probe, 1));
+    if (got != 0) ++offset_;
+    return got == 0;
+  }
+
+  // True if fstat still says what it said when the file was opened.
+  absl::StatusOr<bool> Unchanged() {
+    ASSIGN_OR_RETURN(FileStat after, file_->Stat());
+    return after == before_;
+  }
+
+  absl::StatusOr<std::string> PrefixDigest() { return prefix_.Finish(); }
+  absl::StatusOr<std::string> FullDigest() { return full_.Finish(); }
+  uint64_t offset() const { return offset_; }
+
+ private:
+  std::unique_ptr<SequentialFile> file_;
+  const FileStat before_;
+  const uint64_t prefix_bytes_;
+  Sha256 prefix_;
+  Sha256 full_;
+  std::string* buffer_;
+  uint64_t offset_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<DedupeEngine::FileHasher>> DedupeEngine::OpenHasher(
+    const FileRecord& file, StepResult& result, bool* handled) {
+  *handled = false;
+  const std::string path = AbsPath(file.path);
+  absl::StatusOr<std::unique_ptr<SequentialFile>> opened = files_->OpenForRead(path);
+  if (!opened.ok()) {
+    *handled = true;
+    result.kind = StepResult::Kind::kFileSkipped;
+    if (absl::IsNotFound(opened.status())) {
+      result.detail = absl::StrCat(path, ": vanished");
+      RETURN_IF_ERROR(RemoveVanished(file, result));
+    } else {
+      RETURN_IF_ERROR(
+          Skip(file, absl::StrCat("cannot read: ", opened.status().message()), result));
+    }
+    return nullptr;
+  }
+  absl::StatusOr<FileStat> before = (*opened)->Stat();
+  if (!before.ok() || !Matches(*before, file)) {
+    *handled = true;
+    RETURN_IF_ERROR(Changed(file, result));
+    return nullptr;
+  }
+  ASSIGN_OR_RETURN(Sha256 prefix, Sha256::Create());
+  ASSIGN_OR_RETURN(Sha256 full, Sha256::Create());
+  if (buffer_.size() != std::max<size_t>(options_.read_buffer_bytes, 4096)) {
+    buffer_.assign(std::max<size_t>(options_.read_buffer_bytes, 4096), '\0');
+  }
+  return std::make_unique<FileHasher>(std::move(*opened), *before, options_.prefix_bytes,
+                                      std::move(prefix), std::move(full), &buffer_);
+}
+
+absl::Status DedupeEngine::Changed(const FileRecord& file, StepResult& result) {
+  attempted_.insert(file.id);
+  ++result.files_differ;
+  result.kind = StepResult::Kind::kFileSkipped;
+  result.detail = absl::StrCat(AbsPath(file.path), ": changed while being read; waits again");
+  if (options_.dry_run) return absl::OkStatus();
+  return index_->InvalidateFile(file.id, clock_->Now(), ToStabilityPolicy(config_));
+}
+
+absl::Status DedupeEngine::SetHashForInode(const std::vector<FileRecord>& members,
+                                           const FileRecord& file, HashState state,
+                                           const std::string& hash) {
+  for (const FileRecord& m : members) {
+    if (SameInode(m, file) && m.size == file.size) {
+      RETURN_IF_ERROR(index_->SetHash(m.id, state, hash));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> DedupeEngine::TryCopyHash(const std::vector<FileRecord>& members,
+                                               const FileRecord& file, bool prefix_task,
+                                               StepResult& result) {
+  const std::string path = AbsPath(file.path);
+  absl::StatusOr<bool> shared = files_->HasSharedExtents(path);
+  if (!shared.ok() || !*shared) return false;
+  absl::flat_hash_set<std::string> seen;
+  int checks = 0;
+  for (HashState wanted : {HashState::kFull, HashState::kPrefix}) {
+    if (wanted == HashState::kPrefix && !prefix_task) break;
+    for (const FileRecord& other : members) {
+      if (checks >= kMaxHashCopyChecks) return false;
+      if (SameInode(other, file) || other.hash_state != wanted) continue;
+      if (!seen.insert(other.hash).second) continue;
+      ++checks;
+      const std::string other_path = AbsPath(other.path);
+      absl::StatusOr<bool> same = files_->SharesAllExtents(other_path, path);
+      if (!same.ok() || !*same) continue;
+      absl::StatusOr<FileStat> other_stat = files_->Stat(other_path);
+      if (!other_stat.ok() || !Matches(*other_stat, other)) continue;
+      RETURN_IF_ERROR(SetHashForInode(members, file, other.hash_state, other.hash));
+      ++stats_.hashes_copied;
+      result.kind = StepResult::Kind::kHashCopied;
+      result.detail = absl::StrCat("shares all extents with ", other_path);
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<std::optional<std::string>> DedupeEngine::PrefixOfFullGroup(
+    const std::vector<FileRecord>& members, const std::string& full_hash,
+    StepResult& result) {
+  auto it = prefix_of_full_.find(full_hash);
+  if (it != prefix_of_full_.end()) return std::optional<std::string>(it->second);
+  for (const FileRecord& rep : members) {
+    if (rep.hash_state != HashState::kFull || rep.hash != full_hash) continue;
+    absl::StatusOr<std::unique_ptr<SequentialFile>> opened =
+        files_->OpenForRead(AbsPath(rep.path));
+    if (!opened.ok()) continue;
+    absl::StatusOr<FileStat> before = (*opened)->Stat();
+    if (!before.ok() || !Matches(*before, rep)) continue;
+    ASSIGN_OR_RETURN(Sha256 prefix, Sha256::Create());
+    ASSIGN_OR_RETURN(Sha256 full, Sha256::Create());
+    if (buffer_.empty()) buffer_.assign(std::max<size_t>(options_.read_buffer_bytes, 4096), '\0');
+    FileHasher hasher(std::move(*opened), *before, options_.prefix_bytes, std::move(prefix),
+                      std::move(full), &buffer_);
+    absl::StatusOr<bool> more = hasher.ReadTo(options_.prefix_bytes);
+    result.bytes_read += hasher.offset();
+    if (!more.ok() || !*more) continue;
+    absl::StatusOr<bool> unchanged = hasher.Unchanged();
+    if (!unchanged.ok() || !*unchanged) continue;
+    ASSIGN_OR_RETURN(std::string digest, hasher.PrefixDigest());
+    prefix_of_full_[full_hash] = digest;
+    return std::optional<std::string>(digest);
+  }
+  return std::optional<std::string>();  // unknown
+}
+
+absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord>& members,
+                                                    const HashTask& task, absl::Time now) {
+  const FileRecord& file = members[task.member];
+  const std::string path = AbsPath(file.path);
+  StepResult result;
+  result.kind = StepResult::Kind::kHashed;
+  result.path = path;
+  result.size = file.size;
+
+  absl::StatusOr<FileAttributes> attrs = files_->GetAttributes(path);
+  if (!attrs.ok()) {
+    result.kind = StepResult::Kind::kFileSkipped;
+    if (absl::IsNotFound(attrs.status())) {
+      result.detail = absl::StrCat(path, ": vanished");
+      RETURN_IF_ERROR(RemoveVanished(file, result));
+    } else {
+      RETURN_IF_ERROR(Skip(
+          file, absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
+    }
+    return result;
+  }
+  if (attrs->swapfile) {
+    result.kind = StepResult::Kind::kFileSkipped;
+    RETURN_IF_ERROR(Skip(file, "active swap file: never read or deduped", result));
+    return result;
+  }
+
+  ASSIGN_OR_RETURN(bool copied, TryCopyHash(members, file, task.prefix, result));
+  if (copied) return result;
+
+  bool handled = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<FileHasher> hasher, OpenHasher(file, result, &handled));
+  if (handled) return result;
+
+  bool whole = !task.prefix;
+  std::string prefix_digest;
+  if (task.prefix) {
+    ASSIGN_OR_RETURN(bool more, hasher->ReadTo(options_.prefix_bytes));
+    result.bytes_read = hasher->offset();
+    if (!more) {
+      RETURN_IF_ERROR(Changed(file, result));  // shorter than the index says
+      return result;
+    }
+    ASSIGN_OR_RETURN(prefix_digest, hasher->PrefixDigest());
+    // Compare with the groups that already have full hashes while the prefix is known:
+    // a match (or a group whose prefix cannot be read) means reading on.
+    absl::flat_hash_set<std::string> full_hashes;
+    for (const FileRecord& m : members) {
+      if (!SameInode(m, file) && m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+    }
+    for (const std::string& full_hash : full_hashes) {
+      StepResult side;  // bytes read for the other group's prefix
+      ASSIGN_OR_RETURN(std::optional<std::string> other,
+                       PrefixOfFullGroup(members, full_hash, side));
+      result.bytes_read += side.bytes_read;
+      if (!other.has_value() || *other == prefix_digest) {
+        whole = true;
+        break;
+      }
+    }
+  } else if (file.hash_state == HashState::kPrefix) {
+    prefix_digest = file.hash;
+  }
+
+  if (whole) {
+    ASSIGN_OR_RETURN(bool more, hasher->ReadTo(file.size));
+    ASSIGN_OR_RETURN(bool at_end, hasher->AtEnd());
+    result.bytes_read += hasher->offset() - (task.prefix ? options_.prefix_bytes : 0);
+    if (!more && hasher->offset() != file.size) at_end = false;
+    if (!at_end) {
+      RETURN_IF_ERROR(Changed(file, result));
+      return result;
+    }
+  }
+  absl::StatusOr<bool> unchanged = hasher->Unchanged();
+  if (!unchanged.ok() || !*unchanged) {
+    RETURN_IF_ERROR(Changed(file, result));
+    return result;
+  }
+  if (whole) {
+    ASSIGN_OR_RETURN(std::string digest, hasher->FullDigest());
+    RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kFull, digest));
+    if (file.size > 2 * options_.prefix_bytes && !prefix_digest.empty()) {
+      prefix_of_full_[digest] = prefix_digest;
+    }
+    ++stats_.files_hashed;
+  } else {
+    RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kPrefix, prefix_digest));
+    ++stats_.prefixes_hashed;
+    result.detail = "prefix";
+  }
+  return result;
+}
+
+}  // namespace btrdupd
