@@ -1,11 +1,12 @@
 #include "core/config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -230,21 +231,36 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root) {
       volume_root.empty() || volume_root.back() == '/'
           ? absl::StrCat(volume_root, kConfigFileName)
           : absl::StrCat(volume_root, "/", kConfigFileName);
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) {
-    const int err = errno;
-    if (err == ENOENT) return VolumeConfig{};
-    const std::string message =
-        absl::StrCat("cannot read ", path, ": ", std::strerror(err));
+  // Plain POSIX reads: unlike std::ifstream they report why (EISDIR, EACCES, EIO...).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return VolumeConfig{};
+  auto fail = [&path](int err) -> absl::Status {
+    const std::string message = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
     if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
-    return absl::InternalError(message);
+    return absl::FailedPreconditionError(message);
+  };
+  if (fd < 0) return fail(errno);
+  std::string text;
+  char buffer[4096];
+  constexpr size_t kMaxConfigBytes = 1 << 20;  // a config file is tiny; refuse garbage
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail(err);
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      ::close(fd);
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read ", path, ": larger than 1 MiB, not a config file"));
+    }
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return absl::InternalError(absl::StrCat("cannot read ", path, ": read error"));
-  }
-  return ParseVolumeConfig(text.str(), path);
+  ::close(fd);
+  return ParseVolumeConfig(text, path);
 }
 
 std::string DefaultConfigText() {

@@ -57,7 +57,8 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
                                                absl::string_view file_name);
 
 // Reads `<volume_root>/.btrdupd.conf`. Missing file: all defaults. A file that exists
-// but cannot be read: an error naming it (PermissionDenied / Internal).
+// but cannot be read (permissions, a directory, I/O error, over 1 MiB): an error naming
+// it and the errno text (PermissionDenied / FailedPrecondition).
 absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root);
 
 // The reference configuration: every section and key with its default value and a
