@@ -1,0 +1,123 @@
+// FakeVolumeFs: an in-memory btrfs volume for the scanner's logic tests.
+//
+// It models what the scanner relies on: a tree of directories, regular files, symlinks
+// and fifos; subvolumes (each with its own st_dev, inode numbers and generation, the
+// root directory being inode 256); snapshots (a copy of a subvolume's tree that keeps
+// inode numbers and transids, with parent_uuid set); another filesystem mounted over a
+// directory (a different st_dev, not a subvolume); and btrfs's change tracking: every
+// mutation is one transaction that stamps the inodes it writes (and the directories whose
+// entries change) with a new transid and raises their subvolume's generation.
+//
+// Error injection: FailStat/FailOpen make lstat or opening a path return a given status.
+//
+// Paths are relative to the volume root, as in core/volume_fs.h. Mutations CHECK-fail
+// (abort) on misuse, since they are test set-up. Not thread-safe.
+
+#ifndef BTRDUPD_TESTS_TESTING_FAKE_VOLUME_FS_H_
+#define BTRDUPD_TESTS_TESTING_FAKE_VOLUME_FS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "core/volume_fs.h"
+
+namespace btrdupd {
+namespace testing {
+
+class FakeVolumeFs : public VolumeFs {
+ public:
+  static constexpr uint64_t kRootSubvolumeId = 5;
+
+  FakeVolumeFs();
+  ~FakeVolumeFs() override;
+
+  // --- Test set-up: each call is one transaction ---
+  // Creates the file, or rewrites it in place (same inode) with a new size and mtime.
+  void WriteFile(const std::string& path, uint64_t size);
+  void MakeDir(const std::string& path);  // parents must exist
+  void MakeDirs(const std::string& path);  // creates missing parents too
+  void Symlink(const std::string& path);
+  void MakeFifo(const std::string& path);
+  void HardLink(const std::string& existing, const std::string& path);
+  // Removes a file, symlink or a whole directory tree.
+  void Remove(const std::string& path);
+  void Rename(const std::string& from, const std::string& to);
+  // Changes the inode without changing size or mtime (chmod, atime, dedupe).
+  void TouchMetadata(const std::string& path);
+  // Returns the new subvolume's id.
+  uint64_t CreateSubvolume(const std::string& path);
+  uint64_t Snapshot(const std::string& source, const std::string& path,
+                    bool read_only = false);
+  void DeleteSubvolume(const std::string& path);
+  // Mounts an empty foreign filesystem over the directory at `path`; the foreign
+  // filesystem's root is returned by path afterwards, e.g. for WriteFile under it.
+  void MountForeign(const std::string& path);
+  // Raises a subvolume's generation by `n` transactions without changing any inode.
+  void AdvanceGeneration(const std::string& subvol_path, uint64_t n);
+
+  void FailStat(const std::string& path, absl::Status status);
+  void FailOpen(const std::string& path, absl::Status status);
+  void ClearFailures();
+
+  uint64_t InodeOf(const std::string& path);
+  uint64_t GenerationOf(const std::string& subvol_path);
+
+  // Counters of calls, for "costs in proportion to the changes" checks.
+  int64_t dirs_read() const { return dirs_read_; }
+  int64_t entries_statted() const { return entries_statted_; }
+
+  // --- VolumeFs ---
+  std::string root() const override { return "/fake"; }
+  absl::StatusOr<std::vector<VolumeSubvolume>> ListSubvolumes() override;
+  absl::StatusOr<std::unique_ptr<VolumeDir>> OpenDir(absl::string_view path) override;
+  absl::StatusOr<VolumeStat> Stat(absl::string_view path) override;
+  absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(absl::string_view subvol_path,
+                                                              uint64_t generation) override;
+
+  struct Node;
+
+ private:
+  class Dir;
+  struct Subvolume {
+    uint64_t id = 0;
+    std::string uuid;
+    std::string parent_uuid;
+    bool read_only = false;
+    uint64_t generation = 0;
+    uint64_t next_ino = 257;
+    std::shared_ptr<Node> root;
+  };
+
+  uint64_t Begin();  // starts a transaction, returns its transid
+  void Stamp(Node* node, uint64_t transid);
+  std::shared_ptr<Node> Lookup(absl::string_view path) const;
+  std::shared_ptr<Node> ParentOf(const std::string& path, std::string* name) const;
+  std::shared_ptr<Node> NewNode(const std::shared_ptr<Node>& parent, int type);
+  std::string PathOfSubvolume(const Subvolume& sub) const;
+  bool FindPath(const Node* from, const Node* target, const std::string& prefix,
+                std::string* out) const;
+  VolumeStat StatOf(const Node& node) const;
+
+  uint64_t transid_ = 10;
+  uint64_t next_dev_ = 100;
+  uint64_t next_subvol_id_ = 256;
+  int64_t clock_ns_ = 1'700'000'000'000'000'000;
+  std::shared_ptr<Node> root_;
+  std::map<uint64_t, Subvolume> subvolumes_;  // by id
+  absl::flat_hash_map<uint64_t, uint64_t> subvol_by_dev_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Node>> hidden_by_mounts_;
+  absl::flat_hash_map<std::string, absl::Status> stat_failures_;
+  absl::flat_hash_map<std::string, absl::Status> open_failures_;
+  int64_t dirs_read_ = 0;
+  int64_t entries_statted_ = 0;
+};
+
+}  // namespace testing
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_TESTS_TESTING_FAKE_VOLUME_FS_H_
