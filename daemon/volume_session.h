@@ -15,9 +15,11 @@
 // left (or `should_stop` turns true), and returns a summary.
 //
 // With `dry_run` no file and no dedupe state is changed: groups are reported with the
-// bytes they would save. With `ignore_stability_wait` files count as stable now
-// (one-shot `--no-wait`, for cron after a backup); otherwise only files whose wait
-// (initial_wait_minutes after the last change, with backoff) has passed are hashed.
+// bytes they would save. With `ignore_stability_wait` (one-shot `--no-wait`, for cron
+// after a backup) the files this session's scans find new or changed are stable at
+// once; otherwise a file is hashed only once its wait (initial_wait_minutes after its
+// last change, doubled on repeated change) has passed. Files a dedupe finds changed
+// wait again either way.
 //
 // The destructor restores read-only flags still flipped and closes the database.
 // Not thread-safe: one processing thread per process.
@@ -25,7 +27,6 @@
 #ifndef BTRDUPD_DAEMON_VOLUME_SESSION_H_
 #define BTRDUPD_DAEMON_VOLUME_SESSION_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -37,13 +38,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/dedupe_backend.h"
+#include "core/dedupe_engine.h"
+#include "core/index.h"
+#include "core/scanner.h"
 
 namespace btrdupd {
-
-class Clock;
-class VolumeIndex;
-class DedupeBackend;
-struct VolumeConfig;
 
 // Where a volume's files are, resolved from what the user typed.
 struct VolumeLocation {
@@ -71,22 +73,26 @@ struct SessionOptions {
 
 // What RunOnce() did, for the per-volume summary line.
 struct VolumeSummary {
-  bool full_scan = false;
-  uint64_t files_scanned = 0;    // files the scan looked at (new or changed ones)
-  uint64_t files_hashed = 0;
-  uint64_t groups_deduped = 0;   // (would be, in dry-run)
-  uint64_t files_deduped = 0;    // verified shared after the run (would be, in dry-run)
-  uint64_t bytes_reclaimed = 0;  // verified (would be, in dry-run)
-  std::map<std::string, uint64_t> skipped;  // reason -> files
-  uint64_t files_waiting = 0;    // not yet stable, left for a later run
-  std::optional<absl::Time> next_eligible;  // when the first of them becomes stable
+  ScanReport scan;
+  uint64_t files_hashed = 0;     // files read in full (prefix-only reads not counted)
+  uint64_t bytes_read = 0;       // by hashing
+  uint64_t groups = 0;           // batches deduped, or groups planned in a dry run
+  uint64_t files_deduped = 0;    // verified shared (would be, in a dry run)
+  uint64_t bytes_reclaimed = 0;  // verified (would be saved, in a dry run)
+  uint64_t files_already_shared = 0;
+  uint64_t files_changed = 0;    // changed since hashing: they wait again
+  std::map<std::string, uint64_t> skipped;  // reason (its kind) -> files
+  // When the first file still in its stability wait becomes eligible, if any waits.
+  std::optional<absl::Time> next_eligible;
   bool stopped = false;          // should_stop cut the run short
 };
 
-// Progress of a long phase: ("scan"|"hash"|"dedupe", done, total or 0, bytes).
-using SessionProgress =
-    std::function<void(absl::string_view phase, uint64_t done, uint64_t total,
-                       uint64_t bytes)>;
+// Sees every scan progress report and every engine step of RunOnce(): for progress
+// lines, and (dry run) to print each planned group. Either may be null.
+struct SessionObserver {
+  std::function<void(const ScanProgress&)> on_scan;
+  std::function<void(const StepResult&)> on_step;
+};
 
 class VolumeSession {
  public:
@@ -101,7 +107,7 @@ class VolumeSession {
 
   const VolumeLocation& location() const { return location_; }
   const std::string& path() const { return location_.path; }
-  const VolumeConfig& config() const { return *config_; }
+  const VolumeConfig& config() const { return config_; }
   VolumeIndex* index() { return index_.get(); }
   DedupeBackend* backend() { return backend_.get(); }
 
@@ -109,35 +115,35 @@ class VolumeSession {
   // the error names file, line and key.
   absl::Status ReloadConfig();
 
-  // One change-detection pass. `force_full` (or the session's force_rescan, for the
-  // first pass) makes it a full walk. Returns how many files it saw.
-  struct ScanOutcome {
-    bool full = false;
-    uint64_t files_seen = 0;
-  };
-  absl::StatusOr<ScanOutcome> Scan(bool force_full, const SessionProgress& progress,
-                                   const std::atomic<bool>* should_stop);
+  // One change-detection pass (ScanMode::kAuto decides incremental or full; the
+  // session's force_rescan makes its first pass kForceFull). `should_stop` (may be
+  // null) is polled between directories; Cancelled when it stopped the pass.
+  absl::StatusOr<ScanReport> Scan(ScanMode mode,
+                                  const std::function<void(const ScanProgress&)>& progress,
+                                  const std::function<bool()>& should_stop);
 
-  // One unit of dedupe work. Returns false when there is nothing to do right now.
-  absl::StatusOr<bool> Step();
+  // One unit of dedupe work (DedupeEngine::Step). kIdle: nothing to do before
+  // `next_eligible`, until the next Scan() finds changes.
+  absl::StatusOr<StepResult> Step();
 
-  // When the next not-yet-stable file becomes eligible (for the daemon's sleep).
-  absl::StatusOr<std::optional<absl::Time>> NextEligible();
+  // One-shot: Scan(kAuto), then Step() until idle or `should_stop` (may be null).
+  absl::StatusOr<VolumeSummary> RunOnce(const SessionObserver& observer,
+                                        const std::function<bool()>& should_stop);
 
-  // One-shot: Scan(), then work until idle or `should_stop`.
-  absl::StatusOr<VolumeSummary> RunOnce(const SessionProgress& progress,
-                                        const std::atomic<bool>* should_stop);
+  const EngineStats& engine_stats() const;
 
  private:
-  struct Parts;  // scanner, engine, file access: see volume_session.cc
+  struct Parts;  // file system access, engine: see volume_session.cc
   VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock);
 
   absl::Status Build();
+  // The configuration the scanner sees (initial wait 0 with ignore_stability_wait).
+  VolumeConfig ScannerConfig() const;
 
   const VolumeLocation location_;
   const SessionOptions options_;
   Clock* const clock_;
-  std::unique_ptr<VolumeConfig> config_;
+  VolumeConfig config_;
   std::unique_ptr<VolumeIndex> index_;
   std::unique_ptr<DedupeBackend> backend_;
   std::unique_ptr<Parts> parts_;
