@@ -1,0 +1,347 @@
+#include "daemon/daemon_volume.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/config.h"
+#include "core/index.h"
+#include "core/scan_policy.h"
+#include "core/scanner.h"
+#include "daemon/log.h"
+#include "daemon/status_json.h"
+#include "daemon/version.h"
+#include "daemon/volume_name.h"
+
+namespace btrdupd {
+namespace {
+
+// Size groups looked at to count the queues for one status reply; beyond this the
+// counts are lower bounds (flagged in the reply's activity text).
+constexpr int kMaxQueueSizes = 256;
+
+std::string AbsolutePath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) != nullptr) return resolved;
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return absl::StrCat(cwd, "/", path);
+}
+
+std::optional<absl::Time> MetaTime(VolumeIndex* index, absl::string_view key) {
+  absl::StatusOr<std::optional<std::string>> value = index->GetMeta(key);
+  if (!value.ok() || !value->has_value()) return std::nullopt;
+  int64_t seconds = 0;
+  if (!absl::SimpleAtoi(**value, &seconds)) return std::nullopt;
+  return absl::FromUnixSeconds(seconds);
+}
+
+std::optional<absl::Time> Finite(absl::Time t) {
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) return std::nullopt;
+  return t;
+}
+
+MaintenancePolicy PolicyFor(const VolumeConfig& config) {
+  MaintenancePolicy policy;
+  policy.vacuum_interval = absl::Hours(24) * config.vacuum_interval_days;
+  policy.dedupe_reset_interval = absl::Hours(24) * config.dedup_reset_interval_days;
+  return policy;
+}
+
+std::string FormatTime(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return "never";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", t, absl::LocalTimeZone());
+}
+
+}  // namespace
+
+DaemonVolume::DaemonVolume(std::string given_path, const SessionOptions& options,
+                           Clock* clock)
+    : given_path_(std::move(given_path)),
+      options_(options),
+      clock_(clock),
+      started_(clock->Now()),
+      meter_(started_) {
+  display_path_ = AbsolutePath(given_path_);
+  volume_name_ = VolumeNameForPath(display_path_);
+}
+
+DaemonVolume::~DaemonVolume() { Close(); }
+
+absl::Status DaemonVolume::Open() {
+  lock_refused_ = false;
+  activity_ = "opening";
+  absl::StatusOr<VolumeLocation> location = ResolveVolume(given_path_, options_.db_dir);
+  if (!location.ok()) return location.status();
+  display_path_ = location->path;
+  // The lock lives next to the database, so its directory must exist first.
+  const std::string db_dir = location->db_path.substr(0, location->db_path.rfind('/'));
+  if (mkdir(db_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", db_dir));
+  }
+  if (lock_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
+        InstanceLock::Acquire(LockPathForDatabase(location->db_path), location->path);
+    if (!lock.ok()) {
+      lock_refused_ = absl::IsFailedPrecondition(lock.status());
+      return lock.status();
+    }
+    lock_ = *std::move(lock);
+  }
+  absl::StatusOr<std::unique_ptr<VolumeSession>> session =
+      VolumeSession::Open(given_path_, options_, clock_);
+  if (!session.ok()) return session.status();
+  struct stat st;
+  if (stat(location->path.c_str(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("stat ", location->path));
+  }
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*(*session)->index(), now);
+  if (!times.ok()) return times.status();
+  root_dev_ = st.st_dev;
+  root_ino_ = st.st_ino;
+  maintenance_ = *times;
+  session_ = *std::move(session);
+  activity_ = "opened";
+  return absl::OkStatus();
+}
+
+void DaemonVolume::Close() {
+  // The session's destructor commits and restores any read-only flag still flipped.
+  session_.reset();
+  lock_.reset();
+  idle_until_.reset();
+}
+
+absl::Status DaemonVolume::StartStatusServer(const std::string& socket_dir,
+                                             const StatusServerOptions& options) {
+  absl::StatusOr<std::unique_ptr<StatusServer>> server =
+      StatusServer::Listen(SocketPathFor(socket_dir, volume_name_), options);
+  if (!server.ok()) return server.status();
+  server_ = *std::move(server);
+  return absl::OkStatus();
+}
+
+bool DaemonVolume::StillMounted() const {
+  struct stat st;
+  if (stat(display_path_.c_str(), &st) != 0) return false;
+  return st.st_dev == root_dev_ && st.st_ino == root_ino_;
+}
+
+absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
+    const std::function<bool()>& should_stop) {
+  if (!StillMounted()) {
+    return absl::UnavailableError(absl::StrCat(
+        display_path_, " is no longer the filesystem btrdupd opened (unmounted?)"));
+  }
+  activity_ = "scanning for changes";
+  absl::StatusOr<ScanReport> report = session_->Scan(ScanMode::kAuto, nullptr, should_stop);
+  if (!report.ok()) return report.status();
+  // --force-rescan asks for one full scan, not one per reopen after a failure.
+  options_.force_rescan = false;
+  if (report->errors > 0) {
+    errors_["scan_file"] += report->errors;
+    if (!report->first_errors.empty()) last_error_ = report->first_errors.front();
+  }
+  const int64_t changes = report->files_added + report->files_changed +
+                          report->files_removed + report->dirs_removed +
+                          report->subvolumes_added + report->subvolumes_removed;
+  if (report->kind == ScanKind::kFull || changes > 0) {
+    LogInfo(display_path_,
+            "%s scan: %d files seen, %d added, %d changed, %d removed, %d errors in %s",
+            ScanKindName(report->kind), report->files_seen, report->files_added,
+            report->files_changed, report->files_removed, report->errors,
+            absl::FormatDuration(report->duration));
+  }
+  UnitResult result;
+  result.worked = true;
+  result.changes_found = report->kind == ScanKind::kFull || changes > 0;
+  if (result.changes_found) idle_until_.reset();
+  return result;
+}
+
+absl::StatusOr<bool> DaemonVolume::RunDueMaintenance(absl::Time now) {
+  MaintenanceTask task = DueMaintenance(maintenance_, PolicyFor(session_->config()), now);
+  if (task == MaintenanceTask::kNone) return false;
+  VolumeIndex* index = session_->index();
+  absl::StatusOr<IndexStats> before = index->Stats(now);
+  activity_ = task == MaintenanceTask::kVacuum ? "vacuuming the database"
+                                               : "resetting dedupe states";
+  absl::Status st = RunMaintenance(*index, task, now);
+  if (!st.ok()) return st;
+  absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*index, now);
+  if (!times.ok()) return times.status();
+  maintenance_ = *times;
+  if (task == MaintenanceTask::kVacuum) {
+    absl::StatusOr<IndexStats> after = index->Stats(now);
+    LogInfo(display_path_, "vacuumed the database: %d -> %d bytes",
+            before.ok() ? before->database_bytes : -1,
+            after.ok() ? after->database_bytes : -1);
+  } else {
+    LogInfo(display_path_,
+            "forgot dedupe states (hashes kept): every duplicate is verified again");
+    idle_until_.reset();
+  }
+  return true;
+}
+
+absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
+  absl::StatusOr<StepResult> step = session_->Step();
+  if (!step.ok()) return step.status();
+  const absl::Time now = clock_->Now();
+  UnitResult result;
+  result.worked = true;
+  switch (step->kind) {
+    case StepResult::Kind::kHashed:
+      meter_.Add(now, 1, step->bytes_read);
+      activity_ = absl::StrCat("hashing (last: ", step->path, ")");
+      LogDebug(display_path_, "hashed %s (%d bytes read)", step->path, step->bytes_read);
+      break;
+    case StepResult::Kind::kHashCopied:
+      meter_.Add(now, 1, 0);
+      break;
+    case StepResult::Kind::kFileSkipped:
+      ++errors_["file_skipped"];
+      last_error_ = absl::StrCat(step->path, ": ", step->detail);
+      LogDebug(display_path_, "skipped %s: %s", step->path, step->detail);
+      break;
+    case StepResult::Kind::kDedupeBatch:
+      meter_.Add(now, step->files_deduped + step->files_already_shared, step->bytes_deduped);
+      activity_ = absl::StrCat("deduping (last group: ", step->path, ")");
+      if (step->files_skipped > 0) errors_["dedupe_refused"] += step->files_skipped;
+      if (step->files_differ > 0) errors_["changed_before_dedupe"] += step->files_differ;
+      if (step->files_deduped > 0) {
+        LogInfo(display_path_, "deduped %d files against %s: %d bytes shared",
+                step->files_deduped, step->path, step->bytes_deduped);
+      }
+      break;
+    case StepResult::Kind::kIdle: {
+      absl::StatusOr<bool> maintained = RunDueMaintenance(now);
+      if (!maintained.ok()) {
+        RecordError("maintenance", maintained.status());
+      } else if (*maintained) {
+        break;  // that was this turn's unit
+      }
+      absl::Time next = std::min(step->next_eligible,
+                                 NextMaintenance(maintenance_, PolicyFor(session_->config())));
+      result.worked = false;
+      result.next_work = Finite(next);
+      idle_until_ = next;
+      activity_ = absl::StrCat("idle; next file eligible at ", FormatTime(step->next_eligible));
+      break;
+    }
+    default:
+      break;
+  }
+  if (result.worked) idle_until_.reset();
+  return result;
+}
+
+void DaemonVolume::ReloadConfig() {
+  if (session_ == nullptr) return;  // read at the next Open()
+  absl::Status st = session_->ReloadConfig();
+  if (!st.ok()) {
+    ++errors_["config"];
+    last_error_ = std::string(st.message());
+    LogWarning(display_path_, "keeping the previous settings: %s", st.message());
+    return;
+  }
+  LogInfo(display_path_, "reloaded %s", kConfigFileName);
+}
+
+void DaemonVolume::RecordError(absl::string_view kind, const absl::Status& status) {
+  ++errors_[std::string(kind)];
+  last_error_ = absl::StrCat(kind, ": ", status.message());
+  LogWarning(display_path_, "%s: %s", kind, status.message());
+}
+
+std::string DaemonVolume::HandleRequest(absl::string_view request,
+                                        const VolumeScheduleView& view) {
+  absl::string_view trimmed = absl::StripAsciiWhitespace(request);
+  if (trimmed.empty() || trimmed == "status") return BuildStatusJson(view);
+  return ErrorReplyJson(absl::StrCat("unknown request '", trimmed.substr(0, 64),
+                                     "'; send the line 'status'"));
+}
+
+std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
+  const absl::Time now = clock_->Now();
+  DaemonStatus s;
+  s.pid = getpid();
+  s.uptime = now - started_;
+  s.version = kBtrdupdVersion;
+  s.volume = display_path_;
+  s.volume_name = volume_name_;
+  s.state = view.stopping ? "stopping" : (view.failed || !is_open()) ? "failed" : "ok";
+  s.activity = activity_;
+  if (s.state == "failed") {
+    s.activity = absl::StrCat("unavailable (", last_error_, "); retrying at ",
+                              FormatTime(view.retry_at));
+  }
+  s.scan_pending = is_open() && view.next_change_check <= now;
+  s.next_change_check = Finite(view.next_change_check);
+  Rate minute = meter_.LastMinute(now);
+  Rate overall = meter_.SinceStart(now);
+  s.files_per_second_last_minute = minute.files_per_second;
+  s.bytes_per_second_last_minute = minute.bytes_per_second;
+  s.files_per_second_since_start = overall.files_per_second;
+  s.bytes_per_second_since_start = overall.bytes_per_second;
+  s.errors = errors_;
+  s.last_error = last_error_;
+  if (session_ != nullptr) {
+    VolumeIndex* index = session_->index();
+    absl::StatusOr<IndexStats> stats = index->Stats(now);
+    if (stats.ok()) {
+      s.files_tracked = stats->files_tracked;
+      s.files_waiting = stats->files_waiting;
+      s.duplicate_groups = stats->duplicate_groups;
+      s.files_deduped = stats->files_deduped;
+      s.bytes_deduped = stats->bytes_deduped;
+      s.bytes_saveable = stats->bytes_saveable;
+      s.files_skipped = stats->files_skipped;
+      s.database_bytes = stats->database_bytes;
+    }
+    absl::StatusOr<std::vector<uint64_t>> sizes =
+        index->SizesWithWork(session_->config().min_file_size, now);
+    if (sizes.ok()) {
+      int looked = 0;
+      for (uint64_t size : *sizes) {
+        if (++looked > kMaxQueueSizes) break;
+        absl::StatusOr<std::vector<FileRecord>> files = index->FilesOfSize(size);
+        if (!files.ok()) break;
+        for (const FileRecord& f : *files) {
+          if (f.dedupe_state != DedupeState::kPending || f.next_eligible > now) continue;
+          if (f.hash_state == HashState::kFull) {
+            ++s.files_to_dedupe;
+          } else {
+            ++s.files_to_hash;
+          }
+        }
+      }
+      if (looked > kMaxQueueSizes) {
+        s.activity = absl::StrCat(s.activity, " [queues counted over the first ",
+                                  kMaxQueueSizes, " sizes only]");
+      }
+    }
+    s.last_full_scan = MetaTime(index, kMetaLastFullScan);
+    s.last_incremental_scan = MetaTime(index, kMetaLastIncremental);
+    absl::StatusOr<absl::Time> next_full = NextFullScanDue(index, session_->config(), now);
+    if (next_full.ok()) s.next_full_scan = Finite(*next_full);
+    const MaintenancePolicy policy = PolicyFor(session_->config());
+    s.last_vacuum = maintenance_.last_vacuum;
+    s.last_dedupe_reset = maintenance_.last_dedupe_reset;
+    s.next_vacuum = Finite(NextVacuum(maintenance_, policy));
+    s.next_dedupe_reset = Finite(NextDedupeReset(maintenance_, policy));
+  }
+  return DaemonStatusToJson(s);
+}
+
+}  // namespace btrdupd
