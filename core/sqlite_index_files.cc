@@ -47,7 +47,8 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   f.mtime_ns = q.ColumnInt(6);
   f.generation = static_cast<uint64_t>(q.ColumnInt(7));
   f.first_seen = absl::FromUnixSeconds(q.ColumnInt(8));
-  f.last_changed = absl::FromUnixSeconds(q.ColumnInt(9));
+  // NULL while the file never changed since first seen (saves 4 bytes a row).
+  f.last_changed = q.ColumnIsNull(9) ? f.first_seen : absl::FromUnixSeconds(q.ColumnInt(9));
   f.next_eligible = absl::FromUnixSeconds(q.ColumnInt(10));
   f.backoff_level = static_cast<int>(q.ColumnInt(11));
   f.hash_state = static_cast<HashState>(q.ColumnInt(12));
@@ -102,8 +103,8 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
     BTRDUPD_SQL_ASSIGN(
         Statement insert,
         statements_.Get("INSERT INTO files(dir, name, subvol, ino, size, mtime, gen, "
-                        "first_seen, last_changed, next_eligible) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)"));
+                        "first_seen, next_eligible) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     insert.Bind(1, dir_id)
         .BindBlob(2, name)
         .Bind(3, static_cast<int64_t>(seen.subvol_id))
@@ -200,15 +201,16 @@ absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FindFilesByInode(
 
 absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t min_size,
                                                                        absl::Time now) {
-  // Walks the pending files that are eligible (files_pending), and keeps the sizes for
-  // which another file exists (one probe of files_by_size each).
+  // The distinct sizes of eligible pending files come from files_pending alone
+  // (covering); then one probe of files_by_size per distinct size (LIMIT 2).
   BTRDUPD_SQL_ASSIGN(
       Statement q,
-      statements_.Get("SELECT DISTINCT p.size FROM files p INDEXED BY files_pending "
-                      "WHERE p.dedupe_state = 0 AND p.next_eligible <= ?2 "
-                      "AND p.size >= ?1 AND EXISTS (SELECT 1 FROM files o "
-                      "INDEXED BY files_by_size WHERE o.size = p.size AND o.id != p.id) "
-                      "ORDER BY p.size"));
+      statements_.Get("SELECT s.size FROM (SELECT DISTINCT size FROM files "
+                      "INDEXED BY files_pending WHERE dedupe_state = 0 "
+                      "AND next_eligible <= ?2 AND size >= ?1) s "
+                      "WHERE (SELECT count(*) FROM (SELECT 1 FROM files o "
+                      "INDEXED BY files_by_size WHERE o.size = s.size LIMIT 2)) >= 2 "
+                      "ORDER BY s.size"));
   q.Bind(1, static_cast<int64_t>(min_size)).Bind(2, Seconds(now));
   std::vector<uint64_t> out;
   while (true) {
