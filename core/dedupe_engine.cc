@@ -14,6 +14,9 @@ namespace btrdupd {
 
 namespace {
 
+// Prefix digests of full-hash groups kept in memory (64 bytes each with the key).
+constexpr size_t kMaxCachedPrefixes = 100000;
+
 std::string TrimTrailingSlashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path;
@@ -78,7 +81,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     sizes_.assign(sizes.begin(), sizes.end());
     ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
     attempted_.clear();
-    prefix_of_full_.clear();
+    if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
   }
   int examined = 0;
@@ -92,10 +95,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       return result.status();
     }
     RETURN_IF_ERROR(index_->CommitBatch());
-    if (size_done) {
-      sizes_.pop_front();
-      prefix_of_full_.clear();
-    }
+    if (size_done) sizes_.pop_front();
     if (result->kind != StepResult::Kind::kExamined ||
         ++examined >= std::max(options_.max_sizes_per_step, 1)) {
       Account(*result);
@@ -123,8 +123,24 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     *size_done = true;
     return examined;
   }
-  std::optional<HashTask> task =
-      NextHashTask(members, now, options_.prefix_bytes, attempted_);
+  absl::flat_hash_set<std::string> full_group_prefixes;
+  if (NeedsFullGroupPrefixes(members, now, attempted_)) {
+    // Learn the prefixes of the groups that have full hashes (cached for the engine's
+    // life), so a prefix-only member that matches one of them is read in full.
+    absl::flat_hash_set<std::string> full_hashes;
+    for (const FileRecord& m : members) {
+      if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+    }
+    for (const std::string& full_hash : full_hashes) {
+      StepResult side;
+      ASSIGN_OR_RETURN(std::optional<std::string> prefix,
+                       PrefixOfFullGroup(members, full_hash, side));
+      stats_.bytes_read += side.bytes_read;
+      if (prefix.has_value()) full_group_prefixes.insert(*prefix);
+    }
+  }
+  std::optional<HashTask> task = NextHashTask(members, now, options_.prefix_bytes, attempted_,
+                                              full_group_prefixes);
   if (task.has_value()) return HashMember(members, *task, now);
 
   std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);

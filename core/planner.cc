@@ -20,6 +20,15 @@ bool Hashable(const FileRecord& file, absl::Time now,
          !attempted.contains(file.id);
 }
 
+bool HasPrefixTwin(const std::vector<FileRecord>& members, const FileRecord& m) {
+  for (const FileRecord& other : members) {
+    if (!SameInode(other, m) && other.hash_state == HashState::kPrefix && other.hash == m.hash) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 size_t CountInodes(const std::vector<FileRecord>& members) {
@@ -28,9 +37,24 @@ size_t CountInodes(const std::vector<FileRecord>& members) {
   return inodes.size();
 }
 
+bool NeedsFullGroupPrefixes(const std::vector<FileRecord>& members, absl::Time now,
+                            const absl::flat_hash_set<int64_t>& attempted) {
+  bool any_full = false;
+  for (const FileRecord& m : members) any_full |= m.hash_state == HashState::kFull;
+  if (!any_full) return false;
+  for (const FileRecord& m : members) {
+    if (m.hash_state == HashState::kPrefix && Hashable(m, now, attempted) &&
+        !HasPrefixTwin(members, m)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, absl::Time now,
                                      uint64_t prefix_bytes,
-                                     const absl::flat_hash_set<int64_t>& attempted) {
+                                     const absl::flat_hash_set<int64_t>& attempted,
+                                     const absl::flat_hash_set<std::string>& full_group_prefixes) {
   if (CountInodes(members) < 2) return std::nullopt;
   std::optional<size_t> best_none;
   std::optional<size_t> best_prefix;
@@ -40,14 +64,7 @@ std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, abs
     if (m.hash_state == HashState::kNone) {
       if (!best_none || m.id < members[*best_none].id) best_none = i;
     } else if (m.hash_state == HashState::kPrefix) {
-      bool matched = false;
-      for (const FileRecord& other : members) {
-        if (!SameInode(other, m) && other.hash_state == HashState::kPrefix &&
-            other.hash == m.hash) {
-          matched = true;
-          break;
-        }
-      }
+      const bool matched = HasPrefixTwin(members, m) || full_group_prefixes.contains(m.hash);
       // Files small enough to skip the prefix stage are read whole anyway.
       if (matched || m.size <= 2 * prefix_bytes) {
         if (!best_prefix || m.id < members[*best_prefix].id) best_prefix = i;

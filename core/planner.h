@@ -46,12 +46,19 @@ struct HashTask {
 //  - Files of size <= 2 * prefix_bytes are hashed in full directly.
 //  - Larger files without a hash get a prefix hash first.
 //  - A kPrefix member is hashed in full only when another inode of the group has the
-//    same prefix hash (the engine compares a new prefix with the groups that already
-//    have full hashes itself, while it still knows the prefix).
+//    same prefix hash, or its prefix is in `full_group_prefixes` (the prefixes of the
+//    group's members that already have full hashes, which the engine knows or reads).
 // Members without any hash come before kPrefix members, lowest id first.
-std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, absl::Time now,
-                                     uint64_t prefix_bytes,
-                                     const absl::flat_hash_set<int64_t>& attempted);
+std::optional<HashTask> NextHashTask(
+    const std::vector<FileRecord>& members, absl::Time now, uint64_t prefix_bytes,
+    const absl::flat_hash_set<int64_t>& attempted,
+    const absl::flat_hash_set<std::string>& full_group_prefixes = {});
+
+// True if some eligible kPrefix member (not skipped, not in `attempted`) has no other
+// inode with the same prefix while the group also has kFull members: only then must the
+// engine learn the full groups' prefixes (see NextHashTask).
+bool NeedsFullGroupPrefixes(const std::vector<FileRecord>& members, absl::Time now,
+                            const absl::flat_hash_set<int64_t>& attempted);
 
 // Eligible kFull members grouped by hash: each group holds indices into `members`,
 // ascending id, and spans at least two inodes. Groups are ordered by their first id.

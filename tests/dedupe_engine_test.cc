@@ -1,0 +1,539 @@
+// The dedupe engine's logic, on the real SQLite index with a fake filesystem and a fake
+// backend (tests/testing/fake_file_access.h). Real btrfs: tests/dedupe_safety_test.cc.
+
+#include "core/dedupe_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/index.h"
+#include "tests/testing/fake_file_access.h"
+#include "tests/testing/status_macros.h"
+
+namespace btrdupd {
+namespace {
+
+using testing::FakeDedupeBackend;
+using testing::FakeFileAccess;
+
+constexpr char kRoot[] = "/vol";
+constexpr uint64_t kTop = 5;
+
+// `size` bytes of `fill`, with `tag` written at `at` (so files can differ early or late).
+std::string Bytes(uint64_t size, char fill, uint64_t at = 0, std::string tag = "") {
+  std::string s(size, fill);
+  for (size_t i = 0; i < tag.size() && at + i < size; ++i) s[at + i] = tag[i];
+  return s;
+}
+
+class DedupeEngineTest : public ::testing::Test {
+ protected:
+  DedupeEngineTest() : clock_(absl::FromUnixSeconds(1700000000)), backend_(&fs_) {}
+
+  void SetUp() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/engine_test_",
+                                   ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                                   "_", getpid());
+    ASSERT_EQ(system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str()), 0);
+    ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(dir + "/btrdupd.db"));
+    SubvolumeRecord top;
+    top.id = kTop;
+    ASSERT_OK(index_->UpsertSubvolume(top));
+  }
+
+  // A file in the fake filesystem and in the index, observed `age` ago (the default wait
+  // is 5 minutes, so an hour makes it eligible).
+  int64_t Add(const std::string& rel, const std::string& contents, uint64_t ino,
+              absl::Duration age = absl::Hours(1), uint64_t subvol = kTop) {
+    const std::string path = absl::StrCat(kRoot, "/", rel);
+    const int64_t mtime = 1000 + static_cast<int64_t>(ino);
+    if (!fs_.Exists(path) || fs_.file(path).ino != ino) fs_.AddFile(path, contents, ino, mtime);
+    std::string dir;
+    std::string name = rel;
+    size_t slash = rel.rfind('/');
+    if (slash != std::string::npos) {
+      dir = rel.substr(0, slash);
+      name = rel.substr(slash + 1);
+    }
+    absl::StatusOr<int64_t> dir_id = index_->EnsureDir(dir, subvol, 256 + dir.size());
+    EXPECT_OK(dir_id);
+    FileObservation seen;
+    seen.subvol_id = subvol;
+    seen.ino = ino;
+    seen.size = contents.size();
+    seen.mtime_ns = fs_.file(path).mtime_ns;
+    seen.generation = 7;
+    absl::StatusOr<int64_t> id =
+        index_->ObserveFile(*dir_id, name, seen, clock_.Now() - age, ToStabilityPolicy(config_));
+    EXPECT_OK(id);
+    return id.ok() ? *id : 0;
+  }
+
+  void AddSubvolume(uint64_t id, const std::string& rel, bool read_only, bool received) {
+    SubvolumeRecord s;
+    s.id = id;
+    s.path = rel;
+    s.uuid = absl::StrCat("uuid-", id);
+    s.read_only = read_only;
+    s.received_uuid = received ? "recv" : "";
+    ASSERT_OK(index_->UpsertSubvolume(s));
+    fs_.AddSubvolume(absl::StrCat(kRoot, "/", rel), SubvolumeFlags{read_only, received});
+  }
+
+  std::unique_ptr<DedupeEngine> Engine(EngineOptions options = EngineOptions()) {
+    return std::make_unique<DedupeEngine>(index_.get(), &fs_, &backend_, config_, &clock_,
+                                          kRoot, options);
+  }
+
+  // One full pass; returns the results of its steps.
+  std::vector<StepResult> Run(DedupeEngine& engine) {
+    std::vector<StepResult> steps;
+    absl::StatusOr<StepResult> last =
+        engine.RunUntilIdle([&](const StepResult& r) { steps.push_back(r); });
+    EXPECT_OK(last);
+    return steps;
+  }
+
+  FileRecord Get(int64_t id) {
+    absl::StatusOr<std::optional<FileRecord>> f = index_->GetFile(id);
+    EXPECT_OK(f);
+    EXPECT_TRUE(f.ok() && f->has_value()) << "no file " << id;
+    return f.ok() && f->has_value() ? **f : FileRecord();
+  }
+
+  std::string P(const std::string& rel) { return absl::StrCat(kRoot, "/", rel); }
+
+  FakeClock clock_;
+  FakeFileAccess fs_;
+  FakeDedupeBackend backend_;
+  VolumeConfig config_;
+  std::unique_ptr<VolumeIndex> index_;
+};
+
+TEST_F(DedupeEngineTest, DedupesIdenticalFilesAndLeavesUniqueSizesUnread) {
+  int64_t a = Add("a", Bytes(20000, 'x'), 11);
+  int64_t b = Add("b", Bytes(20000, 'x'), 12);
+  int64_t c = Add("c", Bytes(30000, 'x'), 13);
+  auto engine = Engine();
+  Run(*engine);
+
+  EXPECT_EQ(fs_.bytes_read(P("c")), 0u);
+  EXPECT_EQ(Get(c).hash_state, HashState::kNone);
+  ASSERT_EQ(backend_.calls().size(), 1u);
+  EXPECT_EQ(backend_.calls()[0].reference_path, P("a"));
+  EXPECT_EQ(backend_.calls()[0].destination_paths, std::vector<std::string>{P("b")});
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(b).reference_id, a);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_EQ(engine->stats().files_deduped, 1);
+  EXPECT_EQ(engine->stats().bytes_deduped, 20000u);
+}
+
+TEST_F(DedupeEngineTest, ReferenceIsOldestWhenNoneShares) {
+  Add("young", Bytes(20000, 'y'), 11, absl::Hours(1));
+  int64_t old = Add("old", Bytes(20000, 'y'), 12, absl::Hours(5));
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_EQ(backend_.calls().size(), 1u);
+  EXPECT_EQ(backend_.calls()[0].reference_path, P("old"));
+  EXPECT_EQ(Get(old).dedupe_state, DedupeState::kReference);
+}
+
+TEST_F(DedupeEngineTest, ReferencePrefersMemberAlreadySharingExtents) {
+  int64_t a = Add("a", Bytes(20000, 's'), 11, absl::Hours(9));  // oldest, shares nothing
+  int64_t b = Add("b", Bytes(20000, 's'), 12, absl::Hours(2));
+  fs_.AddFile(P("c"), Bytes(20000, 's'), 13, 1013);
+  fs_.ShareExtents(P("c"), P("b"));  // c is a reflink copy of b
+  int64_t c = Add("c", Bytes(20000, 's'), 13, absl::Hours(1));
+  auto engine = Engine();
+  Run(*engine);
+
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kDeduped);
+  ASSERT_EQ(backend_.calls().size(), 1u);  // c needed no call
+  EXPECT_EQ(backend_.calls()[0].reference_path, P("b"));
+  EXPECT_EQ(backend_.calls()[0].destination_paths, std::vector<std::string>{P("a")});
+  EXPECT_EQ(engine->stats().files_already_shared, 1);
+}
+
+TEST_F(DedupeEngineTest, CopyOfSharedFileGetsItsHashWithoutBeingRead) {
+  Add("a", Bytes(50000, 'h'), 11);
+  fs_.AddFile(P("snap_copy"), "", 12, 1012);
+  fs_.ShareExtents(P("snap_copy"), P("a"));
+  int64_t copy = Add("snap_copy", Bytes(50000, 'h'), 12);
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("snap_copy")), 0u);
+  EXPECT_EQ(Get(copy).hash_state, HashState::kFull);
+  EXPECT_EQ(Get(copy).dedupe_state, DedupeState::kDeduped);
+  EXPECT_TRUE(backend_.calls().empty());
+  EXPECT_EQ(engine->stats().hashes_copied, 1);
+}
+
+TEST_F(DedupeEngineTest, NewCopyIsDedupedAgainstTheRememberedReferenceAlone) {
+  const std::string content = Bytes(16384, 'm');
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 400; ++i) {
+    ids.push_back(Add(absl::StrCat("copy", i), content, 1000 + i, absl::Hours(2)));
+  }
+  auto engine = Engine();
+  Run(*engine);
+  int64_t reference = ids[0];
+  EXPECT_EQ(Get(reference).dedupe_state, DedupeState::kReference);
+  size_t deduped = 0;
+  for (const DedupeRequest& call : backend_.calls()) {
+    EXPECT_LE(call.destination_paths.size(), 50u);  // dedup_batch_size for a large group
+    deduped += call.destination_paths.size();
+  }
+  EXPECT_EQ(deduped, 399u);
+  for (int64_t id : ids) {
+    if (id != reference) {
+      EXPECT_EQ(Get(id).dedupe_state, DedupeState::kDeduped) << id;
+    }
+  }
+
+  const size_t calls_before = backend_.calls().size();
+  const uint64_t read_before = fs_.bytes_read();
+  int64_t newcomer = Add("copy400", content, 5000);
+  Run(*engine);
+  ASSERT_EQ(backend_.calls().size(), calls_before + 1);
+  const DedupeRequest& last = backend_.calls().back();
+  EXPECT_EQ(last.reference_path, P("copy0"));
+  EXPECT_EQ(last.destination_paths, std::vector<std::string>{P("copy400")});
+  EXPECT_EQ(fs_.bytes_read() - read_before, content.size());  // only the newcomer was read
+  EXPECT_EQ(Get(newcomer).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(newcomer).reference_id, reference);
+}
+
+TEST_F(DedupeEngineTest, DeletedReferenceIsReplaced) {
+  const std::string content = Bytes(20000, 'd');
+  int64_t a = Add("a", content, 11, absl::Hours(3));
+  int64_t b = Add("b", content, 12, absl::Hours(2));
+  int64_t c = Add("c", content, 13, absl::Hours(2));
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+
+  fs_.Remove(P("a"));
+  ASSERT_OK(index_->RemoveFile(a));
+  int64_t d = Add("d", content, 14);
+  const size_t calls_before = backend_.calls().size();
+  Run(*engine);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kDeduped);  // already shared with b
+  EXPECT_EQ(Get(c).reference_id, b);
+  EXPECT_EQ(Get(d).dedupe_state, DedupeState::kDeduped);
+  ASSERT_EQ(backend_.calls().size(), calls_before + 1);
+  EXPECT_EQ(backend_.calls().back().destination_paths, std::vector<std::string>{P("d")});
+}
+
+TEST_F(DedupeEngineTest, ChangedReferenceIsReplaced) {
+  const std::string content = Bytes(20000, 'r');
+  int64_t a = Add("a", content, 11, absl::Hours(3));
+  int64_t b = Add("b", content, 12, absl::Hours(2));
+  int64_t c = Add("c", content, 13, absl::Hours(1));
+  auto engine = Engine();
+  // Hash everything, then change a before it is used as the reference.
+  fs_.OnRead([&](const std::string& path) {
+    if (path == P("c")) fs_.Modify(P("a"), Bytes(20000, 'R'));
+  });
+  Run(*engine);
+  EXPECT_EQ(Get(a).hash_state, HashState::kNone);  // invalidated, waits again
+  EXPECT_GT(Get(a).next_eligible, clock_.Now());
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(c).reference_id, b);
+}
+
+TEST_F(DedupeEngineTest, DestinationThatDiffersIsInvalidatedAndWaits) {
+  const std::string content = Bytes(20000, 'q');
+  Add("a", content, 11, absl::Hours(2));
+  int64_t b = Add("b", content, 12);
+  backend_.BeforeCall([&](const DedupeRequest&) { fs_.Modify(P("b"), Bytes(20000, 'Q')); });
+  auto engine = Engine();
+  Run(*engine);
+  FileRecord rec = Get(b);
+  EXPECT_EQ(rec.hash_state, HashState::kNone);
+  EXPECT_EQ(rec.dedupe_state, DedupeState::kPending);
+  EXPECT_GT(rec.next_eligible, clock_.Now());
+  EXPECT_FALSE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_EQ(engine->stats().files_differ, 1);
+  EXPECT_EQ(engine->stats().files_skipped, 0);
+}
+
+TEST_F(DedupeEngineTest, FailedDestinationIsSkippedWithReasonAndTheRunGoesOn) {
+  const std::string content = Bytes(20000, 'f');
+  Add("a", content, 11, absl::Hours(2));
+  int64_t busy = Add("busy", content, 12);
+  int64_t c = Add("c", content, 13);
+  backend_.FailFor(P("busy"), absl::FailedPreconditionError("busy: Text file busy"));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(busy).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(busy).skip_reason.find("Text file busy"), std::string::npos);
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kDeduped);
+  // The skipped file is not retried by the next pass.
+  const size_t calls = backend_.calls().size();
+  Run(*engine);
+  EXPECT_EQ(backend_.calls().size(), calls);
+}
+
+TEST_F(DedupeEngineTest, PrefixFilterSavesFullReadsOfEarlyDifferingDecoys) {
+  const uint64_t size = 1 << 20;
+  const uint64_t prefix = EngineOptions().prefix_bytes;
+  Add("a", Bytes(size, 'p'), 11);
+  Add("b", Bytes(size, 'p'), 12);
+  int64_t decoy1 = Add("decoy1", Bytes(size, 'p', 100, "one"), 13);
+  int64_t decoy2 = Add("decoy2", Bytes(size, 'p', 100, "two"), 14);
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("decoy1")), prefix);
+  EXPECT_EQ(fs_.bytes_read(P("decoy2")), prefix);
+  EXPECT_EQ(Get(decoy1).hash_state, HashState::kPrefix);
+  EXPECT_EQ(Get(decoy2).hash_state, HashState::kPrefix);
+  EXPECT_EQ(fs_.bytes_read(P("a")), prefix + size);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+
+  // A decoy arriving after the group has full hashes still costs only prefixes.
+  const uint64_t before = fs_.bytes_read();
+  Add("decoy3", Bytes(size, 'p', 100, "three"), 15);
+  int64_t copy = Add("copy", Bytes(size, 'p'), 16);
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("decoy3")), prefix);
+  EXPECT_LE(fs_.bytes_read() - before, 3 * prefix + size);  // decoy3, copy, one group prefix
+  EXPECT_EQ(Get(copy).dedupe_state, DedupeState::kDeduped);
+}
+
+TEST_F(DedupeEngineTest, LateCopyOfAnUnmatchedDecoyIsFound) {
+  const uint64_t size = 1 << 20;
+  Add("a", Bytes(size, 'p'), 11);
+  Add("b", Bytes(size, 'p'), 12);
+  int64_t decoy = Add("decoy", Bytes(size, 'p', 100, "one"), 13);
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_EQ(Get(decoy).hash_state, HashState::kPrefix);
+  int64_t twin = Add("twin", Bytes(size, 'p', 100, "one"), 14);
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("decoy"), P("twin")));
+  EXPECT_EQ(Get(twin).dedupe_state, DedupeState::kDeduped);
+}
+
+TEST_F(DedupeEngineTest, DryRunReportsGroupsAndChangesNoState) {
+  const std::string content = Bytes(20000, 'n');
+  std::vector<int64_t> ids = {Add("a", content, 11, absl::Hours(2)), Add("b", content, 12),
+                              Add("c", content, 13)};
+  EngineOptions options;
+  options.dry_run = true;
+  auto engine = Engine(options);
+  std::vector<StepResult> steps = Run(*engine);
+  std::vector<PlannedGroup> planned;
+  for (const StepResult& s : steps) {
+    if (s.planned.has_value()) planned.push_back(*s.planned);
+  }
+  ASSERT_EQ(planned.size(), 1u);
+  EXPECT_EQ(planned[0].reference_path, P("a"));
+  EXPECT_EQ(planned[0].destination_paths.size(), 2u);
+  EXPECT_EQ(planned[0].bytes_saveable, 40000u);
+  EXPECT_EQ(engine->stats().bytes_saveable, 40000u);
+  EXPECT_TRUE(backend_.calls().empty());
+  for (int64_t id : ids) {
+    EXPECT_EQ(Get(id).dedupe_state, DedupeState::kPending);
+    EXPECT_EQ(Get(id).hash_state, HashState::kFull);  // hashing is allowed
+  }
+  EXPECT_FALSE(fs_.SameExtents(P("a"), P("b")));
+}
+
+TEST_F(DedupeEngineTest, SmallGroupsUseMaxDedupBatchLargeGroupsDedupBatchSize) {
+  config_.max_dedup_batch = 2;
+  config_.large_group_threshold = 6;
+  config_.dedup_batch_size = 4;
+  for (int i = 0; i < 5; ++i) Add(absl::StrCat("small", i), Bytes(9000, 's'), 100 + i);
+  for (int i = 0; i < 10; ++i) Add(absl::StrCat("large", i), Bytes(9500, 'l'), 200 + i);
+  auto engine = Engine();
+  Run(*engine);
+  std::vector<size_t> small;
+  std::vector<size_t> large;
+  for (const DedupeRequest& call : backend_.calls()) {
+    (call.size == 9000 ? small : large).push_back(call.destination_paths.size());
+  }
+  EXPECT_EQ(small, (std::vector<size_t>{2, 2}));
+  EXPECT_EQ(large, (std::vector<size_t>{4, 4, 1}));
+}
+
+TEST_F(DedupeEngineTest, HardLinksAreHashedOnceAndNeverDedupedWithThemselves) {
+  const std::string content = Bytes(20000, 'l');
+  int64_t a = Add("a", content, 11, absl::Hours(2));
+  fs_.AddFile(P("a_link"), content, 11, fs_.file(P("a")).mtime_ns);
+  fs_.ShareExtents(P("a_link"), P("a"));
+  int64_t link = Add("a_link", content, 11);
+  auto engine = Engine();
+  Run(*engine);
+  // Only links of one inode: nothing to do at all.
+  EXPECT_EQ(fs_.bytes_read(), 0u);
+  EXPECT_TRUE(backend_.calls().empty());
+
+  int64_t b = Add("b", content, 12);
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("a")) + fs_.bytes_read(P("a_link")), content.size());
+  for (const DedupeRequest& call : backend_.calls()) {
+    for (const std::string& dest : call.destination_paths) {
+      EXPECT_NE(dest, call.reference_path);
+      EXPECT_TRUE(dest != P("a_link") || call.reference_path != P("a"));
+      EXPECT_TRUE(dest != P("a") || call.reference_path != P("a_link"));
+    }
+  }
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(link).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(link).skip_reason.find("hard link"), std::string::npos);
+}
+
+TEST_F(DedupeEngineTest, FileChangedWhileReadIsInvalidatedNotHashed) {
+  Add("a", Bytes(20000, 'w'), 11);
+  int64_t b = Add("b", Bytes(20000, 'w'), 12);
+  fs_.OnRead([&](const std::string& path) {
+    if (path == P("b") && fs_.file(path).contents[0] == 'w') fs_.Modify(path, Bytes(20000, 'W'));
+  });
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(b).hash_state, HashState::kNone);
+  EXPECT_GT(Get(b).next_eligible, clock_.Now());
+  EXPECT_TRUE(backend_.calls().empty());
+}
+
+TEST_F(DedupeEngineTest, VanishedFileIsRemovedFromTheIndex) {
+  Add("a", Bytes(20000, 'v'), 11);
+  int64_t gone = Add("gone", Bytes(20000, 'v'), 12);
+  fs_.Remove(P("gone"));
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> rec, index_->GetFile(gone));
+  EXPECT_FALSE(rec.has_value());
+  EXPECT_EQ(engine->stats().files_removed, 1);
+}
+
+TEST_F(DedupeEngineTest, UnreadableFileIsSkippedWithReason) {
+  Add("a", Bytes(20000, 'u'), 11);
+  Add("b", Bytes(20000, 'u'), 12);
+  int64_t locked = Add("locked", Bytes(20000, 'u'), 13);
+  fs_.MakeUnreadable(P("locked"));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(locked).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(locked).skip_reason.find("cannot read"), std::string::npos);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
+TEST_F(DedupeEngineTest, ImmutableCopyBecomesTheReferenceAndIsNeverADestination) {
+  const std::string content = Bytes(20000, 'i');
+  int64_t a = Add("a", content, 11, absl::Hours(5));
+  int64_t frozen = Add("frozen", content, 12);
+  fs_.file(P("frozen")).attrs.immutable = true;
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(frozen).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kDeduped);
+  for (const DedupeRequest& call : backend_.calls()) {
+    for (const std::string& dest : call.destination_paths) EXPECT_NE(dest, P("frozen"));
+  }
+}
+
+TEST_F(DedupeEngineTest, NocowFilesShareOnlyWithNocowFiles) {
+  const std::string content = Bytes(20000, 'c');
+  Add("a", content, 11, absl::Hours(5));
+  Add("b", content, 12);
+  int64_t nocow = Add("nocow", content, 13);
+  fs_.file(P("nocow")).attrs.nocow = true;
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_FALSE(fs_.SameExtents(P("a"), P("nocow")));
+  EXPECT_EQ(Get(nocow).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(nocow).skip_reason.find("NOCOW"), std::string::npos);
+}
+
+TEST_F(DedupeEngineTest, SwapFileIsNeverReadNorDeduped) {
+  Add("a", Bytes(20000, 'z'), 11);
+  Add("b", Bytes(20000, 'z'), 12);
+  int64_t swap = Add("swap", Bytes(20000, 'z'), 13);
+  fs_.file(P("swap")).attrs.swapfile = true;
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("swap")), 0u);
+  EXPECT_EQ(Get(swap).dedupe_state, DedupeState::kSkipped);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
+TEST_F(DedupeEngineTest, ReadOnlySnapshotIsMadeWritableForTheBatchAndRestored) {
+  const std::string content = Bytes(20000, 'o');
+  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  int64_t a = Add("a", content, 11, absl::Hours(5));
+  int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(s).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(fs_.flag_log(), (std::vector<std::string>{"/vol/snap=rw", "/vol/snap=ro"}));
+  EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverFlipped) {
+  const std::string content = Bytes(20000, 'e');
+  AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true);
+  int64_t r1 = Add("recv/r1", content, 21, absl::Hours(3), 257);
+  int64_t r2 = Add("recv/r2", content, 22, absl::Hours(2), 257);
+  int64_t live = Add("live", content, 23, absl::Hours(9));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_TRUE(fs_.flag_log().empty());
+  // A copy that cannot be a destination is the reference, so the live copy still shares.
+  EXPECT_EQ(Get(r1).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(live).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(r2).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(r2).skip_reason.find("received snapshot"), std::string::npos);
+}
+
+TEST_F(DedupeEngineTest, RestoresReadOnlyFlipsLeftByAKilledRun) {
+  AddSubvolume(256, "snap", /*read_only=*/false, /*received=*/false);
+  ReadOnlyFlip flip;
+  flip.subvol_id = 256;
+  flip.path = "snap";
+  flip.flipped_at = clock_.Now();
+  ASSERT_OK(index_->RecordReadOnlyFlip(flip));
+  auto engine = Engine();
+  ASSERT_OK(engine->RestorePendingReadOnlyFlips());
+  EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeEngineTest, FilesStillWaitingAreNotHashedAndIdleSaysWhenToComeBack) {
+  Add("a", Bytes(20000, 't'), 11, absl::Minutes(1));
+  Add("b", Bytes(20000, 't'), 12, absl::Minutes(2));
+  auto engine = Engine();
+  ASSERT_OK_AND_ASSIGN(StepResult last, engine->RunUntilIdle());
+  EXPECT_EQ(last.kind, StepResult::Kind::kIdle);
+  EXPECT_EQ(fs_.bytes_read(), 0u);
+  EXPECT_EQ(last.next_eligible, clock_.Now() + absl::Minutes(3));
+  clock_.Advance(absl::Minutes(5));
+  engine->RunUntilIdle().IgnoreError();
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
+}  // namespace
+}  // namespace btrdupd

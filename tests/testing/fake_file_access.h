@@ -1,0 +1,255 @@
+// In-memory FileAccess and DedupeBackend for testing the dedupe engine's logic.
+//
+// FakeFileAccess holds files by absolute path: contents, inode number, mtime,
+// attributes, and an "extent id" standing for the physical extents (two files share all
+// extents iff their extent ids are equal; a reflink copy or a dedupe gives the
+// destination the source's id). It counts the bytes read per path, so tests can assert
+// how much I/O the engine did. Subvolumes are path prefixes with flags.
+//
+// FakeDedupeBackend shares a destination with the reference when their contents are
+// equal (like the kernel, which compares bytes), reports "differs" otherwise, and fails
+// for paths given a forced error or lying in a read-only subvolume (EROFS). It records
+// the size of every call.
+//
+// Header-only; not thread-safe.
+
+#ifndef BTRDUPD_TESTS_TESTING_FAKE_FILE_ACCESS_H_
+#define BTRDUPD_TESTS_TESTING_FAKE_FILE_ACCESS_H_
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/dedupe_backend.h"
+#include "core/file_access.h"
+
+namespace btrdupd {
+namespace testing {
+
+class FakeFileAccess : public FileAccess {
+ public:
+  struct File {
+    std::string contents;
+    uint64_t ino = 0;
+    int64_t mtime_ns = 0;
+    FileAttributes attrs;
+    int64_t extent_id = 0;
+  };
+
+  // Adds (or replaces) a file with its own extents.
+  File& AddFile(const std::string& path, std::string contents, uint64_t ino,
+                int64_t mtime_ns = 1000) {
+    File& f = files_[path];
+    f.contents = std::move(contents);
+    f.ino = ino;
+    f.mtime_ns = mtime_ns;
+    f.extent_id = ++next_extent_;
+    return f;
+  }
+
+  // `dest` gets `src`'s extents (and contents), like a reflink copy or a snapshot.
+  void ShareExtents(const std::string& dest, const std::string& src) {
+    files_[dest].contents = files_[src].contents;
+    files_[dest].extent_id = files_[src].extent_id;
+  }
+
+  // Rewrites a file in place: new contents, new extents, mtime + 1.
+  void Modify(const std::string& path, std::string contents) {
+    File& f = files_.at(path);
+    f.contents = std::move(contents);
+    f.mtime_ns += 1;
+    f.extent_id = ++next_extent_;
+  }
+
+  void Remove(const std::string& path) { files_.erase(path); }
+  File& file(const std::string& path) { return files_.at(path); }
+  bool Exists(const std::string& path) const { return files_.count(path) > 0; }
+
+  void AddSubvolume(const std::string& path, SubvolumeFlags flags) { subvols_[path] = flags; }
+  const SubvolumeFlags& subvolume(const std::string& path) { return subvols_.at(path); }
+  // Every SetSubvolumeReadOnly call, as "path=ro" / "path=rw".
+  const std::vector<std::string>& flag_log() const { return flag_log_; }
+
+  // Called after each Read() of `path` (e.g. to modify the file while it is read).
+  void OnRead(std::function<void(const std::string& path)> hook) { on_read_ = std::move(hook); }
+
+  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_read(const std::string& path) const {
+    auto it = bytes_read_by_path_.find(path);
+    return it == bytes_read_by_path_.end() ? 0 : it->second;
+  }
+  int opens() const { return opens_; }
+
+  bool SameExtents(const std::string& a, const std::string& b) const {
+    return files_.at(a).extent_id == files_.at(b).extent_id;
+  }
+
+  // The subvolume (longest matching prefix) `path` lies in, or "" for the top level.
+  std::string SubvolumeOfPath(const std::string& path) const {
+    std::string best;
+    for (const auto& [subvol, flags] : subvols_) {
+      if (absl::StartsWith(path, subvol + "/") && subvol.size() > best.size()) best = subvol;
+    }
+    return best;
+  }
+
+  // --- FileAccess ---
+  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
+      const std::string& path) override {
+    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("open ", path));
+    if (unreadable_.count(path)) return absl::PermissionDeniedError(absl::StrCat("open ", path));
+    ++opens_;
+    return std::unique_ptr<SequentialFile>(new Reader(this, path));
+  }
+
+  absl::StatusOr<FileStat> Stat(const std::string& path) override {
+    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("stat ", path));
+    const File& f = files_.at(path);
+    return FileStat{f.ino, f.contents.size(), f.mtime_ns};
+  }
+
+  absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) override {
+    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("getflags ", path));
+    return files_.at(path).attrs;
+  }
+
+  absl::StatusOr<bool> SharesAllExtents(const std::string& a, const std::string& b) override {
+    ++fiemaps_;
+    if (!Exists(a)) return absl::NotFoundError(absl::StrCat("fiemap ", a));
+    if (!Exists(b)) return absl::NotFoundError(absl::StrCat("fiemap ", b));
+    return SameExtents(a, b);
+  }
+
+  absl::StatusOr<bool> HasSharedExtents(const std::string& path) override {
+    ++fiemaps_;
+    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("fiemap ", path));
+    for (const auto& [other, f] : files_) {
+      if (other != path && f.extent_id == files_.at(path).extent_id) return true;
+    }
+    return false;
+  }
+
+  absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) override {
+    auto it = subvols_.find(subvol_path);
+    if (it == subvols_.end()) return absl::NotFoundError(absl::StrCat("subvol ", subvol_path));
+    return it->second;
+  }
+
+  absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override {
+    auto it = subvols_.find(subvol_path);
+    if (it == subvols_.end()) return absl::NotFoundError(absl::StrCat("subvol ", subvol_path));
+    it->second.read_only = read_only;
+    flag_log_.push_back(absl::StrCat(subvol_path, read_only ? "=ro" : "=rw"));
+    return absl::OkStatus();
+  }
+
+  void MakeUnreadable(const std::string& path) { unreadable_[path] = true; }
+  int fiemaps() const { return fiemaps_; }
+
+ private:
+  class Reader : public SequentialFile {
+   public:
+    Reader(FakeFileAccess* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+    absl::StatusOr<FileStat> Stat() override {
+      if (!fs_->Exists(path_)) return stat_at_open_;  // unlinked but open
+      return fs_->Stat(path_);
+    }
+    absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+      if (!fs_->Exists(path_)) return size_t{0};
+      const std::string& c = fs_->files_.at(path_).contents;
+      if (offset_ >= c.size()) return size_t{0};
+      size_t got = std::min<size_t>(n, c.size() - offset_);
+      std::memcpy(buf, c.data() + offset_, got);
+      offset_ += got;
+      fs_->bytes_read_ += got;
+      fs_->bytes_read_by_path_[path_] += got;
+      if (fs_->on_read_) fs_->on_read_(path_);
+      return got;
+    }
+
+   private:
+    FakeFileAccess* fs_;
+    std::string path_;
+    size_t offset_ = 0;
+    FileStat stat_at_open_;
+  };
+
+  std::map<std::string, File> files_;
+  std::map<std::string, SubvolumeFlags> subvols_;
+  std::map<std::string, bool> unreadable_;
+  std::vector<std::string> flag_log_;
+  std::map<std::string, uint64_t> bytes_read_by_path_;
+  std::function<void(const std::string&)> on_read_;
+  uint64_t bytes_read_ = 0;
+  int64_t next_extent_ = 0;
+  int opens_ = 0;
+  int fiemaps_ = 0;
+};
+
+class FakeDedupeBackend : public DedupeBackend {
+ public:
+  explicit FakeDedupeBackend(FakeFileAccess* fs) : fs_(fs) {}
+
+  std::string Name() const override { return "fake"; }
+  absl::Status CheckAvailable() const override { return absl::OkStatus(); }
+
+  absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) override {
+    calls_.push_back(request);
+    if (before_call_) before_call_(request);
+    if (!fs_->Exists(request.reference_path)) {
+      return absl::NotFoundError(absl::StrCat("open ", request.reference_path));
+    }
+    std::vector<DedupeOutcome> out;
+    for (const std::string& dest : request.destination_paths) {
+      DedupeOutcome o;
+      o.destination_path = dest;
+      auto forced = errors_.find(dest);
+      std::string subvol = fs_->SubvolumeOfPath(dest);
+      if (forced != errors_.end()) {
+        o.kind = DedupeOutcome::Kind::kFailed;
+        o.error = forced->second;
+      } else if (!fs_->Exists(dest)) {
+        o.kind = DedupeOutcome::Kind::kFailed;
+        o.error = absl::NotFoundError(absl::StrCat("open ", dest));
+      } else if (!subvol.empty() && fs_->subvolume(subvol).read_only) {
+        o.kind = DedupeOutcome::Kind::kFailed;
+        o.error = absl::FailedPreconditionError(absl::StrCat(dest, ": Read-only file system"));
+      } else if (fs_->file(dest).contents != fs_->file(request.reference_path).contents) {
+        o.kind = DedupeOutcome::Kind::kDiffers;
+      } else {
+        fs_->file(dest).extent_id = fs_->file(request.reference_path).extent_id;
+        o.kind = DedupeOutcome::Kind::kDeduped;
+        o.bytes_deduped = request.size;
+      }
+      out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  void FailFor(const std::string& path, absl::Status error) { errors_[path] = std::move(error); }
+  // Runs before each call (e.g. to modify a destination after it was hashed).
+  void BeforeCall(std::function<void(const DedupeRequest&)> hook) {
+    before_call_ = std::move(hook);
+  }
+  const std::vector<DedupeRequest>& calls() const { return calls_; }
+
+ private:
+  FakeFileAccess* fs_;
+  std::map<std::string, absl::Status> errors_;
+  std::vector<DedupeRequest> calls_;
+  std::function<void(const DedupeRequest&)> before_call_;
+};
+
+}  // namespace testing
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_TESTS_TESTING_FAKE_FILE_ACCESS_H_
