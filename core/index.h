@@ -48,6 +48,11 @@ enum class DedupeState : int {
   kReference = 1,  // chosen as the reference copy of its (size, hash) group
   kDeduped = 2,    // verified by FIEMAP to share all extents with its reference
   kSkipped = 3,    // dedupe refused for a reason kept in `skip_reason`
+  // Fully hashed, and no other file of its size has its hash: nothing to do until a new
+  // or changed file of its size appears (that file is kPending, so the size has work
+  // again and the engine compares it with the kUnique ones). Unlike leaving it kPending,
+  // this keeps SizesWithWork from returning the size on every pass.
+  kUnique = 4,
 };
 
 struct SubvolumeRecord {
@@ -151,15 +156,16 @@ class VolumeIndex {
   // --- Directories ---
   // The id of the directory at `path` ("" = volume root, id 1), creating missing rows.
   // The last component gets (subvol_id, ino) (updated if the row had others; ino 0 =
-  // unknown); intermediate directories created on the way get subvol_id and an unknown
-  // inode until EnsureDir is called for them.
+  // unknown); intermediate directories created on the way get their parent's subvolume
+  // and an unknown inode until EnsureDir is called for them.
   virtual absl::StatusOr<int64_t> EnsureDir(absl::string_view path, uint64_t subvol_id,
                                             uint64_t ino) = 0;
   // The directory recorded for (subvolume, inode), if any.
   virtual absl::StatusOr<std::optional<int64_t>> FindDirByInode(uint64_t subvol_id,
                                                                 uint64_t ino) = 0;
   virtual absl::StatusOr<std::string> DirPath(int64_t dir_id) = 0;
-  // Immediate children (files and subdirectories) recorded under `dir_id`.
+  // Immediate children recorded under `dir_id`: subdirectories first, then files, each
+  // in byte order of their names. NotFound if `dir_id` does not exist.
   virtual absl::StatusOr<std::vector<DirEntryRecord>> ListDir(int64_t dir_id) = 0;
   // Removes the directory, its subdirectories and their files (for the root: everything
   // under it, the root row itself stays). Files deduped against a removed file go back

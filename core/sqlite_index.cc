@@ -202,6 +202,14 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
   int64_t result = kRootDirId;
   absl::Status status = Atomically([&]() -> absl::Status {
     int64_t id = kRootDirId;
+    int64_t parent_subvol = static_cast<int64_t>(subvol_id);
+    if (!parts.empty()) {
+      BTRDUPD_SQL_ASSIGN(Statement root,
+                         statements_.Get("SELECT subvol FROM dirs WHERE id = ?1"));
+      root.Bind(1, kRootDirId);
+      BTRDUPD_SQL_ASSIGN(bool found, root.Step());
+      if (found) parent_subvol = root.ColumnInt(0);
+    }
     for (size_t i = 0; i < parts.size(); ++i) {
       const bool last = i + 1 == parts.size();
       BTRDUPD_SQL_ASSIGN(Statement find,
@@ -227,13 +235,16 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
           BTRDUPD_SQL_TRY(update.Run());
         }
         id = child;
+        parent_subvol = last ? static_cast<int64_t>(subvol_id) : find.ColumnInt(1);
         continue;
       }
       BTRDUPD_SQL_ASSIGN(Statement insert,
                          statements_.Get("INSERT INTO dirs(parent, name, subvol, ino) "
                                          "VALUES (?1, ?2, ?3, ?4)"));
-      insert.Bind(1, id).BindBlob(2, parts[i]).Bind(3, static_cast<int64_t>(subvol_id));
-      // Intermediate directories created here have an inode not known yet (NULL).
+      // Intermediate directories created here belong to their parent's subvolume and
+      // have an inode not known yet (NULL).
+      insert.Bind(1, id).BindBlob(2, parts[i]).Bind(
+          3, last ? static_cast<int64_t>(subvol_id) : parent_subvol);
       if (last && ino != 0) {
         insert.Bind(4, static_cast<int64_t>(ino));
       } else {

@@ -69,6 +69,24 @@ absl::StatusOr<int64_t> SqliteDb::QueryInt(const char* sql) {
   return value;
 }
 
+absl::StatusOr<std::string> SqliteDb::QueryText(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, path_, sql);
+  rc = sqlite3_step(stmt);
+  std::string value;
+  if (rc == SQLITE_ROW) {
+    const unsigned char* text = sqlite3_column_text(stmt, 0);
+    if (text != nullptr) value = reinterpret_cast<const char*>(text);
+  }
+  absl::Status status = (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                            ? absl::OkStatus()
+                            : SqliteError(db_, rc, path_, sql);
+  sqlite3_finalize(stmt);
+  if (!status.ok()) return status;
+  return value;
+}
+
 Statement::~Statement() {
   if (stmt_ != nullptr) {
     sqlite3_reset(stmt_);

@@ -43,6 +43,8 @@ class SqliteDb {
   absl::Status Exec(const char* sql);
   // Runs a query returning one integer (e.g. "PRAGMA user_version").
   absl::StatusOr<int64_t> QueryInt(const char* sql);
+  // Runs a query returning one text value ("" when no row).
+  absl::StatusOr<std::string> QueryText(const char* sql);
 
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

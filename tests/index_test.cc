@@ -546,6 +546,10 @@ TEST_F(IndexTest, SizesWithWorkNeedTwoFilesAndOneEligiblePending) {
   const int64_t half1 = add("half1", 50000, t0);
   add("half2", 50000, t0);
   ASSERT_OK(index->SetDedupeState(half1, DedupeState::kReference, 0, ""));
+  const int64_t uniq1 = add("uniq1", 70000, t0);
+  const int64_t uniq2 = add("uniq2", 70000, t0);
+  ASSERT_OK(index->SetDedupeState(uniq1, DedupeState::kUnique, 0, ""));
+  ASSERT_OK(index->SetDedupeState(uniq2, DedupeState::kUnique, 0, ""));
   const int64_t skip1 = add("skip1", 60000, t0);
   const int64_t skip2 = add("skip2", 60000, t0);
   ASSERT_OK(index->SetDedupeState(skip1, DedupeState::kSkipped, 0, "EPERM"));
@@ -559,6 +563,11 @@ TEST_F(IndexTest, SizesWithWorkNeedTwoFilesAndOneEligiblePending) {
   EXPECT_THAT(sizes, ElementsAre(10000, 30000, 50000));
   ASSERT_OK_AND_ASSIGN(sizes, index->SizesWithWork(1, t0 + absl::Minutes(9)));
   EXPECT_THAT(sizes, ElementsAre(5000, 10000, 30000, 50000));
+
+  // A new file of a kUnique size gives that size work again.
+  add("uniq3", 70000, t0 + absl::Minutes(4));
+  ASSERT_OK_AND_ASSIGN(sizes, index->SizesWithWork(8192, t0 + absl::Minutes(9)));
+  EXPECT_THAT(sizes, ElementsAre(10000, 30000, 50000, 70000));
 
   ASSERT_OK_AND_ASSIGN(std::vector<FileRecord> files, index->FilesOfSize(40000));
   ASSERT_EQ(files.size(), 2u);
@@ -720,6 +729,15 @@ TEST_F(IndexTest, SubvolumesUpsertKeepScanStateAndRemoveTheirRows) {
   ASSERT_OK(index->ObserveFile(snap_root, "b", Seen(301, 10000, 1000, 7, 256), clock_.Now(),
                                policy_)
                 .status());
+
+  // A snapshot whose parent directory was never recorded: the intermediate directory
+  // belongs to the top level (its parent's subvolume), not to the snapshot.
+  ASSERT_OK(index->EnsureDir("more/snap2", 257, 256).status());
+  ASSERT_OK(index->RemoveSubvolume(257));
+  ASSERT_OK_AND_ASSIGN(std::vector<DirEntryRecord> top_entries, index->ListDir(1));
+  std::vector<std::string> top_names;
+  for (const DirEntryRecord& e : top_entries) top_names.push_back(e.name);
+  EXPECT_THAT(top_names, ElementsAre("data", "more", "snaps"));
 
   ASSERT_OK(index->RemoveSubvolume(256));
   ASSERT_OK_AND_ASSIGN(subvols, index->ListSubvolumes());
