@@ -1,0 +1,198 @@
+#include "daemon/real_file_access.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
+#include "ioctl/fiemap.h"
+#include "ioctl/inode_flags.h"
+#include "ioctl/subvolumes.h"
+#include "ioctl/unique_fd.h"
+
+namespace btrdupd {
+namespace {
+
+FileStat ToFileStat(const struct stat& st) {
+  FileStat out;
+  out.ino = st.st_ino;
+  out.size = static_cast<uint64_t>(st.st_size);
+  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return out;
+}
+
+absl::StatusOr<UniqueFd> OpenReadOnly(const std::string& path) {
+  // O_NOATIME keeps hashing from dirtying every inode; only the owner or root may use it.
+  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NOATIME);
+  if (!fd.ok() && absl::IsPermissionDenied(fd.status())) {
+    fd = OpenPath(path, O_RDONLY | O_NOFOLLOW);
+  }
+  return fd;
+}
+
+int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// /proc/swaps escapes spaces, tabs, newlines and backslashes as \ooo.
+std::string UnescapeOctal(const std::string& in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 3 < in.size() &&
+        in[i + 1] >= '0' && in[i + 1] <= '7') {
+      out.push_back(static_cast<char>((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
+                                      (in[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+class RealSequentialFile : public SequentialFile {
+ public:
+  explicit RealSequentialFile(UniqueFd fd) : fd_(std::move(fd)) {
+    posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+
+  ~RealSequentialFile() override { DropCache(); }
+
+  absl::StatusOr<FileStat> Stat() override {
+    struct stat st;
+    if (fstat(fd_.get(), &st) != 0) {
+      return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", DescribeFd(fd_.get())));
+    }
+    return ToFileStat(st);
+  }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    while (true) {
+      ssize_t got = read(fd_.get(), buf, n);
+      if (got >= 0) {
+        offset_ += static_cast<uint64_t>(got);
+        if (offset_ - dropped_ >= kDropEvery || got == 0) DropCache();
+        return static_cast<size_t>(got);
+      }
+      if (errno != EINTR) {
+        return btrdupd::ErrnoToStatus(errno, absl::StrCat("read ", DescribeFd(fd_.get())));
+      }
+    }
+  }
+
+ private:
+  static constexpr uint64_t kDropEvery = uint64_t{8} << 20;
+
+  // Forgets the pages read so far (they were only needed for hashing).
+  void DropCache() {
+    if (offset_ > dropped_) {
+      posix_fadvise(fd_.get(), static_cast<off_t>(dropped_),
+                    static_cast<off_t>(offset_ - dropped_), POSIX_FADV_DONTNEED);
+      dropped_ = offset_;
+    }
+  }
+
+  UniqueFd fd_;
+  uint64_t offset_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SequentialFile>> RealFileAccess::OpenForRead(
+    const std::string& path) {
+  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<SequentialFile>(new RealSequentialFile(std::move(*fd)));
+}
+
+absl::StatusOr<FileStat> RealFileAccess::Stat(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("lstat ", path));
+  }
+  return ToFileStat(st);
+}
+
+absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const std::string& path) {
+  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<InodeFlags> flags = GetInodeFlags(fd->get());
+  if (!flags.ok()) return flags.status();
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", path));
+  }
+  FileAttributes out;
+  out.nocow = flags->nocow;
+  out.immutable = flags->immutable;
+  out.append_only = flags->append_only;
+  out.swapfile = IsActiveSwap(st.st_dev, st.st_ino);
+  return out;
+}
+
+absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const std::string& a,
+                                                      const std::string& b) {
+  absl::StatusOr<UniqueFd> fa = OpenReadOnly(a);
+  if (!fa.ok()) return fa.status();
+  absl::StatusOr<UniqueFd> fb = OpenReadOnly(b);
+  if (!fb.ok()) return fb.status();
+  return ShareAllExtents(fa->get(), fb->get());
+}
+
+absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const std::string& path) {
+  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<SharingSummary> summary = SummarizeSharing(fd->get());
+  if (!summary.ok()) return summary.status();
+  return summary->shared_bytes > 0;
+}
+
+absl::StatusOr<SubvolumeFlags> RealFileAccess::GetSubvolumeFlags(
+    const std::string& subvol_path) {
+  absl::StatusOr<SubvolumeInfo> info = GetSubvolumeInfo(subvol_path);
+  if (!info.ok()) return info.status();
+  SubvolumeFlags flags;
+  flags.read_only = info->read_only;
+  flags.received = !info->received_uuid.empty();
+  return flags;
+}
+
+absl::Status RealFileAccess::SetSubvolumeReadOnly(const std::string& subvol_path,
+                                                  bool read_only) {
+  return SetReadOnly(subvol_path, read_only);
+}
+
+bool RealFileAccess::IsActiveSwap(dev_t dev, ino_t ino) {
+  const int64_t now = MonotonicNs();
+  if (swaps_read_at_ns_ < 0 || now - swaps_read_at_ns_ > 1000000000) {
+    swaps_read_at_ns_ = now;
+    swaps_.clear();
+    std::ifstream in("/proc/swaps");
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string name;
+      std::string type;
+      fields >> name >> type;
+      if (type != "file") continue;
+      struct stat st;
+      if (stat(UnescapeOctal(name).c_str(), &st) == 0) swaps_.emplace_back(st.st_dev, st.st_ino);
+    }
+  }
+  for (const auto& [d, i] : swaps_) {
+    if (d == dev && i == ino) return true;
+  }
+  return false;
+}
+
+}  // namespace btrdupd
