@@ -143,7 +143,8 @@ absl::Status CheckTarget(const DedupeTarget& target, uint64_t src_offset, uint64
                          uint64_t src_size, uint64_t block) {
   struct stat st;
   if (fstat(target.fd, &st) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("dedupe: stat destination ", DescribeFd(target.fd)));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("dedupe: stat destination ", DescribeFd(target.fd)));
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -178,7 +179,8 @@ absl::StatusOr<std::vector<DedupeResult>> DedupeRange(int src_fd, uint64_t src_o
                                                       absl::Span<const DedupeTarget> targets) {
   struct stat st;
   if (fstat(src_fd, &st) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("dedupe: stat source ", DescribeFd(src_fd)));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("dedupe: stat source ", DescribeFd(src_fd)));
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(

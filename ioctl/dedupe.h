@@ -5,7 +5,8 @@
 // it, so a destination that changed since it was hashed is never corrupted:
 // it comes back as kDiffers. Requests are split into chunks of
 // kDedupeChunkBytes and at most kMaxDedupeTargetsPerCall destinations per
-// ioctl; a call that the kernel shortens is continued where it stopped.
+// ioctl; should the kernel report fewer bytes than asked (older kernels
+// capped a call at 16 MiB), the next call continues from there.
 //
 // Kernel rules (fs/remap_range.c), checked here before each call so that a
 // violation is an error rather than a silent partial dedupe:
@@ -62,7 +63,7 @@ struct DedupeResult {
   enum class Kind {
     kDeduped,  // the whole requested range is now shared with the source
     kDiffers,  // the bytes differ from the source (the file changed): stopped
-    kFailed,   // the kernel refused; `error` says why
+    kFailed,   // refused by the checks below or the kernel; `error` says why
   };
   Kind kind = Kind::kFailed;
   // Bytes from the start of the range the kernel reported shared. For

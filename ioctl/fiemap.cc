@@ -53,7 +53,10 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(int fd) {
     do {
       rc = ioctl(fd, FS_IOC_FIEMAP, map);
     } while (rc < 0 && errno == EINTR);
-    if (rc < 0) return ErrnoToStatus(errno, absl::StrCat("FIEMAP ", DescribeFd(fd)));
+    if (rc < 0) {
+      const int err = errno;
+      return ErrnoToStatus(err, absl::StrCat("FIEMAP ", DescribeFd(fd)));
+    }
     if (map->fm_mapped_extents == 0) break;
 
     const uint64_t previous_start = start;

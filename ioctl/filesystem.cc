@@ -58,14 +58,18 @@ std::string HexFsid(const uint8_t* fsid, size_t size) {
 absl::Status IsBtrfs(absl::string_view path) {
   const std::string p(path);
   struct statfs sfs;
-  if (statfs(p.c_str(), &sfs) != 0) return ErrnoToStatus(errno, absl::StrCat("statfs ", p));
+  if (statfs(p.c_str(), &sfs) != 0) {
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("statfs ", p));
+  }
   return CheckMagic(sfs, p);
 }
 
 absl::Status IsBtrfs(int fd) {
   struct statfs sfs;
   if (fstatfs(fd, &sfs) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("fstatfs ", DescribeFd(fd)));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("fstatfs ", DescribeFd(fd)));
   }
   return CheckMagic(sfs, DescribeFd(fd));
 }
@@ -75,7 +79,8 @@ absl::StatusOr<BtrfsFsInfo> GetFsInfo(int fd) {
   memset(&args, 0, sizeof(args));
   args.flags = BTRFS_FS_INFO_FLAG_GENERATION;  // ignored by kernels before 5.8
   if (ioctl(fd, BTRFS_IOC_FS_INFO, &args) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("BTRFS_IOC_FS_INFO ", DescribeFd(fd)));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("BTRFS_IOC_FS_INFO ", DescribeFd(fd)));
   }
   BtrfsFsInfo info;
   info.fsid = HexFsid(args.fsid, sizeof(args.fsid));
@@ -100,7 +105,10 @@ absl::StatusOr<std::string> Fsid(absl::string_view path) {
 }
 
 absl::Status SyncFilesystem(int fd) {
-  if (syncfs(fd) != 0) return ErrnoToStatus(errno, absl::StrCat("syncfs ", DescribeFd(fd)));
+  if (syncfs(fd) != 0) {
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("syncfs ", DescribeFd(fd)));
+  }
   return absl::OkStatus();
 }
 
@@ -108,7 +116,8 @@ absl::StatusOr<bool> IsMountPoint(absl::string_view path) {
   const std::string p(path);
   struct statx stx;
   if (statx(AT_FDCWD, p.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("statx ", p));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("statx ", p));
   }
   if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0) {
     return absl::UnimplementedError(

@@ -27,7 +27,7 @@ struct BtrfsFsInfo {
   uint32_t sector_size = 0;  // block size: dedupe offsets are multiples of it
   uint32_t node_size = 0;
   uint64_t num_devices = 0;
-  uint64_t generation = 0;   // last committed transaction of the filesystem
+  uint64_t generation = 0;   // current transaction id (the running one, if any)
 };
 absl::StatusOr<BtrfsFsInfo> GetFsInfo(int fd);
 

@@ -103,14 +103,27 @@ absl::StatusOr<std::vector<SubvolumeInfo>> ListSubvolumes(absl::string_view moun
     std::unique_ptr<char, decltype(&free)> path(raw_path, &free);
     subvolumes.push_back(FromUtil(util, path.get()));
   }
+  // By path: deterministic, and parents come before their children.
+  std::sort(subvolumes.begin(), subvolumes.end(),
+            [](const SubvolumeInfo& a, const SubvolumeInfo& b) { return a.path < b.path; });
   return subvolumes;
 }
 
 absl::StatusOr<SubvolumeInfo> GetSubvolumeInfo(absl::string_view path) {
   const std::string p(path);
+  // id 0 means "the subvolume at p" and works only at a subvolume root;
+  // elsewhere look the id up first (a tree search: needs CAP_SYS_ADMIN).
+  uint64_t id = 0;
+  errno = 0;
+  btrfs_util_error err = btrfs_util_is_subvolume(p.c_str());
+  if (err == BTRFS_UTIL_ERROR_NOT_SUBVOLUME) {
+    errno = 0;
+    err = btrfs_util_subvolume_id(p.c_str(), &id);
+  }
+  if (err != BTRFS_UTIL_OK) return UtilError(err, errno, "subvolume info for", p);
   struct btrfs_util_subvolume_info util;
   errno = 0;
-  btrfs_util_error err = btrfs_util_subvolume_info(p.c_str(), 0, &util);
+  err = btrfs_util_subvolume_info(p.c_str(), id, &util);
   if (err != BTRFS_UTIL_OK) return UtilError(err, errno, "subvolume info for", p);
   return FromUtil(util, "");
 }

@@ -38,12 +38,13 @@ struct SubvolumeInfo {
   bool read_only = false;
 };
 
-// The subvolume at `mount_path` and every subvolume below it, parents before
-// children. REQUIRES: mount_path is the root of a subvolume (a mount point
+// The subvolume at `mount_path` and every subvolume below it, sorted by path
+// (so "" comes first and parents come before their children). REQUIRES: mount_path is the root of a subvolume (a mount point
 // or a subvolume directory); otherwise FailedPrecondition.
 absl::StatusOr<std::vector<SubvolumeInfo>> ListSubvolumes(absl::string_view mount_path);
 
-// The subvolume containing `path` (any path inside it).
+// The subvolume containing `path` (any path inside it; below a subvolume's
+// root this needs CAP_SYS_ADMIN).
 absl::StatusOr<SubvolumeInfo> GetSubvolumeInfo(absl::string_view path);
 
 // Whether `path` is the root of a subvolume. FailedPrecondition if `path` is

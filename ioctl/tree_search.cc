@@ -93,7 +93,7 @@ absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
     sk.max_type = BTRFS_INODE_ITEM_KEY;
     sk.max_offset = std::numeric_limits<uint64_t>::max();
     // Skips tree blocks last written at or before min_generation.
-    sk.min_transid = min_generation + 1;
+    sk.min_transid = min_generation == 0 ? 0 : min_generation + 1;
     sk.max_transid = std::numeric_limits<uint64_t>::max();
     sk.nr_items = std::numeric_limits<uint32_t>::max();
     args->buf_size = buffer_bytes;
@@ -103,11 +103,12 @@ absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
       rc = ioctl(subvol_fd, BTRFS_IOC_TREE_SEARCH_V2, args);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
-      if (errno == EOVERFLOW && args->buf_size > buffer_bytes) {
+      const int err = errno;
+      if (err == EOVERFLOW && args->buf_size > buffer_bytes) {
         buffer_bytes = args->buf_size;  // one item needs more room
         continue;
       }
-      return ErrnoToStatus(errno, absl::StrCat("TREE_SEARCH_V2 in ", DescribeFd(subvol_fd)));
+      return ErrnoToStatus(err, absl::StrCat("TREE_SEARCH_V2 in ", DescribeFd(subvol_fd)));
     }
     if (sk.nr_items == 0) break;
 
@@ -127,7 +128,7 @@ absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
       if (header.type == BTRFS_INODE_ITEM_KEY && header.len >= sizeof(btrfs_inode_item)) {
         ChangedInode inode = DecodeInodeItem(header.objectid, cursor);
         // Block generation > G does not mean this item changed after G.
-        if (inode.transid > min_generation) changed.push_back(inode);
+        if (min_generation == 0 || inode.transid > min_generation) changed.push_back(inode);
       }
       cursor += header.len;
       next = Key{header.objectid, header.type, header.offset};
@@ -141,7 +142,8 @@ absl::StatusOr<uint64_t> SubvolumeGeneration(int subvol_fd) {
   btrfs_ioctl_get_subvol_info_args info;
   memset(&info, 0, sizeof(info));
   if (ioctl(subvol_fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("GET_SUBVOL_INFO ", DescribeFd(subvol_fd)));
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("GET_SUBVOL_INFO ", DescribeFd(subvol_fd)));
   }
   return static_cast<uint64_t>(info.generation);
 }
@@ -152,8 +154,9 @@ absl::StatusOr<std::string> InodePath(int subvol_fd, uint64_t ino) {
   args.treeid = 0;  // the subvolume of subvol_fd
   args.objectid = ino;
   if (ioctl(subvol_fd, BTRFS_IOC_INO_LOOKUP, &args) != 0) {
-    return ErrnoToStatus(
-        errno, absl::StrCat("INO_LOOKUP inode ", ino, " in ", DescribeFd(subvol_fd)));
+    const int err = errno;
+    return ErrnoToStatus(err,
+                         absl::StrCat("INO_LOOKUP inode ", ino, " in ", DescribeFd(subvol_fd)));
   }
   args.name[sizeof(args.name) - 1] = '\0';
   std::string path(args.name);

@@ -7,6 +7,15 @@
 // inodes change when entries are added, removed or renamed, so deletions
 // show up as their parent directory.
 //
+// Visibility: btrfs writes inode updates (size, times, transid) and new
+// directory entries into the tree lazily ("delayed inodes"), at the latest
+// when the transaction commits, and the search reads the tree. Call
+// SyncFilesystem (ioctl/filesystem.h) first to see every change made so far.
+// Without it nothing is lost, only seen one pass later: a change not yet
+// visible will carry a transid greater than the SubvolumeGeneration() read
+// now. So record SubvolumeGeneration() taken before the search as the next
+// starting point -- not the largest transid returned.
+//
 // These calls need CAP_SYS_ADMIN (except SubvolumeGeneration). `subvol_fd` is
 // any descriptor inside the subvolume (normally its root directory); the
 // subvolume searched is the one containing it.
@@ -47,7 +56,8 @@ struct ChangedInode {
 // order, including the subvolume root directory (kSubvolumeRootInode).
 // Unchanged parts of the tree are skipped cheaply (the search key's
 // min_transid filters whole tree blocks), so the cost follows the amount of
-// change, not the size of the subvolume. Pass 0 for every inode.
+// change, not the size of the subvolume. min_generation 0 lists every inode,
+// including those with transid 0 (mkfs leaves the top-level root directory so).
 absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
                                                              uint64_t min_generation);
 

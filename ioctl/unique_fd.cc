@@ -48,9 +48,11 @@ absl::StatusOr<UniqueFd> OpenAt(int dirfd, absl::string_view name, int flags, mo
 }
 
 std::string DescribeFd(int fd) {
+  const int saved_errno = errno;
   char target[PATH_MAX];
   const std::string link = absl::StrCat("/proc/self/fd/", fd);
   ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  errno = saved_errno;
   if (n <= 0) return absl::StrCat("fd ", fd);
   return absl::StrCat(absl::string_view(target, static_cast<size_t>(n)), " (fd ", fd, ")");
 }

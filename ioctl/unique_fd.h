@@ -55,7 +55,7 @@ absl::StatusOr<UniqueFd> OpenAt(int dirfd, absl::string_view name, int flags,
                                 mode_t mode = 0);
 
 // Best-effort path of an open descriptor for messages ("/mnt/a (fd 7)"),
-// from /proc/self/fd; "fd 7" when it cannot be read.
+// from /proc/self/fd; "fd 7" when it cannot be read. Leaves errno unchanged.
 std::string DescribeFd(int fd);
 
 }  // namespace btrdupd

@@ -11,7 +11,5 @@ void BtrfsTest::SetUp() {
   fs_ = *std::move(fs);
 }
 
-void BtrfsTest::TearDown() { fs_.reset(); }
-
 }  // namespace testing
 }  // namespace btrdupd

@@ -5,7 +5,9 @@
 //
 // SetUp fails the test (never skips it) with the mkfs/mount error when the
 // filesystem cannot be made. Override FilesystemOptions() for other sizes or
-// mount options.
+// mount options. The filesystem is unmounted when the fixture is destroyed,
+// after the members of derived fixtures (e.g. open descriptors on it) are
+// gone, so they do not keep it busy.
 
 #ifndef BTRDUPD_TESTS_TESTING_BTRFS_TEST_H_
 #define BTRDUPD_TESTS_TESTING_BTRFS_TEST_H_
@@ -24,7 +26,6 @@ namespace testing {
 class BtrfsTest : public ::testing::Test {
  protected:
   void SetUp() override;
-  void TearDown() override;
 
   // Options for the filesystem SetUp creates.
   virtual LoopBtrfs::Options FilesystemOptions() const { return LoopBtrfs::Options(); }
