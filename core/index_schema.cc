@@ -27,6 +27,10 @@ namespace {
 //                  without touching the table
 //   files_by_ref   (ref) over the few files with a reference: release dependents when a
 //                  reference goes away
+//   files_hashed   (size, hash, dedupe_state) over fully hashed files only, and
+//   files_done     (dedupe_state, size) over processed files only: Stats costs in
+//                  proportion to the hashed/processed files, not to the whole volume
+// The partial indexes hold nothing for a new, unhashed file, so they cost it nothing.
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta(
   key TEXT PRIMARY KEY,
@@ -79,6 +83,8 @@ CREATE INDEX files_by_inode ON files(subvol, ino);
 CREATE INDEX files_by_size ON files(size);
 CREATE INDEX files_pending ON files(next_eligible, size) WHERE dedupe_state = 0;
 CREATE INDEX files_by_ref ON files(ref) WHERE ref IS NOT NULL;
+CREATE INDEX files_hashed ON files(size, hash, dedupe_state) WHERE hash_state = 2;
+CREATE INDEX files_done ON files(dedupe_state, size) WHERE dedupe_state != 0;
 
 CREATE TABLE ro_flips(
   subvol INTEGER PRIMARY KEY,
