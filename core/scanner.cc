@@ -138,8 +138,11 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
                         !root_row->has_value() || sub.generation < last;
       if (walk) {
         SCAN_RETURN_IF_ERROR(pass.WalkSubvolume(sub, **root));
-      } else if (sub.generation > last) {
-        if (sub.generation - last > config_.max_generation_gap && !full) {
+      } else {
+        // Searched even when the committed generation has not moved: the search also
+        // sees the running transaction, and finding nothing costs next to nothing.
+        if (sub.generation > last && sub.generation - last > config_.max_generation_gap &&
+            !full) {
           SCAN_RETURN_IF_ERROR(index_->SetMeta(
               kMetaFullScanWanted,
               absl::StrCat("subvolume ", sub.id, " '", sub.path, "' generation ", last,

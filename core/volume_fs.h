@@ -69,7 +69,10 @@ struct VolumeSubvolume {
   std::string parent_uuid;    // "" unless a snapshot
   std::string received_uuid;  // "" unless received
   bool read_only = false;
-  uint64_t generation = 0;  // the subvolume's generation when it was listed
+  // A generation every later change of the subvolume exceeds: each change made after
+  // ListSubvolumes() returned has transid > generation. (btrfs reports the generation of
+  // a transaction that may still be running; an implementation then reports one less.)
+  uint64_t generation = 0;
 };
 
 struct InodeChange {

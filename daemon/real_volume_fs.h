@@ -1,0 +1,56 @@
+// RealVolumeFs: core/volume_fs.h over a mounted btrfs volume, through ioctl/.
+//
+// Open() checks that the path is on btrfs and remembers its fsid and a descriptor of the
+// volume root; every path afterwards is opened relative to that descriptor, directories
+// with O_DIRECTORY|O_NOFOLLOW (ioctl/directory.h). ListSubvolumes() lists the subvolumes
+// below the root with libbtrfsutil (ioctl/subvolumes.h) and keeps only those reachable
+// at their path on the same filesystem (same fsid, the expected subvolume id, root
+// inode 256): one hidden under another mount is left out. Change tracking is
+// TREE_SEARCH_V2 (ioctl/tree_search.h) on the subvolume's root directory.
+//
+// Needs root (tree search and subvolume listing need CAP_SYS_ADMIN).
+// Thread-compatible.
+
+#ifndef BTRDUPD_DAEMON_REAL_VOLUME_FS_H_
+#define BTRDUPD_DAEMON_REAL_VOLUME_FS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/volume_fs.h"
+#include "ioctl/unique_fd.h"
+
+namespace btrdupd {
+
+class RealVolumeFs : public VolumeFs {
+ public:
+  // FailedPrecondition when `root` is not on btrfs; the open error otherwise.
+  static absl::StatusOr<std::unique_ptr<RealVolumeFs>> Open(const std::string& root);
+
+  std::string root() const override { return root_; }
+  const std::string& fsid() const { return fsid_; }
+
+  absl::StatusOr<std::vector<VolumeSubvolume>> ListSubvolumes() override;
+  absl::StatusOr<std::unique_ptr<VolumeDir>> OpenDir(absl::string_view path) override;
+  absl::StatusOr<VolumeStat> Stat(absl::string_view path) override;
+  absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(absl::string_view subvol_path,
+                                                              uint64_t generation) override;
+
+ private:
+  RealVolumeFs(std::string root, UniqueFd root_fd, std::string fsid);
+
+  // Opens `path` (relative to the root; "" = the root) as a directory.
+  absl::StatusOr<UniqueFd> OpenDirFd(absl::string_view path);
+  std::string Absolute(absl::string_view path) const;
+
+  const std::string root_;
+  const UniqueFd root_fd_;
+  const std::string fsid_;
+};
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_DAEMON_REAL_VOLUME_FS_H_

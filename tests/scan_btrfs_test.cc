@@ -1,0 +1,346 @@
+// The scanner on real loopback btrfs filesystems, through daemon/real_volume_fs.h.
+//
+// Each test compares the index with what a clean full scan into a fresh database finds,
+// so "the incremental pass kept up" means exactly "equal to starting over".
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/index.h"
+#include "core/scanner.h"
+#include "daemon/real_volume_fs.h"
+#include "tests/testing/btrfs_test.h"
+#include "tests/testing/command.h"
+#include "tests/testing/files.h"
+#include "tests/testing/index_contents.h"
+
+namespace btrdupd {
+namespace {
+
+using ::btrdupd::testing::IndexContents;
+using ::btrdupd::testing::IndexedFile;
+using ::btrdupd::testing::RunChecked;
+using ::btrdupd::testing::RunShellChecked;
+using ::btrdupd::testing::WriteFile;
+using ::btrdupd::testing::WritePatternFile;
+using Contents = std::map<std::string, IndexedFile>;
+
+class ScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
+ protected:
+  ScanBtrfsTest()
+      : clock_(absl::FromCivil(absl::CivilSecond(2026, 3, 10, 10, 0, 0), absl::UTCTimeZone())) {}
+
+  void SetUp() override {
+    BtrfsTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(mkdir(Path(".btrdupd").c_str(), 0700), 0);
+    index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
+    absl::StatusOr<std::unique_ptr<RealVolumeFs>> fs = RealVolumeFs::Open(mount_path());
+    ASSERT_TRUE(fs.ok()) << fs.status();
+    fs_ = std::move(*fs);
+  }
+
+  void TearDown() override {
+    index_.reset();
+    fs_.reset();
+    BtrfsTest::TearDown();
+  }
+
+  std::unique_ptr<VolumeIndex> OpenIndex(const std::string& path) {
+    absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path);
+    EXPECT_TRUE(index.ok()) << index.status();
+    return index.ok() ? std::move(*index) : nullptr;
+  }
+
+  ScanOptions Options() {
+    ScanOptions options;
+    options.time_zone = absl::UTCTimeZone();
+    return options;
+  }
+
+  ScanReport Scan(ScanMode mode = ScanMode::kAuto, VolumeIndex* index = nullptr) {
+    Scanner scanner(fs_.get(), index != nullptr ? index : index_.get(), config_, &clock_,
+                    Options());
+    absl::StatusOr<ScanReport> report = scanner.Run(mode);
+    EXPECT_TRUE(report.ok()) << report.status();
+    if (report.ok()) {
+      for (const std::string& error : report->first_errors) ADD_FAILURE() << error;
+    }
+    return report.ok() ? *report : ScanReport();
+  }
+
+  Contents ContentsOf(VolumeIndex* index) {
+    absl::StatusOr<Contents> contents = IndexContents(index);
+    EXPECT_TRUE(contents.ok()) << contents.status();
+    return contents.ok() ? *contents : Contents();
+  }
+
+  // A clean full scan into a fresh database outside the volume.
+  Contents CleanScan() {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    const std::string db = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/clean", getpid(),
+                                        "-", ++clean_, ".db");
+    std::unique_ptr<VolumeIndex> fresh = OpenIndex(db);
+    Scan(ScanMode::kAuto, fresh.get());
+    return ContentsOf(fresh.get());
+  }
+
+  void Sync() { ASSERT_EQ(syncfs_fd(), 0); }
+  int syncfs_fd() {
+    int fd = open(mount_path().c_str(), O_RDONLY | O_DIRECTORY);
+    int rc = syncfs(fd);
+    close(fd);
+    return rc;
+  }
+
+  void Write(const std::string& relative, uint64_t size, uint64_t seed = 1) {
+    ASSERT_TRUE(WritePatternFile(Path(relative), size, seed).ok()) << relative;
+  }
+  void Mkdir(const std::string& relative) {
+    ASSERT_EQ(mkdir(Path(relative).c_str(), 0755), 0) << relative;
+  }
+  void Btrfs(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"btrfs"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<std::string> out = RunChecked(argv);
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+
+  FakeClock clock_;
+  VolumeConfig config_;
+  std::unique_ptr<RealVolumeFs> fs_;
+  std::unique_ptr<VolumeIndex> index_;
+  int clean_ = 0;
+};
+
+TEST_F(ScanBtrfsTest, FullScanFindsExactlyTheRegularFilesAtLeastMinSize) {
+  Write("big", 9000);
+  Write("exact", 8192);
+  Write("small", 8191);
+  Write("tiny", 10);
+  ASSERT_EQ(symlink("big", Path("link").c_str()), 0);
+  ASSERT_EQ(mkfifo(Path("fifo").c_str(), 0600), 0);
+  Mkdir("a");
+  Mkdir("a/b");
+  Write("a/b/deep", 100000);
+  Write(".btrdupd/other", 50000);  // next to the database: never indexed
+  Mkdir("a/.btrdupd");
+  Write("a/.btrdupd/kept", 9000);  // only the one at the volume root is special
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kFull);
+  Contents contents = ContentsOf(index_.get());
+  std::vector<std::string> paths;
+  for (const auto& [path, file] : contents) paths.push_back(path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"a/.btrdupd/kept", "a/b/deep", "big", "exact"}));
+  struct stat st;
+  ASSERT_EQ(stat(Path("a/b/deep").c_str(), &st), 0);
+  EXPECT_EQ(contents["a/b/deep"].ino, st.st_ino);
+  EXPECT_EQ(contents["a/b/deep"].size, 100000u);
+  EXPECT_EQ(contents["a/b/deep"].subvol_id, 5u);
+}
+
+TEST_F(ScanBtrfsTest, DescendsIntoNestedSubvolumesButNotIntoOtherMounts) {
+  Mkdir("home");
+  Btrfs({"subvolume", "create", Path("home/sub")});
+  Write("home/sub/inside", 10000);
+  Btrfs({"subvolume", "create", Path("home/sub/deeper")});
+  Write("home/sub/deeper/more", 10000);
+  Mkdir("mnt");
+  ASSERT_TRUE(RunChecked({"mount", "-t", "tmpfs", "tmpfs", Path("mnt")}).ok());
+  absl::Cleanup unmount = [this] { (void)RunChecked({"umount", Path("mnt")}); };
+  Write("mnt/on-tmpfs", 10000);
+
+  Scan();
+
+  Contents contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents.count("home/sub/inside"), 1u);
+  EXPECT_EQ(contents.count("home/sub/deeper/more"), 1u);
+  EXPECT_EQ(contents.count("mnt/on-tmpfs"), 0u);
+  EXPECT_NE(contents["home/sub/inside"].subvol_id, 5u);
+  EXPECT_NE(contents["home/sub/deeper/more"].subvol_id, contents["home/sub/inside"].subvol_id);
+
+  // Changes on both sides: the incremental pass still never enters the tmpfs.
+  Write("mnt/on-tmpfs-2", 10000);
+  Write("home/sub/inside-2", 10000);
+  Sync();
+  ScanReport report = Scan();
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents.count("home/sub/inside-2"), 1u);
+  EXPECT_EQ(contents.count("mnt/on-tmpfs-2"), 0u);
+  EXPECT_EQ(contents, CleanScan());
+}
+
+TEST_F(ScanBtrfsTest, IncrementalPassEqualsACleanScanAfterEveryKindOfChange) {
+  Btrfs({"subvolume", "create", Path("data")});
+  Btrfs({"subvolume", "create", Path("scratch")});
+  Write("scratch/tmp", 20000);
+  for (const char* dir : {"data/d1", "data/d1/inner", "data/d2", "top"}) Mkdir(dir);
+  for (int i = 0; i < 6; ++i) {
+    Write(absl::StrCat("data/d1/f", i), 9000 + i, i);
+    Write(absl::StrCat("data/d1/inner/g", i), 10000 + i, 10 + i);
+    Write(absl::StrCat("data/d2/h", i), 11000 + i, 20 + i);
+    Write(absl::StrCat("top/t", i), 12000 + i, 30 + i);
+  }
+  Sync();
+  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+
+  Write("data/d2/new", 30000);                                            // added
+  Write("top/new", 30000);
+  ASSERT_EQ(unlink(Path("data/d1/f0").c_str()), 0);                       // deleted
+  ASSERT_EQ(rename(Path("data/d1/f1").c_str(), Path("data/d1/f1b").c_str()), 0);
+  ASSERT_EQ(rename(Path("data/d1/f2").c_str(), Path("data/d2/f2").c_str()), 0);
+  ASSERT_EQ(rename(Path("data/d1/inner").c_str(), Path("data/d2/inner").c_str()), 0);
+  Write("data/d2/inner/g0", 50000, 99);                                   // rewritten
+  Write("data/d2/h1", 100);                                               // now too small
+  ASSERT_EQ(rename(Path("data/d2/h2").c_str(), Path("data/d2/h3").c_str()), 0);
+  Mkdir("data/d3");
+  Write("data/d3/z", 10000);
+  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snap")});   // new snapshot
+  Btrfs({"subvolume", "delete", Path("scratch")});                      // deleted subvolume
+  Sync();
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  EXPECT_EQ(report.subvolumes_added, 1);
+  EXPECT_EQ(report.subvolumes_removed, 1);
+  Contents contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents, CleanScan());
+  EXPECT_EQ(contents.count("data/d2/new"), 1u);
+  EXPECT_EQ(contents.count("data/d1/f0"), 0u);
+  EXPECT_EQ(contents.count("data/d1/f1b"), 1u);
+  EXPECT_EQ(contents.count("data/d2/inner/g5"), 1u);
+  EXPECT_EQ(contents.count("data/d1/inner/g5"), 0u);
+  EXPECT_EQ(contents["data/d2/inner/g0"].size, 50000u);
+  EXPECT_EQ(contents.count("data/d2/h1"), 0u);
+  EXPECT_EQ(contents.count("data/d2/h2"), 0u);
+  EXPECT_EQ(contents.count("snap/d2/inner/g5"), 1u);
+  EXPECT_EQ(contents.count("scratch/tmp"), 0u);
+  EXPECT_EQ(contents["snap/d2/new"].ino, contents["data/d2/new"].ino);
+}
+
+TEST_F(ScanBtrfsTest, FileChangedDuringItsWaitWaitsTwiceAsLong) {
+  config_.initial_wait_minutes = 5;
+  Write("f", 10000, 1);
+  Sync();
+  Scan();
+  struct stat st;
+  ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
+
+  clock_.Advance(absl::Minutes(2));
+  Write("f", 10000, 2);  // same size, new content: mtime and transid move
+  Sync();
+  ScanReport report = Scan();
+  EXPECT_EQ(report.files_changed, 1);
+
+  absl::StatusOr<std::vector<FileRecord>> rows = index_->FindFilesByInode(5, st.st_ino);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].backoff_level, 1);
+  EXPECT_EQ((*rows)[0].next_eligible, clock_.Now() + absl::Minutes(10));
+}
+
+TEST_F(ScanBtrfsTest, GenerationGapOverTheLimitLeadsToAFullScan) {
+  config_.max_generation_gap = 5;
+  config_.full_scan_hour = 10;  // the fake clock's hour
+  config_.min_hours_between_full_scans = 0;
+  Write("f", 10000);
+  Sync();
+  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  for (int i = 0; i < 8; ++i) {  // eight transactions
+    Write(absl::StrCat("g", i), 10000, i);
+    Sync();
+  }
+  clock_.Advance(absl::Minutes(1));
+
+  ScanReport gap = Scan();
+  EXPECT_EQ(gap.kind, ScanKind::kIncremental);
+  EXPECT_LE(gap.next_full_scan, clock_.Now());
+
+  EXPECT_EQ(Scan().kind, ScanKind::kFull);
+  EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
+  EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+}
+
+// Runs a full scan of 20 000 files in a child process that SIGKILLs itself part-way,
+// then reruns in this process: the result must equal a clean scan, and SQLite must find
+// the database intact.
+TEST_F(ScanBtrfsTest, ScanKilledMidwayAndRerunEqualsACleanScan) {
+  constexpr int kDirs = 40;
+  constexpr int kPerDir = 500;
+  const std::string block(8192, 'x');
+  for (int d = 0; d < kDirs; ++d) {
+    Mkdir(absl::StrCat("d", d));
+    for (int f = 0; f < kPerDir; ++f) {
+      ASSERT_TRUE(WriteFile(Path(absl::StrCat("d", d, "/f", f)),
+                            absl::StrCat(block, d, "/", f)).ok());
+    }
+  }
+  Sync();
+
+  index_.reset();  // the child opens the database itself
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+        VolumeIndex::Open(Path(".btrdupd/btrdupd.db"));
+    if (!index.ok()) _exit(3);
+    ScanOptions options = Options();
+    options.batch_rows = 1500;
+    options.progress = [](const ScanProgress& progress) {
+      if (progress.files_seen >= 11000) raise(SIGKILL);
+    };
+    Scanner scanner(fs_.get(), index->get(), config_, &clock_, options);
+    (void)scanner.Run(ScanMode::kAuto);
+    _exit(4);  // not killed: the test fails below
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "status " << wstatus;
+
+  index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
+  const size_t partial = ContentsOf(index_.get()).size();
+  EXPECT_GT(partial, 0u);
+  EXPECT_LT(partial, static_cast<size_t>(kDirs * kPerDir));
+
+  ScanReport rerun = Scan();
+  EXPECT_EQ(rerun.kind, ScanKind::kFull);
+  Contents contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents.size(), static_cast<size_t>(kDirs * kPerDir));
+  EXPECT_EQ(contents, CleanScan());
+  EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
+
+  index_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path(".btrdupd/btrdupd.db").c_str(), &db), SQLITE_OK);
+  std::string result;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        static_cast<std::string*>(out)->append(values[0] != nullptr ? values[0] : "");
+        return 0;
+      },
+      &result, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(result, "ok");
+}
+
+}  // namespace
+}  // namespace btrdupd
