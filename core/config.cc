@@ -140,6 +140,15 @@ bool ParseInteger(absl::string_view text, uint64_t min, uint64_t max, uint64_t* 
   return true;
 }
 
+// Values cannot carry trailing comments; say so when a value looks like it does.
+std::string CommentHint(absl::string_view value) {
+  if (value.find('#') == absl::string_view::npos &&
+      value.find(';') == absl::string_view::npos) {
+    return "";
+  }
+  return " (comments must be on a line of their own)";
+}
+
 }  // namespace
 
 absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
@@ -150,6 +159,7 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
   int line_number = 0;
   for (absl::string_view raw : absl::StrSplit(text, '\n')) {
     ++line_number;
+    if (line_number == 1) absl::ConsumePrefix(&raw, "\xef\xbb\xbf");  // UTF-8 BOM
     absl::string_view line = absl::StripAsciiWhitespace(raw);
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line[0] == '[') {
@@ -207,14 +217,16 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
       bool b = false;
       if (!ParseBool(value, &b)) {
         return Error(file_name, line_number,
-                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec)));
+                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec),
+                                  CommentHint(value)));
       }
       config.*spec->bool_field = b;
     } else {
       uint64_t n = 0;
       if (!ParseInteger(value, spec->min, spec->max, &n)) {
         return Error(file_name, line_number,
-                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec)));
+                     absl::StrCat(key, " = ", value, ": ", Allowed(*spec),
+                                  CommentHint(value)));
       }
       if (spec->int_field != nullptr) {
         config.*spec->int_field = static_cast<int>(n);

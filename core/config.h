@@ -1,8 +1,10 @@
 // VolumeConfig: the per-volume settings read from `.btrdupd.conf` at the volume root.
 //
 // The file is INI: `[section]` lines, `key = value` lines, blank lines and comments
-// (a line whose first non-blank character is '#' or ';'). Whitespace around names, '='
-// and values is ignored. Keys before any section header belong to [DEFAULT].
+// (a line whose first non-blank character is '#' or ';'; there are no trailing comments
+// after a value). Whitespace around names, '=' and values, a UTF-8 byte-order mark and
+// CRLF line ends are ignored. Names are case-sensitive. Keys before any section header
+// belong to [DEFAULT]; a section may appear more than once.
 //
 //   [DEFAULT]           min_file_size, initial_wait_minutes, max_backoff_hours,
 //                       dedup_snapshots, max_dedup_batch, large_group_threshold,

@@ -157,6 +157,22 @@ TEST(ConfigTest, WrongTypeIsAnError) {
   EXPECT_THAT(ErrorOf("max_dedup_batch = +5\n"), HasSubstr("integer"));
 }
 
+TEST(ConfigTest, TrailingCommentIsAnErrorWithAHint) {
+  EXPECT_THAT(ErrorOf("min_file_size = 8192 # bytes\n"),
+              AllOf(HasSubstr(":1: min_file_size = 8192 # bytes"),
+                    HasSubstr("comments must be on a line of their own")));
+}
+
+TEST(ConfigTest, ByteOrderMarkAndCrLfAreAccepted) {
+  absl::StatusOr<VolumeConfig> c = ParseVolumeConfig(
+      "\xef\xbb\xbf[DEFAULT]\r\nmin_file_size = 12345\r\n[change_detection]\r\n"
+      "full_scan_hour = 5\r\n",
+      kFile);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->min_file_size, 12345u);
+  EXPECT_EQ(c->full_scan_hour, 5);
+}
+
 TEST(ConfigTest, UnknownSectionIsAnError) {
   EXPECT_THAT(ErrorOf("[DEFAULT]\nmin_file_size = 9000\n[dedupe]\n"),
               AllOf(HasSubstr(":3:"), HasSubstr("unknown section [dedupe]"),
