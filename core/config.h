@@ -42,9 +42,9 @@ struct VolumeConfig {
   int initial_wait_minutes = 5;           // wait after a file's last change
   int max_backoff_hours = 72;             // cap of the doubling wait
   bool dedup_snapshots = true;            // include same-path files of snapshots
-  int max_dedup_batch = 5;                // duperemove invocations' group count per batch
-  int large_group_threshold = 10;         // a group this big is deduped in batches
-  int dedup_batch_size = 50;              // files per batch of a large group
+  int max_dedup_batch = 5;                // files per backend call, small group
+  int large_group_threshold = 10;         // a group this big is "large"
+  int dedup_batch_size = 50;              // files per backend call, large group
   uint64_t max_arg_length = 1048576;      // bytes of a duperemove command line
   int vacuum_interval_days = 30;          // VACUUM the database this often
   int dedup_reset_interval_days = 30;     // forget dedupe states (keep hashes) this often
