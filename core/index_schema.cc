@@ -1,7 +1,5 @@
 #include "core/index_schema.h"
 
-#include <sys/stat.h>
-
 #include <string>
 #include <vector>
 
@@ -109,8 +107,10 @@ absl::Status Refuse(const std::string& path, absl::string_view why) {
 // whether the file may be opened for writing.
 absl::Status InspectExisting(const std::string& path) {
   absl::StatusOr<std::unique_ptr<SqliteDb>> db =
-      SqliteDb::Open(path, SQLITE_OPEN_READONLY);
-  if (!db.ok()) return db.status();
+      SqliteDb::Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW);
+  // Cannot open read-only: most likely there is no file yet. Anything else (a symlink,
+  // permissions) is reported by the read-write open that follows.
+  if (!db.ok()) return absl::OkStatus();
   absl::StatusOr<int64_t> app_id = (*db)->QueryInt("PRAGMA application_id");
   if (!app_id.ok()) {
     if (absl::IsDataLoss(app_id.status())) {
@@ -159,12 +159,11 @@ absl::Status InspectExisting(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) {
-    if (absl::Status s = InspectExisting(path); !s.ok()) return s;
-  }
-  absl::StatusOr<std::unique_ptr<SqliteDb>> db =
-      SqliteDb::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (absl::Status s = InspectExisting(path); !s.ok()) return s;
+  // NOFOLLOW: the database lives inside a volume users may write to; never follow a
+  // symlink planted in its place.
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(
+      path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW);
   if (!db.ok()) return db.status();
   SqliteDb& conn = **db;
   sqlite3_busy_timeout(conn.get(), 10000);

@@ -185,6 +185,22 @@ TEST_F(IndexTest, RefusesFileThatIsNotSqlite) {
   EXPECT_EQ(ReadBytes(path_), before);
 }
 
+TEST_F(IndexTest, RefusesSymlinkInPlaceOfTheDatabase) {
+  const std::string target = dir_ + "/elsewhere.db";
+  ASSERT_EQ(symlink(target.c_str(), path_.c_str()), 0);
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path_);
+  EXPECT_FALSE(index.ok());
+  EXPECT_THAT(std::string(index.status().message()), HasSubstr(path_));
+  EXPECT_FALSE(Exists(target));
+}
+
+TEST_F(IndexTest, MissingDirectoryIsAClearError) {
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+      VolumeIndex::Open(dir_ + "/no/such/dir/btrdupd.db");
+  EXPECT_FALSE(index.ok());
+  EXPECT_THAT(std::string(index.status().message()), HasSubstr("/no/such/dir/btrdupd.db"));
+}
+
 TEST_F(IndexTest, InitializesVersionZeroDatabaseWithoutTables) {
   // A pre-existing but empty SQLite file (stamped 0, no tables): migrated to v1.
   RawQuery(path_, "PRAGMA user_version=0; CREATE TABLE t(x); DROP TABLE t;");
