@@ -1,0 +1,473 @@
+// Safety of the whole dedupe pipeline on real btrfs (issue 4's "Safety tests"): the
+// engine with RealFileAccess and NativeBackend on a fresh loopback filesystem per test.
+// The index is filled from stat() of the tree (like a full scan) and kept outside the
+// filesystem under test.
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/dedupe_engine.h"
+#include "core/index.h"
+#include "core/sha256.h"
+#include "daemon/native_backend.h"
+#include "daemon/real_file_access.h"
+#include "ioctl/fiemap.h"
+#include "ioctl/subvolumes.h"
+#include "ioctl/unique_fd.h"
+#include "tests/testing/btrfs_test.h"
+#include "tests/testing/command.h"
+#include "tests/testing/files.h"
+#include "tests/testing/status_macros.h"
+
+namespace btrdupd {
+namespace {
+
+using testing::PatternBytes;
+using testing::ReadFile;
+using testing::RunShell;
+using testing::RunChecked;
+using testing::RunShellChecked;
+using testing::WriteFile;
+using testing::WritePatternFile;
+
+// Records every request and runs a hook before passing it to the native backend.
+class HookedBackend : public DedupeBackend {
+ public:
+  std::string Name() const override { return "hooked-native"; }
+  absl::Status CheckAvailable() const override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) override {
+    calls.push_back(request);
+    if (before) before(request);
+    return native.Dedupe(request);
+  }
+  NativeBackend native;
+  std::vector<DedupeRequest> calls;
+  std::function<void(const DedupeRequest&)> before;
+};
+
+// RealFileAccess that logs read-only flag changes.
+class LoggingFileAccess : public RealFileAccess {
+ public:
+  absl::Status SetSubvolumeReadOnly(const std::string& path, bool read_only) override {
+    flips.push_back(absl::StrCat(path, read_only ? "=ro" : "=rw"));
+    return RealFileAccess::SetSubvolumeReadOnly(path, read_only);
+  }
+  std::vector<std::string> flips;
+};
+
+// Path -> SHA-256 (hex) of every regular file under `root`, plus "mode" lines so a lost
+// file or a changed type shows.
+std::map<std::string, std::string>* g_tree = nullptr;
+size_t g_root_len = 0;
+
+int TreeVisit(const char* path, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F && S_ISREG(st->st_mode)) {
+    absl::StatusOr<std::string> data = ReadFile(path);
+    std::string digest = "unreadable";
+    if (data.ok()) {
+      absl::StatusOr<std::string> h = Sha256::Of(*data);
+      if (h.ok()) digest = ToHex(*h);
+    }
+    (*g_tree)[std::string(path + g_root_len)] = digest;
+  }
+  return 0;
+}
+
+std::map<std::string, std::string> TreeChecksums(const std::string& root) {
+  std::map<std::string, std::string> tree;
+  g_tree = &tree;
+  g_root_len = root.size();
+  nftw(root.c_str(), TreeVisit, 64, FTW_PHYS);
+  g_tree = nullptr;
+  return tree;
+}
+
+absl::StatusOr<bool> Shared(const std::string& a, const std::string& b) {
+  absl::StatusOr<UniqueFd> fa = OpenPath(a, O_RDONLY);
+  if (!fa.ok()) return fa.status();
+  absl::StatusOr<UniqueFd> fb = OpenPath(b, O_RDONLY);
+  if (!fb.ok()) return fb.status();
+  return ShareAllExtents(fa->get(), fb->get());
+}
+
+class DedupeSafetyTest : public testing::BtrfsTest {
+ protected:
+  void SetUp() override {
+    BtrfsTest::SetUp();
+    if (HasFatalFailure()) return;
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    db_dir_ = absl::StrCat(tmp ? tmp : "/tmp", "/safety_db_",
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_",
+                           getpid());
+    ASSERT_OK(RunChecked({"rm", "-rf", db_dir_}));
+    ASSERT_OK(RunChecked({"mkdir", "-p", db_dir_}));
+    ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(db_dir_ + "/btrdupd.db"));
+  }
+
+  void TearDown() override {
+    index_.reset();
+    BtrfsTest::TearDown();
+    RunChecked({"rm", "-rf", db_dir_}).IgnoreError();
+  }
+
+  // Records the subvolumes and every regular file >= min_file_size, as a full scan would,
+  // observed an hour ago (so they are eligible now).
+  void IndexTree() {
+    ASSERT_OK_AND_ASSIGN(std::vector<SubvolumeInfo> subvols, ListSubvolumes(mount_path()));
+    subvol_by_dev_.clear();
+    for (const SubvolumeInfo& s : subvols) {
+      SubvolumeRecord r;
+      r.id = s.id;
+      r.path = s.path;
+      r.uuid = s.uuid;
+      r.parent_uuid = s.parent_uuid;
+      r.received_uuid = s.received_uuid;
+      r.read_only = s.read_only;
+      ASSERT_OK(index_->UpsertSubvolume(r));
+      struct stat st;
+      ASSERT_EQ(stat(Path(s.path).c_str(), &st), 0) << Path(s.path);
+      subvol_by_dev_[st.st_dev] = s.id;
+    }
+    Walk("");
+  }
+
+  void Walk(const std::string& rel) {
+    const std::string abs = rel.empty() ? mount_path() : Path(rel);
+    struct stat dst;
+    ASSERT_EQ(lstat(abs.c_str(), &dst), 0);
+    ASSERT_OK_AND_ASSIGN(int64_t dir_id,
+                         index_->EnsureDir(rel, subvol_by_dev_.at(dst.st_dev), dst.st_ino));
+    ASSERT_OK_AND_ASSIGN(std::string listing,
+                         RunChecked({"find", abs, "-mindepth", "1", "-maxdepth", "1",
+                                     "-printf", "%f\\0"}));
+    for (absl::string_view name : absl::StrSplit(listing, '\0', absl::SkipEmpty())) {
+      const std::string child_rel = rel.empty() ? std::string(name) : absl::StrCat(rel, "/", name);
+      const std::string child = Path(child_rel);
+      struct stat st;
+      ASSERT_EQ(lstat(child.c_str(), &st), 0) << child;
+      if (S_ISDIR(st.st_mode)) {
+        Walk(child_rel);
+      } else if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) >= config_.min_file_size) {
+        FileObservation seen;
+        seen.subvol_id = subvol_by_dev_.at(st.st_dev);
+        seen.ino = st.st_ino;
+        seen.size = st.st_size;
+        seen.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        seen.generation = 1;
+        ASSERT_OK(index_->ObserveFile(dir_id, name, seen, absl::Now() - absl::Hours(1),
+                                      ToStabilityPolicy(config_)));
+      }
+    }
+  }
+
+  // Indexes the tree and runs the engine until it is idle.
+  EngineStats Run() {
+    IndexTree();
+    DedupeEngine engine(index_.get(), &files_, &backend_, config_, RealClock(), mount_path());
+    EXPECT_OK(engine.RestorePendingReadOnlyFlips());
+    absl::StatusOr<StepResult> last = engine.RunUntilIdle();
+    EXPECT_OK(last);
+    return engine.stats();
+  }
+
+  FileRecord Record(const std::string& rel) {
+    size_t slash = rel.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : rel.substr(0, slash);
+    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    struct stat st;
+    lstat((dir.empty() ? mount_path() : Path(dir)).c_str(), &st);
+    absl::StatusOr<int64_t> dir_id = index_->EnsureDir(dir, subvol_by_dev_[st.st_dev], st.st_ino);
+    EXPECT_OK(dir_id);
+    absl::StatusOr<std::optional<FileRecord>> f = index_->FindFile(*dir_id, name);
+    EXPECT_OK(f);
+    EXPECT_TRUE(f.ok() && f->has_value()) << "not in the index: " << rel;
+    return f.ok() && f->has_value() ? **f : FileRecord();
+  }
+
+  void ExpectShared(const std::string& a, const std::string& b) {
+    absl::StatusOr<bool> shared = Shared(Path(a), Path(b));
+    ASSERT_OK(shared);
+    EXPECT_TRUE(*shared) << a << " and " << b << " do not share their extents";
+  }
+  void ExpectNotShared(const std::string& a, const std::string& b) {
+    absl::StatusOr<bool> shared = Shared(Path(a), Path(b));
+    ASSERT_OK(shared);
+    EXPECT_FALSE(*shared) << a << " and " << b << " share their extents";
+  }
+
+  void Write(const std::string& rel, uint64_t size, uint64_t seed) {
+    ASSERT_OK(WritePatternFile(Path(rel), size, seed));
+  }
+
+  absl::Status Sh(const std::string& command) { return RunShellChecked(command).status(); }
+
+  VolumeConfig config_;
+  std::string db_dir_;
+  std::unique_ptr<VolumeIndex> index_;
+  std::map<dev_t, uint64_t> subvol_by_dev_;
+  LoggingFileAccess files_;
+  HookedBackend backend_;
+};
+
+TEST_F(DedupeSafetyTest, EveryFileIsByteIdenticalAfterARun) {
+  ASSERT_OK(Sh(absl::StrCat("mkdir -p '", Path("d1"), "' '", Path("d2/deep"), "'")));
+  Write("d1/a", 8192, 1);
+  Write("d2/a", 8192, 1);
+  Write("d1/tail", (1 << 20) + 123, 2);
+  Write("d2/deep/tail", (1 << 20) + 123, 2);
+  Write("d2/tail3", (1 << 20) + 123, 2);
+  Write("d1/mid", 300 * 1024, 3);
+  Write("d2/mid", 300 * 1024, 3);
+  Write("d1/decoy", 300 * 1024, 4);  // same size, other content
+  Write("d1/unique", 50000, 5);
+  Write("d1/small", 4000, 1);        // under min_file_size
+  Write("d2/small", 4000, 1);
+  ASSERT_OK(WriteFile(Path("d1/late_diff"), PatternBytes(300 * 1024, 3).substr(0, 300 * 1024 - 1) + "X"));
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("d1/a", "d2/a");
+  ExpectShared("d1/tail", "d2/deep/tail");
+  ExpectShared("d1/tail", "d2/tail3");
+  ExpectShared("d1/mid", "d2/mid");
+  ExpectNotShared("d1/mid", "d1/decoy");
+  ExpectNotShared("d1/mid", "d1/late_diff");
+  ExpectNotShared("d1/small", "d2/small");
+  EXPECT_EQ(stats.files_deduped, 4);
+  EXPECT_EQ(stats.bytes_deduped, 8192u + 2 * ((1u << 20) + 123) + 300 * 1024);
+  EXPECT_EQ(stats.files_skipped, 0);
+}
+
+TEST_F(DedupeSafetyTest, FileModifiedAfterHashingKeepsItsNewContentAndIsNotShared) {
+  Write("a", 1 << 20, 7);
+  Write("b", 1 << 20, 7);
+  std::string changed = PatternBytes(1 << 20, 7);
+  changed[500000] ^= 0x5a;
+  backend_.before = [&](const DedupeRequest&) {
+    ASSERT_OK(WriteFile(Path("b"), changed));
+  };
+  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(std::string now_b, ReadFile(Path("b")));
+  EXPECT_TRUE(now_b == changed);
+  ExpectNotShared("a", "b");
+  EXPECT_EQ(stats.files_differ, 1);
+  EXPECT_EQ(stats.files_deduped, 0);
+  FileRecord b = Record("b");
+  EXPECT_EQ(b.hash_state, HashState::kNone);  // waits to be hashed again
+  EXPECT_GT(b.next_eligible, absl::Now());
+}
+
+TEST_F(DedupeSafetyTest, FileDeletedMidRunIsForgottenAndTheRestIsDeduped) {
+  Write("a", 200000, 8);
+  Write("b", 200000, 8);
+  Write("c", 200000, 8);
+  backend_.before = [&](const DedupeRequest&) { unlink(Path("c").c_str()); };
+  std::map<std::string, std::string> expected = TreeChecksums(mount_path());
+  expected.erase("/c");
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), expected);
+  ExpectShared("a", "b");
+  EXPECT_EQ(stats.files_removed, 1);
+  ASSERT_OK_AND_ASSIGN(IndexStats index_stats, index_->Stats(absl::Now()));
+  EXPECT_EQ(index_stats.files_tracked, 2);
+}
+
+TEST_F(DedupeSafetyTest, ImmutableFileIsNeverChanged) {
+  Write("frozen1", 100000, 9);
+  Write("frozen2", 100000, 9);
+  Write("normal", 100000, 9);
+  ASSERT_OK(Sh(absl::StrCat("chattr +i '", Path("frozen1"), "' '", Path("frozen2"), "'")));
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  // One immutable copy is the reference (it can still be read), the normal copy shares
+  // it, the other immutable copy is skipped with its reason.
+  ExpectShared("frozen1", "normal");
+  EXPECT_EQ(Record("frozen1").dedupe_state, DedupeState::kReference);
+  FileRecord f2 = Record("frozen2");
+  EXPECT_EQ(f2.dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(f2.skip_reason.find("immutable"), std::string::npos) << f2.skip_reason;
+  ASSERT_OK_AND_ASSIGN(std::string attrs, RunChecked({"lsattr", Path("frozen2")}));
+  EXPECT_EQ(attrs.find('i') < attrs.find(' '), true) << attrs;
+  ASSERT_OK(Sh(absl::StrCat("chattr -i '", Path("frozen1"), "' '", Path("frozen2"), "'")));
+}
+
+TEST_F(DedupeSafetyTest, AppendOnlyFileIsNeverChanged) {
+  Write("log1", 100000, 10);
+  Write("log2", 100000, 10);
+  Write("normal", 100000, 10);
+  ASSERT_OK(Sh(absl::StrCat("chattr +a '", Path("log1"), "' '", Path("log2"), "'")));
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("log1", "normal");
+  FileRecord l2 = Record("log2");
+  EXPECT_EQ(l2.dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(l2.skip_reason.find("append-only"), std::string::npos) << l2.skip_reason;
+  ASSERT_OK(Sh(absl::StrCat("chattr -a '", Path("log1"), "' '", Path("log2"), "'")));
+}
+
+TEST_F(DedupeSafetyTest, ActiveSwapFileIsNeverTouched) {
+  const std::string swap = Path("swapfile");
+  ASSERT_OK(Sh(absl::StrCat("btrfs filesystem mkswapfile --size 16m '", swap, "'")));
+  // A NOCOW copy (same partition as the swap file) that would otherwise be deduped.
+  // (dd, not cat: cat may reflink with copy_file_range, and swapon refuses shared extents.)
+  ASSERT_OK(Sh(absl::StrCat("touch '", Path("copy"), "' && chattr +C '", Path("copy"),
+                            "' && dd if='", swap, "' of='", Path("copy"),
+                            "' bs=1M status=none")));
+  ASSERT_OK(Sh(absl::StrCat("swapon '", swap, "'")));
+  bool swapped_off = false;
+  absl::Cleanup swapoff = [&] {  // the filesystem cannot be unmounted while swapping
+    if (!swapped_off) RunShell(absl::StrCat("swapoff '", swap, "'")).IgnoreError();
+  };
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_OK(Sh(absl::StrCat("swapoff '", swap, "'")));
+  swapped_off = true;
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  FileRecord s = Record("swapfile");
+  EXPECT_EQ(s.dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(s.skip_reason.find("swap"), std::string::npos) << s.skip_reason;
+  EXPECT_EQ(s.hash_state, HashState::kNone);  // never read
+  ExpectNotShared("swapfile", "copy");
+}
+
+TEST_F(DedupeSafetyTest, NocowFileNextToNormalCopiesSharesOnlyWithNocowCopies) {
+  Write("normal1", 150000, 11);
+  Write("normal2", 150000, 11);
+  for (const char* name : {"nocow1", "nocow2"}) {
+    ASSERT_OK(Sh(absl::StrCat("touch '", Path(name), "' && chattr +C '", Path(name), "'")));
+    ASSERT_OK(WriteFile(Path(name), PatternBytes(150000, 11)));
+  }
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("normal1", "normal2");
+  ExpectShared("nocow1", "nocow2");
+  ExpectNotShared("normal1", "nocow1");
+  EXPECT_EQ(stats.files_skipped, 0);
+}
+
+TEST_F(DedupeSafetyTest, HardLinksAreNeverDedupedWithThemselves) {
+  Write("a", 120000, 12);
+  ASSERT_OK(Sh(absl::StrCat("ln '", Path("a"), "' '", Path("a_link"), "'")));
+  Write("b", 120000, 12);
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("a", "b");
+  for (const DedupeRequest& call : backend_.calls) {
+    struct stat ref;
+    ASSERT_EQ(stat(call.reference_path.c_str(), &ref), 0);
+    for (const std::string& dest : call.destination_paths) {
+      struct stat st;
+      ASSERT_EQ(stat(dest.c_str(), &st), 0);
+      EXPECT_FALSE(st.st_ino == ref.st_ino && st.st_dev == ref.st_dev)
+          << dest << " deduped with its own inode " << call.reference_path;
+    }
+  }
+  struct stat a;
+  struct stat link;
+  ASSERT_EQ(stat(Path("a").c_str(), &a), 0);
+  ASSERT_EQ(stat(Path("a_link").c_str(), &link), 0);
+  EXPECT_EQ(a.st_ino, link.st_ino);
+  EXPECT_EQ(link.st_nlink, 2u);
+}
+
+TEST_F(DedupeSafetyTest, NamesWithSpacesNewlinesAndInvalidUtf8) {
+  const std::vector<std::string> names = {"with space", "new\nline", std::string("bad\xff\xfe"),
+                                          " lead and trail "};
+  for (const std::string& name : names) Write(name, 70000, 13);
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  for (size_t i = 1; i < names.size(); ++i) ExpectShared(names[0], names[i]);
+  EXPECT_EQ(stats.files_deduped, 3);
+}
+
+TEST_F(DedupeSafetyTest, HundredMebibyteFile) {
+  const uint64_t size = uint64_t{100} << 20;
+  Write("big1", size, 14);
+  Write("big2", size, 14);
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("big1", "big2");
+  EXPECT_EQ(stats.bytes_deduped, size);
+  // Read once each, plus the prefix of each.
+  EXPECT_LE(stats.bytes_read, 2 * size + 2 * EngineOptions().prefix_bytes);
+}
+
+TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheReferenceAlone) {
+  ASSERT_OK(Sh(absl::StrCat("mkdir '", Path("many"), "'")));
+  for (int i = 0; i < 400; ++i) Write(absl::StrCat("many/copy", i), 16384, 15);
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats first = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  EXPECT_EQ(first.files_deduped, 399);
+  std::string reference;
+  for (const DedupeRequest& call : backend_.calls) {
+    EXPECT_LE(call.destination_paths.size(), static_cast<size_t>(config_.dedup_batch_size));
+    if (reference.empty()) reference = call.reference_path;
+    EXPECT_EQ(call.reference_path, reference);
+  }
+  for (int i = 1; i < 400; ++i) ExpectShared("many/copy0", absl::StrCat("many/copy", i));
+
+  backend_.calls.clear();
+  Write("many/copy400", 16384, 15);
+  EngineStats second = Run();
+  ASSERT_EQ(backend_.calls.size(), 1u);
+  EXPECT_EQ(backend_.calls[0].reference_path, reference);
+  EXPECT_EQ(backend_.calls[0].destination_paths,
+            std::vector<std::string>{Path("many/copy400")});
+  EXPECT_EQ(second.files_deduped, 1);
+  EXPECT_EQ(second.bytes_read, 16384u);  // only the newcomer was read
+  ExpectShared("many/copy0", "many/copy400");
+}
+
+class CompressedDedupeSafetyTest : public DedupeSafetyTest {
+ protected:
+  testing::LoopBtrfs::Options FilesystemOptions() const override {
+    testing::LoopBtrfs::Options options;
+    options.mount_options = "compress=zstd";
+    return options;
+  }
+};
+
+TEST_F(CompressedDedupeSafetyTest, CompressedFilesAreDedupedAndIntact) {
+  std::string text;
+  while (text.size() < 600000) text += "btrdupd compresses well. ";
+  ASSERT_OK(WriteFile(Path("c1"), text));
+  ASSERT_OK(WriteFile(Path("c2"), text));
+  Write("r1", 300000, 16);  // incompressible, stored plain
+  Write("r2", 300000, 16);
+  ASSERT_OK(Sh("sync"));
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  ExpectShared("c1", "c2");
+  ExpectShared("r1", "r2");
+  EXPECT_EQ(stats.files_deduped, 2);
+}
+
+}  // namespace
+}  // namespace btrdupd
