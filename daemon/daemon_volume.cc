@@ -57,7 +57,7 @@ MaintenancePolicy PolicyFor(const VolumeConfig& config) {
   return policy;
 }
 
-std::string FormatTime(absl::Time t) {
+std::string LocalTimeText(absl::Time t) {
   if (t == absl::InfiniteFuture()) return "never";
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", t, absl::LocalTimeZone());
 }
@@ -236,7 +236,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       result.worked = false;
       result.next_work = Finite(next);
       idle_until_ = next;
-      activity_ = absl::StrCat("idle; next file eligible at ", FormatTime(step->next_eligible));
+      activity_ = absl::StrCat("idle; next file eligible at ", LocalTimeText(step->next_eligible));
       break;
     }
     default:
@@ -284,7 +284,7 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
   s.activity = activity_;
   if (s.state == "failed") {
     s.activity = absl::StrCat("unavailable (", last_error_, "); retrying at ",
-                              FormatTime(view.retry_at));
+                              LocalTimeText(view.retry_at));
   }
   s.scan_pending = is_open() && view.next_change_check <= now;
   s.next_change_check = Finite(view.next_change_check);

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <utility>
+
+#include "absl/synchronization/mutex.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -14,7 +17,24 @@
 #include "ioctl/errno_status.h"
 
 namespace btrdupd {
+
+struct InstanceLock::Held {
+  UniqueFd fd;
+  pid_t owner = 0;  // a forked child inherits the registry, not the right to the lock
+};
+
 namespace {
+
+// Lock paths this process holds, so a second Acquire() in the same process shares the
+// hold instead of contending with itself (flock locks belong to open file descriptions).
+absl::Mutex& HeldMutex() {
+  static absl::Mutex* mu = new absl::Mutex();
+  return *mu;
+}
+std::map<std::string, std::weak_ptr<InstanceLock::Held>>& HeldLocks() {
+  static auto* held = new std::map<std::string, std::weak_ptr<InstanceLock::Held>>();
+  return *held;
+}
 
 // The pid in the lock file, if it holds one.
 std::optional<pid_t> ReadPid(int fd) {
@@ -45,6 +65,12 @@ std::string LockPathForDatabase(absl::string_view db_path) {
 
 absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(
     absl::string_view lock_path, absl::string_view what) {
+  absl::MutexLock guard(&HeldMutex());
+  const std::string key(lock_path);
+  if (std::shared_ptr<Held> held = HeldLocks()[key].lock();
+      held != nullptr && held->owner == getpid()) {
+    return std::unique_ptr<InstanceLock>(new InstanceLock(key, std::move(held)));
+  }
   absl::StatusOr<UniqueFd> fd = OpenPath(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
   if (!fd.ok()) return fd.status();
   if (FlockNoWait(fd->get(), LOCK_EX) != 0) {
@@ -66,8 +92,11 @@ absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(
           static_cast<ssize_t>(pid_text.size())) {
     return btrdupd::ErrnoToStatus(errno, absl::StrCat("write pid to ", lock_path));
   }
-  return std::unique_ptr<InstanceLock>(
-      new InstanceLock(std::string(lock_path), std::move(*fd)));
+  auto held = std::make_shared<Held>();
+  held->fd = std::move(*fd);
+  held->owner = getpid();
+  HeldLocks()[key] = held;
+  return std::unique_ptr<InstanceLock>(new InstanceLock(key, std::move(held)));
 }
 
 std::optional<pid_t> InstanceLock::Holder(absl::string_view lock_path) {

@@ -11,7 +11,12 @@
 //
 // The descriptor is close-on-exec, so child processes (duperemove) never inherit it.
 //
-// Thread-compatible.
+// Within one process the lock is shared: acquiring a lock path this process already
+// holds succeeds and shares the hold (the file is unlocked when the last InstanceLock
+// for it goes away). So the daemon and the volume session may both take it without
+// locking each other out.
+//
+// Thread-safe.
 
 #ifndef BTRDUPD_DAEMON_INSTANCE_LOCK_H_
 #define BTRDUPD_DAEMON_INSTANCE_LOCK_H_
@@ -45,17 +50,20 @@ class InstanceLock {
   // cannot be read yet). nullopt if nobody holds it (or the file does not exist).
   static std::optional<pid_t> Holder(absl::string_view lock_path);
 
-  ~InstanceLock() = default;  // closing the descriptor releases the lock
+  ~InstanceLock() = default;  // the last holder closes the descriptor: lock released
   InstanceLock(const InstanceLock&) = delete;
   InstanceLock& operator=(const InstanceLock&) = delete;
 
   const std::string& path() const { return path_; }
 
+  struct Held;  // the locked descriptor, shared by this process's holders (private use)
+
  private:
-  InstanceLock(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  InstanceLock(std::string path, std::shared_ptr<Held> held)
+      : path_(std::move(path)), held_(std::move(held)) {}
 
   std::string path_;
-  UniqueFd fd_;
+  std::shared_ptr<Held> held_;
 };
 
 }  // namespace btrdupd

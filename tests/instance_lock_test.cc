@@ -109,6 +109,18 @@ TEST(InstanceLockTest, LockOfAKilledProcessIsFreeAtOnce) {
   EXPECT_EQ(InstanceLock::Holder(path), getpid());
 }
 
+TEST(InstanceLockTest, SameProcessSharesTheHoldUntilTheLastHolderGoes) {
+  const std::string path = TempLockPath("shared");
+  absl::StatusOr<std::unique_ptr<InstanceLock>> daemon = InstanceLock::Acquire(path, "v");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  absl::StatusOr<std::unique_ptr<InstanceLock>> session = InstanceLock::Acquire(path, "v");
+  ASSERT_TRUE(session.ok()) << session.status();
+  daemon->reset();
+  EXPECT_EQ(InstanceLock::Holder(path), getpid());  // still held by `session`
+  session->reset();
+  EXPECT_EQ(InstanceLock::Holder(path), std::nullopt);
+}
+
 TEST(InstanceLockTest, MissingDirectoryIsAClearError) {
   absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
       InstanceLock::Acquire("/nonexistent-btrdupd-dir/x.lock", "v");
