@@ -444,6 +444,77 @@ TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheRefer
   ExpectShared("many/copy0", "many/copy400");
 }
 
+TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsMadeWritableForItsBatchAndRestored) {
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
+  Write("sv/a", 200000, 17);
+  Write("sv/c", 200000, 17);  // a copy written separately: shares nothing yet
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
+                            "'")));
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
+  EXPECT_EQ(files_.flips,
+            (std::vector<std::string>{Path("snap") + "=rw", Path("snap") + "=ro"}));
+  ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
+  EXPECT_TRUE(read_only);
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeSafetyTest, ReadOnlyFlagLeftClearedByAKilledRunIsRestoredAtStart) {
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
+                            "'")));
+  ASSERT_OK_AND_ASSIGN(SubvolumeInfo info, GetSubvolumeInfo(Path("snap")));
+  // What a run killed in the middle of a batch leaves behind.
+  ReadOnlyFlip flip;
+  flip.subvol_id = info.id;
+  flip.path = "snap";
+  flip.flipped_at = absl::Now();
+  ASSERT_OK(index_->RecordReadOnlyFlip(flip));
+  ASSERT_OK(SetReadOnly(Path("snap"), false));
+
+  Run();  // calls RestorePendingReadOnlyFlips() first
+  ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
+  EXPECT_TRUE(read_only);
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverMadeWritable) {
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
+  Write("sv/a", 200000, 18);
+  Write("sv/c", 200000, 18);
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
+                            "' && mkdir '", Path("recv"), "' && btrfs -q send '", Path("snap"),
+                            "' | btrfs -q receive '", Path("recv"), "'")));
+  ASSERT_OK_AND_ASSIGN(SubvolumeInfo received, GetSubvolumeInfo(Path("recv/snap")));
+  ASSERT_FALSE(received.received_uuid.empty()) << "btrfs receive did not set received_uuid";
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  for (const std::string& flip : files_.flips) {
+    EXPECT_EQ(flip.find(Path("recv")), std::string::npos) << flip;
+  }
+  ASSERT_OK_AND_ASSIGN(SubvolumeInfo after, GetSubvolumeInfo(Path("recv/snap")));
+  EXPECT_TRUE(after.read_only);
+  EXPECT_EQ(after.received_uuid, received.received_uuid);
+  // One received copy is the reference (it can be read, never written): every other copy
+  // shares it; the other received copy is skipped with the reason.
+  FileRecord ra = Record("recv/snap/a");
+  FileRecord rc = Record("recv/snap/c");
+  const FileRecord& reference = ra.dedupe_state == DedupeState::kReference ? ra : rc;
+  const FileRecord& skipped = ra.dedupe_state == DedupeState::kReference ? rc : ra;
+  EXPECT_EQ(reference.dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(skipped.dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(skipped.skip_reason.find("received snapshot"), std::string::npos)
+      << skipped.skip_reason;
+  for (const char* other : {"sv/a", "sv/c", "snap/a", "snap/c"}) {
+    ExpectShared(reference.path, other);
+  }
+}
+
 class CompressedDedupeSafetyTest : public DedupeSafetyTest {
  protected:
   testing::LoopBtrfs::Options FilesystemOptions() const override {
