@@ -183,6 +183,11 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
                              "PRAGMA journal_size_limit=8388608"}) {
     if (absl::Status s = conn.Exec(pragma); !s.ok()) return s;
   }
+  // Up to date: done without taking the write lock, so opening the index (e.g. for
+  // --status) never waits for another process's open batch.
+  absl::StatusOr<int64_t> current = conn.QueryInt("PRAGMA user_version");
+  if (!current.ok()) return current.status();
+  if (*current == kIndexSchemaVersion) return db;
   // Migrate under the write lock, re-reading the version (another process may have
   // created the schema meanwhile).
   if (absl::Status s = conn.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;

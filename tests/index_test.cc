@@ -819,6 +819,25 @@ TEST_F(IndexTest, BatchesCommitOrRollBackAsAWhole) {
   EXPECT_EQ(root.size(), 2u);
 }
 
+TEST_F(IndexTest, SecondConnectionReadsCommittedStateWhileABatchIsOpen) {
+  std::unique_ptr<VolumeIndex> writer = MustOpen();
+  ASSERT_NE(writer, nullptr);
+  ASSERT_OK(writer->ObserveFile(1, "old", Seen(1, 10000), clock_.Now(), policy_).status());
+  ASSERT_OK(writer->BeginBatch());
+  ASSERT_OK_AND_ASSIGN(int64_t fresh, writer->ObserveFile(1, "new", Seen(2, 10000),
+                                                          clock_.Now(), policy_));
+  // Opening (as --status does) and reading must not wait for the writer's batch.
+  std::unique_ptr<VolumeIndex> reader = MustOpen();
+  ASSERT_NE(reader, nullptr);
+  ASSERT_OK_AND_ASSIGN(IndexStats stats, reader->Stats(clock_.Now()));
+  EXPECT_EQ(stats.files_tracked, 1);
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> unseen, reader->GetFile(fresh));
+  EXPECT_FALSE(unseen.has_value());
+  ASSERT_OK(writer->CommitBatch());
+  ASSERT_OK_AND_ASSIGN(stats, reader->Stats(clock_.Now()));
+  EXPECT_EQ(stats.files_tracked, 2);
+}
+
 TEST_F(IndexTest, KilledMidBatchLeavesLastCommittedState) {
   {
     std::unique_ptr<VolumeIndex> index = MustOpen();  // schema exists before the fork
