@@ -50,8 +50,10 @@ std::pair<std::string, std::string> SplitMetavar(absl::string_view help) {
   const size_t colon = help.find(": ");
   if (colon != absl::string_view::npos && colon > 0) {
     absl::string_view head = help.substr(0, colon);
-    if (std::all_of(head.begin(), head.end(), [](char c) {
-          return absl::ascii_isupper(c) || c == '_' || c == '|' || c == '-';
+    const bool choices = absl::StrContains(head, '|') &&
+                         !absl::StrContains(head, ' ');  // "native|duperemove"
+    if (choices || std::all_of(head.begin(), head.end(), [](char c) {
+          return absl::ascii_isupper(c) || c == '_' || c == '-';
         })) {
       return {std::string(head), std::string(help.substr(colon + 2))};
     }
@@ -136,7 +138,7 @@ std::string FlagsHelp() {
       absl::StrAppend(&spelled, "=", metavar);
       help = rest;
       if (!flag->DefaultValue().empty()) {
-        absl::StrAppend(&help, " (default: ", flag->DefaultValue(), ")");
+        absl::StrAppend(&help, "\nDefault: ", flag->DefaultValue(), ".");
       }
     }
     absl::StrAppend(&text, "  ", spelled, "\n");

@@ -14,7 +14,10 @@
 #include "daemon/command_line.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
+#include "daemon/one_shot.h"
 #include "daemon/priority.h"
+#include "daemon/session_flags.h"
+#include "daemon/status_report.h"
 #include "daemon/version.h"
 
 ABSL_FLAG(bool, help, false, "Print this help and exit.");
@@ -87,8 +90,8 @@ int Main(int argc, char** argv) {
   absl::Status priority = LowerOwnPriority();
   if (!priority.ok()) LogWarning("", "%s", priority.message());
 
-  LogError("", "volume processing is not built yet");
-  return kExitAllFailed;
+  if (StatusRequested()) return RunStatus(*volumes, SessionOptionsFromFlags().db_dir);
+  return RunOneShot(*volumes, OneShotOptionsFromFlags());
 }
 
 }  // namespace

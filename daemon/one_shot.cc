@@ -1,0 +1,230 @@
+#include "daemon/one_shot.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/clock.h"
+#include "daemon/exit_codes.h"
+#include "daemon/log.h"
+#include "daemon/progress.h"
+#include "daemon/session_flags.h"
+
+ABSL_FLAG(bool, dry_run, false,
+          "Only show what would be done: print each group of identical files that\n"
+          "would be deduped and the bytes it would save. No file is changed and no\n"
+          "dedupe state is recorded (hashes are kept in the database for next time).");
+ABSL_FLAG(bool, no_wait, false,
+          "Treat files found new or changed by this run as stable at once instead of\n"
+          "waiting initial_wait_minutes after their last change. Use it from cron or a\n"
+          "backup hook once the backup has finished writing.");
+namespace btrdupd {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+void OnStopSignal(int) { stop_requested.store(true); }
+
+void InstallStopHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+std::string Plural(uint64_t n, absl::string_view one, absl::string_view many) {
+  return absl::StrCat(n, " ", n == 1 ? one : many);
+}
+
+std::string HumanDuration(absl::Duration d) {
+  if (d < absl::Minutes(1)) return "under a minute";
+  if (d < absl::Hours(2)) return absl::StrCat(absl::ToInt64Minutes(d), " min");
+  return absl::StrCat(absl::ToInt64Hours(d), " h");
+}
+
+void PrintPlannedGroup(const PlannedGroup& group) {
+  std::string text = absl::StrFormat(
+      "would dedupe %s of %s (sha256 %s), saving %s; reference %s\n",
+      Plural(group.destination_paths.size(), "copy", "copies"), HumanBytes(group.size),
+      group.hash_hex.substr(0, 16), HumanBytes(group.bytes_saveable),
+      PrintablePath(group.reference_path));
+  for (const std::string& path : group.destination_paths) {
+    absl::StrAppend(&text, "    ", PrintablePath(path), "\n");
+  }
+  if (group.already_shared > 0 || group.not_dedupable > 0) {
+    absl::StrAppend(&text, "    (", group.already_shared, " already shared, ",
+                    group.not_dedupable, " cannot be deduped)\n");
+  }
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// Runs one volume; false if it failed.
+bool RunVolume(const std::string& volume, const SessionOptions& options) {
+  absl::StatusOr<std::unique_ptr<VolumeSession>> session =
+      VolumeSession::Open(volume, options, RealClock());
+  if (!session.ok()) {
+    LogError(volume, "%s", session.status().message());
+    return false;
+  }
+  const std::string& path = (*session)->path();
+  LogDebug(path, "database %s, backend %s%s", (*session)->location().db_path,
+           options.backend, options.dry_run ? ", dry run" : "");
+
+  Progress scan_progress(path, "scanning");
+  Progress work_progress(path, options.dry_run ? "planning" : "deduping");
+  SessionObserver observer;
+  observer.on_scan = [&](const ScanProgress& p) {
+    scan_progress.Update(p.files_seen, 0, 0);
+  };
+  VolumeSession* s = session->get();
+  observer.on_step = [&](const StepResult& step) {
+    scan_progress.Finish();
+    if (step.kind == StepResult::Kind::kPlannedGroup && step.planned.has_value()) {
+      work_progress.Finish();
+      PrintPlannedGroup(*step.planned);
+    }
+    if (step.kind == StepResult::Kind::kFileSkipped) {
+      LogDebug(path, "skipped %s: %s", PrintablePath(step.path), step.detail);
+    }
+    const EngineStats& stats = s->engine_stats();
+    work_progress.UpdateText(absl::StrCat(
+        "hashed ", stats.files_hashed, " files (", HumanBytes(stats.bytes_read), " read), ",
+        options.dry_run ? "planned " : "deduped ",
+        options.dry_run ? stats.groups_planned : stats.files_deduped,
+        options.dry_run ? " groups" : " files"));
+  };
+  absl::StatusOr<VolumeSummary> summary =
+      (*session)->RunOnce(observer, [] { return stop_requested.load(); });
+  scan_progress.Finish();
+  work_progress.Finish();
+  if (!summary.ok()) {
+    LogError(path, "%s", summary.status().message());
+    return false;
+  }
+  std::string line = FormatSummary(path, *summary, options.dry_run, absl::Now());
+  std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
+  std::fflush(stdout);
+  if (summary->stopped) {
+    LogWarning(path, "interrupted; the work done so far is saved");
+    return false;
+  }
+  return true;
+}
+
+bool IsContinuationByte(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+// Length of the valid UTF-8 sequence at the start of `s`, or 0.
+size_t Utf8SequenceLength(absl::string_view s) {
+  const unsigned char c = static_cast<unsigned char>(s[0]);
+  size_t n = 0;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4;
+  if (n == 0 || s.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (!IsContinuationByte(static_cast<unsigned char>(s[i]))) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string PrintablePath(absl::string_view path) {
+  std::string out;
+  for (size_t i = 0; i < path.size();) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(path.substr(i));
+      if (n > 0) {
+        out.append(path.data() + i, n);
+        i += n;
+        continue;
+      }
+    }
+    if (c < 0x20 || c == 0x7f || c == '\\' || c >= 0x80) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary,
+                          bool dry_run, absl::Time now) {
+  std::vector<std::string> parts;
+  parts.push_back(absl::StrCat(ScanKindName(summary.scan.kind), " scan saw ",
+                               Plural(summary.scan.files_seen, "file", "files"), " (",
+                               summary.scan.files_added, " new, ",
+                               summary.scan.files_changed, " changed, ",
+                               summary.scan.files_removed, " gone)"));
+  parts.push_back(absl::StrCat("hashed ", Plural(summary.files_hashed, "file", "files"), " (",
+                               HumanBytes(summary.bytes_read), " read)"));
+  if (dry_run) {
+    parts.push_back(absl::StrCat("would dedupe ",
+                                 Plural(summary.files_deduped, "file", "files"), " in ",
+                                 Plural(summary.groups, "group", "groups"), ", saving ",
+                                 HumanBytes(summary.bytes_reclaimed), " (",
+                                 summary.bytes_reclaimed, " bytes)"));
+  } else {
+    parts.push_back(absl::StrCat("deduped ", Plural(summary.files_deduped, "file", "files"),
+                                 ", reclaimed ", HumanBytes(summary.bytes_reclaimed), " (",
+                                 summary.bytes_reclaimed, " bytes)"));
+  }
+  if (summary.files_already_shared > 0) {
+    parts.push_back(absl::StrCat(summary.files_already_shared, " already shared"));
+  }
+  uint64_t skipped = 0;
+  std::vector<std::string> reasons;
+  for (const auto& [reason, count] : summary.skipped) {
+    skipped += count;
+    reasons.push_back(absl::StrCat(reason, ": ", count));
+  }
+  parts.push_back(absl::StrCat("skipped ", skipped,
+                               reasons.empty() ? "" : absl::StrCat(" (", absl::StrJoin(reasons, ", "), ")")));
+  if (summary.files_changed > 0) {
+    parts.push_back(absl::StrCat(Plural(summary.files_changed, "file", "files"),
+                                 " changed since hashing (retried later)"));
+  }
+  if (summary.next_eligible.has_value()) {
+    parts.push_back(absl::StrCat(
+        "some files are still in their stability wait, the next eligible in ",
+        HumanDuration(*summary.next_eligible - now),
+        " (run again later, or use --no-wait)"));
+  }
+  if (summary.stopped) parts.push_back("interrupted");
+  return absl::StrCat(volume, ": ", absl::StrJoin(parts, "; "));
+}
+
+SessionOptions OneShotOptionsFromFlags() {
+  SessionOptions options = SessionOptionsFromFlags();
+  options.dry_run = absl::GetFlag(FLAGS_dry_run);
+  options.ignore_stability_wait = absl::GetFlag(FLAGS_no_wait);
+  return options;
+}
+
+int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& options) {
+  InstallStopHandlers();
+  int failed = 0;
+  for (const std::string& volume : volumes) {
+    if (stop_requested.load()) {
+      LogWarning(volume, "not processed: interrupted");
+      ++failed;
+      continue;
+    }
+    if (!RunVolume(volume, options)) ++failed;
+  }
+  return ExitCodeFor(static_cast<int>(volumes.size()), failed);
+}
+
+}  // namespace btrdupd

@@ -1,0 +1,17 @@
+// The command-line options that say how a volume is opened, shared by one-shot and
+// daemon mode: --db-path, --backend, --force-rescan.
+
+#ifndef BTRDUPD_DAEMON_SESSION_FLAGS_H_
+#define BTRDUPD_DAEMON_SESSION_FLAGS_H_
+
+#include "daemon/volume_session.h"
+
+namespace btrdupd {
+
+// SessionOptions with db_dir, backend and force_rescan taken from the flags; the other
+// fields keep their defaults.
+SessionOptions SessionOptionsFromFlags();
+
+}  // namespace btrdupd
+
+#endif  // BTRDUPD_DAEMON_SESSION_FLAGS_H_

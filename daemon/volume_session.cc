@@ -1,0 +1,269 @@
+#include "daemon/volume_session.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/duperemove_backend.h"
+#include "daemon/native_backend.h"
+#include "daemon/real_file_access.h"
+#include "daemon/real_volume_fs.h"
+#include "daemon/volume_name.h"
+#include "ioctl/filesystem.h"
+
+namespace btrdupd {
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+absl::Status MakeDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return absl::OkStatus();
+  const int err = errno;
+  return absl::ErrnoToStatus(err, absl::StrCat("cannot create ", path, ": ",
+                                               ErrnoText(err)));
+}
+
+// The kind of a skip reason: its text up to the first ':' (reasons read
+// "read-only received snapshot: <path>", "EPERM: ..." and so on).
+std::string ReasonKind(absl::string_view reason) {
+  const size_t colon = reason.find(':');
+  if (colon != absl::string_view::npos) reason = reason.substr(0, colon);
+  if (reason.empty()) return "unknown";
+  return std::string(reason.substr(0, 80));
+}
+
+}  // namespace
+
+absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
+                                             absl::string_view db_dir) {
+  const std::string given(volume);
+  char resolved[PATH_MAX];
+  if (realpath(given.c_str(), resolved) == nullptr) {
+    const int err = errno;
+    return absl::ErrnoToStatus(
+        err, absl::StrCat(given, ": ", ErrnoText(err),
+                          " (give the mount point of a btrfs filesystem)"));
+  }
+  VolumeLocation location;
+  location.path = resolved;
+  struct stat st;
+  if (stat(location.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        location.path, " is not a directory (give the mount point of a btrfs filesystem)"));
+  }
+  if (access(location.path.c_str(), R_OK | X_OK) != 0) {
+    const int err = errno;
+    return absl::PermissionDeniedError(absl::StrCat(
+        location.path, " is not readable: ", ErrnoText(err), " (run btrdupd as root)"));
+  }
+  absl::Status btrfs = IsBtrfs(location.path);
+  if (!btrfs.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        btrfs.message(), " — btrdupd only works on btrfs; give a btrfs mount point"));
+  }
+  location.name = VolumeNameForPath(location.path);
+  if (db_dir.empty()) {
+    location.db_path = absl::StrCat(location.path, "/.btrdupd/btrdupd.db");
+  } else {
+    location.db_path = absl::StrCat(db_dir, "/", location.name, ".btrdupd.db");
+  }
+  return location;
+}
+
+absl::Status ValidateBackendName(absl::string_view backend) {
+  if (backend == "native" || backend == "duperemove") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown backend '", backend, "' (choose native or duperemove)"));
+}
+
+struct VolumeSession::Parts {
+  std::unique_ptr<RealVolumeFs> volume_fs;
+  std::unique_ptr<RealFileAccess> file_access;
+  std::unique_ptr<DedupeEngine> engine;
+};
+
+VolumeSession::VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock)
+    : location_(std::move(location)), options_(std::move(options)), clock_(clock) {}
+
+VolumeSession::~VolumeSession() {
+  // The engine restores flags on every path of a batch; this only catches what a
+  // failure of the index itself may have left behind.
+  if (parts_ != nullptr && parts_->engine != nullptr && !options_.dry_run) {
+    (void)parts_->engine->RestorePendingReadOnlyFlips();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<VolumeSession>> VolumeSession::Open(
+    absl::string_view volume, const SessionOptions& options, Clock* clock) {
+  absl::Status backend_name = ValidateBackendName(options.backend);
+  if (!backend_name.ok()) return backend_name;
+  absl::StatusOr<VolumeLocation> location = ResolveVolume(volume, options.db_dir);
+  if (!location.ok()) return location.status();
+  if (options.require_root && geteuid() != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        location->path, ": btrdupd must run as root to read every file and dedupe it "
+                        "(run it with sudo, or from root's crontab)"));
+  }
+  std::unique_ptr<VolumeSession> session(
+      new VolumeSession(*std::move(location), options, clock));
+  absl::Status built = session->Build();
+  if (!built.ok()) return built;
+  return session;
+}
+
+absl::Status VolumeSession::Build() {
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(location_.path);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(config.status().message(),
+                                     " — fix or remove the file; this volume is skipped"));
+  }
+  config_ = *config;
+
+  if (options_.db_dir.empty()) {
+    absl::Status made = MakeDirectory(absl::StrCat(location_.path, "/.btrdupd"));
+    if (!made.ok()) return made;
+  } else {
+    absl::Status made = MakeDirectory(options_.db_dir);
+    if (!made.ok()) return made;
+  }
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location_.db_path);
+  if (!index.ok()) {
+    return absl::Status(index.status().code(),
+                        absl::StrCat("database ", location_.db_path, ": ",
+                                     index.status().message()));
+  }
+  index_ = *std::move(index);
+
+  if (options_.backend == "duperemove") {
+    DuperemoveBackend::Options backend_options;
+    backend_options.max_arg_length = config_.max_arg_length;
+    backend_ = std::make_unique<DuperemoveBackend>(backend_options);
+  } else {
+    backend_ = std::make_unique<NativeBackend>();
+  }
+  absl::Status available = backend_->CheckAvailable();
+  if (!available.ok()) return available;
+
+  parts_ = std::make_unique<Parts>();
+  absl::StatusOr<std::unique_ptr<RealVolumeFs>> volume_fs = RealVolumeFs::Open(location_.path);
+  if (!volume_fs.ok()) return volume_fs.status();
+  parts_->volume_fs = *std::move(volume_fs);
+  parts_->file_access = std::make_unique<RealFileAccess>();
+  EngineOptions engine_options;
+  engine_options.dry_run = options_.dry_run;
+  parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),
+                                                  backend_.get(), config_, clock_,
+                                                  location_.path, engine_options);
+  // A run killed while a snapshot was writable left a record: restore it first.
+  return parts_->engine->RestorePendingReadOnlyFlips();
+}
+
+VolumeConfig VolumeSession::ScannerConfig() const {
+  VolumeConfig config = config_;
+  if (options_.ignore_stability_wait) config.initial_wait_minutes = 0;
+  return config;
+}
+
+absl::Status VolumeSession::ReloadConfig() {
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(location_.path);
+  if (!config.ok()) return config.status();
+  config_ = *config;
+  parts_->engine->SetConfig(config_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ScanReport> VolumeSession::Scan(
+    ScanMode mode, const std::function<void(const ScanProgress&)>& progress,
+    const std::function<bool()>& should_stop) {
+  if (options_.force_rescan && !scanned_once_) mode = ScanMode::kForceFull;
+  ScanOptions scan_options;
+  scan_options.progress = progress;
+  scan_options.should_stop = should_stop;
+  Scanner scanner(parts_->volume_fs.get(), index_.get(), ScannerConfig(), clock_,
+                  scan_options);
+  absl::StatusOr<ScanReport> report = scanner.Run(mode);
+  if (report.ok()) scanned_once_ = true;
+  return report;
+}
+
+absl::StatusOr<StepResult> VolumeSession::Step() { return parts_->engine->Step(); }
+
+const EngineStats& VolumeSession::engine_stats() const { return parts_->engine->stats(); }
+
+absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
+    const SessionObserver& observer, const std::function<bool()>& should_stop) {
+  VolumeSummary summary;
+  absl::StatusOr<ScanReport> scan = Scan(ScanMode::kAuto, observer.on_scan, should_stop);
+  if (!scan.ok()) {
+    if (absl::IsCancelled(scan.status())) {
+      summary.stopped = true;
+      return summary;
+    }
+    return scan.status();
+  }
+  summary.scan = *scan;
+
+  std::set<uint64_t> sizes_with_skips;
+  while (true) {
+    if (should_stop && should_stop()) {
+      summary.stopped = true;
+      break;
+    }
+    absl::StatusOr<StepResult> step = Step();
+    if (!step.ok()) return step.status();
+    if (observer.on_step) observer.on_step(*step);
+    switch (step->kind) {
+      case StepResult::Kind::kHashed:
+        summary.bytes_read += step->bytes_read;
+        break;
+      case StepResult::Kind::kFileSkipped:
+        sizes_with_skips.insert(step->size);
+        break;
+      case StepResult::Kind::kDedupeBatch:
+        ++summary.groups;
+        summary.files_deduped += step->files_deduped;
+        summary.bytes_reclaimed += step->bytes_deduped;
+        summary.files_already_shared += step->files_already_shared;
+        summary.files_changed += step->files_differ;
+        if (step->files_skipped > 0) sizes_with_skips.insert(step->size);
+        break;
+      case StepResult::Kind::kPlannedGroup:
+        ++summary.groups;
+        if (step->planned.has_value()) {
+          summary.files_deduped += step->planned->destination_paths.size();
+          summary.bytes_reclaimed += step->planned->bytes_saveable;
+          summary.files_already_shared += step->planned->already_shared;
+        }
+        break;
+      default:
+        break;
+    }
+    if (step->kind == StepResult::Kind::kIdle) {
+      if (step->next_eligible != absl::InfiniteFuture()) {
+        summary.next_eligible = step->next_eligible;
+      }
+      break;
+    }
+  }
+  summary.files_hashed = parts_->engine->stats().files_hashed;
+  for (uint64_t size : sizes_with_skips) {
+    absl::StatusOr<std::vector<FileRecord>> files = index_->FilesOfSize(size);
+    if (!files.ok()) return files.status();
+    for (const FileRecord& file : *files) {
+      if (file.dedupe_state == DedupeState::kSkipped) {
+        ++summary.skipped[ReasonKind(file.skip_reason)];
+      }
+    }
+  }
+  return summary;
+}
+
+}  // namespace btrdupd

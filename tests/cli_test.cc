@@ -1,0 +1,121 @@
+// The btrdupd command line, run as a program: bad options are usage errors (exit 2)
+// naming the option, --help is complete, --version works; and volume names derived
+// from mount paths are unique. Nothing here mounts a filesystem.
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "daemon/volume_name.h"
+#include "gtest/gtest.h"
+#include "tests/testing/command.h"
+
+namespace btrdupd {
+namespace {
+
+using ::btrdupd::testing::CommandResult;
+using ::btrdupd::testing::RunCommand;
+
+constexpr char kBinary[] = "daemon/btrdupd";
+
+CommandResult Btrdupd(std::vector<std::string> args) {
+  args.insert(args.begin(), kBinary);
+  absl::StatusOr<CommandResult> result = RunCommand(args);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : CommandResult{-1, "", ""};
+}
+
+TEST(CliTest, UnknownOptionIsUsageErrorNamingIt) {
+  CommandResult r = Btrdupd({"--frobnicate", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--frobnicate")) << r.stderr_text;
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--help")) << r.stderr_text;
+}
+
+TEST(CliTest, UnknownShortOptionIsUsageError) {
+  CommandResult r = Btrdupd({"-x", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "-x")) << r.stderr_text;
+}
+
+TEST(CliTest, BadBackendIsUsageErrorNamingFlagAndChoices) {
+  CommandResult r = Btrdupd({"--backend=zfs", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--backend")) << r.stderr_text;
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "native or duperemove")) << r.stderr_text;
+}
+
+TEST(CliTest, BadBooleanValueIsUsageError) {
+  CommandResult r = Btrdupd({"--dry-run=perhaps", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--dry-run")) << r.stderr_text;
+}
+
+TEST(CliTest, OptionWithoutItsValueIsUsageError) {
+  CommandResult r = Btrdupd({"--db-path"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--db-path needs a value")) << r.stderr_text;
+}
+
+TEST(CliTest, NoVolumeIsUsageError) {
+  CommandResult r = Btrdupd({"--dry-run"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "VOLUME")) << r.stderr_text;
+}
+
+TEST(CliTest, HelpShowsUsageEveryOptionAndExitCodes) {
+  CommandResult r = Btrdupd({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(absl::StartsWith(r.stdout_text, "Usage: btrdupd [OPTIONS] VOLUME...\n"));
+  for (const char* option :
+       {"--dry-run", "--status", "--force-rescan", "--db-path=DIR", "--backend=native|duperemove",
+        "-v, --verbose", "--version", "-h, --help", "--no-wait"}) {
+    EXPECT_TRUE(absl::StrContains(r.stdout_text, option)) << option;
+  }
+  EXPECT_TRUE(absl::StrContains(r.stdout_text, "Exit codes:"));
+  for (const char* code : {"  0  ", "  1  ", "  2  ", "  3  "}) {
+    EXPECT_TRUE(absl::StrContains(r.stdout_text, code)) << code;
+  }
+  // Abseil's own flags are not options of btrdupd.
+  EXPECT_FALSE(absl::StrContains(r.stdout_text, "--flagfile"));
+  EXPECT_EQ(Btrdupd({"-h"}).stdout_text, r.stdout_text);
+}
+
+TEST(CliTest, VersionPrintsVersion) {
+  CommandResult r = Btrdupd({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(absl::StartsWith(r.stdout_text, "btrdupd ")) << r.stdout_text;
+}
+
+TEST(CliTest, AbseilBuiltinFlagsAreRejected) {
+  EXPECT_EQ(Btrdupd({"--flagfile=/etc/passwd", "/mnt"}).exit_code, 2);
+}
+
+TEST(VolumeNameTest, LikeSystemdEscapePath) {
+  EXPECT_EQ(VolumeNameForPath("/mnt/data"), "mnt-data");
+  EXPECT_EQ(VolumeNameForPath("/mnt/data/"), "mnt-data");
+  EXPECT_EQ(VolumeNameForPath("/srv/my backup"), "srv-my\\x20backup");
+  EXPECT_EQ(VolumeNameForPath("/mnt/.hidden"), "mnt-.hidden");
+  EXPECT_EQ(VolumeNameForPath("/.snap"), "\\x2esnap");
+  EXPECT_EQ(VolumeNameForPath("/"), "-");
+}
+
+TEST(VolumeNameTest, DifferentPathsNeverShareAName) {
+  const std::vector<std::string> paths = {
+      "/",       "/root",      "/-",          "/mnt/a-b", "/mnt/a/b", "/mnt/a\\x2db",
+      "/mnt/ab", "/mnt/a_b",   "/mnt/a b",    "/mnt/a\nb", "/mnt/\xff", "/mnt/\\xff",
+      "/mnt/a.b", "/mnt/a/.b", "/mnt/a\\x2eb"};
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t j = i + 1; j < paths.size(); ++j) {
+      EXPECT_NE(VolumeNameForPath(paths[i]), VolumeNameForPath(paths[j]))
+          << paths[i] << " vs " << paths[j];
+    }
+  }
+  // And a name is a single file name.
+  for (const std::string& path : paths) {
+    EXPECT_FALSE(absl::StrContains(VolumeNameForPath(path), '/')) << path;
+  }
+}
+
+}  // namespace
+}  // namespace btrdupd
