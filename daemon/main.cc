@@ -12,6 +12,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/command_line.h"
+#include "daemon/daemon_loop.h"
+#include "daemon/daemon_status_client.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/one_shot.h"
@@ -48,6 +50,12 @@ initial_wait_minutes (default 5) after its last change, longer if it keeps chang
 A one-shot run processes the files that are eligible now and leaves the others for a
 later run (the summary says how many wait). From cron or after a backup has finished,
 use --no-wait to treat every file as stable now.
+
+Daemon mode (--daemon): serve every VOLUME continuously, one unit of work per volume
+per turn, looking for changes every --scan-interval and sleeping when nothing is due.
+SIGTERM/SIGINT stop it safely (exit 0), SIGHUP re-reads each .btrdupd.conf.
+`btrdupd --daemon-status VOLUME` asks it how that volume is doing (--json: raw).
+One btrdupd per volume: a second one (daemon or one-shot) is refused, naming the pid.
 
 Each volume keeps its state in a database, by default VOLUME/.btrdupd/btrdupd.db,
 and its settings in VOLUME/.btrdupd.conf (optional; an invalid file makes btrdupd
@@ -90,6 +98,8 @@ int Main(int argc, char** argv) {
   absl::Status priority = LowerOwnPriority();
   if (!priority.ok()) LogWarning("", "%s", priority.message());
 
+  if (DaemonStatusRequested()) return RunDaemonStatus(*volumes);
+  if (DaemonModeRequested()) return RunDaemon(*volumes, DaemonOptionsFromFlags());
   if (StatusRequested()) return RunStatus(*volumes, SessionOptionsFromFlags().db_dir);
   return RunOneShot(*volumes, OneShotOptionsFromFlags());
 }
