@@ -210,6 +210,10 @@ class VolumeIndex {
   // The earliest next_eligible among kPending files not yet eligible at `now` (for
   // sleeping); nullopt when none waits. O(log n).
   virtual absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) = 0;
+  // Ends the stability wait of every kPending file still waiting at `now`: its
+  // next_eligible becomes `now` (last_changed and backoff level are kept). For one-shot
+  // `--no-wait`, where the user says every current file is stable.
+  virtual absl::Status EndStabilityWaits(absl::Time now) = 0;
 
   // `hash` must be empty for kNone and non-empty otherwise. kFull resets the backoff
   // level to 0. NotFound if no such file.

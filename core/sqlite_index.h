@@ -63,6 +63,7 @@ class SqliteVolumeIndex : public VolumeIndex {
                                                       absl::Time now) override;
   absl::StatusOr<std::vector<FileRecord>> FilesOfSize(uint64_t size) override;
   absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) override;
+  absl::Status EndStabilityWaits(absl::Time now) override;
 
   absl::Status SetHash(int64_t file_id, HashState state, absl::string_view hash) override;
   absl::Status InvalidateFile(int64_t file_id, absl::Time now,

@@ -240,6 +240,15 @@ absl::StatusOr<std::optional<absl::Time>> SqliteVolumeIndex::NextEligibleAfter(
   return std::optional<absl::Time>(absl::FromUnixSeconds(q.ColumnInt(0)));
 }
 
+absl::Status SqliteVolumeIndex::EndStabilityWaits(absl::Time now) {
+  BTRDUPD_SQL_ASSIGN(Statement q,
+                     statements_.Get("UPDATE files SET next_eligible = ?1 "
+                                     "WHERE dedupe_state = 0 AND next_eligible > ?1"));
+  q.Bind(1, Seconds(now));
+  BTRDUPD_SQL_TRY(q.Run());
+  return absl::OkStatus();
+}
+
 absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
                                         absl::string_view hash) {
   if ((state == HashState::kNone) != hash.empty()) {

@@ -614,6 +614,37 @@ TEST_F(IndexTest, NextEligibleAfterGivesTheEarliestFutureTime) {
   EXPECT_FALSE(next.has_value());
 }
 
+TEST_F(IndexTest, EndStabilityWaitsMakesWaitingPendingFilesEligibleNow) {
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  const absl::Time t0 = clock_.Now();
+  ASSERT_OK_AND_ASSIGN(int64_t a, index->ObserveFile(1, "a", Seen(1, 10000), t0, policy_));
+  ASSERT_OK(index->ObserveFile(1, "a", Seen(1, 10000, 2), t0, policy_).status());  // level 1
+  ASSERT_OK_AND_ASSIGN(int64_t b, index->ObserveFile(1, "b", Seen(2, 10000), t0, policy_));
+  ASSERT_OK_AND_ASSIGN(int64_t done, index->ObserveFile(1, "c", Seen(3, 10000), t0, policy_));
+  ASSERT_OK(index->SetDedupeState(done, DedupeState::kSkipped, 0, "EPERM"));
+  ASSERT_OK_AND_ASSIGN(int64_t old, index->ObserveFile(1, "old", Seen(4, 10000),
+                                                       t0 - absl::Hours(1), policy_));
+
+  const absl::Time now = t0 + absl::Minutes(1);
+  ASSERT_OK(index->EndStabilityWaits(now));
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> fa, index->GetFile(a));
+  EXPECT_EQ(fa->next_eligible, now);
+  EXPECT_EQ(fa->backoff_level, 1);
+  EXPECT_EQ(fa->last_changed, t0);
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> fb, index->GetFile(b));
+  EXPECT_EQ(fb->next_eligible, now);
+  // Not pending: untouched. Already eligible: keeps its earlier time.
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> fc, index->GetFile(done));
+  EXPECT_EQ(fc->next_eligible, t0 + absl::Minutes(5));
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> fo, index->GetFile(old));
+  EXPECT_EQ(fo->next_eligible, t0 - absl::Hours(1) + absl::Minutes(5));
+  ASSERT_OK_AND_ASSIGN(std::optional<absl::Time> next, index->NextEligibleAfter(now));
+  EXPECT_FALSE(next.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> sizes, index->SizesWithWork(8192, now));
+  EXPECT_THAT(sizes, ElementsAre(10000));
+}
+
 TEST_F(IndexTest, FindFilesByInodeAcrossHardLinks) {
   std::unique_ptr<VolumeIndex> index = MustOpen();
   ASSERT_NE(index, nullptr);
