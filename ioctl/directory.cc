@@ -90,6 +90,12 @@ absl::StatusOr<FileStatus> StatFd(int fd) {
 }
 
 absl::StatusOr<UniqueFd> OpenDirectoryAt(int dir_fd, absl::string_view name) {
+  // O_NOATIME: listing a directory must not update its atime, which would write its inode
+  // and make it look changed to the next incremental pass. Only the owner or root may
+  // ask for it (EPERM otherwise): then open without.
+  absl::StatusOr<UniqueFd> fd =
+      OpenAt(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME);
+  if (fd.ok() || !absl::IsPermissionDenied(fd.status())) return fd;
   return OpenAt(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 }
 

@@ -52,8 +52,9 @@ absl::StatusOr<FileStatus> StatAt(int dir_fd, absl::string_view name);
 absl::StatusOr<FileStatus> StatFd(int fd);
 
 // Opens `name` (relative to `dir_fd`, or absolute with AT_FDCWD) as a directory, read
-// only, with O_DIRECTORY|O_NOFOLLOW. A symlink or a non-directory fails
-// (NotFound/InvalidArgument per errno_status.h: ELOOP, ENOTDIR).
+// only, with O_DIRECTORY|O_NOFOLLOW, and O_NOATIME when permitted (so that reading it
+// does not rewrite its inode). A symlink or a non-directory fails (NotFound or
+// InvalidArgument per errno_status.h: ELOOP, ENOTDIR).
 absl::StatusOr<UniqueFd> OpenDirectoryAt(int dir_fd, absl::string_view name);
 
 }  // namespace btrdupd

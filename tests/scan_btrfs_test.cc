@@ -3,6 +3,7 @@
 // Each test compares the index with what a clean full scan into a fresh database finds,
 // so "the incremental pass kept up" means exactly "equal to starting over".
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include "core/index.h"
 #include "core/scanner.h"
 #include "daemon/real_volume_fs.h"
+#include "ioctl/directory.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
@@ -277,6 +279,89 @@ TEST_F(ScanBtrfsTest, GenerationGapOverTheLimitLeadsToAFullScan) {
   EXPECT_EQ(Scan().kind, ScanKind::kFull);
   EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
   EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+}
+
+TEST_F(ScanBtrfsTest, ListingDirectoriesDoesNotMakeThemLookChanged) {
+  for (int d = 0; d < 5; ++d) {
+    Mkdir(absl::StrCat("d", d));
+    for (int f = 0; f < 20; ++f) Write(absl::StrCat("d", d, "/f", f), 9000);
+  }
+  Sync();
+  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  Sync();  // an atime written by the listing would be in this transaction
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  EXPECT_EQ(report.dirs_listed, 0);
+}
+
+TEST_F(ScanBtrfsTest, ReadDirectoryReturnsEveryEntryWithTypeAndInode) {
+  Mkdir("many");
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_TRUE(WriteFile(Path(absl::StrCat("many/a-rather-long-file-name-", i)), "x").ok());
+  }
+  Mkdir("many/sub");
+  ASSERT_EQ(symlink("x", Path("many/link").c_str()), 0);
+  absl::StatusOr<UniqueFd> fd = OpenDirectoryAt(AT_FDCWD, Path("many"));
+  ASSERT_TRUE(fd.ok()) << fd.status();
+
+  absl::StatusOr<std::vector<DirectoryEntry>> entries = ReadDirectory(fd->get());
+
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 5002u);
+  std::map<std::string, DirectoryEntry> by_name;
+  for (const DirectoryEntry& e : *entries) by_name[e.name] = e;
+  EXPECT_EQ(by_name.size(), 5002u);
+  EXPECT_EQ(by_name["sub"].d_type, DT_DIR);
+  EXPECT_EQ(by_name["link"].d_type, DT_LNK);
+  EXPECT_EQ(by_name["a-rather-long-file-name-4321"].d_type, DT_REG);
+  struct stat st;
+  ASSERT_EQ(lstat(Path("many/a-rather-long-file-name-4321").c_str(), &st), 0);
+  EXPECT_EQ(by_name["a-rather-long-file-name-4321"].ino, st.st_ino);
+  absl::StatusOr<FileStatus> link = StatAt(fd->get(), "link");
+  ASSERT_TRUE(link.ok());
+  EXPECT_TRUE(S_ISLNK(link->mode));
+  EXPECT_TRUE(absl::IsNotFound(StatAt(fd->get(), "missing").status()));
+  EXPECT_FALSE(OpenDirectoryAt(fd->get(), "link").ok());  // never follows a symlink
+}
+
+// A volume whose root is a subvolume other than the top level (as with a `subvol=@home`
+// mount; here a bind mount of the subvolume's directory).
+TEST_F(ScanBtrfsTest, VolumeRootMayBeANonTopLevelSubvolume) {
+  Btrfs({"subvolume", "create", Path("home")});
+  Write("home/a", 10000);
+  Btrfs({"subvolume", "create", Path("home/nested")});
+  Write("home/nested/b", 10000);
+  Write("outside", 10000);
+  const std::string root = absl::StrCat(mount_path(), "-home");
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  ASSERT_TRUE(RunChecked({"mount", "--bind", Path("home"), root}).ok());
+  absl::Cleanup unmount = [root] {
+    (void)RunChecked({"umount", root});
+    rmdir(root.c_str());
+  };
+  absl::StatusOr<std::unique_ptr<RealVolumeFs>> home = RealVolumeFs::Open(root);
+  ASSERT_TRUE(home.ok()) << home.status();
+  fs_ = std::move(*home);
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  index_ = OpenIndex(absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/home-", getpid(), ".db"));
+
+  ScanReport first = Scan();
+  Contents contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents.size(), 2u);
+  EXPECT_EQ(contents.count("a"), 1u);
+  EXPECT_EQ(contents.count("nested/b"), 1u);
+  EXPECT_EQ(first.subvolumes_added, 2);
+
+  Write("home/c", 10000);
+  Sync();
+  ScanReport second = Scan();
+  EXPECT_EQ(second.kind, ScanKind::kIncremental);
+  EXPECT_EQ(second.subvolumes_walked, 0);  // the root subvolume was found again by inode
+  EXPECT_EQ(second.files_added, 1);
+  EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+  fs_.reset();
 }
 
 // Runs a full scan of 20 000 files in a child process that SIGKILLs itself part-way,
