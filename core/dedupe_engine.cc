@@ -153,6 +153,20 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     if (result.has_value()) return *result;
   }
   *size_done = true;
+  if (!options_.dry_run) {
+    // Hashed members that matched nothing become kUnique, so the size stops coming back
+    // from SizesWithWork until a new or changed file of this size appears.
+    absl::flat_hash_set<int64_t> grouped;
+    for (const std::vector<size_t>& indices : groups) {
+      for (size_t i : indices) grouped.insert(members[i].id);
+    }
+    for (const FileRecord& m : members) {
+      if (m.dedupe_state == DedupeState::kPending && m.hash_state != HashState::kNone &&
+          IsEligible(m, now) && !attempted_.contains(m.id) && !grouped.contains(m.id)) {
+        RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0, ""));
+      }
+    }
+  }
   return examined;
 }
 

@@ -232,13 +232,18 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
       return result;
     }
     ASSIGN_OR_RETURN(prefix_digest, hasher->PrefixDigest());
-    // Compare with the groups that already have full hashes while the prefix is known:
-    // a match (or a group whose prefix cannot be read) means reading on.
+    // A prefix that matches another member's prefix, or the prefix of a group that already
+    // has full hashes (or a group whose prefix cannot be read), means reading on now, in
+    // the same pass over the file. (A matching prefix-only member then finds this file's
+    // full hash through the engine's prefix cache; see NeedsFullGroupPrefixes.)
     absl::flat_hash_set<std::string> full_hashes;
     for (const FileRecord& m : members) {
-      if (!SameInode(m, file) && m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+      if (SameInode(m, file)) continue;
+      if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+      if (m.hash_state == HashState::kPrefix && m.hash == prefix_digest) whole = true;
     }
     for (const std::string& full_hash : full_hashes) {
+      if (whole) break;
       StepResult side;  // bytes read for the other group's prefix
       ASSIGN_OR_RETURN(std::optional<std::string> other,
                        PrefixOfFullGroup(members, full_hash, side));

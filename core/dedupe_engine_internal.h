@@ -54,6 +54,7 @@ inline bool Matches(const FileStat& stat, const FileRecord& file) {
 inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
   switch (m.dedupe_state) {
     case DedupeState::kPending:
+    case DedupeState::kUnique:  // matched nothing before; a new copy changes that
       return true;
     case DedupeState::kDeduped:
       return m.reference_id != ref_id;

@@ -304,6 +304,11 @@ TEST_F(DedupeEngineTest, PrefixFilterSavesFullReadsOfEarlyDifferingDecoys) {
   EXPECT_EQ(fs_.bytes_read(P("decoy2")), prefix);
   EXPECT_EQ(Get(decoy1).hash_state, HashState::kPrefix);
   EXPECT_EQ(Get(decoy2).hash_state, HashState::kPrefix);
+  // Matched nothing: kUnique, so the size no longer has work until a new file arrives.
+  EXPECT_EQ(Get(decoy1).dedupe_state, DedupeState::kUnique);
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> sizes,
+                       index_->SizesWithWork(config_.min_file_size, clock_.Now()));
+  EXPECT_TRUE(sizes.empty());
   EXPECT_EQ(fs_.bytes_read(P("a")), prefix + size);
   EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
 
@@ -325,6 +330,7 @@ TEST_F(DedupeEngineTest, LateCopyOfAnUnmatchedDecoyIsFound) {
   auto engine = Engine();
   Run(*engine);
   ASSERT_EQ(Get(decoy).hash_state, HashState::kPrefix);
+  ASSERT_EQ(Get(decoy).dedupe_state, DedupeState::kUnique);
   int64_t twin = Add("twin", Bytes(size, 'p', 100, "one"), 14);
   Run(*engine);
   EXPECT_TRUE(fs_.SameExtents(P("decoy"), P("twin")));
