@@ -22,9 +22,9 @@ ABSL_FLAG(bool, dry_run, false,
           "would be deduped and the bytes it would save. No file is changed and no\n"
           "dedupe state is recorded (hashes are kept in the database for next time).");
 ABSL_FLAG(bool, no_wait, false,
-          "Treat files found new or changed by this run as stable at once instead of\n"
-          "waiting initial_wait_minutes after their last change. Use it from cron or a\n"
-          "backup hook once the backup has finished writing.");
+          "Treat every file as stable now instead of waiting initial_wait_minutes\n"
+          "after its last change (longer for files that keep changing). Use it from\n"
+          "cron or a backup hook once the backup has finished writing.");
 namespace btrdupd {
 namespace {
 

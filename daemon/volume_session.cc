@@ -166,12 +166,6 @@ absl::Status VolumeSession::Build() {
   return parts_->engine->RestorePendingReadOnlyFlips();
 }
 
-VolumeConfig VolumeSession::ScannerConfig() const {
-  VolumeConfig config = config_;
-  if (options_.ignore_stability_wait) config.initial_wait_minutes = 0;
-  return config;
-}
-
 absl::Status VolumeSession::ReloadConfig() {
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(location_.path);
   if (!config.ok()) return config.status();
@@ -187,10 +181,16 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
   ScanOptions scan_options;
   scan_options.progress = progress;
   scan_options.should_stop = should_stop;
-  Scanner scanner(parts_->volume_fs.get(), index_.get(), ScannerConfig(), clock_,
-                  scan_options);
+  Scanner scanner(parts_->volume_fs.get(), index_.get(), config_, clock_, scan_options);
   absl::StatusOr<ScanReport> report = scanner.Run(mode);
-  if (report.ok()) scanned_once_ = true;
+  if (!report.ok()) return report;
+  scanned_once_ = true;
+  if (options_.ignore_stability_wait) {
+    // --no-wait: every file the index knows now, new or seen waiting by an earlier run,
+    // is stable. Files a dedupe finds changed later in this run still wait again.
+    absl::Status ended = index_->EndStabilityWaits(clock_->Now());
+    if (!ended.ok()) return ended;
+  }
   return report;
 }
 

@@ -16,10 +16,10 @@
 //
 // With `dry_run` no file and no dedupe state is changed: groups are reported with the
 // bytes they would save. With `ignore_stability_wait` (one-shot `--no-wait`, for cron
-// after a backup) the files this session's scans find new or changed are stable at
-// once; otherwise a file is hashed only once its wait (initial_wait_minutes after its
-// last change, doubled on repeated change) has passed. Files a dedupe finds changed
-// wait again either way.
+// after a backup) every file known after a scan is stable at once
+// (VolumeIndex::EndStabilityWaits); otherwise a file is hashed only once its wait
+// (initial_wait_minutes after its last change, doubled on repeated change) has passed.
+// Files a dedupe finds changed wait again either way.
 //
 // The destructor restores read-only flags still flipped and closes the database.
 // Not thread-safe: one processing thread per process.
@@ -137,8 +137,6 @@ class VolumeSession {
   VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock);
 
   absl::Status Build();
-  // The configuration the scanner sees (initial wait 0 with ignore_stability_wait).
-  VolumeConfig ScannerConfig() const;
 
   const VolumeLocation location_;
   const SessionOptions options_;

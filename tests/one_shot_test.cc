@@ -150,6 +150,15 @@ TEST_F(OneShotTest, FreshFilesWaitForStabilityWithoutNoWait) {
   EXPECT_TRUE(absl::StrContains(r.stdout_text, "--no-wait")) << r.stdout_text;
 }
 
+TEST_F(OneShotTest, NoWaitAlsoEndsTheWaitOfFilesAnEarlierRunSaw) {
+  ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
+  EXPECT_FALSE(Shared("big/a", "big/b"));
+  CommandResult r = Btrdupd({"--no-wait", mount_path()});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  ExpectAllDuplicatesShared();
+  EXPECT_FALSE(absl::StrContains(r.stdout_text, "stability wait")) << r.stdout_text;
+}
+
 TEST_F(OneShotTest, DryRunPrintsGroupsAndChangesNoExtentAndNoDedupeState) {
   std::vector<std::vector<uint64_t>> before;
   for (const TestFile& f : Files()) before.push_back(Physical(Path(f.name)));
