@@ -256,6 +256,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
   } else if (file.hash_state == HashState::kPrefix) {
     prefix_digest = file.hash;
   }
+  const bool prefix_from_read = whole && prefix_digest.empty();
 
   if (whole) {
     ASSIGN_OR_RETURN(bool more, hasher->ReadTo(file.size));
@@ -274,6 +275,9 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
   }
   if (whole) {
     ASSIGN_OR_RETURN(std::string digest, hasher->FullDigest());
+    if (prefix_from_read) {
+      ASSIGN_OR_RETURN(prefix_digest, hasher->PrefixDigest());
+    }
     RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kFull, digest));
     if (file.size > 2 * options_.prefix_bytes && !prefix_digest.empty()) {
       prefix_of_full_[digest] = prefix_digest;

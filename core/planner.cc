@@ -73,7 +73,16 @@ std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, abs
   }
   if (best_none) {
     const FileRecord& m = members[*best_none];
-    return HashTask{*best_none, m.size > 2 * prefix_bytes};
+    bool prefix = m.size > 2 * prefix_bytes;
+    if (prefix && CountInodes(members) == 2) {
+      // A pair: read the first one whole (its prefix is learnt on the way); the other is
+      // then checked by prefix against it and read on only if that matches. An identical
+      // pair costs no extra read; a differing one costs one prefix.
+      bool any_hash = false;
+      for (const FileRecord& other : members) any_hash |= other.hash_state != HashState::kNone;
+      if (!any_hash) prefix = false;
+    }
+    return HashTask{*best_none, prefix};
   }
   if (best_prefix) return HashTask{*best_prefix, false};
   return std::nullopt;

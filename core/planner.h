@@ -44,7 +44,9 @@ struct HashTask {
 // for now. Only eligible members that are not kSkipped and not in `attempted` are
 // hashed, and only when the group has at least two inodes.
 //  - Files of size <= 2 * prefix_bytes are hashed in full directly.
-//  - Larger files without a hash get a prefix hash first.
+//  - Larger files without a hash get a prefix hash first, except the first of a pair (a
+//    group of exactly two inodes, neither hashed): it is read whole, and the other is
+//    then prefix-checked against it.
 //  - A kPrefix member is hashed in full only when another inode of the group has the
 //    same prefix hash, or its prefix is in `full_group_prefixes` (the prefixes of the
 //    group's members that already have full hashes, which the engine knows or reads).

@@ -37,9 +37,22 @@ TEST(PlannerTest, SmallFilesAreHashedWhole) {
 
 TEST(PlannerTest, LargeFilesGetAPrefixFirstAndOnlyMatchingPrefixesGoOn) {
   const uint64_t size = 1 << 20;
-  std::vector<FileRecord> m = {File(1, 10, size), File(2, 11, size)};
+  std::vector<FileRecord> m = {File(1, 10, size), File(2, 11, size), File(3, 12, size)};
   auto task = NextHashTask(m, kNow, 65536, {});
   ASSERT_TRUE(task.has_value());
+  EXPECT_TRUE(task->prefix);
+
+  // A pair: the first is read whole, the second is then prefix-checked against it.
+  m = {File(1, 10, size), File(2, 11, size)};
+  task = NextHashTask(m, kNow, 65536, {});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->member, 0u);
+  EXPECT_FALSE(task->prefix);
+  m[0].hash_state = HashState::kFull;
+  m[0].hash = "F";
+  task = NextHashTask(m, kNow, 65536, {});
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(task->member, 1u);
   EXPECT_TRUE(task->prefix);
 
   m = {File(1, 10, size, HashState::kPrefix, "P"), File(2, 11, size, HashState::kPrefix, "Q"),
