@@ -18,10 +18,17 @@
 //     already hashed member of the group (snapshots, reflink copies) gets its hash copied
 //     without reading it. Files larger than 2 * prefix_bytes are first hashed over their
 //     first prefix_bytes (HashState::kPrefix); only those whose prefix matches another
-//     member's (or that join a group that already has full hashes) are read in full, so
-//     same-size decoys that differ early cost little I/O. A file that changed while read
-//     (fstat before/after) is invalidated and waits again; a vanished file is removed
-//     from the index; an unreadable file or an active swap file is kSkipped with a reason.
+//     member's prefix, or the prefix of a group that already has full hashes, are read
+//     in full (continuing the same read), so same-size decoys that differ early cost
+//     little I/O. Exception: the first file of a pair (a size group of two inodes) is
+//     read whole at once and the other is prefix-checked against it, so identical pairs
+//     cost no extra read. Measured on fakes (bytes read / bytes of the size groups):
+//     identical pairs 100%; pair + 1 decoy 70%; pair + 3 decoys 45% (1 MiB files), 57%
+//     (200 KiB files); without the filter every case is 100%. A file that changed while
+//     read (fstat before/after) is invalidated and waits again; a vanished file is
+//     removed from the index; an unreadable file or an active swap file is kSkipped with
+//     a reason. Hashed members that match nothing become kUnique (the size leaves the
+//     work queue until a new file of that size appears).
 //  2. Group by (size, full hash) and NOCOW flag (NOCOW files cannot share extents with
 //     checksummed ones), counting distinct inodes; groups of >= 2 inodes go on.
 //  3. Reference: the remembered one (DedupeState::kReference) while it is unchanged;
@@ -40,10 +47,13 @@
 //  6. Verify: a destination is kDeduped (and its bytes counted) only if FIEMAP shows it
 //     now shares all extents with the reference.
 //  7. Read-only snapshots: a destination on a subvolume with received_uuid set is never
-//     flipped (kSkipped "read-only received snapshot: ..."). Otherwise the flip is
-//     recorded in the index first, the flag cleared, the batch deduped, the flag
-//     restored and the record cleared; restored on every path. After a crash,
-//     RestorePendingReadOnlyFlips() restores what a killed run left writable.
+//     flipped and never deduped (kSkipped "read-only received snapshot: ..."). Otherwise
+//     the flip is recorded (and committed) in the index first, the flag cleared, the
+//     batch deduped, the flag restored and the record cleared; restored on every path.
+//     After a crash, RestorePendingReadOnlyFlips() restores what a killed run left
+//     writable. (Kernel note: 6.x kernels accept FIDEDUPERANGE into a read-only
+//     subvolume through a read-only fd on a writable mount; older ones return EROFS. The
+//     engine flips either way, so both behave the same.)
 //
 // Dry run: the engine hashes (hashes are not dedupe state) and reports each group it
 // would dedupe with the bytes it would save (StepResult::planned), but never calls the

@@ -451,9 +451,12 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsMadeWritableForItsBatchAndRestored) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  EngineStats stats = Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
+  // The snapshot copies got their hashes from their shared extents, without being read.
+  EXPECT_GE(stats.hashes_copied, 2);
+  EXPECT_LE(stats.bytes_read, 2 * 200000u + 2 * EngineOptions().prefix_bytes);
   EXPECT_EQ(files_.flips,
             (std::vector<std::string>{Path("snap") + "=rw", Path("snap") + "=ro"}));
   ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
@@ -512,6 +515,34 @@ TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverMadeWritable) {
       << skipped.skip_reason;
   for (const char* other : {"sv/a", "sv/c", "snap/a", "snap/c"}) {
     ExpectShared(reference.path, other);
+  }
+}
+
+TEST_F(DedupeSafetyTest, DryRunReportsWhatItWouldSaveAndChangesNothing) {
+  Write("a", 300000, 19);
+  Write("b", 300000, 19);
+  Write("c", 300000, 19);
+  Write("d", 50000, 20);
+  Write("e", 50000, 20);
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  IndexTree();
+  EngineOptions options;
+  options.dry_run = true;
+  DedupeEngine engine(index_.get(), &files_, &backend_, config_, RealClock(), mount_path(),
+                      options);
+  std::vector<PlannedGroup> planned;
+  ASSERT_OK(engine.RunUntilIdle([&](const StepResult& r) {
+    if (r.planned.has_value()) planned.push_back(*r.planned);
+  }));
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  EXPECT_TRUE(backend_.calls.empty());
+  EXPECT_TRUE(files_.flips.empty());
+  ExpectNotShared("a", "b");
+  ASSERT_EQ(planned.size(), 2u);
+  EXPECT_EQ(planned[0].bytes_saveable + planned[1].bytes_saveable, 2 * 300000u + 50000u);
+  EXPECT_EQ(engine.stats().bytes_saveable, 2 * 300000u + 50000u);
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    EXPECT_EQ(Record(name).dedupe_state, DedupeState::kPending) << name;
   }
 }
 
