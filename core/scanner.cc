@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,10 +17,9 @@
 namespace btrdupd {
 namespace {
 
+// The state directory itself, or anything below it.
 bool UnderStateDir(absl::string_view path) {
-  return path == kStateDirName ||
-         (path.size() > sizeof(kStateDirName) - 1 &&
-          path.substr(0, sizeof(kStateDirName)) == absl::StrCat(kStateDirName, "/"));
+  return path == kStateDirName || absl::StartsWith(path, absl::StrCat(kStateDirName, "/"));
 }
 
 absl::flat_hash_set<uint64_t> ParseIds(const std::optional<std::string>& text) {
