@@ -63,7 +63,8 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
   absl::flat_hash_set<std::string> indexed_paths;
   for (VolumeSubvolume& sub : *listed) {
     if (UnderStateDir(sub.path)) continue;
-    if (!config_.dedup_snapshots && !sub.parent_uuid.empty()) continue;
+    // The volume root is indexed whatever it is: the user named it.
+    if (!config_.dedup_snapshots && !sub.parent_uuid.empty() && !sub.path.empty()) continue;
     indexed_paths.insert(sub.path);
     subvolumes.push_back(std::move(sub));
   }

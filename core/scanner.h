@@ -7,8 +7,8 @@
 //    changed regular files >= min_file_size are observed (restarting their stability
 //    wait), unchanged ones are left alone. Nested subvolumes of the same filesystem are
 //    walked as their own units; other mounts are never entered; `.btrdupd` at the volume
-//    root is never indexed; with dedup_snapshots=false snapshot subvolumes are not
-//    indexed. Runs on the first pass (empty index), on ScanMode::kForceFull, and when a
+//    root is never indexed; with dedup_snapshots=false snapshot subvolumes below the
+//    volume root are not indexed (the root itself always is). Runs on the first pass (empty index), on ScanMode::kForceFull, and when a
 //    generation gap over max_generation_gap asked for one and NextFullScanDue() has come.
 //  - Incremental pass: per subvolume, only the inodes written since the generation
 //    recorded last time (VolumeFs::ChangedInodesSince): changed directories are re-listed

@@ -320,6 +320,63 @@ TEST_F(ScannerTest, SnapshotsAreNotIndexedWithDedupSnapshotsOff) {
   EXPECT_FALSE(Contents().count("snap/b"));
 }
 
+TEST_F(ScannerTest, MovedSubvolumeIsFoundAtItsNewPath) {
+  fs_.MakeDirs("a");
+  fs_.MakeDirs("b");
+  fs_.CreateSubvolume("a/sub");
+  fs_.WriteFile("a/sub/f", 10000);
+  Scan();
+  fs_.Rename("a/sub", "b/sub");
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  std::map<std::string, IndexedFile> contents = Contents();
+  EXPECT_TRUE(contents.count("b/sub/f"));
+  EXPECT_FALSE(contents.count("a/sub/f"));
+  EXPECT_EQ(contents, CleanScanContents());
+}
+
+TEST_F(ScannerTest, StoppedIncrementalPassIsRedoneByTheNextOne) {
+  for (int d = 0; d < 20; ++d) {
+    fs_.MakeDir(absl::StrCat("d", d));
+    for (int f = 0; f < 5; ++f) fs_.WriteFile(absl::StrCat("d", d, "/f", f), 10000);
+  }
+  Scan();
+  for (int d = 0; d < 20; ++d) {
+    fs_.WriteFile(absl::StrCat("d", d, "/new"), 10000);
+    fs_.Remove(absl::StrCat("d", d, "/f0"));
+    fs_.WriteFile(absl::StrCat("d", d, "/f1"), 20000);
+  }
+  fs_.Rename("d3", "d4/d3");
+  ScanOptions options = Options();
+  int calls = 0;
+  options.should_stop = [&calls] { return ++calls > 8; };
+  Scanner stopping(&fs_, index_.get(), config_, &clock_, options);
+  ASSERT_TRUE(absl::IsCancelled(stopping.Run(ScanMode::kAuto).status()));
+  EXPECT_NE(Contents(), CleanScanContents());  // part done
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  EXPECT_EQ(Contents(), CleanScanContents());
+}
+
+TEST_F(ScannerTest, VolumeRootIsIndexedEvenWhenItIsASnapshot) {
+  config_.dedup_snapshots = false;
+  fs_.MarkRootAsSnapshotOf("uuid-origin");
+  fs_.WriteFile("top", 10000);
+  fs_.CreateSubvolume("data");
+  fs_.Snapshot("data", "snap");
+  fs_.WriteFile("snap/x", 10000);
+
+  Scan();
+
+  std::map<std::string, IndexedFile> contents = Contents();
+  EXPECT_TRUE(contents.count("top"));
+  EXPECT_FALSE(contents.count("snap/x"));
+}
+
 TEST_F(ScannerTest, FileChangedDuringItsWaitWaitsTwiceAsLong) {
   config_.initial_wait_minutes = 5;
   fs_.WriteFile("f", 10000);

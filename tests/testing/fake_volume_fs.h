@@ -57,6 +57,10 @@ class FakeVolumeFs : public VolumeFs {
   // Mounts an empty foreign filesystem over the directory at `path`; the foreign
   // filesystem's root is returned by path afterwards, e.g. for WriteFile under it.
   void MountForeign(const std::string& path);
+  // Makes the volume root's own subvolume a snapshot (parent_uuid set).
+  void MarkRootAsSnapshotOf(const std::string& parent_uuid) {
+    subvolumes_[kRootSubvolumeId].parent_uuid = parent_uuid;
+  }
   // Raises a subvolume's generation by `n` transactions without changing any inode.
   void AdvanceGeneration(const std::string& subvol_path, uint64_t n);
 
