@@ -81,6 +81,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     sizes_.assign(sizes.begin(), sizes.end());
     ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
     attempted_.clear();
+    attrs_cache_.clear();
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
   }
@@ -95,7 +96,10 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       return result.status();
     }
     RETURN_IF_ERROR(index_->CommitBatch());
-    if (size_done) sizes_.pop_front();
+    if (size_done) {
+      sizes_.pop_front();
+      attrs_cache_.clear();
+    }
     if (result->kind != StepResult::Kind::kExamined ||
         ++examined >= std::max(options_.max_sizes_per_step, 1)) {
       Account(*result);

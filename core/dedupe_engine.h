@@ -100,6 +100,14 @@ struct EngineOptions {
   size_t read_buffer_bytes = 1 << 20;
   // At most this many size groups without work are looked at in one Step().
   int max_sizes_per_step = 256;
+  // A backend call carries at most this many bytes of destinations (at least one file),
+  // on top of the batch limits of the configuration, so one Step() stays short: the
+  // kernel reads both copies of every byte it compares.
+  uint64_t max_batch_bytes = uint64_t{1} << 30;
+  // Checked between reads while hashing (every read_buffer_bytes). When it returns true
+  // the file being hashed is abandoned with nothing recorded and Step() returns
+  // kExamined with detail "interrupted", so SIGTERM need not wait for a huge file.
+  std::function<bool()> should_stop;
 };
 
 // A group the engine would dedupe (dry run), or did (one batch at a time otherwise).
@@ -247,6 +255,7 @@ class DedupeEngine {
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
+  absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group
   std::string buffer_;                                            // read buffer
   EngineStats stats_;
 };

@@ -131,7 +131,16 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
   std::vector<FileAttributes> cow_attrs;
   std::vector<FileAttributes> nocow_attrs;
   for (const FileRecord& m : group.members) {
-    absl::StatusOr<FileAttributes> attrs = files_->GetAttributes(AbsPath(m.path));
+    // Attributes are read once per member while its size group is being worked on (a
+    // group of thousands is deduped in many steps).
+    absl::StatusOr<FileAttributes> attrs;
+    auto cached = attrs_cache_.find(m.id);
+    if (cached != attrs_cache_.end()) {
+      attrs = cached->second;
+    } else {
+      attrs = files_->GetAttributes(AbsPath(m.path));
+      if (attrs.ok()) attrs_cache_[m.id] = *attrs;
+    }
     if (!attrs.ok()) {
       result.path = AbsPath(m.path);
       if (absl::IsNotFound(attrs.status())) {
@@ -226,7 +235,11 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   }
 
   // --- Destinations: one per inode, checked, then one batch. ---
-  const int limit = DestinationsPerCall(CountInodes(members), config_);
+  int limit = DestinationsPerCall(CountInodes(members), config_);
+  if (group.size > 0) {
+    const uint64_t by_bytes = std::max<uint64_t>(options_.max_batch_bytes / group.size, 1);
+    limit = static_cast<int>(std::min<uint64_t>(limit, by_bytes));
+  }
   std::map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> inodes;  // by key
   std::vector<std::pair<uint64_t, uint64_t>> inode_order;
   for (size_t i = 0; i < members.size(); ++i) {

@@ -24,17 +24,23 @@ using engine_internal::Matches;
 class DedupeEngine::FileHasher {
  public:
   FileHasher(std::unique_ptr<SequentialFile> file, FileStat before, uint64_t prefix_bytes,
-             Sha256 prefix, Sha256 full, std::string* buffer)
+             Sha256 prefix, Sha256 full, std::string* buffer,
+             const std::function<bool()>* should_stop)
       : file_(std::move(file)),
         before_(before),
         prefix_bytes_(prefix_bytes),
         prefix_(std::move(prefix)),
         full_(std::move(full)),
-        buffer_(buffer) {}
+        buffer_(buffer),
+        should_stop_(should_stop) {}
 
-  // Reads until `end` bytes were read or the file ends. Returns false at end of file.
+  // Reads until `end` bytes were read or the file ends. Returns false at end of file,
+  // Cancelled when should_stop says so.
   absl::StatusOr<bool> ReadTo(uint64_t end) {
     while (offset_ < end) {
+      if (should_stop_ != nullptr && *should_stop_ && (*should_stop_)()) {
+        return absl::CancelledError("interrupted");
+      }
       size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_->size(), end - offset_));
       ASSIGN_OR_RETURN(size_t got, file_->Read(buffer_->data(), want));
       if (got == 0) return false;
@@ -74,6 +80,7 @@ class DedupeEngine::FileHasher {
   Sha256 prefix_;
   Sha256 full_;
   std::string* buffer_;
+  const std::function<bool()>* should_stop_;
   uint64_t offset_ = 0;
 };
 
@@ -106,7 +113,8 @@ absl::StatusOr<std::unique_ptr<DedupeEngine::FileHasher>> DedupeEngine::OpenHash
     buffer_.assign(std::max<size_t>(options_.read_buffer_bytes, 4096), '\0');
   }
   return std::make_unique<FileHasher>(std::move(*opened), *before, options_.prefix_bytes,
-                                      std::move(prefix), std::move(full), &buffer_);
+                                      std::move(prefix), std::move(full), &buffer_,
+                                      &options_.should_stop);
 }
 
 absl::Status DedupeEngine::Changed(const FileRecord& file, StepResult& result) {
@@ -175,7 +183,7 @@ absl::StatusOr<std::optional<std::string>> DedupeEngine::PrefixOfFullGroup(
     ASSIGN_OR_RETURN(Sha256 full, Sha256::Create());
     if (buffer_.empty()) buffer_.assign(std::max<size_t>(options_.read_buffer_bytes, 4096), '\0');
     FileHasher hasher(std::move(*opened), *before, options_.prefix_bytes, std::move(prefix),
-                      std::move(full), &buffer_);
+                      std::move(full), &buffer_, &options_.should_stop);
     absl::StatusOr<bool> more = hasher.ReadTo(options_.prefix_bytes);
     result.bytes_read += hasher.offset();
     if (!more.ok() || !*more) continue;
@@ -222,10 +230,26 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
   ASSIGN_OR_RETURN(std::unique_ptr<FileHasher> hasher, OpenHasher(file, result, &handled));
   if (handled) return result;
 
+  // A read that fails or is interrupted ends the step without a hash: an interruption
+  // records nothing (the file is hashed next time), a read error skips the file.
+  auto read_failed = [&](const absl::Status& status) -> absl::StatusOr<StepResult> {
+    result.bytes_read = hasher->offset();
+    if (absl::IsCancelled(status)) {
+      result.kind = StepResult::Kind::kExamined;
+      result.detail = "interrupted";
+      return result;
+    }
+    result.kind = StepResult::Kind::kFileSkipped;
+    RETURN_IF_ERROR(Skip(file, absl::StrCat("read error: ", status.message()), result));
+    return result;
+  };
+
   bool whole = !task.prefix;
   std::string prefix_digest;
   if (task.prefix) {
-    ASSIGN_OR_RETURN(bool more, hasher->ReadTo(options_.prefix_bytes));
+    absl::StatusOr<bool> read = hasher->ReadTo(options_.prefix_bytes);
+    if (!read.ok()) return read_failed(read.status());
+    const bool more = *read;
     result.bytes_read = hasher->offset();
     if (!more) {
       RETURN_IF_ERROR(Changed(file, result));  // shorter than the index says
@@ -259,11 +283,27 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
   const bool prefix_from_read = whole && prefix_digest.empty();
 
   if (whole) {
-    ASSIGN_OR_RETURN(bool more, hasher->ReadTo(file.size));
-    ASSIGN_OR_RETURN(bool at_end, hasher->AtEnd());
-    result.bytes_read += hasher->offset() - (task.prefix ? options_.prefix_bytes : 0);
-    if (!more && hasher->offset() != file.size) at_end = false;
-    if (!at_end) {
+    const uint64_t before_whole = hasher->offset();
+    absl::StatusOr<bool> read = hasher->ReadTo(file.size);
+    bool ends_here = false;  // nothing after file.size: it did not grow
+    if (read.ok()) {
+      absl::StatusOr<bool> end = hasher->AtEnd();
+      if (end.ok()) {
+        ends_here = *end;
+      } else {
+        read = end.status();
+      }
+    }
+    if (!read.ok()) {
+      const uint64_t prefix_part = result.bytes_read;
+      absl::StatusOr<StepResult> failed = read_failed(read.status());
+      if (failed.ok()) failed->bytes_read = prefix_part + hasher->offset() - before_whole;
+      return failed;
+    }
+    const bool more = *read;
+    result.bytes_read += hasher->offset() - before_whole;
+    (void)more;  // a short file shows as offset != size
+    if (!ends_here || hasher->offset() != file.size) {
       RETURN_IF_ERROR(Changed(file, result));
       return result;
     }

@@ -541,5 +541,48 @@ TEST_F(DedupeEngineTest, FilesStillWaitingAreNotHashedAndIdleSaysWhenToComeBack)
   EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
 }
 
+TEST_F(DedupeEngineTest, ReadErrorSkipsTheFileWithReason) {
+  Add("a", Bytes(20000, 'k'), 11);
+  Add("b", Bytes(20000, 'k'), 12);
+  int64_t bad = Add("bad", Bytes(20000, 'k'), 13);
+  fs_.FailReads(P("bad"));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kSkipped);
+  EXPECT_NE(Get(bad).skip_reason.find("Input/output error"), std::string::npos);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
+TEST_F(DedupeEngineTest, InterruptedHashingRecordsNothing) {
+  int64_t a = Add("a", Bytes(3 << 20, 'j'), 11);
+  Add("b", Bytes(3 << 20, 'j'), 12);
+  EngineOptions options;
+  bool stop = false;
+  options.should_stop = [&] { return stop; };
+  fs_.OnRead([&](const std::string&) { stop = true; });  // after the first 1 MiB read
+  auto engine = Engine(options);
+  ASSERT_OK_AND_ASSIGN(StepResult step, engine->Step());
+  EXPECT_EQ(step.kind, StepResult::Kind::kExamined);
+  EXPECT_EQ(step.detail, "interrupted");
+  EXPECT_EQ(Get(a).hash_state, HashState::kNone);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kPending);
+  // Once allowed to go on, the engine hashes and dedupes as usual.
+  fs_.OnRead(nullptr);
+  stop = false;
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
+TEST_F(DedupeEngineTest, BatchesAreCappedByBytes) {
+  for (int i = 0; i < 5; ++i) Add(absl::StrCat("f", i), Bytes(20000, 'y'), 100 + i);
+  EngineOptions options;
+  options.max_batch_bytes = 45000;  // two 20000-byte destinations per call
+  auto engine = Engine(options);
+  Run(*engine);
+  std::vector<size_t> sizes;
+  for (const DedupeRequest& call : backend_.calls()) sizes.push_back(call.destination_paths.size());
+  EXPECT_EQ(sizes, (std::vector<size_t>{2, 2}));
+}
+
 }  // namespace
 }  // namespace btrdupd

@@ -153,6 +153,8 @@ class FakeFileAccess : public FileAccess {
   }
 
   void MakeUnreadable(const std::string& path) { unreadable_[path] = true; }
+  // Read() of `path` fails with an I/O error (a bad sector).
+  void FailReads(const std::string& path) { failing_reads_[path] = true; }
   int fiemaps() const { return fiemaps_; }
 
  private:
@@ -165,6 +167,9 @@ class FakeFileAccess : public FileAccess {
     }
     absl::StatusOr<size_t> Read(char* buf, size_t n) override {
       if (!fs_->Exists(path_)) return size_t{0};
+      if (fs_->failing_reads_.count(path_)) {
+        return absl::DataLossError(absl::StrCat("read ", path_, ": Input/output error"));
+      }
       const std::string& c = fs_->files_.at(path_).contents;
       if (offset_ >= c.size()) return size_t{0};
       size_t got = std::min<size_t>(n, c.size() - offset_);
@@ -186,6 +191,7 @@ class FakeFileAccess : public FileAccess {
   std::map<std::string, File> files_;
   std::map<std::string, SubvolumeFlags> subvols_;
   std::map<std::string, bool> unreadable_;
+  std::map<std::string, bool> failing_reads_;
   std::vector<std::string> flag_log_;
   std::map<std::string, uint64_t> bytes_read_by_path_;
   std::function<void(const std::string&)> on_read_;
