@@ -165,7 +165,12 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
   UnitResult result;
   result.worked = true;
   result.changes_found = report->kind == ScanKind::kFull || changes > 0;
-  if (result.changes_found) idle_until_.reset();
+  if (result.changes_found) {
+    idle_until_.reset();
+    activity_ = "processing changes";
+  } else if (idle_until_.has_value()) {
+    activity_ = absl::StrCat("idle; next work at ", LocalTimeText(*idle_until_));
+  }
   return result;
 }
 
@@ -236,7 +241,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       result.worked = false;
       result.next_work = Finite(next);
       idle_until_ = next;
-      activity_ = absl::StrCat("idle; next file eligible at ", LocalTimeText(step->next_eligible));
+      activity_ = absl::StrCat("idle; next work at ", LocalTimeText(next));
       break;
     }
     default:

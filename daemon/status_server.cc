@@ -207,8 +207,8 @@ bool StatusServer::ReadAndMaybeAnswer(Client& client, absl::Time now,
 }
 
 void StatusServer::Service(absl::Time now, const Responder& responder) {
-  // Accept everything waiting. A connection beyond max_clients is answered "busy" at
-  // once, so a flood cannot grow memory or starve the processing.
+  // Accept everything waiting. Beyond max_clients the oldest connection is answered
+  // "busy" and closed, so a flood cannot grow memory nor lock out a new client.
   for (;;) {
     int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -218,10 +218,12 @@ void StatusServer::Service(absl::Time now, const Responder& responder) {
     auto client = std::make_unique<Client>();
     client->fd.reset(fd);
     client->deadline = now + options_.read_timeout;
-    if (static_cast<int>(clients_.size()) >= options_.max_clients) {
-      Reply(*client, ErrorReplyJson("busy: too many status clients at once; retry"));
+    if (static_cast<int>(clients_.size()) >= std::max(options_.max_clients, 1)) {
+      // Full: the oldest connection (the slowest to send its line) makes room, so a
+      // pile of stalled clients can never lock out a new one.
+      Reply(*clients_.front(), ErrorReplyJson("busy: too many status clients at once; retry"));
       ++rejected_;
-      continue;
+      clients_.erase(clients_.begin());
     }
     clients_.push_back(std::move(client));
   }

@@ -13,8 +13,9 @@
 // Protocol: the client sends one request line (at most `max_request_bytes`, ending in
 // '\n'; end-of-file also ends it) and gets one reply line of JSON, then the server
 // closes the connection. A request longer than the limit, or one not finished within
-// `read_timeout`, gets {"error": ...} and is closed; too many clients at once get
-// {"error": "busy"}. No client can stall or stop the daemon.
+// `read_timeout`, gets {"error": ...} and is closed; when `max_clients` connections
+// are open, the oldest one gets {"error": "busy ..."} and is closed to make room for
+// the newest. No client can stall or stop the daemon, or lock others out.
 //
 // Threading: none. Every socket is non-blocking; the daemon's one processing thread
 // polls the descriptors from AppendPollFds() (with a timeout no later than
@@ -54,7 +55,7 @@ absl::Status PrepareSocketDir(const std::string& dir);
 struct StatusServerOptions {
   size_t max_request_bytes = 4096;
   absl::Duration read_timeout = absl::Seconds(2);
-  int max_clients = 16;
+  int max_clients = 64;
 };
 
 class StatusServer {

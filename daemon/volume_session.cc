@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/duperemove_backend.h"
+#include "daemon/instance_lock.h"
 #include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
 #include "daemon/real_volume_fs.h"
@@ -134,6 +135,12 @@ absl::Status VolumeSession::Build() {
     absl::Status made = MakeDirectory(options_.db_dir);
     if (!made.ok()) return made;
   }
+  // One btrdupd per volume (daemon or one-shot): the lock next to the database is held
+  // for the session's life; another holder is named by its pid.
+  absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
+      InstanceLock::Acquire(LockPathForDatabase(location_.db_path), location_.path);
+  if (!lock.ok()) return lock.status();
+  lock_ = *std::move(lock);
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location_.db_path);
   if (!index.ok()) {
     return absl::Status(index.status().code(),

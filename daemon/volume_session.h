@@ -47,6 +47,8 @@
 
 namespace btrdupd {
 
+class InstanceLock;  // daemon/instance_lock.h
+
 // Where a volume's files are, resolved from what the user typed.
 struct VolumeLocation {
   std::string path;     // canonical mount path (realpath)
@@ -142,6 +144,7 @@ class VolumeSession {
   const SessionOptions options_;
   Clock* const clock_;
   VolumeConfig config_;
+  std::unique_ptr<InstanceLock> lock_;  // declared first: released last
   std::unique_ptr<VolumeIndex> index_;
   std::unique_ptr<DedupeBackend> backend_;
   std::unique_ptr<Parts> parts_;
