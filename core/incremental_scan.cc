@@ -48,6 +48,7 @@ absl::Status ScanPass::UpdateSubvolume(const VolumeSubvolume& sub, const VolumeD
   for (uint64_t ino : dirs) {
     SCAN_RETURN_IF_ERROR(CheckStop());
     SCAN_RETURN_IF_ERROR(RelistChangedDir(ctx, ino, &relisted, &relisted_ids));
+    ReportProgress(ctx);
   }
   for (const RelistedDir& dir : relisted) {
     SCAN_RETURN_IF_ERROR(CheckStop());

@@ -427,5 +427,62 @@ TEST_F(ScanBtrfsTest, ScanKilledMidwayAndRerunEqualsACleanScan) {
   EXPECT_EQ(result, "ok");
 }
 
+// The same for an incremental pass with many changes: killed part-way, the next pass
+// (incremental again: the generation was not recorded) ends equal to a clean scan.
+TEST_F(ScanBtrfsTest, IncrementalPassKilledMidwayIsRedoneByTheNext) {
+  const std::string block(8192, 'y');
+  for (int d = 0; d < 10; ++d) {
+    Mkdir(absl::StrCat("old", d));
+    for (int f = 0; f < 100; ++f) {
+      ASSERT_TRUE(WriteFile(Path(absl::StrCat("old", d, "/f", f)), absl::StrCat(block, f)).ok());
+    }
+  }
+  Sync();
+  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  for (int d = 0; d < 30; ++d) {
+    Mkdir(absl::StrCat("new", d));
+    for (int f = 0; f < 200; ++f) {
+      ASSERT_TRUE(WriteFile(Path(absl::StrCat("new", d, "/f", f)), absl::StrCat(block, d, f)).ok());
+    }
+  }
+  for (int d = 0; d < 10; ++d) {
+    ASSERT_EQ(unlink(Path(absl::StrCat("old", d, "/f7")).c_str()), 0);
+    ASSERT_EQ(rename(Path(absl::StrCat("old", d, "/f8")).c_str(),
+                     Path(absl::StrCat("new", d, "/moved")).c_str()), 0);
+  }
+  ASSERT_EQ(rename(Path("old9").c_str(), Path("new0/old9").c_str()), 0);
+  Sync();
+
+  index_.reset();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+        VolumeIndex::Open(Path(".btrdupd/btrdupd.db"));
+    if (!index.ok()) _exit(3);
+    ScanOptions options = Options();
+    options.batch_rows = 500;
+    options.progress = [](const ScanProgress& progress) {
+      if (progress.files_seen >= 3000) raise(SIGKILL);
+    };
+    Scanner scanner(fs_.get(), index->get(), config_, &clock_, options);
+    (void)scanner.Run(ScanMode::kAuto);
+    _exit(4);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "status " << wstatus;
+
+  index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
+  const size_t partial = ContentsOf(index_.get()).size();
+  EXPECT_GT(partial, 1000u);   // some of the pass was committed...
+  EXPECT_LT(partial, 6990u);   // ... but not all of it
+  ScanReport rerun = Scan();
+  EXPECT_EQ(rerun.kind, ScanKind::kIncremental);
+  Contents contents = ContentsOf(index_.get());
+  EXPECT_EQ(contents.size(), 1000u - 10u + 6000u);
+  EXPECT_EQ(contents, CleanScan());
+}
+
 }  // namespace
 }  // namespace btrdupd
