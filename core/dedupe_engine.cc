@@ -198,6 +198,7 @@ void DedupeEngine::Account(const StepResult& result) {
   stats_.files_already_shared += result.files_already_shared;
   stats_.files_differ += result.files_differ;
   stats_.files_skipped += result.files_skipped;
+  stats_.files_retry_later += result.files_retry_later;
   stats_.files_removed += result.files_removed;
   if (result.planned.has_value()) {
     ++stats_.groups_planned;

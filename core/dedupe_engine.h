@@ -41,9 +41,11 @@
 //     ("hard link ...": one inode, nothing to share).
 //  5. The rest are deduped through the backend in batches: a group of
 //     >= large_group_threshold members sends up to dedup_batch_size destinations per
-//     backend call, a smaller group up to max_dedup_batch. A batch never mixes
-//     subvolumes that need different read-only handling. "Differs" => InvalidateFile (it
-//     changed after hashing; it waits again). Failure => kSkipped with the reason.
+//     backend call, a smaller group up to max_dedup_batch (and at most max_batch_bytes
+//     of destinations). A batch never mixes subvolumes that need different read-only
+//     handling. "Differs" => InvalidateFile (it changed after hashing; it waits again).
+//     Failure => kSkipped with the reason, except Unavailable (EAGAIN while a send runs,
+//     EBUSY): left pending and tried again in the next pass.
 //  6. Verify: a destination is kDeduped (and its bytes counted) only if FIEMAP shows it
 //     now shares all extents with the reference.
 //  7. Read-only snapshots: a destination on a subvolume with received_uuid set is never
@@ -141,6 +143,7 @@ struct StepResult {
   int files_already_shared = 0;  // found sharing all extents: no dedupe call needed
   int files_differ = 0;          // changed since hashing: invalidated, waiting again
   int files_skipped = 0;         // refused (reason recorded in the index)
+  int files_retry_later = 0;     // busy now (EAGAIN: a send runs): left pending for a later pass
   int files_removed = 0;         // vanished
   std::optional<PlannedGroup> planned;  // kPlannedGroup only
   // kIdle: when the next waiting file becomes eligible; InfiniteFuture if none waits.
@@ -160,6 +163,7 @@ struct EngineStats {
   int64_t files_already_shared = 0;
   int64_t files_differ = 0;
   int64_t files_skipped = 0;
+  int64_t files_retry_later = 0;
   int64_t files_removed = 0;
   int64_t backend_calls = 0;
   int64_t read_only_flips = 0;

@@ -445,6 +445,13 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
       case DedupeOutcome::Kind::kFailed:
         if (absl::IsNotFound(outcome.error)) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
+        } else if (absl::IsUnavailable(outcome.error)) {
+          // EAGAIN (a send is running on it), EBUSY: left pending, tried again next pass.
+          ++result.files_retry_later;
+          if (result.detail.empty()) {
+            result.detail = absl::StrCat(dest_path, ": ", outcome.error.message(),
+                                         " (retried next pass)");
+          }
         } else {
           RETURN_IF_ERROR(Skip(dest,
                                outcome.error.ok() ? std::string("dedupe failed")

@@ -584,5 +584,18 @@ TEST_F(DedupeEngineTest, BatchesAreCappedByBytes) {
   EXPECT_EQ(sizes, (std::vector<size_t>{2, 2}));
 }
 
+TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
+  Add("a", Bytes(20000, 'g'), 11, absl::Hours(2));
+  int64_t b = Add("b", Bytes(20000, 'g'), 12);
+  backend_.FailFor(P("b"), absl::UnavailableError("b: Resource temporarily unavailable"));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kPending);
+  EXPECT_EQ(engine->stats().files_retry_later, 1);
+  backend_.FailFor(P("b"), absl::OkStatus());
+  Run(*engine);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+}
+
 }  // namespace
 }  // namespace btrdupd

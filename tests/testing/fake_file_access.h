@@ -220,7 +220,7 @@ class FakeDedupeBackend : public DedupeBackend {
       o.destination_path = dest;
       auto forced = errors_.find(dest);
       std::string subvol = fs_->SubvolumeOfPath(dest);
-      if (forced != errors_.end()) {
+      if (forced != errors_.end() && !forced->second.ok()) {
         o.kind = DedupeOutcome::Kind::kFailed;
         o.error = forced->second;
       } else if (!fs_->Exists(dest)) {
@@ -241,6 +241,7 @@ class FakeDedupeBackend : public DedupeBackend {
     return out;
   }
 
+  // Dedupe into `path` fails with `error` (OkStatus: no longer fails).
   void FailFor(const std::string& path, absl::Status error) { errors_[path] = std::move(error); }
   // Runs before each call (e.g. to modify a destination after it was hashed).
   void BeforeCall(std::function<void(const DedupeRequest&)> hook) {
