@@ -24,7 +24,9 @@
 #include "core/index.h"
 #include "core/scanner.h"
 #include "daemon/real_volume_fs.h"
+#include "ioctl/dedupe.h"
 #include "ioctl/directory.h"
+#include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
@@ -279,6 +281,50 @@ TEST_F(ScanBtrfsTest, GenerationGapOverTheLimitLeadsToAFullScan) {
   EXPECT_EQ(Scan().kind, ScanKind::kFull);
   EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
   EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+}
+
+// btrfs dedupe rewrites a file's extent items and inode, but not its size or mtime: the
+// scanner must not take that for a change (the file would lose its hash and be hashed
+// and deduped again after every dedupe).
+TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
+  Write("a", 1 << 20, 7);
+  Write("b", 1 << 20, 7);
+  Sync();
+  Scan();
+  Contents contents = ContentsOf(index_.get());
+  for (const char* name : {"a", "b"}) {
+    absl::StatusOr<std::vector<FileRecord>> rows =
+        index_->FindFilesByInode(5, contents[name].ino);
+    ASSERT_TRUE(rows.ok() && rows->size() == 1u);
+    ASSERT_TRUE(index_->SetHash((*rows)[0].id, HashState::kFull, std::string(32, 'h')).ok());
+  }
+  absl::StatusOr<std::vector<VolumeSubvolume>> before = fs_->ListSubvolumes();
+  ASSERT_TRUE(before.ok() && !before->empty());
+  {
+    absl::StatusOr<UniqueFd> src = OpenPath(Path("a"), O_RDONLY);
+    absl::StatusOr<UniqueFd> dst = OpenPath(Path("b"), O_RDONLY);
+    ASSERT_TRUE(src.ok() && dst.ok());
+    const int dst_fd = dst->get();
+    absl::StatusOr<std::vector<DedupeResult>> done =
+        DedupeFile(src->get(), 1 << 20, absl::MakeConstSpan(&dst_fd, 1));
+    ASSERT_TRUE(done.ok()) << done.status();
+    ASSERT_EQ((*done)[0].kind, DedupeResult::Kind::kDeduped) << (*done)[0].error;
+  }
+  Sync();
+  // The premise: the dedupe did write b's inode.
+  absl::StatusOr<std::vector<InodeChange>> changed =
+      fs_->ChangedInodesSince("", (*before)[0].generation);
+  ASSERT_TRUE(changed.ok());
+  bool b_changed = false;
+  for (const InodeChange& c : *changed) b_changed |= c.ino == contents["b"].ino;
+  EXPECT_TRUE(b_changed);
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.files_changed, 0);
+  absl::StatusOr<std::vector<FileRecord>> b = index_->FindFilesByInode(5, contents["b"].ino);
+  ASSERT_TRUE(b.ok() && b->size() == 1u);
+  EXPECT_EQ((*b)[0].hash_state, HashState::kFull);
 }
 
 TEST_F(ScanBtrfsTest, ListingDirectoriesDoesNotMakeThemLookChanged) {
