@@ -125,8 +125,7 @@ std::shared_ptr<FakeVolumeFs::Node> FakeVolumeFs::NewNode(const std::shared_ptr<
   node->type = static_cast<EntryType>(type);
   node->dev = parent->dev;
   auto sub = subvol_by_dev_.find(parent->dev);
-  static uint64_t foreign_ino = 1000;
-  node->ino = sub != subvol_by_dev_.end() ? subvolumes_[sub->second].next_ino++ : foreign_ino++;
+  node->ino = sub != subvol_by_dev_.end() ? subvolumes_[sub->second].next_ino++ : next_foreign_ino_++;
   node->mtime_ns = (clock_ns_ += 1000);
   return node;
 }

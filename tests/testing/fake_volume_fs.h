@@ -110,6 +110,7 @@ class FakeVolumeFs : public VolumeFs {
   uint64_t transid_ = 10;
   uint64_t next_dev_ = 100;
   uint64_t next_subvol_id_ = 256;
+  uint64_t next_foreign_ino_ = 1000;  // inodes of foreign (mounted) filesystems
   int64_t clock_ns_ = 1'700'000'000'000'000'000;
   std::shared_ptr<Node> root_;
   std::map<uint64_t, Subvolume> subvolumes_;  // by id
