@@ -15,7 +15,7 @@ namespace btrdupd {
 namespace {
 
 // Prefix digests of full-hash groups kept in memory (64 bytes each with the key).
-constexpr size_t kMaxCachedPrefixes = 100000;
+constexpr size_t kMaxCachedPrefixes = 20000;
 
 std::string TrimTrailingSlashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();

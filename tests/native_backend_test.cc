@@ -3,10 +3,12 @@
 #include "daemon/native_backend.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -207,6 +209,44 @@ TEST_F(NativeBackendTest, SequentialReadReturnsTheContentAndNoticesChanges) {
   ASSERT_OK_AND_ASSIGN(FileStat after, file->Stat());
   EXPECT_NE(after, before);
   EXPECT_TRUE(absl::IsNotFound(files_.OpenForRead(Path("none")).status()));
+}
+
+// How many of the file's pages are in the page cache (mincore).
+size_t ResidentPages(const std::string& path, size_t size) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return SIZE_MAX;
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) return SIZE_MAX;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((size + page - 1) / page);
+  size_t resident = SIZE_MAX;
+  if (mincore(map, size, vec.data()) == 0) {
+    resident = 0;
+    for (unsigned char v : vec) resident += v & 1;
+  }
+  munmap(map, size);
+  return resident;
+}
+
+TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
+  const size_t size = 32 << 20;
+  ASSERT_OK(WritePatternFile(Path("big"), size, 9));
+  ASSERT_OK(RunShellChecked("sync"));
+  {
+    // Bring the whole file into the cache first, as a user's recent write would.
+    ASSERT_OK_AND_ASSIGN(std::string all, ReadFile(Path("big")));
+  }
+  ASSERT_GT(ResidentPages(Path("big"), size), size / 4096 / 2);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_.OpenForRead(Path("big")));
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(size_t got, file->Read(buf.data(), buf.size()));
+    if (got == 0) break;
+    total += got;
+  }
+  EXPECT_EQ(total, size);
+  EXPECT_LE(ResidentPages(Path("big"), size), size / 4096 / 100);  // under 1% left
 }
 
 }  // namespace
