@@ -127,25 +127,17 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     *size_done = true;
     return examined;
   }
-  absl::flat_hash_set<std::string> full_group_prefixes;
-  if (NeedsFullGroupPrefixes(members, now, attempted_)) {
-    // Learn the prefixes of the groups that have full hashes (cached for the engine's
-    // life), so a prefix-only member that matches one of them is read in full.
-    absl::flat_hash_set<std::string> full_hashes;
-    for (const FileRecord& m : members) {
-      if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
-    }
-    for (const std::string& full_hash : full_hashes) {
-      StepResult side;
-      ASSIGN_OR_RETURN(std::optional<std::string> prefix,
-                       PrefixOfFullGroup(members, full_hash, side));
-      stats_.bytes_read += side.bytes_read;
-      if (prefix.has_value()) full_group_prefixes.insert(*prefix);
-    }
-  }
+  uint64_t side_bytes = 0;
+  ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> full_group_prefixes,
+                   LearnFullGroupPrefixes(members, now, &side_bytes));
   std::optional<HashTask> task = NextHashTask(members, now, options_.prefix_bytes, attempted_,
                                               full_group_prefixes);
-  if (task.has_value()) return HashMember(members, *task, now);
+  if (task.has_value()) {
+    ASSIGN_OR_RETURN(StepResult result, HashSome(members, *task, now));
+    result.bytes_read += side_bytes;
+    return result;
+  }
+  stats_.bytes_read += side_bytes;
 
   std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);
   for (const std::vector<size_t>& indices : groups) {

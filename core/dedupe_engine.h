@@ -137,6 +137,8 @@ struct StepResult {
   std::string path;  // the file hashed/skipped, or the group's reference
   std::string detail;  // why a file was skipped, for logs
   uint64_t size = 0;   // size of the file or of the group's files
+  int files_hashed = 0;  // kHashed/kHashCopied: a step hashes small files of one size
+                         // group together (up to 64 files or 8 MiB read)
   uint64_t bytes_read = 0;
   int files_deduped = 0;         // newly shared and verified
   uint64_t bytes_deduped = 0;    // size * files_deduped
@@ -214,9 +216,13 @@ class DedupeEngine {
   absl::StatusOr<StepResult> StepSize(uint64_t size, absl::Time now, bool* size_done);
 
   // Hashing (dedupe_engine_hash.cc).
-  absl::StatusOr<StepResult> HashMember(const std::vector<FileRecord>& members,
-                                        const HashTask& task, absl::Time now);
-  absl::StatusOr<bool> TryCopyHash(const std::vector<FileRecord>& members,
+  absl::StatusOr<StepResult> HashSome(std::vector<FileRecord>& members, HashTask task,
+                                      absl::Time now);
+  absl::StatusOr<absl::flat_hash_set<std::string>> LearnFullGroupPrefixes(
+      const std::vector<FileRecord>& members, absl::Time now, uint64_t* bytes_read);
+  absl::StatusOr<StepResult> HashMember(std::vector<FileRecord>& members, const HashTask& task,
+                                        absl::Time now);
+  absl::StatusOr<bool> TryCopyHash(std::vector<FileRecord>& members,
                                    const FileRecord& file, bool prefix_task,
                                    StepResult& result);
   absl::StatusOr<std::unique_ptr<FileHasher>> OpenHasher(const FileRecord& file,
@@ -224,7 +230,7 @@ class DedupeEngine {
   absl::StatusOr<std::optional<std::string>> PrefixOfFullGroup(
       const std::vector<FileRecord>& members, const std::string& full_hash,
       StepResult& result);
-  absl::Status SetHashForInode(const std::vector<FileRecord>& members,
+  absl::Status SetHashForInode(std::vector<FileRecord>& members,
                                const FileRecord& file, HashState state,
                                const std::string& hash);
 

@@ -126,18 +126,24 @@ absl::Status DedupeEngine::Changed(const FileRecord& file, StepResult& result) {
   return index_->InvalidateFile(file.id, clock_->Now(), ToStabilityPolicy(config_));
 }
 
-absl::Status DedupeEngine::SetHashForInode(const std::vector<FileRecord>& members,
+absl::Status DedupeEngine::SetHashForInode(std::vector<FileRecord>& members,
                                            const FileRecord& file, HashState state,
                                            const std::string& hash) {
-  for (const FileRecord& m : members) {
-    if (SameInode(m, file) && m.size == file.size) {
-      RETURN_IF_ERROR(index_->SetHash(m.id, state, hash));
+  const std::string value = hash;  // `hash` may live in `members`
+  const uint64_t subvol = file.subvol_id;
+  const uint64_t ino = file.ino;
+  const uint64_t size = file.size;
+  for (FileRecord& m : members) {
+    if (m.subvol_id == subvol && m.ino == ino && m.size == size) {
+      RETURN_IF_ERROR(index_->SetHash(m.id, state, value));
+      m.hash_state = state;  // keep the step's copy of the group current
+      m.hash = value;
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> DedupeEngine::TryCopyHash(const std::vector<FileRecord>& members,
+absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
                                                const FileRecord& file, bool prefix_task,
                                                StepResult& result) {
   const std::string path = AbsPath(file.path);
@@ -157,8 +163,11 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(const std::vector<FileRecord>& me
       if (!same.ok() || !*same) continue;
       absl::StatusOr<FileStat> other_stat = files_->Stat(other_path);
       if (!other_stat.ok() || !Matches(*other_stat, other)) continue;
-      RETURN_IF_ERROR(SetHashForInode(members, file, other.hash_state, other.hash));
+      const HashState state = other.hash_state;
+      const std::string hash = other.hash;
+      RETURN_IF_ERROR(SetHashForInode(members, file, state, hash));
       ++stats_.hashes_copied;
+      result.files_hashed = 1;
       result.kind = StepResult::Kind::kHashCopied;
       result.detail = absl::StrCat("shares all extents with ", other_path);
       return true;
@@ -196,9 +205,9 @@ absl::StatusOr<std::optional<std::string>> DedupeEngine::PrefixOfFullGroup(
   return std::optional<std::string>();  // unknown
 }
 
-absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord>& members,
+absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& members,
                                                     const HashTask& task, absl::Time now) {
-  const FileRecord& file = members[task.member];
+  const FileRecord file = members[task.member];  // a copy: `members` is updated below
   const std::string path = AbsPath(file.path);
   StepResult result;
   result.kind = StepResult::Kind::kHashed;
@@ -323,12 +332,74 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(const std::vector<FileRecord
       prefix_of_full_[digest] = prefix_digest;
     }
     ++stats_.files_hashed;
+    result.files_hashed = 1;
   } else {
     RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kPrefix, prefix_digest));
     ++stats_.prefixes_hashed;
+    result.files_hashed = 1;
     result.detail = "prefix";
   }
   return result;
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>> DedupeEngine::LearnFullGroupPrefixes(
+    const std::vector<FileRecord>& members, absl::Time now, uint64_t* bytes_read) {
+  absl::flat_hash_set<std::string> prefixes;
+  if (!NeedsFullGroupPrefixes(members, now, attempted_)) return prefixes;
+  // Learn the prefixes of the groups that have full hashes (cached for the engine's life),
+  // so a prefix-only member that matches one of them is read in full.
+  absl::flat_hash_set<std::string> full_hashes;
+  for (const FileRecord& m : members) {
+    if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+  }
+  for (const std::string& full_hash : full_hashes) {
+    StepResult side;
+    ASSIGN_OR_RETURN(std::optional<std::string> prefix,
+                     PrefixOfFullGroup(members, full_hash, side));
+    *bytes_read += side.bytes_read;
+    if (prefix.has_value()) prefixes.insert(*prefix);
+  }
+  return prefixes;
+}
+
+absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& members,
+                                                  HashTask task, absl::Time now) {
+  // Small files of one size group are hashed several to a step (the group is read from
+  // the index once per step, which matters for groups of thousands).
+  constexpr int kMaxFilesPerStep = 64;
+  constexpr uint64_t kMaxBytesPerStep = uint64_t{8} << 20;
+  StepResult total;
+  uint64_t side_bytes = 0;
+  for (int n = 0; n < kMaxFilesPerStep; ++n) {
+    ASSIGN_OR_RETURN(StepResult one, HashMember(members, task, now));
+    if (n == 0) {
+      total = one;
+    } else {
+      total.path = one.path;
+      total.detail = one.detail;
+      total.files_hashed += one.files_hashed;
+      total.bytes_read += one.bytes_read;
+    }
+    if (one.kind != StepResult::Kind::kHashed && one.kind != StepResult::Kind::kHashCopied) {
+      if (n > 0) {
+        // Keep what was done; report the trouble.
+        total.files_skipped += one.files_skipped;
+        total.files_differ += one.files_differ;
+        total.files_removed += one.files_removed;
+      }
+      break;
+    }
+    if (total.bytes_read >= kMaxBytesPerStep) break;
+    if (options_.should_stop && options_.should_stop()) break;
+    ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> full_group_prefixes,
+                     LearnFullGroupPrefixes(members, now, &side_bytes));
+    std::optional<HashTask> next = NextHashTask(members, now, options_.prefix_bytes, attempted_,
+                                                full_group_prefixes);
+    if (!next.has_value()) break;
+    task = *next;
+  }
+  total.bytes_read += side_bytes;
+  return total;
 }
 
 }  // namespace btrdupd

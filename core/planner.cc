@@ -20,14 +20,22 @@ bool Hashable(const FileRecord& file, absl::Time now,
          !attempted.contains(file.id);
 }
 
-bool HasPrefixTwin(const std::vector<FileRecord>& members, const FileRecord& m) {
-  for (const FileRecord& other : members) {
-    if (!SameInode(other, m) && other.hash_state == HashState::kPrefix && other.hash == m.hash) {
-      return true;
+// Which prefix hashes are shared by at least two inodes (one pass over the group).
+class PrefixTwins {
+ public:
+  explicit PrefixTwins(const std::vector<FileRecord>& members) {
+    for (const FileRecord& m : members) {
+      if (m.hash_state != HashState::kPrefix) continue;
+      auto [it, inserted] = first_.emplace(m.hash, KeyOf(m));
+      if (!inserted && it->second != KeyOf(m)) twins_.insert(m.hash);
     }
   }
-  return false;
-}
+  bool HasTwin(const FileRecord& m) const { return twins_.contains(m.hash); }
+
+ private:
+  absl::flat_hash_map<std::string, InodeKey> first_;
+  absl::flat_hash_set<std::string> twins_;
+};
 
 }  // namespace
 
@@ -42,9 +50,9 @@ bool NeedsFullGroupPrefixes(const std::vector<FileRecord>& members, absl::Time n
   bool any_full = false;
   for (const FileRecord& m : members) any_full |= m.hash_state == HashState::kFull;
   if (!any_full) return false;
+  const PrefixTwins twins(members);
   for (const FileRecord& m : members) {
-    if (m.hash_state == HashState::kPrefix && Hashable(m, now, attempted) &&
-        !HasPrefixTwin(members, m)) {
+    if (m.hash_state == HashState::kPrefix && Hashable(m, now, attempted) && !twins.HasTwin(m)) {
       return true;
     }
   }
@@ -55,7 +63,9 @@ std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, abs
                                      uint64_t prefix_bytes,
                                      const absl::flat_hash_set<int64_t>& attempted,
                                      const absl::flat_hash_set<std::string>& full_group_prefixes) {
-  if (CountInodes(members) < 2) return std::nullopt;
+  const size_t inodes = CountInodes(members);
+  if (inodes < 2) return std::nullopt;
+  const PrefixTwins twins(members);
   std::optional<size_t> best_none;
   std::optional<size_t> best_prefix;
   for (size_t i = 0; i < members.size(); ++i) {
@@ -64,7 +74,7 @@ std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, abs
     if (m.hash_state == HashState::kNone) {
       if (!best_none || m.id < members[*best_none].id) best_none = i;
     } else if (m.hash_state == HashState::kPrefix) {
-      const bool matched = HasPrefixTwin(members, m) || full_group_prefixes.contains(m.hash);
+      const bool matched = twins.HasTwin(m) || full_group_prefixes.contains(m.hash);
       // Files small enough to skip the prefix stage are read whole anyway.
       if (matched || m.size <= 2 * prefix_bytes) {
         if (!best_prefix || m.id < members[*best_prefix].id) best_prefix = i;
@@ -74,7 +84,7 @@ std::optional<HashTask> NextHashTask(const std::vector<FileRecord>& members, abs
   if (best_none) {
     const FileRecord& m = members[*best_none];
     bool prefix = m.size > 2 * prefix_bytes;
-    if (prefix && CountInodes(members) == 2) {
+    if (prefix && inodes == 2) {
       // A pair: read the first one whole (its prefix is learnt on the way); the other is
       // then checked by prefix against it and read on only if that matches. An identical
       // pair costs no extra read; a differing one costs one prefix.
