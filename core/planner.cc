@@ -41,6 +41,7 @@ class PrefixTwins {
 
 size_t CountInodes(const std::vector<FileRecord>& members) {
   absl::flat_hash_set<InodeKey> inodes;
+  inodes.reserve(members.size());
   for (const FileRecord& m : members) inodes.insert(KeyOf(m));
   return inodes.size();
 }
