@@ -26,7 +26,7 @@ absl::StatusOr<uint64_t> SizeOf(int fd, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::vector<DedupeOutcome>> NativeBackend::Dedupe(const DedupeRequest& request) {
-  absl::StatusOr<UniqueFd> src = OpenPath(request.reference_path, O_RDONLY | O_NOFOLLOW);
+  absl::StatusOr<UniqueFd> src = OpenPath(request.reference_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   if (!src.ok()) return src.status();
   absl::StatusOr<uint64_t> src_size = SizeOf(src->get(), request.reference_path);
   if (!src_size.ok()) return src_size.status();
@@ -44,7 +44,7 @@ absl::StatusOr<std::vector<DedupeOutcome>> NativeBackend::Dedupe(const DedupeReq
     const std::string& path = request.destination_paths[i];
     DedupeOutcome& outcome = outcomes[i];
     outcome.destination_path = path;
-    absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW);
+    absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     if (!fd.ok()) {
       outcome.kind = DedupeOutcome::Kind::kFailed;
       outcome.error = fd.status();

@@ -27,11 +27,21 @@ FileStat ToFileStat(const struct stat& st) {
   return out;
 }
 
+// Opens a regular file read-only. O_NONBLOCK so that a FIFO or device put in the file's
+// place since the scan cannot block the open; anything but a regular file is refused.
 absl::StatusOr<UniqueFd> OpenReadOnly(const std::string& path) {
   // O_NOATIME keeps hashing from dirtying every inode; only the owner or root may use it.
-  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NOATIME);
+  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME);
   if (!fd.ok() && absl::IsPermissionDenied(fd.status())) {
-    fd = OpenPath(path, O_RDONLY | O_NOFOLLOW);
+    fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  }
+  if (!fd.ok()) return fd;
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
   }
   return fd;
 }
@@ -40,6 +50,14 @@ int64_t MonotonicNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Drops a file's pages from the page cache; a file that is gone has none to drop.
+void DropCachedFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  close(fd);
 }
 
 // /proc/swaps escapes spaces, tabs, newlines and backslashes as \ooo.
@@ -58,13 +76,23 @@ std::string UnescapeOctal(const std::string& in) {
   return out;
 }
 
+}  // namespace
+
 class RealSequentialFile : public SequentialFile {
  public:
-  explicit RealSequentialFile(UniqueFd fd) : fd_(std::move(fd)) {
+  // `owner` keeps the read pages cached within its budget (nullptr: drop as read).
+  RealSequentialFile(UniqueFd fd, RealFileAccess* owner, std::string path)
+      : fd_(std::move(fd)), owner_(owner), path_(std::move(path)) {
     posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   }
 
-  ~RealSequentialFile() override { DropCache(); }
+  ~RealSequentialFile() override {
+    if (Keeping()) {
+      owner_->KeepCached(std::move(path_), offset_);
+    } else {
+      DropCache();
+    }
+  }
 
   absl::StatusOr<FileStat> Stat() override {
     struct stat st;
@@ -79,7 +107,7 @@ class RealSequentialFile : public SequentialFile {
       ssize_t got = read(fd_.get(), buf, n);
       if (got >= 0) {
         offset_ += static_cast<uint64_t>(got);
-        if (offset_ - dropped_ >= kDropEvery || got == 0) DropCache();
+        if (!Keeping() && (offset_ - dropped_ >= kDropEvery || got == 0)) DropCache();
         return static_cast<size_t>(got);
       }
       if (errno != EINTR) {
@@ -93,6 +121,10 @@ class RealSequentialFile : public SequentialFile {
 
   // Forgets the pages read so far (they were only needed for hashing).
   void DropCache() {
+    if (owner_ != nullptr && dropped_ == 0 && offset_ > 0) {
+      // Over the budget: from now on drop as read, including what was kept so far.
+      posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED);
+    }
     if (offset_ > dropped_) {
       posix_fadvise(fd_.get(), static_cast<off_t>(dropped_),
                     static_cast<off_t>(offset_ - dropped_), POSIX_FADV_DONTNEED);
@@ -100,18 +132,43 @@ class RealSequentialFile : public SequentialFile {
     }
   }
 
+  // Whether the pages read so far stay cached for the dedupe that follows.
+  bool Keeping() const {
+    return owner_ != nullptr && offset_ <= owner_->keep_cached_bytes_;
+  }
+
   UniqueFd fd_;
+  RealFileAccess* const owner_;
+  std::string path_;
   uint64_t offset_ = 0;
   uint64_t dropped_ = 0;
 };
 
-}  // namespace
+
+
+RealFileAccess::~RealFileAccess() {
+  while (!cached_.empty()) {
+    DropCachedFile(cached_.front().first);
+    cached_.pop_front();
+  }
+}
+
+void RealFileAccess::KeepCached(std::string path, uint64_t bytes) {
+  cached_.emplace_back(std::move(path), bytes);
+  cached_bytes_ += bytes;
+  while (cached_bytes_ > keep_cached_bytes_ && !cached_.empty()) {
+    DropCachedFile(cached_.front().first);
+    cached_bytes_ -= cached_.front().second;
+    cached_.pop_front();
+  }
+}
 
 absl::StatusOr<std::unique_ptr<SequentialFile>> RealFileAccess::OpenForRead(
     const std::string& path) {
   absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<SequentialFile>(new RealSequentialFile(std::move(*fd)));
+  return std::unique_ptr<SequentialFile>(new RealSequentialFile(
+      std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, path));
 }
 
 absl::StatusOr<FileStat> RealFileAccess::Stat(const std::string& path) {
@@ -123,7 +180,7 @@ absl::StatusOr<FileStat> RealFileAccess::Stat(const std::string& path) {
 }
 
 absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const std::string& path) {
-  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
   if (!fd.ok()) return fd.status();
   absl::StatusOr<InodeFlags> flags = GetInodeFlags(fd->get());
   if (!flags.ok()) return flags.status();

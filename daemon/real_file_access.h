@@ -2,7 +2,15 @@
 //
 // Reads with read(2) after posix_fadvise(SEQUENTIAL), and drops every range it has read
 // from the page cache (POSIX_FADV_DONTNEED) so hashing a large volume does not evict the
-// user's cache; opens with O_NOATIME when allowed (root). Extents come from FIEMAP
+// user's cache; opens with O_NOATIME when allowed (root).
+//
+// With a `keep_cached_bytes` budget (constructor), the pages of the files hashed last
+// stay cached until they add up to more than the budget (oldest dropped first) or the
+// RealFileAccess is destroyed (everything left is dropped). The engine dedupes a size
+// group right after hashing its members, and the kernel byte-compares source and
+// destination before sharing them: with the group still cached that compare reads
+// nothing from disk, so each duplicate byte is read once instead of twice. A file
+// larger than the budget is dropped as it is read, as without a budget. Extents come from FIEMAP
 // (ioctl/fiemap.h, synced), inode flags from FS_IOC_GETFLAGS (ioctl/inode_flags.h),
 // subvolume flags from libbtrfsutil (ioctl/subvolumes.h). Active swap files are those
 // listed in /proc/swaps (compared by device and inode; re-read at most once a second).
@@ -15,6 +23,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,6 +36,12 @@ namespace btrdupd {
 class RealFileAccess : public FileAccess {
  public:
   RealFileAccess() = default;
+  // Keeps up to `keep_cached_bytes` of recently hashed files cached (see above).
+  explicit RealFileAccess(uint64_t keep_cached_bytes) : keep_cached_bytes_(keep_cached_bytes) {}
+  ~RealFileAccess() override;
+
+  RealFileAccess(const RealFileAccess&) = delete;
+  RealFileAccess& operator=(const RealFileAccess&) = delete;
 
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const std::string& path) override;
   absl::StatusOr<FileStat> Stat(const std::string& path) override;
@@ -37,7 +52,15 @@ class RealFileAccess : public FileAccess {
   absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override;
 
  private:
+  friend class RealSequentialFile;
+
   bool IsActiveSwap(dev_t dev, ino_t ino);
+  // A hashed file whose first `bytes` are cached; drops the oldest over the budget.
+  void KeepCached(std::string path, uint64_t bytes);
+
+  const uint64_t keep_cached_bytes_ = 0;
+  std::deque<std::pair<std::string, uint64_t>> cached_;  // oldest first
+  uint64_t cached_bytes_ = 0;
 
   std::vector<std::pair<dev_t, ino_t>> swaps_;
   int64_t swaps_read_at_ns_ = -1;  // CLOCK_MONOTONIC

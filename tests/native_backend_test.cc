@@ -249,5 +249,17 @@ TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
   EXPECT_LE(ResidentPages(Path("big"), size), size / 4096 / 100);  // under 1% left
 }
 
+TEST_F(NativeBackendTest, AFifoInAFilesPlaceIsRefusedWithoutBlocking) {
+  ASSERT_OK(RunShellChecked(absl::StrCat("mkfifo '", Path("fifo"), "'")));
+  EXPECT_FALSE(files_.OpenForRead(Path("fifo")).ok());
+  EXPECT_FALSE(files_.GetAttributes(Path("fifo")).ok());
+  EXPECT_FALSE(files_.HasSharedExtents(Path("fifo")).ok());
+  ASSERT_OK(WritePatternFile(Path("a"), 100000, 10));
+  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
+                       backend_.Dedupe(Request("a", {"fifo"}, 100000)));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NE(out[0].kind, DedupeOutcome::Kind::kDeduped);
+}
+
 }  // namespace
 }  // namespace btrdupd
