@@ -1,5 +1,5 @@
-// DedupeEngine, stages 2-7: one (size, hash) group - reference, extent check, one batch
-// through the backend, verification, read-only snapshot flips (see dedupe_engine.h).
+// DedupeEngine, stages 2-5: one (size, hash) group - NOCOW partitions, reference, hard
+// links, extent check, and the choice of the next batch (see dedupe_engine.h).
 
 #include <algorithm>
 #include <map>
@@ -26,51 +26,6 @@ namespace {
 
 constexpr char kReceivedReason[] =
     "read-only received snapshot: flipping would break incremental send";
-
-// Clears a subvolume's read-only flag for the length of one batch. The flip is recorded
-// (and committed) in the index before the flag changes, so a killed run is repaired by
-// RestorePendingReadOnlyFlips(); Restore() (or the destructor) sets the flag back and
-// drops the record.
-class ReadOnlyFlipGuard {
- public:
-  static absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> Begin(VolumeIndex* index,
-                                                                 FileAccess* files,
-                                                                 const ReadOnlyFlip& flip,
-                                                                 std::string abs_path) {
-    // The record must be durable before the flag changes: end the step's batch first.
-    RETURN_IF_ERROR(index->CommitBatch());
-    RETURN_IF_ERROR(index->RecordReadOnlyFlip(flip));
-    RETURN_IF_ERROR(index->BeginBatch());
-    absl::Status cleared = files->SetSubvolumeReadOnly(abs_path, false);
-    if (!cleared.ok()) {
-      RETURN_IF_ERROR(index->ClearReadOnlyFlip(flip.subvol_id));
-      return cleared;
-    }
-    return std::unique_ptr<ReadOnlyFlipGuard>(
-        new ReadOnlyFlipGuard(index, files, flip.subvol_id, std::move(abs_path)));
-  }
-
-  ~ReadOnlyFlipGuard() { Restore().IgnoreError(); }
-
-  // Sets the flag again. On failure the record stays for the next start to retry.
-  absl::Status Restore() {
-    if (restored_) return absl::OkStatus();
-    RETURN_IF_ERROR(files_->SetSubvolumeReadOnly(abs_path_, true));
-    restored_ = true;
-    return index_->ClearReadOnlyFlip(subvol_id_);
-  }
-
- private:
-  ReadOnlyFlipGuard(VolumeIndex* index, FileAccess* files, uint64_t subvol_id,
-                    std::string abs_path)
-      : index_(index), files_(files), subvol_id_(subvol_id), abs_path_(std::move(abs_path)) {}
-
-  VolumeIndex* const index_;
-  FileAccess* const files_;
-  const uint64_t subvol_id_;
-  const std::string abs_path_;
-  bool restored_ = false;
-};
 
 }  // namespace
 
@@ -351,117 +306,6 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   for (size_t d : todo) batch.push_back(&members[d]);
   RETURN_IF_ERROR(DedupeBatch(reference, batch, batch_flip, result));
   return std::optional<StepResult>(result);
-}
-
-absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
-                                       const std::vector<const FileRecord*>& batch,
-                                       uint64_t flip_subvol, StepResult& result) {
-  DedupeRequest request;
-  request.reference_path = AbsPath(reference.path);
-  request.size = reference.size;
-  for (const FileRecord* d : batch) {
-    attempted_.insert(d->id);
-    request.destination_paths.push_back(AbsPath(d->path));
-  }
-
-  absl::StatusOr<std::vector<DedupeOutcome>> outcomes;
-  std::string restore_error;
-  {
-    std::unique_ptr<ReadOnlyFlipGuard> guard;
-    if (flip_subvol != 0) {
-      ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(flip_subvol));
-      ReadOnlyFlip flip;
-      flip.subvol_id = flip_subvol;
-      flip.path = subvol.relative_path;
-      flip.flipped_at = clock_->Now();
-      absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> begun =
-          ReadOnlyFlipGuard::Begin(index_, files_, flip, AbsPath(subvol.relative_path));
-      if (!begun.ok()) {
-        for (const FileRecord* d : batch) {
-          RETURN_IF_ERROR(Skip(*d,
-                               absl::StrCat("cannot make read-only snapshot writable: ",
-                                            begun.status().message()),
-                               result));
-        }
-        return absl::OkStatus();
-      }
-      guard = std::move(*begun);
-      ++stats_.read_only_flips;
-    }
-    ++stats_.backend_calls;
-    outcomes = backend_->Dedupe(request);
-    if (guard != nullptr) {
-      absl::Status restored = guard->Restore();
-      if (!restored.ok()) {
-        restore_error = absl::StrCat("could not restore read-only flag (retried at next start): ",
-                                     restored.message());
-      }
-    }
-  }
-  if (!restore_error.empty()) result.detail = restore_error;
-
-  if (!outcomes.ok()) {
-    // The request as a whole failed: blame the reference; its copies wait for another.
-    for (const FileRecord* d : batch) attempted_.erase(d->id);
-    absl::StatusOr<FileStat> stat = files_->Stat(request.reference_path);
-    if (!stat.ok() && absl::IsNotFound(stat.status())) return RemoveVanished(reference, result);
-    return Skip(reference,
-                absl::StrCat("cannot be used as reference: ", outcomes.status().message()),
-                result);
-  }
-  const StabilityPolicy policy = ToStabilityPolicy(config_);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const FileRecord& dest = *batch[i];
-    const std::string& dest_path = request.destination_paths[i];
-    if (i >= outcomes->size()) {
-      RETURN_IF_ERROR(Skip(dest, "backend returned no outcome", result));
-      continue;
-    }
-    const DedupeOutcome& outcome = (*outcomes)[i];
-    switch (outcome.kind) {
-      case DedupeOutcome::Kind::kDeduped: {
-        absl::StatusOr<bool> shared =
-            files_->SharesAllExtents(request.reference_path, dest_path);
-        if (shared.ok() && *shared) {
-          ++result.files_deduped;
-          result.bytes_deduped += dest.size;
-          RETURN_IF_ERROR(
-              index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
-        } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
-          RETURN_IF_ERROR(RemoveVanished(dest, result));
-        } else {
-          RETURN_IF_ERROR(Skip(
-              dest,
-              shared.ok() ? "backend reported success but FIEMAP shows extents not shared"
-                          : absl::StrCat("cannot verify extents: ", shared.status().message()),
-              result));
-        }
-        break;
-      }
-      case DedupeOutcome::Kind::kDiffers:
-        ++result.files_differ;
-        RETURN_IF_ERROR(index_->InvalidateFile(dest.id, clock_->Now(), policy));
-        break;
-      case DedupeOutcome::Kind::kFailed:
-        if (absl::IsNotFound(outcome.error)) {
-          RETURN_IF_ERROR(RemoveVanished(dest, result));
-        } else if (absl::IsUnavailable(outcome.error)) {
-          // EAGAIN (a send is running on it), EBUSY: left pending, tried again next pass.
-          ++result.files_retry_later;
-          if (result.detail.empty()) {
-            result.detail = absl::StrCat(dest_path, ": ", outcome.error.message(),
-                                         " (retried next pass)");
-          }
-        } else {
-          RETURN_IF_ERROR(Skip(dest,
-                               outcome.error.ok() ? std::string("dedupe failed")
-                                                  : std::string(outcome.error.message()),
-                               result));
-        }
-        break;
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace btrdupd
