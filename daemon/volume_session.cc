@@ -22,6 +22,11 @@
 namespace btrdupd {
 namespace {
 
+// Page cache a session may keep holding for files it just hashed, so that the kernel's
+// byte comparison during the dedupe that follows reads from memory instead of disk
+// (see daemon/real_file_access.h). Dropped when the session closes.
+constexpr uint64_t kKeepHashedBytes = uint64_t{256} << 20;
+
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 absl::Status MakeDirectory(const std::string& path) {
@@ -163,7 +168,7 @@ absl::Status VolumeSession::Build() {
   absl::StatusOr<std::unique_ptr<RealVolumeFs>> volume_fs = RealVolumeFs::Open(location_.path);
   if (!volume_fs.ok()) return volume_fs.status();
   parts_->volume_fs = *std::move(volume_fs);
-  parts_->file_access = std::make_unique<RealFileAccess>();
+  parts_->file_access = std::make_unique<RealFileAccess>(kKeepHashedBytes);
   EngineOptions engine_options;
   engine_options.dry_run = options_.dry_run;
   parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),

@@ -1,0 +1,111 @@
+// RealFileAccess with a keep-cached budget (what VolumeSession uses): the pages of the
+// files hashed last stay in the page cache, up to the budget, so the kernel's compare
+// during the dedupe that follows needs no disk reads; older ones are dropped beyond the
+// budget, a file larger than the budget is dropped as it is read, and everything kept
+// is dropped when the RealFileAccess goes away. On a real loopback btrfs.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/real_file_access.h"
+#include "gtest/gtest.h"
+#include "tests/testing/btrfs_test.h"
+#include "tests/testing/files.h"
+
+namespace btrdupd {
+namespace {
+
+using ::btrdupd::testing::BtrfsTest;
+using ::btrdupd::testing::WritePatternFile;
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kFileSize = 3 * kMiB;
+
+// Pages of `path` in the page cache (mincore).
+size_t ResidentPages(const std::string& path, size_t size) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SIZE_MAX;
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return SIZE_MAX;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((size + page - 1) / page);
+  size_t resident = SIZE_MAX;
+  if (mincore(map, size, vec.data()) == 0) {
+    resident = 0;
+    for (unsigned char v : vec) resident += v & 1;
+  }
+  munmap(map, size);
+  return resident;
+}
+
+void Evict(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  fdatasync(fd);
+  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  close(fd);
+  ASSERT_EQ(ResidentPages(path, kFileSize), 0u) << path;
+}
+
+void HashRead(RealFileAccess& files, const std::string& path) {
+  absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::string buf(kMiB, '\0');
+  while (true) {
+    absl::StatusOr<size_t> got = (*file)->Read(buf.data(), buf.size());
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (*got == 0) break;
+  }
+}
+
+class HashCacheTest : public BtrfsTest {
+ protected:
+  void SetUp() override {
+    BtrfsTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (const char* name : {"a", "b", "c"}) {
+      ASSERT_TRUE(WritePatternFile(Path(name), kFileSize, name[0]).ok());
+      Evict(Path(name));
+    }
+  }
+  size_t Resident(const char* name) { return ResidentPages(Path(name), kFileSize); }
+  const size_t all_pages_ = kFileSize / static_cast<size_t>(sysconf(_SC_PAGESIZE));
+};
+
+TEST_F(HashCacheTest, KeepsTheLastHashedFilesWithinTheBudgetAndDropsAllAtTheEnd) {
+  {
+    RealFileAccess files(8 * kMiB);
+    HashRead(files, Path("a"));
+    HashRead(files, Path("b"));
+    EXPECT_EQ(Resident("a"), all_pages_);
+    EXPECT_EQ(Resident("b"), all_pages_);
+    HashRead(files, Path("c"));  // 9 MiB > 8 MiB: the oldest, a, goes
+    EXPECT_EQ(Resident("a"), 0u);
+    EXPECT_EQ(Resident("b"), all_pages_);
+    EXPECT_EQ(Resident("c"), all_pages_);
+  }
+  EXPECT_EQ(Resident("b"), 0u);
+  EXPECT_EQ(Resident("c"), 0u);
+}
+
+TEST_F(HashCacheTest, FileLargerThanTheBudgetIsDroppedAsRead) {
+  RealFileAccess files(1 * kMiB);
+  HashRead(files, Path("a"));
+  EXPECT_EQ(Resident("a"), 0u);
+}
+
+TEST_F(HashCacheTest, WithoutABudgetNothingStaysCached) {
+  RealFileAccess files;
+  HashRead(files, Path("a"));
+  EXPECT_EQ(Resident("a"), 0u);
+}
+
+}  // namespace
+}  // namespace btrdupd
