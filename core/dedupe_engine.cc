@@ -97,8 +97,10 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     }
     RETURN_IF_ERROR(index_->CommitBatch());
     if (size_done) {
+      // A size is visited once per pass, and these only ever concern its members.
       sizes_.pop_front();
       attrs_cache_.clear();
+      attempted_.clear();
     }
     if (result->kind != StepResult::Kind::kExamined ||
         ++examined >= std::max(options_.max_sizes_per_step, 1)) {

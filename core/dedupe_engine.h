@@ -261,7 +261,7 @@ class DedupeEngine {
   // The current pass.
   bool in_pass_ = false;
   std::deque<uint64_t> sizes_;
-  absl::flat_hash_set<int64_t> attempted_;  // files handled this pass (guards loops)
+  absl::flat_hash_set<int64_t> attempted_;  // members of the current size handled this pass
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
