@@ -105,7 +105,7 @@ struct EngineOptions {
   // A backend call carries at most this many bytes of destinations (at least one file),
   // on top of the batch limits of the configuration, so one Step() stays short: the
   // kernel reads both copies of every byte it compares.
-  uint64_t max_batch_bytes = uint64_t{1} << 30;
+  uint64_t max_batch_bytes = uint64_t{256} << 20;
   // Checked between reads while hashing (every read_buffer_bytes). When it returns true
   // the file being hashed is abandoned with nothing recorded and Step() returns
   // kExamined with detail "interrupted", so SIGTERM need not wait for a huge file.
