@@ -24,12 +24,12 @@ ABSL_FLAG(bool, daemon, false,
           "Run as a daemon: serve every VOLUME continuously (round-robin, one unit of\n"
           "work per volume per turn) until SIGTERM. Status: btrdupd --daemon-status.");
 ABSL_FLAG(std::string, socket_dir, btrdupd::kDefaultSocketDir,
-          "DIR: where the daemon creates each volume's status socket\n"
+          "DIR: Where the daemon creates each volume's status socket\n"
           "(DIR/<volumename>.sock, mode 0600).");
 ABSL_FLAG(absl::Duration, scan_interval, absl::Seconds(60),
-          "DURATION: how often the daemon looks for changed files (e.g. 60s, 5m).");
+          "DURATION: How often the daemon looks for changed files (e.g. 60s, 5m).");
 ABSL_FLAG(double, test_time_scale, 1.0,
-          "FACTOR: for tests and benchmarks only: run the daemon's clock FACTOR times\n"
+          "FACTOR: For tests and benchmarks only: run the daemon's clock FACTOR times\n"
           "faster than real time (waits, backoff, scan interval, schedules alike).\n"
           "Times recorded in the database are then not real; never use on real data.");
 

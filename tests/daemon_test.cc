@@ -684,5 +684,43 @@ TEST_F(DaemonTest, VanishedVolumeIsRetriedWhileTheOtherGoesOn) {
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 
+TEST_F(DaemonTest, VacuumAndDedupeResetRunWhenDueAndAreRecorded) {
+  // One real second is one day here, so the 1- and 2-day intervals come in seconds.
+  ASSERT_TRUE(WriteFile(a_->Path(".btrdupd.conf"),
+                        "[DEFAULT]\ninitial_wait_minutes = 1\nmin_file_size = 4096\n"
+                        "vacuum_interval_days = 1\ndedup_reset_interval_days = 2\n")
+                  .ok());
+  ASSERT_TRUE(WritePatternFile(a_->Path("one"), 100000, 8).ok());
+  ASSERT_TRUE(WritePatternFile(a_->Path("two"), 100000, 8).ok());
+  std::vector<std::string> argv = {BinaryPath(), "--daemon", "-v",
+                                   "--socket-dir=" + socket_dir_,
+                                   "--test-time-scale=86400", "--scan-interval=24h",
+                                   a_->mount_path()};
+  children_.push_back(std::make_unique<Child>(argv, tmp_ + "/maintenance.log"));
+  Child* d = children_.back().get();
+  auto is_time = [](const JsonValue& s, absl::string_view key) {
+    const JsonValue* t = s.Find(key);
+    return t != nullptr && t->type == JsonValue::Type::kString;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    JsonValue s = Status(a_);
+    return is_time(s, "last_vacuum") && is_time(s, "last_dedupe_reset");
+  })) << d->Log();
+  EXPECT_THAT(d->Log(), HasSubstr("vacuumed the database"));
+  EXPECT_THAT(d->Log(), HasSubstr("forgot dedupe states"));
+  // After the reset the pair is verified again (already sharing: no new dedupe needed).
+  EXPECT_TRUE(WaitFor([&] { return Settled(a_, 1); })) << d->Log();
+  EXPECT_TRUE(Shared(a_->Path("one"), a_->Path("two")));
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(DbOf(a_));
+  ASSERT_TRUE(index.ok()) << index.status();
+  for (const char* key : {"last_vacuum", "last_dedupe_reset"}) {
+    absl::StatusOr<std::optional<std::string>> value = (*index)->GetMeta(key);
+    ASSERT_TRUE(value.ok()) << value.status();
+    EXPECT_TRUE(value->has_value()) << key << " not recorded";
+  }
+}
+
 }  // namespace
 }  // namespace btrdupd
