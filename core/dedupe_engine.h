@@ -5,8 +5,8 @@
 // through a DedupeBackend (core/dedupe_backend.h), so it runs on fakes in tests.
 //
 // Work is cut into small steps so the one-shot CLI and the daemon's round-robin can both
-// drive it: Step() does one unit (hash one file, or dedupe one batch of one group) and
-// says what it did. A *pass* walks the sizes the index reports with work
+// drive it: Step() does one unit (hash one file - or up to 64 small files of one size
+// group, 8 MiB at most - or dedupe one batch of one group) and says what it did. A *pass* walks the sizes the index reports with work
 // (VolumeIndex::SizesWithWork), one size group at a time (only that group is in memory);
 // when the pass is over Step() returns kIdle with the time the next waiting file becomes
 // eligible. The next Step() after kIdle starts a new pass: callers should sleep until
