@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -58,6 +59,21 @@ void DropCachedFile(const std::string& path) {
   if (fd < 0) return;
   posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   close(fd);
+}
+
+// The file's extents that hold its bytes: space preallocated past the end of the file
+// (fallocate --keep-size) is not content, and must not make two files that share every
+// byte look different.
+absl::StatusOr<std::vector<Extent>> ExtentsBeforeEof(int fd, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", path));
+  absl::StatusOr<std::vector<Extent>> extents = ReadExtents(fd);
+  if (!extents.ok()) return extents.status();
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  extents->erase(std::remove_if(extents->begin(), extents->end(),
+                                [size](const Extent& e) { return e.logical >= size; }),
+                 extents->end());
+  return extents;
 }
 
 // /proc/swaps escapes spaces, tabs, newlines and backslashes as \ooo.
@@ -202,7 +218,11 @@ absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const std::string& a,
   if (!fa.ok()) return fa.status();
   absl::StatusOr<UniqueFd> fb = OpenReadOnly(b);
   if (!fb.ok()) return fb.status();
-  return ShareAllExtents(fa->get(), fb->get());
+  absl::StatusOr<std::vector<Extent>> ea = ExtentsBeforeEof(fa->get(), a);
+  if (!ea.ok()) return ea.status();
+  absl::StatusOr<std::vector<Extent>> eb = ExtentsBeforeEof(fb->get(), b);
+  if (!eb.ok()) return eb.status();
+  return ExtentsShareAll(*ea, *eb);
 }
 
 absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const std::string& path) {

@@ -261,5 +261,18 @@ TEST_F(NativeBackendTest, AFifoInAFilesPlaceIsRefusedWithoutBlocking) {
   EXPECT_NE(out[0].kind, DedupeOutcome::Kind::kDeduped);
 }
 
+TEST_F(NativeBackendTest, PreallocatedSpacePastTheEndDoesNotHideSharing) {
+  const uint64_t size = 200000;
+  ASSERT_OK(WritePatternFile(Path("a"), size, 11));
+  ASSERT_OK(WritePatternFile(Path("b"), size, 11));
+  // fallocate --keep-size: unwritten extents past EOF, as torrent clients and databases do.
+  ASSERT_OK(RunShellChecked(absl::StrCat("fallocate -n -o 200704 -l 1048576 '", Path("b"), "'")));
+  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out, backend_.Dedupe(Request("a", {"b"}, size)));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, DedupeOutcome::Kind::kDeduped) << out[0].error;
+  EXPECT_TRUE(Shared("a", "b"));
+  EXPECT_TRUE(Shared("b", "a"));
+}
+
 }  // namespace
 }  // namespace btrdupd
