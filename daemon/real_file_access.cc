@@ -222,6 +222,8 @@ absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const std::string& a,
   if (!ea.ok()) return ea.status();
   absl::StatusOr<std::vector<Extent>> eb = ExtentsBeforeEof(fb->get(), b);
   if (!eb.ok()) return eb.status();
+  // Two files that are holes only store nothing: there is nothing to share.
+  if (ea->empty() && eb->empty()) return true;
   return ExtentsShareAll(*ea, *eb);
 }
 

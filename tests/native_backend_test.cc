@@ -274,5 +274,12 @@ TEST_F(NativeBackendTest, PreallocatedSpacePastTheEndDoesNotHideSharing) {
   EXPECT_TRUE(Shared("b", "a"));
 }
 
+TEST_F(NativeBackendTest, FilesThatAreOnlyHolesCountAsSharing) {
+  ASSERT_OK(RunShellChecked(absl::StrCat("truncate -s 1M '", Path("s1"), "' '", Path("s2"), "'")));
+  ASSERT_OK(WritePatternFile(Path("data"), 1 << 20, 12));
+  EXPECT_TRUE(Shared("s1", "s2"));
+  EXPECT_FALSE(Shared("s1", "data"));
+}
+
 }  // namespace
 }  // namespace btrdupd
