@@ -64,6 +64,13 @@ bool FindReport(absl::string_view output, const std::string& path, int* status,
   return false;
 }
 
+// Whether whole-file mode printed "Queue entire file for dedupe: PATH" (one line; such
+// paths hold no newline).
+bool WasQueued(absl::string_view output, const std::string& path) {
+  const std::string line = absl::StrCat("Queue entire file for dedupe: ", path, "\n");
+  return absl::StrContains(output, line);
+}
+
 }  // namespace
 
 DuperemoveBackend::DuperemoveBackend(Options options) : options_(std::move(options)) {}
@@ -138,9 +145,11 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::RunBatch(
     const std::vector<std::string>& batch, uint64_t size) {
   bool has_newline = absl::StrContains(reference, '\n');
   for (const std::string& path : batch) has_newline |= absl::StrContains(path, '\n');
-  std::vector<std::string> argv = {program, "-d", "-A", "-q", "--io-threads=1"};
+  // -b 4096: duperemove ignores files smaller than its block size (128 KiB by default).
+  std::vector<std::string> argv = {program, "-d", "-A", "-b", "4096", "--io-threads=1"};
   std::string input;
   if (has_newline) {
+    argv.push_back("-q");
     argv.push_back("--");
     argv.push_back(reference);
     argv.insert(argv.end(), batch.begin(), batch.end());
@@ -152,7 +161,23 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::RunBatch(
   }
   absl::StatusOr<ProcessResult> run = RunProcess(argv, input);
   if (!run.ok()) return run.status();
-  return ParseOutcomes(batch, size, run->exit_code, run->output);
+  std::vector<DedupeOutcome> outcomes =
+      ParseOutcomes(batch, size, run->exit_code, run->output);
+  if (!has_newline) {
+    // Whole-file mode names every file it queues; one it did not queue was not tried.
+    const bool reference_queued = WasQueued(run->output, reference);
+    for (DedupeOutcome& outcome : outcomes) {
+      if (outcome.kind != DedupeOutcome::Kind::kDeduped) continue;
+      if (reference_queued && WasQueued(run->output, outcome.destination_path)) continue;
+      outcome.kind = DedupeOutcome::Kind::kFailed;
+      outcome.bytes_deduped = 0;
+      outcome.error = absl::InternalError(absl::StrCat(
+          "duperemove did not queue ",
+          reference_queued ? outcome.destination_path : absl::StrCat("the reference ", reference),
+          " for dedupe: ", Tail(run->output)));
+    }
+  }
+  return outcomes;
 }
 
 absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::Dedupe(

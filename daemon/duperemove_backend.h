@@ -2,12 +2,13 @@
 //
 // For users who trust duperemove's long track record more than a new ioctl loop. The
 // engine has already hashed the files and chosen the reference, so duperemove is run
-// in its whole-file mode, which hashes nothing: `duperemove --fdupes -d -A -q` with the
-// group on standard input, reference first (duperemove keeps the first file's extents
-// and shares the others with them; -A opens destinations read-only, which root may
-// dedupe into). A path containing a newline cannot be written in that line-based
-// input; such a batch is passed as arguments instead (`duperemove -d -A -q REF DEST...`,
-// where duperemove hashes the files itself).
+// in its whole-file mode, which hashes nothing: `duperemove --fdupes -d -A -b 4096`
+// with the group on standard input, reference first (duperemove keeps the first file's
+// extents and shares the others with them; -A opens destinations read-only, which root
+// may dedupe into; -b 4096 because duperemove ignores files smaller than its block
+// size, 128 KiB by default). A path containing a newline cannot be written in that
+// line-based input; such a batch is passed as arguments instead
+// (`duperemove -d -A -b 4096 -q -- REF DEST...`, where duperemove hashes the files).
 //
 // Batches: the engine limits how many destinations one request carries
 // (dedup_batch_size / max_dedup_batch); this backend further splits a request so that
@@ -16,8 +17,9 @@
 // Outcomes are read conservatively from duperemove's output: a destination it reports
 // as "data changed" is kDiffers; one it reports any other status or error for, or any
 // destination of a run that exited non-zero or was killed, is kFailed with duperemove's
-// words; the others are reported kDeduped — a claim the engine then verifies with
-// FIEMAP, as it does for every backend.
+// words; in whole-file mode so is a destination it did not list as queued (or all of
+// them when the reference was not); the others are reported kDeduped — a claim the
+// engine then verifies with FIEMAP, as it does for every backend.
 //
 // The program runs via fork/execvp (no shell). CheckAvailable() finds and runs
 // `duperemove --version`, so a missing binary stops btrdupd at start-up.

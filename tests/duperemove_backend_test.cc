@@ -96,6 +96,24 @@ TEST_F(DuperemoveBackendTest, PathWithNewlineIsDedupedToo) {
   EXPECT_TRUE(Shared(ref, odd));
 }
 
+TEST_F(DuperemoveBackendTest, SmallFilesBelowDuperemovesDefaultBlockSizeAreDeduped) {
+  for (uint64_t size : {uint64_t{8192}, uint64_t{20000}, uint64_t{131071}}) {
+    const std::string ref = Path(absl::StrCat("ref", size));
+    const std::string dest = Path(absl::StrCat("dest", size));
+    const std::string odd = Path(absl::StrCat("odd\n", size));
+    ASSERT_TRUE(WritePatternFile(ref, size, size).ok());
+    ASSERT_TRUE(WritePatternFile(dest, size, size).ok());
+    ASSERT_TRUE(WritePatternFile(odd, size, size).ok());
+    for (const std::string& d : {dest, odd}) {  // whole-file mode, then argument mode
+      absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
+          MakeBackend().Dedupe({ref, {d}, size});
+      ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+      EXPECT_EQ((*outcomes)[0].kind, Kind::kDeduped) << size << " " << (*outcomes)[0].error;
+      EXPECT_TRUE(Shared(ref, d)) << size;
+    }
+  }
+}
+
 TEST_F(DuperemoveBackendTest, ChangedFileIsReportedDiffersAndNotShared) {
   const std::string ref = Path("ref");
   const std::string same = Path("same");
