@@ -222,6 +222,8 @@ class DedupeEngine {
       const std::vector<FileRecord>& members, absl::Time now, uint64_t* bytes_read);
   absl::StatusOr<StepResult> HashMember(std::vector<FileRecord>& members, const HashTask& task,
                                         absl::Time now);
+  // `file`'s path relative to its subvolume's root (snapshots keep it).
+  std::string PathInSubvolume(const FileRecord& file) const;
   absl::StatusOr<bool> TryCopyHash(std::vector<FileRecord>& members,
                                    const FileRecord& file, bool prefix_task,
                                    StepResult& result);

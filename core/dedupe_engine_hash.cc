@@ -143,35 +143,67 @@ absl::Status DedupeEngine::SetHashForInode(std::vector<FileRecord>& members,
   return absl::OkStatus();
 }
 
+std::string DedupeEngine::PathInSubvolume(const FileRecord& file) const {
+  for (const SubvolumeRecord& subvol : subvolumes_) {
+    if (subvol.id != file.subvol_id || subvol.path.empty()) continue;
+    if (file.path.size() > subvol.path.size() &&
+        file.path.compare(0, subvol.path.size(), subvol.path) == 0 &&
+        file.path[subvol.path.size()] == '/') {
+      return file.path.substr(subvol.path.size() + 1);
+    }
+  }
+  return file.path;
+}
+
 absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
                                                const FileRecord& file, bool prefix_task,
                                                StepResult& result) {
   const std::string path = AbsPath(file.path);
   absl::StatusOr<bool> shared = files_->HasSharedExtents(path);
   if (!shared.ok() || !*shared) return false;
+  // Candidates: first the members at the same path inside their own subvolume (the
+  // snapshots of this file), then one member per other hash.
+  std::vector<size_t> order;
   absl::flat_hash_set<std::string> seen;
-  int checks = 0;
+  const std::string own = PathInSubvolume(file);
   for (HashState wanted : {HashState::kFull, HashState::kPrefix}) {
     if (wanted == HashState::kPrefix && !prefix_task) break;
-    for (const FileRecord& other : members) {
-      if (checks >= kMaxHashCopyChecks) return false;
-      if (SameInode(other, file) || other.hash_state != wanted) continue;
-      if (!seen.insert(other.hash).second) continue;
-      ++checks;
-      const std::string other_path = AbsPath(other.path);
-      absl::StatusOr<bool> same = files_->SharesAllExtents(other_path, path);
-      if (!same.ok() || !*same) continue;
-      absl::StatusOr<FileStat> other_stat = files_->Stat(other_path);
-      if (!other_stat.ok() || !Matches(*other_stat, other)) continue;
-      const HashState state = other.hash_state;
-      const std::string hash = other.hash;
-      RETURN_IF_ERROR(SetHashForInode(members, file, state, hash));
-      ++stats_.hashes_copied;
-      result.files_hashed = 1;
-      result.kind = StepResult::Kind::kHashCopied;
-      result.detail = absl::StrCat("shares all extents with ", other_path);
-      return true;
+    for (size_t i = 0; i < members.size(); ++i) {
+      const FileRecord& other = members[i];
+      if (!SameInode(other, file) && other.hash_state == wanted &&
+          PathInSubvolume(other) == own) {
+        order.push_back(i);
+      }
     }
+  }
+  for (HashState wanted : {HashState::kFull, HashState::kPrefix}) {
+    if (wanted == HashState::kPrefix && !prefix_task) break;
+    for (size_t i = 0; i < members.size(); ++i) {
+      const FileRecord& other = members[i];
+      if (SameInode(other, file) || other.hash_state != wanted) continue;
+      if (seen.insert(other.hash).second) order.push_back(i);
+    }
+  }
+  int checks = 0;
+  absl::flat_hash_set<size_t> checked;
+  for (size_t i : order) {
+    if (checks >= kMaxHashCopyChecks) break;
+    if (!checked.insert(i).second) continue;
+    ++checks;
+    const FileRecord& other = members[i];
+    const std::string other_path = AbsPath(other.path);
+    absl::StatusOr<bool> same = files_->SharesAllExtents(other_path, path);
+    if (!same.ok() || !*same) continue;
+    absl::StatusOr<FileStat> other_stat = files_->Stat(other_path);
+    if (!other_stat.ok() || !Matches(*other_stat, other)) continue;
+    const HashState state = other.hash_state;
+    const std::string hash = other.hash;
+    RETURN_IF_ERROR(SetHashForInode(members, file, state, hash));
+    ++stats_.hashes_copied;
+    result.files_hashed = 1;
+    result.kind = StepResult::Kind::kHashCopied;
+    result.detail = absl::StrCat("shares all extents with ", other_path);
+    return true;
   }
   return false;
 }

@@ -597,5 +597,29 @@ TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
 }
 
+TEST_F(DedupeEngineTest, SnapshotCopiesOfManySameSizeFilesAreNeverRead) {
+  const uint64_t size = 20000;
+  AddSubvolume(256, "live", false, false);
+  for (int f = 0; f < 12; ++f) {
+    Add(absl::StrCat("live/file", f), Bytes(size, static_cast<char>('A' + f)), 100 + f,
+        absl::Hours(3), 256);
+  }
+  for (int snap = 0; snap < 3; ++snap) {
+    AddSubvolume(300 + snap, absl::StrCat("snap", snap), true, false);
+    for (int f = 0; f < 12; ++f) {
+      const std::string rel = absl::StrCat("snap", snap, "/file", f);
+      fs_.AddFile(P(rel), "", 100 + f, 1100 + f);
+      fs_.ShareExtents(P(rel), P(absl::StrCat("live/file", f)));
+      Add(rel, Bytes(size, static_cast<char>('A' + f)), 100 + f, absl::Hours(2), 300 + snap);
+    }
+  }
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(), 12 * size);  // the live files only
+  EXPECT_EQ(engine->stats().hashes_copied, 36);
+  EXPECT_TRUE(backend_.calls().empty());      // every copy already shares
+  EXPECT_EQ(engine->stats().files_already_shared, 36);
+}
+
 }  // namespace
 }  // namespace btrdupd
