@@ -621,5 +621,30 @@ TEST_F(DedupeEngineTest, SnapshotCopiesOfManySameSizeFilesAreNeverRead) {
   EXPECT_EQ(engine->stats().files_already_shared, 36);
 }
 
+TEST_F(DedupeEngineTest, AfterADedupeResetEverythingIsReverifiedWithoutReadsOrCalls) {
+  const std::string content = Bytes(300000, 'x');
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(Add(absl::StrCat("f", i), content, 10 + i));
+  int64_t unique = Add("unique", Bytes(300000, 'x', 5, "other"), 30);
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_EQ(Get(unique).dedupe_state, DedupeState::kUnique);
+  const size_t calls = backend_.calls().size();
+  const uint64_t read = fs_.bytes_read();
+
+  ASSERT_OK(index_->ResetDedupeStates());
+  Run(*engine);
+  EXPECT_EQ(backend_.calls().size(), calls);
+  EXPECT_EQ(fs_.bytes_read(), read);
+  int references = 0;
+  for (int64_t id : ids) {
+    DedupeState state = Get(id).dedupe_state;
+    EXPECT_TRUE(state == DedupeState::kDeduped || state == DedupeState::kReference) << id;
+    references += state == DedupeState::kReference;
+  }
+  EXPECT_EQ(references, 1);
+  EXPECT_EQ(Get(unique).dedupe_state, DedupeState::kUnique);
+}
+
 }  // namespace
 }  // namespace btrdupd
