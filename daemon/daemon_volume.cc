@@ -205,6 +205,9 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
   const absl::Time now = clock_->Now();
   UnitResult result;
   result.worked = true;
+  if (step->kind != StepResult::Kind::kIdle && step->kind != StepResult::Kind::kExamined) {
+    pass_did_work_ = true;
+  }
   switch (step->kind) {
     case StepResult::Kind::kHashed:
       meter_.Add(now, 1, step->bytes_read);
@@ -230,6 +233,14 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       }
       break;
     case StepResult::Kind::kIdle: {
+      // A pass that did work may have missed files that became eligible while it ran
+      // (its list of sizes was taken at its start): only a pass that finds nothing to
+      // do lets the volume sleep.
+      if (pass_did_work_) {
+        pass_did_work_ = false;
+        activity_ = "processing (starting another pass)";
+        break;
+      }
       absl::StatusOr<bool> maintained = RunDueMaintenance(now);
       if (!maintained.ok()) {
         RecordError("maintenance", maintained.status());

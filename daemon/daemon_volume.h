@@ -10,7 +10,10 @@
 //   ChangeCheck()  one change-detection pass (the scanner decides incremental or full);
 //                  first checks the volume is still the filesystem that was opened;
 //   WorkUnit()     one engine step; when the engine is idle and maintenance is due
-//                  (dedupe-state reset, VACUUM), that is the unit instead;
+//                  (dedupe-state reset, VACUUM), that is the unit instead. The volume
+//                  only goes to sleep after a whole pass that found nothing to do (a
+//                  pass that worked is followed by another: files may have become
+//                  eligible while it ran);
 //   Close()        drop the session (commits, restores flags) and the lock.
 // Every failure is counted by kind, remembered for the status reply and returned; the
 // loop closes the volume and retries it later.
@@ -125,6 +128,7 @@ class DaemonVolume {
   std::string last_error_;
   std::string activity_ = "starting";
   std::optional<absl::Time> idle_until_;
+  bool pass_did_work_ = false;  // the engine's current pass did some work
 };
 
 }  // namespace btrdupd
