@@ -102,8 +102,10 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       attrs_cache_.clear();
       attempted_.clear();
     }
-    if (result->kind != StepResult::Kind::kExamined ||
-        ++examined >= std::max(options_.max_sizes_per_step, 1)) {
+    // Only a size with nothing to do at all is passed over silently (up to a limit).
+    const bool nothing = result->kind == StepResult::Kind::kExamined &&
+                         result->detail.empty() && result->files_retry_later == 0;
+    if (!nothing || ++examined >= std::max(options_.max_sizes_per_step, 1)) {
       Account(*result);
       return result;
     }

@@ -130,7 +130,8 @@ struct StepResult {
     kFileSkipped,   // a file could not be hashed (vanished, unreadable, changed, swap)
     kDedupeBatch,   // one batch of one group processed (counts below)
     kPlannedGroup,  // dry run: one group that would be deduped (`planned`)
-    kExamined,      // looked at size groups with nothing to do (no I/O)
+    kExamined,      // no progress: size groups with nothing to do, an interrupted hash,
+                    // or a batch whose destinations were all busy (files_retry_later)
     kIdle,          // the pass is over; nothing to do before `next_eligible`
   };
   Kind kind = Kind::kIdle;

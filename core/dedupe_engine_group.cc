@@ -305,6 +305,15 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   std::vector<const FileRecord*> batch;
   for (size_t d : todo) batch.push_back(&members[d]);
   RETURN_IF_ERROR(DedupeBatch(reference, batch, batch_flip, result));
+  if (result.files_retry_later > 0 &&
+      result.files_deduped + result.files_already_shared + result.files_skipped +
+              result.files_differ + result.files_removed ==
+          0) {
+    // Nothing changed (every destination was busy): not progress, so a caller that
+    // starts another pass after a pass with progress does not spin on a busy file.
+    result.kind = StepResult::Kind::kExamined;
+    if (result.detail.empty()) result.detail = "every destination busy; retried next pass";
+  }
   return std::optional<StepResult>(result);
 }
 
