@@ -63,9 +63,15 @@ class HookedBackend : public DedupeBackend {
   std::function<void(const DedupeRequest&)> before;
 };
 
-// RealFileAccess that logs read-only flag changes.
+// RealFileAccess that logs read-only flag changes and runs a hook before each open for
+// reading.
 class LoggingFileAccess : public RealFileAccess {
  public:
+  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const std::string& path) override {
+    if (before_open) before_open(path);
+    return RealFileAccess::OpenForRead(path);
+  }
+  std::function<void(const std::string&)> before_open;
   absl::Status SetSubvolumeReadOnly(const std::string& path, bool read_only) override {
     flips.push_back(absl::StrCat(path, read_only ? "=ro" : "=rw"));
     return RealFileAccess::SetSubvolumeReadOnly(path, read_only);
@@ -285,6 +291,20 @@ TEST_F(DedupeSafetyTest, FileDeletedMidRunIsForgottenAndTheRestIsDeduped) {
   expected.erase("/c");
   EngineStats stats = Run();
   EXPECT_EQ(TreeChecksums(mount_path()), expected);
+  ExpectShared("a", "b");
+  EXPECT_EQ(stats.files_removed, 1);
+  ASSERT_OK_AND_ASSIGN(IndexStats index_stats, index_->Stats(absl::Now()));
+  EXPECT_EQ(index_stats.files_tracked, 2);
+}
+
+TEST_F(DedupeSafetyTest, FileDeletedBeforeItIsHashedIsForgotten) {
+  Write("a", 50000, 21);
+  Write("b", 50000, 21);
+  Write("c", 50000, 21);
+  files_.before_open = [&](const std::string& path) {
+    if (path == Path("a")) unlink(Path("c").c_str());  // gone before its turn
+  };
+  EngineStats stats = Run();
   ExpectShared("a", "b");
   EXPECT_EQ(stats.files_removed, 1);
   ASSERT_OK_AND_ASSIGN(IndexStats index_stats, index_->Stats(absl::Now()));
