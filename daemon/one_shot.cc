@@ -83,9 +83,10 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
   Progress work_progress(path, options.dry_run ? "planning" : "deduping");
   SessionObserver observer;
   observer.on_scan = [&](const ScanProgress& p) {
-    scan_progress.Update(p.files_seen, 0, 0);
+    scan_progress.UpdateText(absl::StrCat(ScanKindName(p.kind), " scan, ", p.files_seen,
+                                          " files in ", p.dirs_listed, " directories"));
   };
-  VolumeSession* s = session->get();
+  uint64_t hashed = 0, read = 0, deduped = 0, groups = 0;
   observer.on_step = [&](const StepResult& step) {
     scan_progress.Finish();
     if (step.kind == StepResult::Kind::kPlannedGroup && step.planned.has_value()) {
@@ -95,12 +96,14 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
     if (step.kind == StepResult::Kind::kFileSkipped) {
       LogDebug(path, "skipped %s: %s", PrintablePath(step.path), step.detail);
     }
-    const EngineStats& stats = s->engine_stats();
+    read += step.bytes_read;
+    if (step.kind == StepResult::Kind::kHashed) hashed += step.files_hashed;
+    deduped += step.files_deduped;
+    if (step.kind == StepResult::Kind::kPlannedGroup) ++groups;
     work_progress.UpdateText(absl::StrCat(
-        "hashed ", stats.files_hashed, " files (", HumanBytes(stats.bytes_read), " read), ",
-        options.dry_run ? "planned " : "deduped ",
-        options.dry_run ? stats.groups_planned : stats.files_deduped,
-        options.dry_run ? " groups" : " files"));
+        "hashed ", hashed, " files (", HumanBytes(read), " read), ",
+        options.dry_run ? absl::StrCat(groups, " groups to dedupe")
+                        : absl::StrCat(deduped, " files deduped")));
   };
   absl::StatusOr<VolumeSummary> summary =
       (*session)->RunOnce(observer, [] { return stop_requested.load(); });

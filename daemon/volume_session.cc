@@ -232,9 +232,10 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     absl::StatusOr<StepResult> step = Step();
     if (!step.ok()) return step.status();
     if (observer.on_step) observer.on_step(*step);
+    summary.bytes_read += step->bytes_read;
     switch (step->kind) {
       case StepResult::Kind::kHashed:
-        summary.bytes_read += step->bytes_read;
+        summary.files_hashed += step->files_hashed;
         break;
       case StepResult::Kind::kFileSkipped:
         sizes_with_skips.insert(step->size);
@@ -265,7 +266,6 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       break;
     }
   }
-  summary.files_hashed = parts_->engine->stats().files_hashed;
   for (uint64_t size : sizes_with_skips) {
     absl::StatusOr<std::vector<FileRecord>> files = index_->FilesOfSize(size);
     if (!files.ok()) return files.status();

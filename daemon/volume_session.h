@@ -76,7 +76,7 @@ struct SessionOptions {
 // What RunOnce() did, for the per-volume summary line.
 struct VolumeSummary {
   ScanReport scan;
-  uint64_t files_hashed = 0;     // files read in full (prefix-only reads not counted)
+  uint64_t files_hashed = 0;     // files hashed by reading them (prefix or whole)
   uint64_t bytes_read = 0;       // by hashing
   uint64_t groups = 0;           // batches deduped, or groups planned in a dry run
   uint64_t files_deduped = 0;    // verified shared (would be, in a dry run)
