@@ -55,7 +55,8 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
     const int err = errno;
     return absl::ErrnoToStatus(
         err, absl::StrCat(given, ": ", ErrnoText(err),
-                          " (give the mount point of a btrfs filesystem)"));
+                          err == EACCES ? " (run btrdupd as root)"
+                                        : " (give the mount point of a btrfs filesystem)"));
   }
   VolumeLocation location;
   location.path = resolved;

@@ -255,6 +255,25 @@ TEST_F(OneShotTest, NonBtrfsVolumeFailsAloneAndTheOthersAreProcessed) {
   EXPECT_EQ(none.exit_code, 3) << none.stderr_text;
 }
 
+TEST_F(OneShotTest, NotRootIsAClearErrorForTheVolume) {
+  // A copy of the binary where user nobody may run it.
+  char dir[] = "/tmp/btrdupd-nonroot-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  ASSERT_EQ(chmod(dir, 0755), 0);
+  const std::string binary = absl::StrCat(dir, "/btrdupd");
+  ASSERT_TRUE(RunCommand({"cp", kBinary, binary}).ok());
+  absl::StatusOr<CommandResult> run =
+      RunCommand({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                  "--no-wait", mount_path()});
+  RunCommand({"rm", "-rf", dir}).IgnoreError();
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 3) << run->stderr_text;
+  EXPECT_TRUE(absl::StrContains(run->stderr_text, absl::StrCat("ERROR ", mount_path())))
+      << run->stderr_text;
+  EXPECT_TRUE(absl::StrContains(run->stderr_text, "root")) << run->stderr_text;
+  EXPECT_FALSE(Shared("big/a", "big/b"));
+}
+
 TEST_F(OneShotTest, MissingDuperemoveStopsTheVolumeAtStartUp) {
   absl::StatusOr<CommandResult> run =
       RunCommand({"env", "PATH=/nonexistent-btrdupd-test", kBinary, "--backend=duperemove",
