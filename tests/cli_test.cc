@@ -2,11 +2,15 @@
 // naming the option, --help is complete, --version works; and volume names derived
 // from mount paths are unique. Nothing here mounts a filesystem.
 
+#include <sys/resource.h>
+
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "daemon/priority.h"
 #include "daemon/volume_name.h"
+#include "ioctl/ioprio.h"
 #include "gtest/gtest.h"
 #include "tests/testing/command.h"
 
@@ -89,6 +93,14 @@ TEST(CliTest, VersionPrintsVersion) {
 
 TEST(CliTest, AbseilBuiltinFlagsAreRejected) {
   EXPECT_EQ(Btrdupd({"--flagfile=/etc/passwd", "/mnt"}).exit_code, 2);
+}
+
+TEST(PriorityTest, LowerOwnPriorityGivesNice19AndTheIdleIoClass) {
+  ASSERT_TRUE(LowerOwnPriority().ok());
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 19);
+  absl::StatusOr<int> io_class = GetIoClass();
+  ASSERT_TRUE(io_class.ok()) << io_class.status();
+  EXPECT_EQ(*io_class, 3);  // IOPRIO_CLASS_IDLE
 }
 
 TEST(VolumeNameTest, LikeSystemdEscapePath) {
