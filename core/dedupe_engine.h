@@ -31,31 +31,40 @@
 //     work queue until a new file of that size appears).
 //  2. Group by (size, full hash) and NOCOW flag (NOCOW files cannot share extents with
 //     checksummed ones), counting distinct inodes; groups of >= 2 inodes go on.
-//  3. Reference: the remembered one (DedupeState::kReference) while it is unchanged;
-//     otherwise the best member by, in order: can be a source (not a swapfile); cannot be
-//     a destination (immutable, append-only, on a received read-only snapshot), so its
-//     copies can still share with it; already shares extents (keeps existing sharing);
-//     oldest first_seen; lowest id. It is recorded as kReference (not in dry run).
+//  3. Reference: the remembered one (DedupeState::kReference) while it is unchanged -
+//     unless it could be a destination and a copy needing work cannot (e.g. one in a
+//     received snapshot that arrived later), which then takes over so it is shared too;
+//     otherwise the best member by, in order: can be a source (not a swapfile); cannot
+//     be a destination (immutable, append-only, on a received read-only snapshot), so
+//     its copies can still share with it; already shares extents (keeps existing
+//     sharing); oldest first_seen; lowest id. It is recorded as kReference (not in dry
+//     run).
 //  4. Members that already share all extents with the reference are marked kDeduped
 //     with no dedupe call. Other hard links of a member's inode are marked kSkipped
 //     ("hard link ...": one inode, nothing to share).
 //  5. The rest are deduped through the backend in batches: a group of
 //     >= large_group_threshold members sends up to dedup_batch_size destinations per
 //     backend call, a smaller group up to max_dedup_batch (and at most max_batch_bytes
-//     of destinations). A batch never mixes subvolumes that need different read-only
-//     handling. "Differs" => InvalidateFile (it changed after hashing; it waits again).
-//     Failure => kSkipped with the reason, except Unavailable (EAGAIN while a send runs,
-//     EBUSY): left pending and tried again in the next pass.
+//     of destinations). "Differs" => InvalidateFile (it changed after hashing; it waits
+//     again). Failure => kSkipped with the reason, except Unavailable (EAGAIN while a
+//     send runs, EBUSY): left pending and tried again in the next pass; and EROFS on a
+//     read-only snapshot (7).
 //  6. Verify: a destination is kDeduped (and its bytes counted) only if FIEMAP shows it
 //     now shares all extents with the reference.
-//  7. Read-only snapshots: a destination on a subvolume with received_uuid set is never
-//     flipped and never deduped (kSkipped "read-only received snapshot: ..."). Otherwise
-//     the flip is recorded (and committed) in the index first, the flag cleared, the
-//     batch deduped, the flag restored and the record cleared; restored on every path.
-//     After a crash, RestorePendingReadOnlyFlips() restores what a killed run left
-//     writable. (Kernel note: 6.x kernels accept FIDEDUPERANGE into a read-only
-//     subvolume through a read-only fd on a writable mount; older ones return EROFS. The
-//     engine flips either way, so both behave the same.)
+//  7. Read-only snapshots are deduped as they are, flag untouched: btrfs allows
+//     FIDEDUPERANGE into a read-only subvolume (only clone is refused; the bytes are
+//     compared first, so the snapshot's contents cannot change), and clearing the flag
+//     would let any process write into the snapshot meanwhile. Only if the kernel
+//     refuses a destination with EROFS (older kernels) while its subvolume is read-only,
+//     not received, and on a writable mount, is it retried once, in one batch per
+//     subvolume, with the flag cleared for that batch: the flip is recorded (and
+//     committed) in the index first, the flag cleared, the batch deduped, the flag
+//     restored and the record cleared; restored on every path. After a crash,
+//     RestorePendingReadOnlyFlips() restores what a killed run left writable. A
+//     destination on a received snapshot (received_uuid set) is never flipped and never
+//     deduped (kSkipped "read-only received snapshot: ..."), as bees'
+//     --workaround-btrfs-send does, so its extents stay as received; it can still be the
+//     reference.
 //
 // Dry run: the engine hashes (hashes are not dedupe state) and reports each group it
 // would dedupe with the bytes it would save (StepResult::planned), but never calls the
@@ -169,7 +178,7 @@ struct EngineStats {
   int64_t files_retry_later = 0;
   int64_t files_removed = 0;
   int64_t backend_calls = 0;
-  int64_t read_only_flips = 0;
+  int64_t read_only_flips = 0;    // EROFS retries with a snapshot made writable
   int64_t groups_planned = 0;      // dry run
   uint64_t bytes_saveable = 0;     // dry run: sum of PlannedGroup::bytes_saveable
 };
@@ -242,6 +251,8 @@ class DedupeEngine {
   absl::StatusOr<std::optional<StepResult>> ProcessPartition(
       const Group& group, const std::vector<FileRecord>& members,
       const std::vector<FileAttributes>& attrs, absl::Time now);
+  // One backend call for `batch`, outcomes verified and recorded. With `flip_subvol`
+  // (!= 0) the batch is an EROFS retry and that subvolume is writable for the call only.
   absl::Status DedupeBatch(const FileRecord& reference,
                            const std::vector<const FileRecord*>& batch, uint64_t flip_subvol,
                            StepResult& result);

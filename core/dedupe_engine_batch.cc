@@ -1,7 +1,8 @@
-// DedupeEngine, stages 5-7: one batch through the backend, with the destination's
-// read-only snapshot made writable for the moment, and FIEMAP verification of every
-// outcome (see dedupe_engine.h).
+// DedupeEngine, stages 5-7: one batch through the backend, FIEMAP verification of every
+// outcome, and the retry of destinations an older kernel refused with EROFS because their
+// snapshot is read-only, with the flag cleared for that retry only (see dedupe_engine.h).
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,7 +16,7 @@
 namespace btrdupd {
 namespace {
 
-// Clears a subvolume's read-only flag for the length of one batch. The flip is recorded
+// Clears a subvolume's read-only flag for the length of one retry batch. The flip is recorded
 // (and committed) in the index before the flag changes, so a killed run is repaired by
 // RestorePendingReadOnlyFlips(); Restore() (or the destructor) sets the flag back and
 // drops the record.
@@ -88,7 +89,8 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
       if (!begun.ok()) {
         for (const FileRecord* d : batch) {
           RETURN_IF_ERROR(Skip(*d,
-                               absl::StrCat("cannot make read-only snapshot writable: ",
+                               absl::StrCat("read-only snapshot refused the dedupe (EROFS) "
+                                            "and cannot be made writable: ",
                                             begun.status().message()),
                                result));
         }
@@ -118,6 +120,9 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                 absl::StrCat("cannot be used as reference: ", outcomes.status().message()),
                 result);
   }
+  // Destinations refused with EROFS on a read-only snapshot that may be flipped: retried
+  // below, one batch per subvolume, with its flag cleared for that batch only.
+  std::map<uint64_t, std::vector<const FileRecord*>> flip_retries;
   const StabilityPolicy policy = ToStabilityPolicy(config_);
   for (size_t i = 0; i < batch.size(); ++i) {
     const FileRecord& dest = *batch[i];
@@ -152,6 +157,13 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         RETURN_IF_ERROR(index_->InvalidateFile(dest.id, clock_->Now(), policy));
         break;
       case DedupeOutcome::Kind::kFailed:
+        if (flip_subvol == 0 && engine_internal::IsReadOnlyRefusal(outcome.error)) {
+          ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(dest.subvol_id));
+          if (engine_internal::FlipEligible(subvol.flags)) {
+            flip_retries[subvol.id].push_back(&dest);
+            break;
+          }
+        }
         if (absl::IsNotFound(outcome.error)) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
         } else if (absl::IsUnavailable(outcome.error)) {
@@ -169,6 +181,11 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         }
         break;
     }
+  }
+  for (const auto& [subvol_id, retry] : flip_retries) {
+    RETURN_IF_ERROR(DedupeBatch(reference, retry, subvol_id, result));
+    // A retry that failed as a whole gave up the reference (its copies wait for another).
+    if (!attempted_.contains(retry.front()->id)) break;
   }
   return absl::OkStatus();
 }

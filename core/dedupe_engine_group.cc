@@ -25,7 +25,8 @@ using engine_internal::NeedsDedupe;
 namespace {
 
 constexpr char kReceivedReason[] =
-    "read-only received snapshot: flipping would break incremental send";
+    "read-only received snapshot: never a dedupe destination (its extents stay as received, "
+    "for incremental send)";
 
 }  // namespace
 
@@ -142,6 +143,14 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   result.kind = StepResult::Kind::kDedupeBatch;
   result.size = group.size;
 
+  // A member that is never a destination: immutable, append-only, or in a received
+  // snapshot. Such a member is the best reference: its copies can still share with it.
+  auto never_destination = [&](size_t i) -> absl::StatusOr<bool> {
+    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
+    return attrs[i].immutable || attrs[i].append_only ||
+           (subvol.flags.read_only && subvol.flags.received);
+  };
+
   // --- The reference: the remembered one, else the best candidate. ---
   std::optional<size_t> ref;
   for (size_t i = 0; i < members.size() && !ref; ++i) {
@@ -150,19 +159,34 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       ref = i;
     }
   }
+  if (ref) {
+    // A remembered reference that could be a destination gives way to a new copy that
+    // cannot (e.g. a received snapshot's), which would otherwise stay unshared.
+    ASSIGN_OR_RETURN(const bool ref_fixed, never_destination(*ref));
+    for (size_t i = 0; i < members.size() && !ref_fixed; ++i) {
+      if (i == *ref || attrs[i].swapfile || attempted_.contains(members[i].id) ||
+          !NeedsDedupe(members[i], members[*ref].id)) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(const bool fixed, never_destination(i));
+      if (fixed) {
+        ref.reset();
+        break;
+      }
+    }
+  }
   const bool remembered = ref.has_value();
   if (!ref) {
     std::vector<ReferenceCandidate> candidates;
     std::vector<size_t> where;
     for (size_t i = 0; i < members.size(); ++i) {
       if (attempted_.contains(members[i].id)) continue;
-      ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
+      ASSIGN_OR_RETURN(const bool fixed, never_destination(i));
       ReferenceCandidate c;
       c.id = members[i].id;
       c.first_seen = members[i].first_seen;
       c.can_be_source = !attrs[i].swapfile;
-      c.can_be_destination = !(attrs[i].immutable || attrs[i].append_only ||
-                               (subvol.flags.read_only && subvol.flags.received));
+      c.can_be_destination = !fixed;
       c.has_shared_extents = files_->HasSharedExtents(AbsPath(members[i].path)).value_or(false);
       candidates.push_back(c);
       where.push_back(i);
@@ -204,7 +228,6 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     it->second.push_back(i);
   }
   std::vector<size_t> todo;
-  uint64_t batch_flip = 0;  // subvolume id to make writable for the batch, 0 = none
   for (const auto& key : inode_order) {
     const std::vector<size_t>& links = inodes[key];
     std::vector<size_t> pending;
@@ -266,12 +289,6 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       }
       continue;
     }
-    const uint64_t flip = subvol.flags.read_only ? subvol.id : 0;
-    if (todo.empty()) {
-      batch_flip = flip;
-    } else if (flip != batch_flip && !options_.dry_run) {
-      continue;  // a later batch
-    }
     todo.push_back(d);
   }
 
@@ -304,7 +321,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   }
   std::vector<const FileRecord*> batch;
   for (size_t d : todo) batch.push_back(&members[d]);
-  RETURN_IF_ERROR(DedupeBatch(reference, batch, batch_flip, result));
+  RETURN_IF_ERROR(DedupeBatch(reference, batch, /*flip_subvol=*/0, result));
   if (result.files_retry_later > 0 &&
       result.files_deduped + result.files_already_shared + result.files_skipped +
               result.files_differ + result.files_removed ==

@@ -4,12 +4,15 @@
 #ifndef BTRDUPD_CORE_DEDUPE_ENGINE_INTERNAL_H_
 #define BTRDUPD_CORE_DEDUPE_ENGINE_INTERNAL_H_
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "core/dedupe_engine.h"
 #include "core/file_access.h"
 #include "core/index.h"
@@ -64,6 +67,20 @@ inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
       return false;
   }
   return false;
+}
+
+// The backend's error is EROFS. Both backends keep strerror's text in the message (the
+// native one under FailedPrecondition, which ETXTBSY and ENOTTY share; duperemove's
+// report verbatim), so the text is what tells it apart.
+inline bool IsReadOnlyRefusal(const absl::Status& error) {
+  return !error.ok() && absl::StrContains(error.message(), std::strerror(EROFS));
+}
+
+// A subvolume whose read-only flag the engine may clear for a moment, if the kernel
+// refused a dedupe into it with EROFS (older kernels): a read-only snapshot, not
+// received, on a writable mount.
+inline bool FlipEligible(const SubvolumeFlags& flags) {
+  return flags.read_only && !flags.received && !flags.on_read_only_mount;
 }
 
 }  // namespace engine_internal

@@ -1,8 +1,9 @@
 // FileAccess: how core/ reaches file contents, extents and subvolume flags.
 //
 // The dedupe engine (core/dedupe_engine.h) never makes a syscall itself: it reads files
-// to hash them, asks which files already share extents, and flips read-only flags of
-// snapshots only through this interface (the LevelDB `Env` idea). The real
+// to hash them, asks which files already share extents, and reads (and, for an older
+// kernel that refuses to dedupe into a read-only snapshot, flips) subvolume flags only
+// through this interface (the LevelDB `Env` idea). The real
 // implementation is daemon/real_file_access.h (ioctl/ + read() + posix_fadvise); tests
 // of the engine's logic use tests/testing/fake_file_access.h.
 //
@@ -48,6 +49,9 @@ struct FileAttributes {
 struct SubvolumeFlags {
   bool read_only = false;
   bool received = false;  // received_uuid is set (made by `btrfs receive`)
+  // The mount the subvolume is reached through is read-only: nothing on it can be
+  // deduped, and clearing the subvolume's read-only flag would not change that.
+  bool on_read_only_mount = false;
 };
 
 // A file opened for one sequential read from its start.
@@ -88,7 +92,8 @@ class FileAccess {
   // SHARED flag).
   virtual absl::StatusOr<bool> HasSharedExtents(const std::string& path) = 0;
 
-  // The read-only / received state of the subvolume whose root is `subvol_path`.
+  // The read-only / received state of the subvolume whose root is `subvol_path`, and
+  // whether the mount `subvol_path` lies on is read-only.
   virtual absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) = 0;
 
   // Sets or clears the read-only flag of the subvolume whose root is `subvol_path`.

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -242,6 +243,11 @@ absl::StatusOr<SubvolumeFlags> RealFileAccess::GetSubvolumeFlags(
   SubvolumeFlags flags;
   flags.read_only = info->read_only;
   flags.received = !info->received_uuid.empty();
+  struct statvfs vfs;
+  if (statvfs(subvol_path.c_str(), &vfs) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("statvfs ", subvol_path));
+  }
+  flags.on_read_only_mount = (vfs.f_flag & ST_RDONLY) != 0;
   return flags;
 }
 

@@ -12,8 +12,9 @@
 // nothing from disk, so each duplicate byte is read once instead of twice. A file
 // larger than the budget is dropped as it is read, as without a budget. Extents come from FIEMAP
 // (ioctl/fiemap.h, synced), inode flags from FS_IOC_GETFLAGS (ioctl/inode_flags.h),
-// subvolume flags from libbtrfsutil (ioctl/subvolumes.h). Active swap files are those
-// listed in /proc/swaps (compared by device and inode; re-read at most once a second).
+// subvolume flags from libbtrfsutil (ioctl/subvolumes.h), a read-only mount from
+// statvfs. Active swap files are those listed in /proc/swaps (compared by device and
+// inode; re-read at most once a second).
 //
 // Thread-compatible: one processing thread.
 

@@ -80,7 +80,8 @@ class DedupeEngineTest : public ::testing::Test {
     return id.ok() ? *id : 0;
   }
 
-  void AddSubvolume(uint64_t id, const std::string& rel, bool read_only, bool received) {
+  void AddSubvolume(uint64_t id, const std::string& rel, bool read_only, bool received,
+                    bool on_read_only_mount = false) {
     SubvolumeRecord s;
     s.id = id;
     s.path = rel;
@@ -88,7 +89,8 @@ class DedupeEngineTest : public ::testing::Test {
     s.read_only = read_only;
     s.received_uuid = received ? "recv" : "";
     ASSERT_OK(index_->UpsertSubvolume(s));
-    fs_.AddSubvolume(absl::StrCat(kRoot, "/", rel), SubvolumeFlags{read_only, received});
+    fs_.AddSubvolume(absl::StrCat(kRoot, "/", rel),
+                     SubvolumeFlags{read_only, received, on_read_only_mount});
   }
 
   std::unique_ptr<DedupeEngine> Engine(EngineOptions options = EngineOptions()) {
@@ -483,22 +485,122 @@ TEST_F(DedupeEngineTest, SwapFileIsNeverReadNorDeduped) {
   EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
 }
 
-TEST_F(DedupeEngineTest, ReadOnlySnapshotIsMadeWritableForTheBatchAndRestored) {
+TEST_F(DedupeEngineTest, ReadOnlySnapshotIsDedupedWithItsFlagUntouched) {
   const std::string content = Bytes(20000, 'o');
   AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
   int64_t a = Add("a", content, 11, absl::Hours(5));
   int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
+  std::vector<bool> read_only_during_calls;
+  backend_.BeforeCall([&](const DedupeRequest&) {
+    read_only_during_calls.push_back(fs_.subvolume("/vol/snap").read_only);
+  });
   auto engine = Engine();
   Run(*engine);
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(s).dedupe_state, DedupeState::kDeduped);
-  EXPECT_EQ(fs_.flag_log(), (std::vector<std::string>{"/vol/snap=rw", "/vol/snap=ro"}));
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("snap/a")));
+  EXPECT_EQ(read_only_during_calls, std::vector<bool>{true});
+  EXPECT_TRUE(fs_.flag_log().empty());
   EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
+  EXPECT_EQ(engine->stats().read_only_flips, 0);
   ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
   EXPECT_TRUE(pending.empty());
 }
 
-TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverFlipped) {
+TEST_F(DedupeEngineTest, ReadOnlySnapshotRefusedWithErofsIsRetriedOnceWithTheFlagCleared) {
+  backend_.RefuseReadOnlySubvolumes();  // an older kernel
+  const std::string content = Bytes(20000, 'q');
+  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  int64_t a = Add("a", content, 11, absl::Hours(5));
+  int64_t b = Add("b", content, 12, absl::Hours(4));
+  int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
+  struct Call {
+    std::vector<std::string> destinations;
+    bool read_only;
+    size_t flip_records;
+  };
+  std::vector<Call> calls;
+  backend_.BeforeCall([&](const DedupeRequest& request) {
+    absl::StatusOr<std::vector<ReadOnlyFlip>> records = index_->PendingReadOnlyFlips();
+    EXPECT_OK(records);
+    calls.push_back({request.destination_paths, fs_.subvolume("/vol/snap").read_only,
+                     records.ok() ? records->size() : 0});
+  });
+  auto engine = Engine();
+  Run(*engine);
+  // One batch for both destinations, flag untouched; then only the refused one again,
+  // with the flip recorded before the flag was cleared.
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].destinations, (std::vector<std::string>{P("b"), P("snap/a")}));
+  EXPECT_TRUE(calls[0].read_only);
+  EXPECT_EQ(calls[0].flip_records, 0u);
+  EXPECT_EQ(calls[1].destinations, std::vector<std::string>{P("snap/a")});
+  EXPECT_FALSE(calls[1].read_only);
+  EXPECT_EQ(calls[1].flip_records, 1u);
+  EXPECT_EQ(fs_.flag_log(), (std::vector<std::string>{"/vol/snap=rw", "/vol/snap=ro"}));
+  EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
+  EXPECT_EQ(engine->stats().read_only_flips, 1);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(s).dedupe_state, DedupeState::kDeduped);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("snap/a")));
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeEngineTest, FlagThatCannotBeRestoredKeepsItsRecordForTheNextOpen) {
+  backend_.RefuseReadOnlySubvolumes();
+  const std::string content = Bytes(20000, 'w');
+  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  Add("a", content, 11, absl::Hours(5));
+  Add("snap/a", content, 11, absl::Hours(1), 256);
+  fs_.FailSetReadOnly("/vol/snap", true, absl::InternalError("set ro: injected failure"));
+  auto engine = Engine();
+  std::vector<StepResult> steps = Run(*engine);
+  bool reported = false;
+  for (const StepResult& step : steps) {
+    reported |= step.detail.find("could not restore read-only flag") != std::string::npos;
+  }
+  EXPECT_TRUE(reported);
+  EXPECT_FALSE(fs_.subvolume("/vol/snap").read_only);
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].subvol_id, 256u);
+
+  // The next open restores it (and a failure there keeps the record again).
+  EXPECT_FALSE(Engine()->RestorePendingReadOnlyFlips().ok());
+  ASSERT_OK_AND_ASSIGN(pending, index_->PendingReadOnlyFlips());
+  EXPECT_EQ(pending.size(), 1u);
+  fs_.FailSetReadOnly("/vol/snap", true, absl::OkStatus());
+  ASSERT_OK(Engine()->RestorePendingReadOnlyFlips());
+  EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
+  ASSERT_OK_AND_ASSIGN(pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeEngineTest, ErofsFromAReadOnlyMountOrAWritableSubvolumeIsSkippedNotFlipped) {
+  backend_.RefuseReadOnlySubvolumes();
+  const std::string content = Bytes(20000, 'm');
+  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false,
+               /*on_read_only_mount=*/true);
+  Add("a", content, 11, absl::Hours(5));
+  int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
+  int64_t b = Add("b", content, 12, absl::Hours(1));
+  backend_.FailFor(P("b"), absl::FailedPreconditionError("b: Read-only file system"));
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_TRUE(fs_.flag_log().empty());
+  EXPECT_EQ(backend_.calls().size(), 1u);  // no retry
+  for (int64_t id : {s, b}) {
+    EXPECT_EQ(Get(id).dedupe_state, DedupeState::kSkipped);
+    EXPECT_NE(Get(id).skip_reason.find("Read-only file system"), std::string::npos);
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverADestinationNorFlipped) {
+  backend_.RefuseReadOnlySubvolumes();  // it would answer EROFS if asked
   const std::string content = Bytes(20000, 'e');
   AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true);
   int64_t r1 = Add("recv/r1", content, 21, absl::Hours(3), 257);
@@ -507,11 +609,48 @@ TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverFlipped) {
   auto engine = Engine();
   Run(*engine);
   EXPECT_TRUE(fs_.flag_log().empty());
+  EXPECT_TRUE(fs_.subvolume("/vol/recv").read_only);
+  for (const DedupeRequest& call : backend_.calls()) {
+    for (const std::string& dest : call.destination_paths) {
+      EXPECT_EQ(dest.find("/vol/recv/"), std::string::npos) << dest;
+    }
+  }
   // A copy that cannot be a destination is the reference, so the live copy still shares.
   EXPECT_EQ(Get(r1).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(live).dedupe_state, DedupeState::kDeduped);
+  EXPECT_TRUE(fs_.SameExtents(P("live"), P("recv/r1")));
   EXPECT_EQ(Get(r2).dedupe_state, DedupeState::kSkipped);
   EXPECT_NE(Get(r2).skip_reason.find("received snapshot"), std::string::npos);
+}
+
+TEST_F(DedupeEngineTest, ReceivedCopyArrivingLaterBecomesTheReference) {
+  const std::string content = Bytes(20000, 'l');
+  int64_t a = Add("a", content, 11, absl::Hours(9));
+  int64_t b = Add("b", content, 12, absl::Hours(8));
+  auto engine = Engine();
+  Run(*engine);
+  ASSERT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  ASSERT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+
+  AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true);
+  int64_t r = Add("recv/a", content, 21, absl::Hours(1), 257);
+  Run(*engine);
+  EXPECT_EQ(Get(r).dedupe_state, DedupeState::kReference);
+  for (int64_t id : {a, b}) {
+    EXPECT_EQ(Get(id).dedupe_state, DedupeState::kDeduped) << id;
+    EXPECT_EQ(Get(id).reference_id, r) << id;
+  }
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("recv/a")));
+  EXPECT_TRUE(fs_.SameExtents(P("b"), P("recv/a")));
+  EXPECT_TRUE(fs_.flag_log().empty());
+  for (const DedupeRequest& call : backend_.calls()) {
+    for (const std::string& dest : call.destination_paths) EXPECT_NE(dest, P("recv/a"));
+  }
+  // Settled: another pass changes nothing.
+  const size_t calls = backend_.calls().size();
+  Run(*engine);
+  EXPECT_EQ(backend_.calls().size(), calls);
+  EXPECT_EQ(Get(r).dedupe_state, DedupeState::kReference);
 }
 
 TEST_F(DedupeEngineTest, RestoresReadOnlyFlipsLeftByAKilledRun) {

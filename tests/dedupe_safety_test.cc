@@ -48,7 +48,9 @@ using testing::RunShellChecked;
 using testing::WriteFile;
 using testing::WritePatternFile;
 
-// Records every request and runs a hook before passing it to the native backend.
+// Records every request and runs a hook before passing it to the native backend. With
+// `erofs_subvol` set it acts like an older kernel for that subvolume: while it is
+// read-only, dedupe into it fails with EROFS.
 class HookedBackend : public DedupeBackend {
  public:
   std::string Name() const override { return "hooked-native"; }
@@ -56,11 +58,35 @@ class HookedBackend : public DedupeBackend {
   absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) override {
     calls.push_back(request);
     if (before) before(request);
-    return native.Dedupe(request);
+    if (erofs_subvol.empty() || !GetReadOnly(erofs_subvol).value_or(false)) {
+      return native.Dedupe(request);
+    }
+    DedupeRequest allowed = request;
+    allowed.destination_paths.clear();
+    for (const std::string& dest : request.destination_paths) {
+      if (dest.rfind(erofs_subvol + "/", 0) != 0) allowed.destination_paths.push_back(dest);
+    }
+    absl::StatusOr<std::vector<DedupeOutcome>> done = native.Dedupe(allowed);
+    if (!done.ok()) return done;
+    std::vector<DedupeOutcome> out;
+    size_t next = 0;
+    for (const std::string& dest : request.destination_paths) {
+      if (dest.rfind(erofs_subvol + "/", 0) == 0) {
+        DedupeOutcome refused;
+        refused.destination_path = dest;
+        refused.error = absl::FailedPreconditionError(
+            absl::StrCat("dedupe into ", dest, ": Read-only file system"));
+        out.push_back(refused);
+      } else {
+        out.push_back((*done)[next++]);
+      }
+    }
+    return out;
   }
   NativeBackend native;
   std::vector<DedupeRequest> calls;
   std::function<void(const DedupeRequest&)> before;
+  std::string erofs_subvol;  // absolute path
 };
 
 // RealFileAccess that logs read-only flag changes and runs a hook before each open for
@@ -464,12 +490,16 @@ TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheRefer
   ExpectShared("many/copy0", "many/copy400");
 }
 
-TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsMadeWritableForItsBatchAndRestored) {
+TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
   Write("sv/a", 200000, 17);
   Write("sv/c", 200000, 17);  // a copy written separately: shares nothing yet
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
+  int calls_while_writable = 0;
+  backend_.before = [&](const DedupeRequest&) {
+    if (!GetReadOnly(Path("snap")).value_or(false)) ++calls_while_writable;
+  };
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
   EngineStats stats = Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
@@ -477,8 +507,49 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsMadeWritableForItsBatchAndRestored) {
   // The snapshot copies got their hashes from their shared extents, without being read.
   EXPECT_GE(stats.hashes_copied, 2);
   EXPECT_LE(stats.bytes_read, 2 * 200000u + 2 * EngineOptions().prefix_bytes);
+  // The snapshot's copy was deduped in place (a destination), its flag never touched.
+  bool snapshot_was_destination = false;
+  for (const DedupeRequest& call : backend_.calls) {
+    for (const std::string& dest : call.destination_paths) {
+      snapshot_was_destination |= dest.rfind(Path("snap") + "/", 0) == 0;
+    }
+  }
+  EXPECT_TRUE(snapshot_was_destination);
+  EXPECT_EQ(calls_while_writable, 0);
+  EXPECT_TRUE(files_.flips.empty());
+  EXPECT_EQ(stats.read_only_flips, 0);
+  ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
+  EXPECT_TRUE(read_only);
+  ASSERT_OK_AND_ASSIGN(std::string property,
+                       RunChecked({"btrfs", "property", "get", "-ts", Path("snap"), "ro"}));
+  EXPECT_NE(property.find("ro=true"), std::string::npos) << property;
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(DedupeSafetyTest, SnapshotRefusedWithErofsIsMadeWritableForOneRetryAndRestored) {
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
+  Write("sv/a", 200000, 21);
+  Write("sv/c", 200000, 21);
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
+                            "'")));
+  backend_.erofs_subvol = Path("snap");  // an older kernel
+  std::vector<size_t> records_at_calls;
+  backend_.before = [&](const DedupeRequest&) {
+    absl::StatusOr<std::vector<ReadOnlyFlip>> records = index_->PendingReadOnlyFlips();
+    records_at_calls.push_back(records.ok() ? records->size() : 99);
+  };
+  std::map<std::string, std::string> before = TreeChecksums(mount_path());
+  EngineStats stats = Run();
+  EXPECT_EQ(TreeChecksums(mount_path()), before);
+  for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
   EXPECT_EQ(files_.flips,
             (std::vector<std::string>{Path("snap") + "=rw", Path("snap") + "=ro"}));
+  EXPECT_EQ(stats.read_only_flips, 1);
+  // The retry (and only it) ran with the flip recorded.
+  ASSERT_FALSE(records_at_calls.empty());
+  EXPECT_EQ(records_at_calls.back(), 1u);
+  for (size_t i = 0; i + 1 < records_at_calls.size(); ++i) EXPECT_EQ(records_at_calls[i], 0u);
   ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
   EXPECT_TRUE(read_only);
   ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
@@ -505,7 +576,7 @@ TEST_F(DedupeSafetyTest, ReadOnlyFlagLeftClearedByAKilledRunIsRestoredAtStart) {
   EXPECT_TRUE(pending.empty());
 }
 
-TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverMadeWritable) {
+TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverADestinationAndNeverMadeWritable) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
   Write("sv/a", 200000, 18);
   Write("sv/c", 200000, 18);
@@ -517,8 +588,11 @@ TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverMadeWritable) {
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
   Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
-  for (const std::string& flip : files_.flips) {
-    EXPECT_EQ(flip.find(Path("recv")), std::string::npos) << flip;
+  EXPECT_TRUE(files_.flips.empty());
+  for (const DedupeRequest& call : backend_.calls) {
+    for (const std::string& dest : call.destination_paths) {
+      EXPECT_NE(dest.rfind(Path("recv") + "/", 0), 0u) << "a destination: " << dest;
+    }
   }
   ASSERT_OK_AND_ASSIGN(SubvolumeInfo after, GetSubvolumeInfo(Path("recv/snap")));
   EXPECT_TRUE(after.read_only);

@@ -8,8 +8,9 @@
 //
 // FakeDedupeBackend shares a destination with the reference when their contents are
 // equal (like the kernel, which compares bytes), reports "differs" otherwise, and fails
-// for paths given a forced error or lying in a read-only subvolume (EROFS). It records
-// the size of every call.
+// for paths given a forced error. Like current kernels it dedupes into read-only
+// subvolumes, except on a read-only mount (EROFS); after RefuseReadOnlySubvolumes() it
+// answers EROFS for every read-only subvolume, like older kernels. It records every call.
 //
 // Header-only; not thread-safe.
 
@@ -147,11 +148,18 @@ class FakeFileAccess : public FileAccess {
   absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override {
     auto it = subvols_.find(subvol_path);
     if (it == subvols_.end()) return absl::NotFoundError(absl::StrCat("subvol ", subvol_path));
+    auto failing = failing_set_read_only_.find({subvol_path, read_only});
+    if (failing != failing_set_read_only_.end() && !failing->second.ok()) return failing->second;
     it->second.read_only = read_only;
     flag_log_.push_back(absl::StrCat(subvol_path, read_only ? "=ro" : "=rw"));
     return absl::OkStatus();
   }
 
+  // SetSubvolumeReadOnly(subvol_path, read_only) fails with `error`, changing nothing
+  // (OkStatus: no longer fails).
+  void FailSetReadOnly(const std::string& subvol_path, bool read_only, absl::Status error) {
+    failing_set_read_only_[{subvol_path, read_only}] = std::move(error);
+  }
   void MakeUnreadable(const std::string& path) { unreadable_[path] = true; }
   // Read() of `path` fails with an I/O error (a bad sector).
   void FailReads(const std::string& path) { failing_reads_[path] = true; }
@@ -192,6 +200,7 @@ class FakeFileAccess : public FileAccess {
   std::map<std::string, SubvolumeFlags> subvols_;
   std::map<std::string, bool> unreadable_;
   std::map<std::string, bool> failing_reads_;
+  std::map<std::pair<std::string, bool>, absl::Status> failing_set_read_only_;
   std::vector<std::string> flag_log_;
   std::map<std::string, uint64_t> bytes_read_by_path_;
   std::function<void(const std::string&)> on_read_;
@@ -226,7 +235,8 @@ class FakeDedupeBackend : public DedupeBackend {
       } else if (!fs_->Exists(dest)) {
         o.kind = DedupeOutcome::Kind::kFailed;
         o.error = absl::NotFoundError(absl::StrCat("open ", dest));
-      } else if (!subvol.empty() && fs_->subvolume(subvol).read_only) {
+      } else if (!subvol.empty() && (fs_->subvolume(subvol).on_read_only_mount ||
+                                     (refuse_read_only_ && fs_->subvolume(subvol).read_only))) {
         o.kind = DedupeOutcome::Kind::kFailed;
         o.error = absl::FailedPreconditionError(absl::StrCat(dest, ": Read-only file system"));
       } else if (fs_->file(dest).contents != fs_->file(request.reference_path).contents) {
@@ -241,6 +251,8 @@ class FakeDedupeBackend : public DedupeBackend {
     return out;
   }
 
+  // Answers EROFS for destinations in read-only subvolumes, like older kernels.
+  void RefuseReadOnlySubvolumes() { refuse_read_only_ = true; }
   // Dedupe into `path` fails with `error` (OkStatus: no longer fails).
   void FailFor(const std::string& path, absl::Status error) { errors_[path] = std::move(error); }
   // Runs before each call (e.g. to modify a destination after it was hashed).
@@ -252,6 +264,7 @@ class FakeDedupeBackend : public DedupeBackend {
  private:
   FakeFileAccess* fs_;
   std::map<std::string, absl::Status> errors_;
+  bool refuse_read_only_ = false;
   std::vector<DedupeRequest> calls_;
   std::function<void(const DedupeRequest&)> before_call_;
 };
