@@ -93,8 +93,24 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
       work_progress.Finish();
       PrintPlannedGroup(*step.planned);
     }
-    if (step.kind == StepResult::Kind::kFileSkipped) {
-      LogDebug(path, "skipped %s: %s", PrintablePath(step.path), step.detail);
+    switch (step.kind) {
+      case StepResult::Kind::kHashed:
+      case StepResult::Kind::kHashCopied:
+        LogDebug(path, "hashed %d file(s) of %d bytes, last %s (%d bytes read)",
+                 step.files_hashed, step.size, PrintablePath(step.path), step.bytes_read);
+        break;
+      case StepResult::Kind::kFileSkipped:
+        LogDebug(path, "skipped %s: %s", PrintablePath(step.path), step.detail);
+        break;
+      case StepResult::Kind::kDedupeBatch:
+        LogDebug(path,
+                 "group of %d-byte files, reference %s: %d deduped, %d already shared, "
+                 "%d changed, %d skipped",
+                 step.size, PrintablePath(step.path), step.files_deduped,
+                 step.files_already_shared, step.files_differ, step.files_skipped);
+        break;
+      default:
+        break;
     }
     read += step.bytes_read;
     if (step.kind == StepResult::Kind::kHashed) hashed += step.files_hashed;
