@@ -229,6 +229,7 @@ SessionOptions OneShotOptionsFromFlags() {
   SessionOptions options = SessionOptionsFromFlags();
   options.dry_run = absl::GetFlag(FLAGS_dry_run);
   options.ignore_stability_wait = absl::GetFlag(FLAGS_no_wait);
+  options.should_stop = [] { return stop_requested.load(); };
   return options;
 }
 

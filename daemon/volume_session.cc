@@ -172,6 +172,7 @@ absl::Status VolumeSession::Build() {
   parts_->file_access = std::make_unique<RealFileAccess>(kKeepHashedBytes);
   EngineOptions engine_options;
   engine_options.dry_run = options_.dry_run;
+  engine_options.should_stop = options_.should_stop;
   parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),
                                                   backend_.get(), config_, clock_,
                                                   location_.path, engine_options);
