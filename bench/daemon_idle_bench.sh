@@ -151,7 +151,7 @@ while :; do
 done
 t_done=$(date +%s.%N)
 lat=$(echo "$t_done - $t_written" | bc)
-printf '%d new duplicates: deduped %.1f s after the last write = 60 s stability wait + %.1f s (change check interval 60 s + processing)\n' \
+printf '%d new duplicates: deduped %.1f s after the last write = 60 s stability wait + %.1f s (until the next change check saw them, at most 60 s, plus processing)\n' \
   "$DUPES" "$lat" "$(echo "$lat - 60" | bc)"
 printf 'RSS after: %.1f MiB\n' "$(echo "$(awk '/VmRSS/{print $2}' "/proc/$PID/status") / 1024" | bc -l)"
 kill -TERM "$PID"; wait "$PID" || true; PID=""
