@@ -3,6 +3,7 @@
 # duplicates are deduped. Prints figures; asserts nothing.
 #
 #   sudo bench/daemon_idle_bench.sh [FILES] [IDLE_SECONDS]
+#   (or: sudo bazel run -c opt //bench:daemon_idle_bench -- [FILES] [IDLE_SECONDS])
 #
 # FILES (default 300000) files of 8-24 KiB, unique contents, in 1000-file directories,
 # on a fresh loopback btrfs in a temp dir. Steps:
@@ -24,14 +25,18 @@ set -euo pipefail
 FILES=${1:-300000}
 IDLE_SECONDS=${2:-600}
 DUPES=100
-cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "daemon_idle_bench: needs root (it mounts a loopback btrfs)" >&2
   exit 1
 fi
 
+# Under `bazel run //bench:daemon_idle_bench` the binary is in the runfiles.
+if [ -z "${BTRDUPD:-}" ] && [ -x "${RUNFILES_DIR:-$0.runfiles}/btrdupd/daemon/btrdupd" ]; then
+  BTRDUPD="${RUNFILES_DIR:-$0.runfiles}/btrdupd/daemon/btrdupd"
+fi
 if [ -z "${BTRDUPD:-}" ]; then
+  cd "$(dirname "$0")/.."
   bazel --output_base="${BAZEL_OUTPUT_BASE:-$HOME/.cache/bazel-daemon}" build -c opt \
     //daemon:btrdupd >/dev/null 2>&1
   BTRDUPD="$(bazel --output_base="${BAZEL_OUTPUT_BASE:-$HOME/.cache/bazel-daemon}" \
