@@ -200,9 +200,19 @@ absl::StatusOr<bool> DaemonVolume::RunDueMaintenance(absl::Time now) {
 }
 
 absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
+  const EngineStats before = session_->engine_stats();
   absl::StatusOr<StepResult> step = session_->Step();
   if (!step.ok()) return step.status();
   const absl::Time now = clock_->Now();
+  // Rates count files hashed (read or hash copied) or deduped (incl. found already
+  // shared), and bytes read plus bytes newly shared; one step may cover a whole group.
+  const EngineStats& after = session_->engine_stats();
+  meter_.Add(now,
+             (after.files_hashed - before.files_hashed) +
+                 (after.hashes_copied - before.hashes_copied) +
+                 (after.files_deduped - before.files_deduped) +
+                 (after.files_already_shared - before.files_already_shared),
+             (after.bytes_read - before.bytes_read) + (after.bytes_deduped - before.bytes_deduped));
   UnitResult result;
   result.worked = true;
   if (step->kind != StepResult::Kind::kIdle && step->kind != StepResult::Kind::kExamined) {
@@ -210,12 +220,10 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
   }
   switch (step->kind) {
     case StepResult::Kind::kHashed:
-      meter_.Add(now, 1, step->bytes_read);
       activity_ = absl::StrCat("hashing (last: ", step->path, ")");
       LogDebug(display_path_, "hashed %s (%d bytes read)", step->path, step->bytes_read);
       break;
     case StepResult::Kind::kHashCopied:
-      meter_.Add(now, 1, 0);
       break;
     case StepResult::Kind::kFileSkipped:
       ++errors_["file_skipped"];
@@ -223,7 +231,6 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       LogDebug(display_path_, "skipped %s: %s", step->path, step->detail);
       break;
     case StepResult::Kind::kDedupeBatch:
-      meter_.Add(now, step->files_deduped + step->files_already_shared, step->bytes_deduped);
       activity_ = absl::StrCat("deduping (last group: ", step->path, ")");
       if (step->files_skipped > 0) errors_["dedupe_refused"] += step->files_skipped;
       if (step->files_differ > 0) errors_["changed_before_dedupe"] += step->files_differ;

@@ -81,7 +81,7 @@ struct DaemonStatus {
   int64_t files_waiting = 0;      // not yet eligible (stability wait / backoff)
   int64_t files_tracked = 0;
   int64_t duplicate_groups = 0;
-  // Rates (files and bytes processed: hashed, deduped).
+  // Rates: files hashed or deduped, bytes read by hashing plus bytes newly shared.
   double files_per_second_last_minute = 0;
   double bytes_per_second_last_minute = 0;
   double files_per_second_since_start = 0;
