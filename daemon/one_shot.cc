@@ -129,6 +129,10 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
     LogError(path, "%s", summary.status().message());
     return false;
   }
+  LogDebug(path, "wall time: scan %.2f s, hashing %.2f s, dedupe %.2f s, other steps %.2f s",
+           absl::ToDoubleSeconds(summary->scan_time), absl::ToDoubleSeconds(summary->hash_time),
+           absl::ToDoubleSeconds(summary->dedupe_time),
+           absl::ToDoubleSeconds(summary->other_time));
   std::string line = FormatSummary(path, *summary, options.dry_run, absl::Now());
   std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
   std::fflush(stdout);

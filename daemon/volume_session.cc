@@ -215,7 +215,9 @@ const EngineStats& VolumeSession::engine_stats() const { return parts_->engine->
 absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     const SessionObserver& observer, const std::function<bool()>& should_stop) {
   VolumeSummary summary;
+  const absl::Time scan_start = absl::Now();
   absl::StatusOr<ScanReport> scan = Scan(ScanMode::kAuto, observer.on_scan, should_stop);
+  summary.scan_time = absl::Now() - scan_start;
   if (!scan.ok()) {
     if (absl::IsCancelled(scan.status())) {
       summary.stopped = true;
@@ -231,8 +233,24 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       summary.stopped = true;
       break;
     }
+    const absl::Time step_start = absl::Now();
     absl::StatusOr<StepResult> step = Step();
     if (!step.ok()) return step.status();
+    const absl::Duration step_time = absl::Now() - step_start;
+    switch (step->kind) {
+      case StepResult::Kind::kHashed:
+      case StepResult::Kind::kHashCopied:
+      case StepResult::Kind::kFileSkipped:
+        summary.hash_time += step_time;
+        break;
+      case StepResult::Kind::kDedupeBatch:
+      case StepResult::Kind::kPlannedGroup:
+        summary.dedupe_time += step_time;
+        break;
+      default:
+        summary.other_time += step_time;
+        break;
+    }
     if (observer.on_step) observer.on_step(*step);
     summary.bytes_read += step->bytes_read;
     switch (step->kind) {

@@ -90,6 +90,11 @@ struct VolumeSummary {
   // When the first file still in its stability wait becomes eligible, if any waits.
   std::optional<absl::Time> next_eligible;
   bool stopped = false;          // should_stop cut the run short
+  // Wall time of the scan and of the engine's steps by kind (for -v).
+  absl::Duration scan_time;
+  absl::Duration hash_time;    // kHashed / kHashCopied / kFileSkipped steps
+  absl::Duration dedupe_time;  // kDedupeBatch / kPlannedGroup steps
+  absl::Duration other_time;   // steps with no progress, and the final kIdle
 };
 
 // Sees every scan progress report and every engine step of RunOnce(): for progress
