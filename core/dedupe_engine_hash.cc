@@ -159,8 +159,6 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
                                                const FileRecord& file, bool prefix_task,
                                                StepResult& result) {
   const std::string path = AbsPath(file.path);
-  absl::StatusOr<bool> shared = files_->HasSharedExtents(path);
-  if (!shared.ok() || !*shared) return false;
   // Candidates: first the members at the same path inside their own subvolume (the
   // snapshots of this file), then one member per other hash.
   std::vector<size_t> order;
@@ -184,6 +182,10 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
       if (seen.insert(other.hash).second) order.push_back(i);
     }
   }
+  // No hashed member to copy from (the group's first file): no FIEMAP needed.
+  if (order.empty()) return false;
+  absl::StatusOr<bool> shared = files_->HasSharedExtents(path);
+  if (!shared.ok() || !*shared) return false;
   int checks = 0;
   absl::flat_hash_set<size_t> checked;
   for (size_t i : order) {
@@ -258,6 +260,8 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
     }
     return result;
   }
+  // Kept for the group's extent check and dedupe while this size group is worked on.
+  attrs_cache_[file.id] = *attrs;
   if (attrs->swapfile) {
     result.kind = StepResult::Kind::kFileSkipped;
     RETURN_IF_ERROR(Skip(file, "active swap file: never read or deduped", result));
