@@ -82,6 +82,9 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
     attempted_.clear();
     attrs_cache_.clear();
+    hinted_.clear();
+    hinted_bytes_ = 0;
+    lookahead_ = 1;
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
   }
@@ -101,6 +104,8 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       sizes_.pop_front();
       attrs_cache_.clear();
       attempted_.clear();
+      if (lookahead_ > 1) --lookahead_;
+      ForgetHintsUpTo(size);
     }
     // Only a size with nothing to do at all is passed over silently (up to a limit).
     const bool nothing = result->kind == StepResult::Kind::kExamined &&
@@ -137,6 +142,7 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
   std::optional<HashTask> task = NextHashTask(members, now, options_.prefix_bytes, attempted_,
                                               full_group_prefixes);
   if (task.has_value()) {
+    RETURN_IF_ERROR(PrefetchAhead(members, now));
     ASSIGN_OR_RETURN(StepResult result, HashSome(members, *task, now));
     result.bytes_read += side_bytes;
     return result;

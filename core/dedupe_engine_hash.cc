@@ -243,6 +243,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
                                                     const HashTask& task, absl::Time now) {
   const FileRecord file = members[task.member];  // a copy: `members` is updated below
   const std::string path = AbsPath(file.path);
+  HintConsumed(file.id);
   StepResult result;
   result.kind = StepResult::Kind::kHashed;
   result.path = path;
@@ -376,6 +377,64 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
     result.detail = "prefix";
   }
   return result;
+}
+
+absl::Status DedupeEngine::PrefetchAhead(const std::vector<FileRecord>& members,
+                                         absl::Time now) {
+  // At most this many later sizes are read from the index for hints in one step.
+  constexpr size_t kMaxLookaheadPerStep = 64;
+  if (options_.prefetch_bytes == 0) return absl::OkStatus();
+  HintMembers(members, now);
+  for (size_t n = 0; n < kMaxLookaheadPerStep && hinted_bytes_ < options_.prefetch_bytes &&
+                     lookahead_ < sizes_.size();
+       ++n) {
+    ASSIGN_OR_RETURN(std::vector<FileRecord> next, index_->FilesOfSize(sizes_[lookahead_]));
+    ++lookahead_;
+    HintMembers(next, now);
+  }
+  return absl::OkStatus();
+}
+
+void DedupeEngine::HintMembers(const std::vector<FileRecord>& members, absl::Time now) {
+  if (members.empty()) return;
+  const size_t inodes = CountInodes(members);
+  if (inodes < 2) return;
+  const uint64_t prefix = options_.prefix_bytes;
+  for (const FileRecord& m : members) {  // ascending id: the order they are hashed in
+    if (hinted_bytes_ >= options_.prefetch_bytes) break;
+    if (m.hash_state != HashState::kNone || m.dedupe_state == DedupeState::kSkipped ||
+        !IsEligible(m, now) || attempted_.contains(m.id) || hinted_.contains(m.id)) {
+      continue;
+    }
+    // What the first read of it will take (see NextHashTask): the whole of a small file,
+    // the prefix where a prefix stage comes first, else the whole file (capped).
+    const uint64_t bytes = m.size <= 2 * prefix ? m.size
+                           : inodes > 2          ? prefix
+                                                 : std::min(m.size, options_.prefetch_file_bytes);
+    files_->Prefetch(AbsPath(m.path), bytes);
+    hinted_[m.id] = Hint{m.size, bytes};
+    hinted_bytes_ += bytes;
+  }
+}
+
+void DedupeEngine::HintConsumed(int64_t file_id) {
+  auto it = hinted_.find(file_id);
+  if (it == hinted_.end()) return;
+  hinted_bytes_ -= it->second.bytes;
+  hinted_.erase(it);
+}
+
+void DedupeEngine::ForgetHintsUpTo(uint64_t size) {
+  // Sizes are visited in ascending order: hints of files up to `size` will not be read
+  // in this pass any more (FileAccess drops them from the cache).
+  for (auto it = hinted_.begin(); it != hinted_.end();) {
+    if (it->second.size <= size) {
+      hinted_bytes_ -= it->second.bytes;
+      hinted_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 absl::StatusOr<absl::flat_hash_set<std::string>> DedupeEngine::LearnFullGroupPrefixes(

@@ -76,6 +76,16 @@ class FileAccess {
   virtual absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
       const std::string& path) = 0;
 
+  // A hint that the first `bytes` of `path` will soon be read through OpenForRead. The
+  // real implementation starts reading them in the background (POSIX_FADV_WILLNEED), so
+  // the disk works while the engine hashes another file, and drops hinted pages that are
+  // not read soon (at most a bounded amount stays cached). Errors are ignored: it is only
+  // a hint. The default does nothing.
+  virtual void Prefetch(const std::string& path, uint64_t bytes) {
+    (void)path;
+    (void)bytes;
+  }
+
   // stat of `path` (without following a final symlink).
   virtual absl::StatusOr<FileStat> Stat(const std::string& path) = 0;
 

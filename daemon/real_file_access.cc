@@ -98,16 +98,21 @@ std::string UnescapeOctal(const std::string& in) {
 class RealSequentialFile : public SequentialFile {
  public:
   // `owner` keeps the read pages cached within its budget (nullptr: drop as read).
-  RealSequentialFile(UniqueFd fd, RealFileAccess* owner, std::string path)
-      : fd_(std::move(fd)), owner_(owner), path_(std::move(path)) {
+  // `hinted`: bytes from the start that Prefetch() asked for (cached even if not read).
+  RealSequentialFile(UniqueFd fd, RealFileAccess* owner, std::string path, uint64_t hinted)
+      : fd_(std::move(fd)), owner_(owner), path_(std::move(path)), hinted_(hinted) {
     posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   }
 
   ~RealSequentialFile() override {
     if (Keeping()) {
-      owner_->KeepCached(std::move(path_), offset_);
+      owner_->KeepCached(std::move(path_), std::max(offset_, hinted_));
     } else {
       DropCache();
+      if (hinted_ > offset_) {  // prefetched but not read
+        posix_fadvise(fd_.get(), static_cast<off_t>(offset_),
+                      static_cast<off_t>(hinted_ - offset_), POSIX_FADV_DONTNEED);
+      }
     }
   }
 
@@ -157,6 +162,7 @@ class RealSequentialFile : public SequentialFile {
   UniqueFd fd_;
   RealFileAccess* const owner_;
   std::string path_;
+  const uint64_t hinted_;
   uint64_t offset_ = 0;
   uint64_t dropped_ = 0;
 };
@@ -164,6 +170,7 @@ class RealSequentialFile : public SequentialFile {
 
 
 RealFileAccess::~RealFileAccess() {
+  for (const auto& [path, bytes] : hinted_) DropCachedFile(path);
   while (!cached_.empty()) {
     DropCachedFile(cached_.front().first);
     cached_.pop_front();
@@ -180,12 +187,44 @@ void RealFileAccess::KeepCached(std::string path, uint64_t bytes) {
   }
 }
 
+void RealFileAccess::Prefetch(const std::string& path, uint64_t bytes) {
+  // Hints not read while this many later ones were made are dropped from the cache.
+  constexpr uint64_t kMaxHintedBytes = uint64_t{64} << 20;
+  constexpr size_t kMaxHintedFiles = 256;
+  if (bytes == 0) return;
+  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+  if (!fd.ok()) return;
+  posix_fadvise(fd->get(), 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
+  hinted_.emplace_back(path, bytes);
+  hinted_bytes_ += bytes;
+  while (hinted_bytes_ > kMaxHintedBytes || hinted_.size() > kMaxHintedFiles) {
+    DropCachedFile(hinted_.front().first);
+    hinted_bytes_ -= hinted_.front().second;
+    hinted_.pop_front();
+  }
+}
+
+uint64_t RealFileAccess::TakeHint(const std::string& path) {
+  for (auto it = hinted_.begin(); it != hinted_.end(); ++it) {
+    if (it->first != path) continue;
+    const uint64_t bytes = it->second;
+    hinted_bytes_ -= bytes;
+    hinted_.erase(it);
+    return bytes;
+  }
+  return 0;
+}
+
 absl::StatusOr<std::unique_ptr<SequentialFile>> RealFileAccess::OpenForRead(
     const std::string& path) {
+  const uint64_t hinted = TakeHint(path);
   absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
-  if (!fd.ok()) return fd.status();
+  if (!fd.ok()) {
+    if (hinted > 0) DropCachedFile(path);
+    return fd.status();
+  }
   return std::unique_ptr<SequentialFile>(new RealSequentialFile(
-      std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, path));
+      std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, path, hinted));
 }
 
 absl::StatusOr<FileStat> RealFileAccess::Stat(const std::string& path) {

@@ -10,7 +10,14 @@
 // group right after hashing its members, and the kernel byte-compares source and
 // destination before sharing them: with the group still cached that compare reads
 // nothing from disk, so each duplicate byte is read once instead of twice. A file
-// larger than the budget is dropped as it is read, as without a budget. Extents come from FIEMAP
+// larger than the budget is dropped as it is read, as without a budget.
+//
+// Prefetch() opens the file and asks for its first bytes with POSIX_FADV_WILLNEED, so
+// the disk reads them while the engine hashes the files before it. A hinted file that
+// is then read counts as read (its hinted bytes are dropped or kept like the rest); hints
+// not read while more than 64 MiB or 256 files of later hints pile up are dropped from
+// the cache, oldest first, and so is everything hinted when the object is destroyed.
+// Extents come from FIEMAP
 // (ioctl/fiemap.h, synced), inode flags from FS_IOC_GETFLAGS (ioctl/inode_flags.h),
 // subvolume flags from libbtrfsutil (ioctl/subvolumes.h), a read-only mount from
 // statvfs. Active swap files are those listed in /proc/swaps (compared by device and
@@ -45,6 +52,7 @@ class RealFileAccess : public FileAccess {
   RealFileAccess& operator=(const RealFileAccess&) = delete;
 
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const std::string& path) override;
+  void Prefetch(const std::string& path, uint64_t bytes) override;
   absl::StatusOr<FileStat> Stat(const std::string& path) override;
   absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) override;
   absl::StatusOr<bool> SharesAllExtents(const std::string& a, const std::string& b) override;
@@ -59,7 +67,12 @@ class RealFileAccess : public FileAccess {
   // A hashed file whose first `bytes` are cached; drops the oldest over the budget.
   void KeepCached(std::string path, uint64_t bytes);
 
+  // Bytes of `path` hinted by Prefetch() and not read since (0 if none); forgets the hint.
+  uint64_t TakeHint(const std::string& path);
+
   const uint64_t keep_cached_bytes_ = 0;
+  std::deque<std::pair<std::string, uint64_t>> hinted_;  // oldest first, not read yet
+  uint64_t hinted_bytes_ = 0;
   std::deque<std::pair<std::string, uint64_t>> cached_;  // oldest first
   uint64_t cached_bytes_ = 0;
 

@@ -8,11 +8,16 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -721,6 +726,99 @@ TEST_F(DedupeEngineTest, BatchesAreCappedByBytes) {
   std::vector<size_t> sizes;
   for (const DedupeRequest& call : backend_.calls()) sizes.push_back(call.destination_paths.size());
   EXPECT_EQ(sizes, (std::vector<size_t>{2, 2}));
+}
+
+// Splits FakeFileAccess::access_log() lines into (verb, path, bytes).
+struct Access {
+  std::string verb;
+  std::string path;
+  uint64_t bytes = 0;
+};
+std::vector<Access> Accesses(const std::vector<std::string>& log) {
+  std::vector<Access> out;
+  for (const std::string& line : log) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    Access a;
+    a.verb = f[0];
+    a.path = f[1];
+    if (f.size() > 2) EXPECT_TRUE(absl::SimpleAtoi(f[2], &a.bytes)) << line;
+    out.push_back(a);
+  }
+  return out;
+}
+
+TEST_F(DedupeEngineTest, ReadsAheadTheNextFilesWithinTheWindow) {
+  // Ten pairs of different sizes: files of later size groups are hinted while earlier
+  // ones are hashed, never more than the window ahead, each before it is read.
+  std::map<std::string, uint64_t> sizes;
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t size = 10000 + i;
+    for (int copy = 0; copy < 2; ++copy) {
+      const std::string name = absl::StrCat("p", i, "-", copy);
+      Add(name, Bytes(size, static_cast<char>('a' + i)), 100 + 2 * i + copy);
+      sizes[P(name)] = size;
+    }
+  }
+  EngineOptions options;
+  options.prefetch_bytes = 45000;  // four or five files ahead
+  auto engine = Engine(options);
+  Run(*engine);
+
+  std::map<std::string, uint64_t> hinted_unread;  // path -> bytes
+  uint64_t unread = 0;
+  uint64_t max_unread = 0;
+  std::set<std::string> opened;
+  for (const Access& a : Accesses(fs_.access_log())) {
+    if (a.verb == "prefetch") {
+      EXPECT_EQ(a.bytes, sizes[a.path]) << a.path << ": small files are hinted whole";
+      EXPECT_FALSE(opened.count(a.path)) << a.path << " hinted after it was read";
+      EXPECT_FALSE(hinted_unread.count(a.path)) << a.path << " hinted twice";
+      hinted_unread[a.path] = a.bytes;
+      unread += a.bytes;
+      max_unread = std::max(max_unread, unread);
+    } else {
+      EXPECT_TRUE(hinted_unread.count(a.path)) << a.path << " read without a hint";
+      unread -= hinted_unread[a.path];
+      hinted_unread.erase(a.path);
+      opened.insert(a.path);
+    }
+  }
+  EXPECT_EQ(opened.size(), 20u);
+  EXPECT_TRUE(hinted_unread.empty());
+  // The window is filled up to its size; the last file hinted may pass it.
+  EXPECT_GE(max_unread, 40000u);
+  EXPECT_LT(max_unread, 45000u + 10010u);
+  EXPECT_EQ(backend_.calls().size(), 10u);
+}
+
+TEST_F(DedupeEngineTest, ReadAheadHintsOnlyThePrefixWhereThePrefixStageComesFirst) {
+  EngineOptions options;
+  options.prefix_bytes = 4096;
+  for (int i = 0; i < 3; ++i) {
+    Add(absl::StrCat("big", i), Bytes(100000, 'q', 99990, absl::StrCat("#", i)), 30 + i);
+  }
+  auto engine = Engine(options);
+  Run(*engine);
+  int hints = 0;
+  for (const Access& a : Accesses(fs_.access_log())) {
+    if (a.verb != "prefetch") continue;
+    ++hints;
+    EXPECT_EQ(a.bytes, 4096u) << a.path;
+  }
+  EXPECT_EQ(hints, 3);
+}
+
+TEST_F(DedupeEngineTest, NoReadAheadWhenTurnedOff) {
+  Add("a", Bytes(20000, 'r'), 11);
+  Add("b", Bytes(20000, 'r'), 12);
+  EngineOptions options;
+  options.prefetch_bytes = 0;
+  auto engine = Engine(options);
+  Run(*engine);
+  for (const std::string& line : fs_.access_log()) {
+    EXPECT_FALSE(absl::StartsWith(line, "prefetch")) << line;
+  }
+  EXPECT_EQ(backend_.calls().size(), 1u);
 }
 
 TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {

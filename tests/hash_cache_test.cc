@@ -107,5 +107,47 @@ TEST_F(HashCacheTest, WithoutABudgetNothingStaysCached) {
   EXPECT_EQ(Resident("a"), 0u);
 }
 
+// Waits (up to 5 s) until all of `name` is cached: WILLNEED reads in the background.
+bool BecomesResident(const std::string& path, size_t pages) {
+  for (int i = 0; i < 500; ++i) {
+    if (ResidentPages(path, kFileSize) == pages) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+TEST_F(HashCacheTest, PrefetchReadsAheadAndWhatWasHintedGoesWithTheRead) {
+  RealFileAccess files;
+  files.Prefetch(Path("a"), kFileSize);
+  EXPECT_TRUE(BecomesResident(Path("a"), all_pages_));
+  {
+    // Only the first 64 KiB are read (a prefix): the hinted rest is dropped too.
+    absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(Path("a"));
+    ASSERT_TRUE(file.ok()) << file.status();
+    std::string buf(64 * 1024, '\0');
+    ASSERT_TRUE((*file)->Read(buf.data(), buf.size()).ok());
+  }
+  EXPECT_EQ(Resident("a"), 0u);
+}
+
+TEST_F(HashCacheTest, HintsNeverReadAreDroppedWhenTheAccessGoesAway) {
+  {
+    RealFileAccess files(8 * kMiB);
+    files.Prefetch(Path("b"), kFileSize);
+    EXPECT_TRUE(BecomesResident(Path("b"), all_pages_));
+  }
+  EXPECT_EQ(Resident("b"), 0u);
+}
+
+TEST_F(HashCacheTest, HintedFileReadWithinTheBudgetIsKeptThenDroppedAtTheEnd) {
+  {
+    RealFileAccess files(8 * kMiB);
+    files.Prefetch(Path("c"), kFileSize);
+    HashRead(files, Path("c"));
+    EXPECT_EQ(Resident("c"), all_pages_);
+  }
+  EXPECT_EQ(Resident("c"), 0u);
+}
+
 }  // namespace
 }  // namespace btrdupd

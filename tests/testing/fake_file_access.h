@@ -103,13 +103,21 @@ class FakeFileAccess : public FileAccess {
     return best;
   }
 
+  // Prefetch() and OpenForRead() calls in order: "prefetch PATH BYTES", "open PATH".
+  const std::vector<std::string>& access_log() const { return access_log_; }
+
   // --- FileAccess ---
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
       const std::string& path) override {
     if (!Exists(path)) return absl::NotFoundError(absl::StrCat("open ", path));
     if (unreadable_.count(path)) return absl::PermissionDeniedError(absl::StrCat("open ", path));
     ++opens_;
+    access_log_.push_back(absl::StrCat("open ", path));
     return std::unique_ptr<SequentialFile>(new Reader(this, path));
+  }
+
+  void Prefetch(const std::string& path, uint64_t bytes) override {
+    access_log_.push_back(absl::StrCat("prefetch ", path, " ", bytes));
   }
 
   absl::StatusOr<FileStat> Stat(const std::string& path) override {
@@ -202,6 +210,7 @@ class FakeFileAccess : public FileAccess {
   std::map<std::string, bool> failing_reads_;
   std::map<std::pair<std::string, bool>, absl::Status> failing_set_read_only_;
   std::vector<std::string> flag_log_;
+  std::vector<std::string> access_log_;
   std::map<std::string, uint64_t> bytes_read_by_path_;
   std::function<void(const std::string&)> on_read_;
   uint64_t bytes_read_ = 0;
