@@ -87,7 +87,13 @@ sync
 t1=$(date +%s.%N)
 printf 'generated %d files in %.1f s\n' "$FILES" "$(echo "$t1 - $t0" | bc)"
 
-"$BTRDUPD" --daemon --socket-dir="$SOCKDIR" "$MNT" 2>"$WORK/daemon.log" &
+# Extra daemon options from the environment, e.g. BTRDUPD_ARGS="--db-path=$WORK/db"
+# ($WORK is expanded here) to keep the database outside the measured volume.
+extra_args=$(eval echo "${BTRDUPD_ARGS:-}")
+[ -n "$extra_args" ] && echo "daemon options: $extra_args"
+mkdir -p "$WORK/db"
+# shellcheck disable=SC2086
+"$BTRDUPD" --daemon --socket-dir="$SOCKDIR" $extra_args "$MNT" 2>"$WORK/daemon.log" &
 PID=$!
 status() { "$BTRDUPD" --daemon-status --json --socket-dir="$SOCKDIR" "$MNT" 2>/dev/null || true; }
 field() { python3 -c 'import json,sys
