@@ -43,8 +43,13 @@ class Daemon {
  public:
   Daemon(const std::vector<std::string>& volumes, const DaemonOptions& options)
       : options_(options), clock_(options.time_scale), rr_(RoundRobinFor(options)) {
+    // A stop signal interrupts the hashing of a huge file instead of waiting for it.
+    SessionOptions session = options.session;
+    session.should_stop = [this] {
+      return stop_ || (signals_ != nullptr && signals_->StopPending());
+    };
     for (const std::string& v : volumes) {
-      volumes_.push_back(std::make_unique<DaemonVolume>(v, options.session, &clock_));
+      volumes_.push_back(std::make_unique<DaemonVolume>(v, session, &clock_));
       rr_.AddVolume();
     }
   }
