@@ -23,4 +23,17 @@ absl::StatusOr<InodeFlags> GetInodeFlags(int fd) {
   return out;
 }
 
+absl::Status SetNoCow(int fd) {
+  int flags = 0;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("FS_IOC_GETFLAGS ", DescribeFd(fd)));
+  }
+  if ((flags & FS_NOCOW_FL) != 0) return absl::OkStatus();
+  flags |= FS_NOCOW_FL;
+  if (ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("FS_IOC_SETFLAGS +C ", DescribeFd(fd)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace btrdupd

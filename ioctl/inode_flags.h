@@ -20,6 +20,12 @@ struct InodeFlags {
 // FS_IOC_GETFLAGS on an open file. The error names the file (DescribeFd).
 absl::StatusOr<InodeFlags> GetInodeFlags(int fd);
 
+// Sets FS_NOCOW_FL on an open, empty file or a directory (files created in it inherit
+// it): their data is then overwritten in place. For btrdupd's own database, so its
+// writes do not fragment it and do not churn the extent items the next change check
+// reads. Takes effect only on files with no data yet.
+absl::Status SetNoCow(int fd);
+
 }  // namespace btrdupd
 
 #endif  // BTRDUPD_IOCTL_INODE_FLAGS_H_

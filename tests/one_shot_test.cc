@@ -21,6 +21,7 @@
 #include "daemon/volume_name.h"
 #include "gtest/gtest.h"
 #include "ioctl/fiemap.h"
+#include "ioctl/inode_flags.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
@@ -140,6 +141,25 @@ TEST_F(OneShotTest, NoWaitDedupesEveryDuplicateAndKeepsContents) {
   ASSERT_EQ(again.exit_code, 0) << again.stderr_text;
   EXPECT_TRUE(absl::StrContains(again.stdout_text, "incremental scan")) << again.stdout_text;
   EXPECT_TRUE(absl::StrContains(again.stdout_text, "deduped 0 files")) << again.stdout_text;
+}
+
+TEST_F(OneShotTest, DatabaseDirectoryIsCreatedNoCow) {
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+  for (const std::string& path : {Path(".btrdupd"), DefaultDb()}) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << path;
+    absl::StatusOr<InodeFlags> flags = GetInodeFlags(fd);
+    close(fd);
+    ASSERT_TRUE(flags.ok()) << flags.status();
+    EXPECT_TRUE(flags->nocow) << path << " should be NOCOW (chattr +C)";
+  }
+  // The volume's own files keep copy-on-write (and their checksums).
+  const int fd = open(Path("big/a").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  absl::StatusOr<InodeFlags> flags = GetInodeFlags(fd);
+  close(fd);
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_FALSE(flags->nocow);
 }
 
 TEST_F(OneShotTest, FreshFilesWaitForStabilityWithoutNoWait) {
