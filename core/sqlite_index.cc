@@ -13,6 +13,21 @@
 namespace btrdupd {
 namespace {
 
+// temp.doomed <- the directories a removal takes: the seed rows and all below them.
+constexpr char kDirsOfSubvolume[] =
+    "INSERT OR IGNORE INTO temp.doomed(id) "
+    "WITH RECURSIVE sub(id) AS ("
+    "  SELECT id FROM dirs WHERE subvol = ?1"
+    "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
+    " SELECT id FROM sub";
+constexpr char kDirAndBelow[] =
+    "INSERT OR IGNORE INTO temp.doomed(id) "
+    "WITH RECURSIVE sub(id) AS ("
+    "  SELECT id FROM dirs WHERE id = ?1"
+    "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
+    " SELECT id FROM sub";
+
+
 absl::Time FromSeconds(int64_t s) { return absl::FromUnixSeconds(s); }
 
 absl::Status CheckName(absl::string_view name, absl::string_view what) {
@@ -159,21 +174,7 @@ absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t
 
 absl::Status SqliteVolumeIndex::RemoveSubvolume(uint64_t subvol_id) {
   return Atomically([&]() -> absl::Status {
-    {
-      BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
-      BTRDUPD_SQL_TRY(clear.Run());
-    }
-    {
-      BTRDUPD_SQL_ASSIGN(
-          Statement collect,
-          statements_.Get("INSERT OR IGNORE INTO temp.doomed(id) "
-                          "WITH RECURSIVE sub(id) AS ("
-                          "  SELECT id FROM dirs WHERE subvol = ?1"
-                          "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
-                          " SELECT id FROM sub"));
-      collect.Bind(1, static_cast<int64_t>(subvol_id));
-      BTRDUPD_SQL_TRY(collect.Run());
-    }
+    BTRDUPD_SQL_TRY(CollectDoomedDirs(kDirsOfSubvolume, static_cast<int64_t>(subvol_id)));
     {
       BTRDUPD_SQL_ASSIGN(Statement files,
                          statements_.Get("DELETE FROM files WHERE subvol = ?1"));
@@ -353,24 +354,20 @@ absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t d
 
 absl::Status SqliteVolumeIndex::RemoveDir(int64_t dir_id) {
   return Atomically([&]() -> absl::Status {
-    {
-      BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
-      BTRDUPD_SQL_TRY(clear.Run());
-    }
-    {
-      BTRDUPD_SQL_ASSIGN(
-          Statement collect,
-          statements_.Get("INSERT OR IGNORE INTO temp.doomed(id) "
-                          "WITH RECURSIVE sub(id) AS ("
-                          "  SELECT id FROM dirs WHERE id = ?1"
-                          "  UNION SELECT d.id FROM dirs d JOIN sub ON d.parent = sub.id)"
-                          " SELECT id FROM sub"));
-      collect.Bind(1, dir_id);
-      BTRDUPD_SQL_TRY(collect.Run());
-    }
+    BTRDUPD_SQL_TRY(CollectDoomedDirs(kDirAndBelow, dir_id));
     BTRDUPD_SQL_TRY(DeleteDoomedDirs());
     return ReleaseOrphanedDependents();
   });
+}
+
+absl::Status SqliteVolumeIndex::CollectDoomedDirs(const char* collect_sql, int64_t key) {
+  {
+    BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+    BTRDUPD_SQL_TRY(clear.Run());
+  }
+  BTRDUPD_SQL_ASSIGN(Statement collect, statements_.Get(collect_sql));
+  collect.Bind(1, key);
+  return collect.Run();
 }
 
 absl::Status SqliteVolumeIndex::DeleteDoomedDirs() {

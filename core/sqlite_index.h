@@ -90,6 +90,9 @@ class SqliteVolumeIndex : public VolumeIndex {
                                       absl::flat_hash_map<int64_t, std::string>* memo);
   absl::StatusOr<std::vector<FileRecord>> ReadFiles(Statement& query);
   // Drops the subtree of directories listed in temp.doomed and every file in them.
+  // Fills temp.doomed by running `collect_sql` (one of the statements in
+  // sqlite_index.cc) with ?1 = key.
+  absl::Status CollectDoomedDirs(const char* collect_sql, int64_t key);
   absl::Status DeleteDoomedDirs();
   // Files whose reference no longer exists (or is `gone_id`) go back to pending.
   absl::Status ReleaseDependents(int64_t gone_id);
