@@ -159,8 +159,10 @@ struct StepResult {
   std::string path;  // the file hashed/skipped, or the group's reference
   std::string detail;  // why a file was skipped, for logs
   uint64_t size = 0;   // size of the file or of the group's files
-  int files_hashed = 0;  // kHashed/kHashCopied: a step hashes small files of one size
-                         // group together (up to 64 files or 8 MiB read)
+  int files_hashed = 0;  // kHashed/kHashCopied: files whose full hash this step computed
+                         // or copied (a step hashes small files of one size group
+                         // together, up to 64 files or 8 MiB read); a prefix-only read
+                         // counts 0 (its bytes are in bytes_read)
   uint64_t bytes_read = 0;
   int files_deduped = 0;         // newly shared and verified
   uint64_t bytes_deduped = 0;    // size * files_deduped

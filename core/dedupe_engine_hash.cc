@@ -373,7 +373,9 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   } else {
     RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kPrefix, prefix_digest));
     ++stats_.prefixes_hashed;
-    result.files_hashed = 1;
+    // Not counted as a hashed file: only its first bytes were read (bytes_read says so),
+    // and it is counted once its full hash is computed, if ever.
+    result.files_hashed = 0;
     result.detail = "prefix";
   }
   return result;

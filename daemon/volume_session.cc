@@ -48,8 +48,8 @@ absl::Status MakeDirectory(const std::string& path) {
   }
   if (errno == EEXIST) return absl::OkStatus();
   const int err = errno;
-  return absl::ErrnoToStatus(err, absl::StrCat("cannot create ", path, ": ",
-                                               ErrnoText(err)));
+  return absl::Status(absl::ErrnoToStatusCode(err),
+                      absl::StrCat("cannot create ", path, ": ", ErrnoText(err)));
 }
 
 // The kind of a skip reason: its text up to the first ':' (reasons read
@@ -69,8 +69,9 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
   char resolved[PATH_MAX];
   if (realpath(given.c_str(), resolved) == nullptr) {
     const int err = errno;
-    return absl::ErrnoToStatus(
-        err, absl::StrCat(given, ": ", ErrnoText(err),
+    // The message carries strerror itself (absl::ErrnoToStatus would add it again).
+    return absl::Status(
+        absl::ErrnoToStatusCode(err), absl::StrCat(given, ": ", ErrnoText(err),
                           err == EACCES ? " (run btrdupd as root)"
                                         : " (give the mount point of a btrfs filesystem)"));
   }
