@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "absl/flags/flag.h"
@@ -71,6 +73,14 @@ absl::StatusOr<std::string> VolumeStatusReport(absl::string_view volume,
   if (!location.ok()) return location.status();
   struct stat st;
   if (stat(location->db_path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err != ENOENT) {
+      return absl::Status(
+          absl::ErrnoToStatusCode(err),
+          absl::StrCat("cannot read the database ", location->db_path, ": ",
+                       std::strerror(err),
+                       err == EACCES ? " (run btrdupd --status as root)" : ""));
+    }
     return absl::NotFoundError(absl::StrCat(
         "no database at ", location->db_path,
         ": btrdupd has not run on this volume yet (run 'btrdupd ", location->path,
