@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/exit_codes.h"
+#include "daemon/progress.h"
 #include "daemon/status_server.h"
 #include "daemon/volume_name.h"
 
@@ -39,15 +40,8 @@ double Num(const JsonValue* v) {
   return v != nullptr && v->type == JsonValue::Type::kNumber ? v->number : 0;
 }
 
-std::string Bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int u = 0;
-  while (b >= 1024 && u < 5) {
-    b /= 1024;
-    ++u;
-  }
-  return u == 0 ? absl::StrFormat("%.0f B", b) : absl::StrFormat("%.1f %s", b, units[u]);
-}
+// Rates arrive as JSON numbers; whole bytes are precise enough to print.
+std::string Bytes(double b) { return HumanBytes(b > 0 ? static_cast<uint64_t>(b) : 0); }
 
 std::string Time(const JsonValue& reply, absl::string_view key) {
   const JsonValue* v = reply.Find(key);

@@ -16,6 +16,7 @@
 #include "daemon/log.h"
 #include "daemon/progress.h"
 #include "daemon/session_flags.h"
+#include "daemon/utf8.h"
 
 ABSL_FLAG(bool, dry_run, false,
           "Only show what would be done: print each group of identical files that\n"
@@ -143,22 +144,6 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
   return true;
 }
 
-bool IsContinuationByte(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Length of the valid UTF-8 sequence at the start of `s`, or 0.
-size_t Utf8SequenceLength(absl::string_view s) {
-  const unsigned char c = static_cast<unsigned char>(s[0]);
-  size_t n = 0;
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4;
-  if (n == 0 || s.size() < n) return 0;
-  for (size_t i = 1; i < n; ++i) {
-    if (!IsContinuationByte(static_cast<unsigned char>(s[i]))) return 0;
-  }
-  return n;
-}
-
 }  // namespace
 
 std::string PrintablePath(absl::string_view path) {
@@ -166,7 +151,7 @@ std::string PrintablePath(absl::string_view path) {
   for (size_t i = 0; i < path.size();) {
     const unsigned char c = static_cast<unsigned char>(path[i]);
     if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(path.substr(i));
+      const size_t n = Utf8SequenceLength(path, i);
       if (n > 0) {
         out.append(path.data() + i, n);
         i += n;
