@@ -5,7 +5,6 @@
 // is dropped when the RealFileAccess goes away. On a real loopback btrfs.
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,28 +21,11 @@ namespace btrdupd {
 namespace {
 
 using ::btrdupd::testing::BtrfsTest;
+using ::btrdupd::testing::ResidentPages;
 using ::btrdupd::testing::WritePatternFile;
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kFileSize = 3 * kMiB;
-
-// Pages of `path` in the page cache (mincore).
-size_t ResidentPages(const std::string& path, size_t size) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return SIZE_MAX;
-  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) return SIZE_MAX;
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> vec((size + page - 1) / page);
-  size_t resident = SIZE_MAX;
-  if (mincore(map, size, vec.data()) == 0) {
-    resident = 0;
-    for (unsigned char v : vec) resident += v & 1;
-  }
-  munmap(map, size);
-  return resident;
-}
 
 void Evict(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

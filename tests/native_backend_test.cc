@@ -3,7 +3,6 @@
 #include "daemon/native_backend.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -26,6 +25,7 @@ namespace {
 
 using testing::PatternBytes;
 using testing::ReadFile;
+using testing::ResidentPages;
 using testing::RunShellChecked;
 using testing::WriteFile;
 using testing::WritePatternFile;
@@ -209,23 +209,6 @@ TEST_F(NativeBackendTest, SequentialReadReturnsTheContentAndNoticesChanges) {
   ASSERT_OK_AND_ASSIGN(FileStat after, file->Stat());
   EXPECT_NE(after, before);
   EXPECT_TRUE(absl::IsNotFound(files_.OpenForRead(Path("none")).status()));
-}
-
-// How many of the file's pages are in the page cache (mincore).
-size_t ResidentPages(const std::string& path, size_t size) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return SIZE_MAX;
-  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (map == MAP_FAILED) return SIZE_MAX;
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> vec((size + page - 1) / page);
-  size_t resident = SIZE_MAX;
-  if (mincore(map, size, vec.data()) == 0) {
-    resident = 0;
-    for (unsigned char v : vec) resident += v & 1;
-  }
-  munmap(map, size);
-  return resident;
 }
 
 TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {

@@ -3,6 +3,7 @@
 #ifndef BTRDUPD_TESTS_TESTING_FILES_H_
 #define BTRDUPD_TESTS_TESTING_FILES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -26,6 +27,10 @@ absl::Status WritePatternFile(absl::string_view path, uint64_t size, uint64_t se
 
 // Returns the whole contents of `path`.
 absl::StatusOr<std::string> ReadFile(absl::string_view path);
+
+// How many pages of the first `size` bytes of `path` are in the page cache (mincore),
+// or SIZE_MAX if that cannot be told.
+size_t ResidentPages(const std::string& path, size_t size);
 
 }  // namespace testing
 }  // namespace btrdupd
