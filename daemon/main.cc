@@ -11,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "core/config.h"
 #include "daemon/command_line.h"
 #include "daemon/daemon_loop.h"
 #include "daemon/daemon_status_client.h"
@@ -24,6 +25,9 @@
 
 ABSL_FLAG(bool, help, false, "Print this help and exit.");
 ABSL_FLAG(bool, version, false, "Print the version and exit.");
+ABSL_FLAG(bool, print_config, false,
+          "Print a .btrdupd.conf with every key, its default and what it means,\n"
+          "and exit (e.g. btrdupd --print-config > /mnt/data/.btrdupd.conf).");
 ABSL_FLAG(bool, verbose, false, "Log debug messages too (every file and group).");
 
 namespace btrdupd {
@@ -90,6 +94,10 @@ int Main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_version)) {
     std::printf("btrdupd %s\n", kBtrdupdVersion);
+    return kExitOk;
+  }
+  if (absl::GetFlag(FLAGS_print_config)) {
+    std::fputs(DefaultConfigText().c_str(), stdout);
     return kExitOk;
   }
   SetVerbose(absl::GetFlag(FLAGS_verbose));

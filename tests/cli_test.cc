@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "core/config.h"
 #include "daemon/priority.h"
 #include "daemon/volume_name.h"
 #include "ioctl/ioprio.h"
@@ -27,6 +28,17 @@ CommandResult Btrdupd(std::vector<std::string> args) {
   absl::StatusOr<CommandResult> result = RunCommand(args);
   EXPECT_TRUE(result.ok()) << result.status();
   return result.ok() ? *result : CommandResult{-1, "", ""};
+}
+
+TEST(CliTest, PrintConfigWritesAFileThatParsesBackToTheDefaults) {
+  CommandResult r = Btrdupd({"--print-config"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  absl::StatusOr<VolumeConfig> parsed = ParseVolumeConfig(r.stdout_text, "printed");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const VolumeConfig defaults;
+  EXPECT_EQ(parsed->min_file_size, defaults.min_file_size);
+  EXPECT_EQ(parsed->max_generation_gap, defaults.max_generation_gap);
+  EXPECT_TRUE(absl::StrContains(r.stdout_text, "[change_detection]")) << r.stdout_text;
 }
 
 TEST(CliTest, UnknownOptionIsUsageErrorNamingIt) {
