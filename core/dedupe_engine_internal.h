@@ -1,4 +1,4 @@
-// Private to core/dedupe_engine*.cc: status macros and small shared helpers.
+// Private to core/dedupe_engine*.cc: small shared helpers.
 // Nothing outside the engine includes this.
 
 #ifndef BTRDUPD_CORE_DEDUPE_ENGINE_INTERNAL_H_
@@ -6,31 +6,16 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "core/dedupe_engine.h"
 #include "core/file_access.h"
 #include "core/index.h"
-
-#define BTRDUPD_ENGINE_CONCAT_INNER(a, b) a##b
-#define BTRDUPD_ENGINE_CONCAT(a, b) BTRDUPD_ENGINE_CONCAT_INNER(a, b)
-#define BTRDUPD_ENGINE_ASSIGN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                              \
-  if (!tmp.ok()) return tmp.status();             \
-  lhs = std::move(tmp).value()
-// ASSIGN_OR_RETURN(lhs, expr): lhs = *expr, or return expr's error.
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  BTRDUPD_ENGINE_ASSIGN_IMPL(BTRDUPD_ENGINE_CONCAT(status_or_, __LINE__), lhs, expr)
-#define RETURN_IF_ERROR(expr)          \
-  do {                                 \
-    absl::Status status_ = (expr);     \
-    if (!status_.ok()) return status_; \
-  } while (false)
+#include "core/status_macros.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 
@@ -69,12 +54,8 @@ inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
   return false;
 }
 
-// The backend's error is EROFS. Both backends keep strerror's text in the message (the
-// native one under FailedPrecondition, which ETXTBSY and ENOTTY share; duperemove's
-// report verbatim), so the text is what tells it apart.
-inline bool IsReadOnlyRefusal(const absl::Status& error) {
-  return !error.ok() && absl::StrContains(error.message(), std::strerror(EROFS));
-}
+// The backend's error is EROFS (both backends attach the errno: ioctl/errno_status.h).
+inline bool IsReadOnlyRefusal(const absl::Status& error) { return ErrnoOf(error) == EROFS; }
 
 // A subvolume whose read-only flag the engine may clear for a moment, if the kernel
 // refused a dedupe into it with EROFS (older kernels): a read-only snapshot, not

@@ -16,7 +16,7 @@ absl::Status ScanPass::WalkSubvolume(const VolumeSubvolume& sub, const VolumeDir
   ctx.generation = sub.generation;
   absl::StatusOr<int64_t> root_id = index_->EnsureDir(sub.path, sub.id, root.self().ino);
   if (!root_id.ok()) return root_id.status();
-  SCAN_RETURN_IF_ERROR(Wrote());
+  RETURN_IF_ERROR(Wrote());
   ++report_->subvolumes_walked;
   return WalkFrom(ctx, PendingDir{*root_id, sub.path, root.self().ino});
 }
@@ -25,14 +25,14 @@ absl::Status ScanPass::WalkFrom(const SubvolumeContext& ctx, PendingDir start) {
   std::vector<PendingDir> queue;
   queue.push_back(std::move(start));
   while (!queue.empty()) {
-    SCAN_RETURN_IF_ERROR(CheckStop());
+    RETURN_IF_ERROR(CheckStop());
     PendingDir at = std::move(queue.back());
     queue.pop_back();
     absl::StatusOr<std::unique_ptr<VolumeDir>> dir = fs_->OpenDir(at.path);
     if (!dir.ok()) {
       if (absl::IsNotFound(dir.status())) {
         // Gone since its parent was listed: it leaves the index with its contents.
-        SCAN_RETURN_IF_ERROR(RemoveDirRow(at.dir_id));
+        RETURN_IF_ERROR(RemoveDirRow(at.dir_id));
       } else {
         AddError(dir.status());  // keep what the index knows of it
       }
@@ -46,7 +46,7 @@ absl::Status ScanPass::WalkFrom(const SubvolumeContext& ctx, PendingDir start) {
           absl::StrCat(fs_->root(), "/", at.path, ": changed while being scanned")));
       continue;
     }
-    SCAN_RETURN_IF_ERROR(ReconcileDir(ctx, at, **dir, &queue));
+    RETURN_IF_ERROR(ReconcileDir(ctx, at, **dir, &queue));
     ReportProgress(ctx);
   }
   return absl::OkStatus();
@@ -91,13 +91,13 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
       int64_t file_id = 0;
       if (row != nullptr) {
         if (row->is_dir) {
-          SCAN_RETURN_IF_ERROR(RemoveDirRow(row->id));
+          RETURN_IF_ERROR(RemoveDirRow(row->id));
         } else {
           file_id = row->id;
         }
         unclaimed.erase(row_it);
       }
-      SCAN_RETURN_IF_ERROR(ObserveIfChanged(ctx, at.dir_id, entry.name, *st, file_id, nullptr));
+      RETURN_IF_ERROR(ObserveIfChanged(ctx, at.dir_id, entry.name, *st, file_id, nullptr));
     } else if (st->type == EntryType::kDirectory) {
       if (IsBoundary(ctx, *st)) {
         // A nested subvolume (walked as its own unit) keeps its rows; anything else
@@ -116,9 +116,9 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
             unclaimed.erase(row_it);
             continue;
           }
-          SCAN_RETURN_IF_ERROR(RemoveDirRow(row->id));  // replaced by another directory
+          RETURN_IF_ERROR(RemoveDirRow(row->id));  // replaced by another directory
         } else {
-          SCAN_RETURN_IF_ERROR(RemoveFileRow(row->id));
+          RETURN_IF_ERROR(RemoveFileRow(row->id));
         }
         unclaimed.erase(row_it);
       }
@@ -129,9 +129,9 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
   }
   for (const auto& [name, row] : unclaimed) {
     if (row.is_dir) {
-      SCAN_RETURN_IF_ERROR(RemoveDirRow(row.id));
+      RETURN_IF_ERROR(RemoveDirRow(row.id));
     } else {
-      SCAN_RETURN_IF_ERROR(RemoveFileRow(row.id));
+      RETURN_IF_ERROR(RemoveFileRow(row.id));
     }
   }
   return absl::OkStatus();

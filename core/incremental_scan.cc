@@ -46,16 +46,16 @@ absl::Status ScanPass::UpdateSubvolume(const VolumeSubvolume& sub, const VolumeD
   std::vector<RelistedDir> relisted;
   absl::flat_hash_set<int64_t> relisted_ids;
   for (uint64_t ino : dirs) {
-    SCAN_RETURN_IF_ERROR(CheckStop());
-    SCAN_RETURN_IF_ERROR(RelistChangedDir(ctx, ino, &relisted, &relisted_ids));
+    RETURN_IF_ERROR(CheckStop());
+    RETURN_IF_ERROR(RelistChangedDir(ctx, ino, &relisted, &relisted_ids));
     ReportProgress(ctx);
   }
   for (const RelistedDir& dir : relisted) {
-    SCAN_RETURN_IF_ERROR(CheckStop());
-    SCAN_RETURN_IF_ERROR(ApplyCandidates(ctx, dir));
+    RETURN_IF_ERROR(CheckStop());
+    RETURN_IF_ERROR(ApplyCandidates(ctx, dir));
   }
   for (uint64_t ino : files) {
-    SCAN_RETURN_IF_ERROR(RestatChangedFile(ctx, ino, relisted_ids));
+    RETURN_IF_ERROR(RestatChangedFile(ctx, ino, relisted_ids));
   }
   ReportProgress(ctx);
   return absl::OkStatus();
@@ -110,7 +110,7 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
         continue;
       }
       if (row != nullptr) {  // was a directory
-        SCAN_RETURN_IF_ERROR(RemoveDirRow(row->id));
+        RETURN_IF_ERROR(RemoveDirRow(row->id));
         unclaimed.erase(row_it);
       }
       result.candidates.push_back({entry.name, 0});
@@ -137,10 +137,10 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
           }
           continue;
         }
-        SCAN_RETURN_IF_ERROR(RemoveDirRow(row->id));
+        RETURN_IF_ERROR(RemoveDirRow(row->id));
         unclaimed.erase(row_it);
       } else if (row != nullptr) {  // was a file
-        SCAN_RETURN_IF_ERROR(RemoveFileRow(row->id));
+        RETURN_IF_ERROR(RemoveFileRow(row->id));
         unclaimed.erase(row_it);
       }
       result.candidates.push_back({entry.name, 0});
@@ -149,9 +149,9 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
   }
   for (const auto& [name, row] : unclaimed) {
     if (row.is_dir) {
-      SCAN_RETURN_IF_ERROR(RemoveDirRow(row.id));
+      RETURN_IF_ERROR(RemoveDirRow(row.id));
     } else {
-      SCAN_RETURN_IF_ERROR(RemoveFileRow(row.id));
+      RETURN_IF_ERROR(RemoveFileRow(row.id));
     }
   }
   if (!result.candidates.empty()) out->push_back(std::move(result));
@@ -178,7 +178,7 @@ absl::Status ScanPass::ApplyCandidates(const SubvolumeContext& ctx,
     absl::StatusOr<VolumeStat> st = (*dir)->StatEntry(candidate.name);
     if (!st.ok()) {
       if (absl::IsNotFound(st.status())) {
-        if (candidate.file_id != 0) SCAN_RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
+        if (candidate.file_id != 0) RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
       } else {
         AddError(st.status());
       }
@@ -188,22 +188,22 @@ absl::Status ScanPass::ApplyCandidates(const SubvolumeContext& ctx,
     if (st->type == EntryType::kRegular) {
       ++report_->files_seen;
       if (st->size < config_.min_file_size) {
-        if (candidate.file_id != 0) SCAN_RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
+        if (candidate.file_id != 0) RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
         continue;
       }
-      SCAN_RETURN_IF_ERROR(ObserveIfChanged(ctx, relisted.dir_id, candidate.name, *st,
+      RETURN_IF_ERROR(ObserveIfChanged(ctx, relisted.dir_id, candidate.name, *st,
                                             candidate.file_id, nullptr));
     } else if (st->type == EntryType::kDirectory && !IsBoundary(ctx, *st)) {
-      if (candidate.file_id != 0) SCAN_RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
+      if (candidate.file_id != 0) RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));
       absl::StatusOr<int64_t> id = AddDir(ctx, child_path, st->ino);
       if (!id.ok()) return id.status();
       walk.push_back(PendingDir{*id, child_path, st->ino});
     } else if (candidate.file_id != 0) {
-      SCAN_RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));  // now a symlink, ...
+      RETURN_IF_ERROR(RemoveFileRow(candidate.file_id));  // now a symlink, ...
     }
   }
   for (PendingDir& pending : walk) {
-    SCAN_RETURN_IF_ERROR(WalkFrom(ctx, std::move(pending)));
+    RETURN_IF_ERROR(WalkFrom(ctx, std::move(pending)));
   }
   return absl::OkStatus();
 }
@@ -217,7 +217,7 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
     absl::StatusOr<VolumeStat> st = fs_->Stat(row.path);
     if (!st.ok()) {
       if (absl::IsNotFound(st.status())) {
-        SCAN_RETURN_IF_ERROR(RemoveFileRow(row.id));
+        RETURN_IF_ERROR(RemoveFileRow(row.id));
       } else {
         AddError(st.status());
       }
@@ -228,14 +228,14 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
         st->size < config_.min_file_size) {
       // Not this file any more (its directory changed after the search began: the next
       // pass lists it), or below the size floor now.
-      SCAN_RETURN_IF_ERROR(RemoveFileRow(row.id));
+      RETURN_IF_ERROR(RemoveFileRow(row.id));
       continue;
     }
     const size_t slash = row.path.rfind('/');
     const absl::string_view name =
         slash == std::string::npos ? absl::string_view(row.path)
                                    : absl::string_view(row.path).substr(slash + 1);
-    SCAN_RETURN_IF_ERROR(ObserveIfChanged(ctx, row.dir_id, name, *st, row.id, &row));
+    RETURN_IF_ERROR(ObserveIfChanged(ctx, row.dir_id, name, *st, row.id, &row));
   }
   return absl::OkStatus();
 }

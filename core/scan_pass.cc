@@ -22,7 +22,7 @@ absl::Status ScanPass::Begin() {
 }
 
 absl::Status ScanPass::Commit() {
-  SCAN_RETURN_IF_ERROR(index_->CommitBatch());
+  RETURN_IF_ERROR(index_->CommitBatch());
   return Begin();
 }
 
@@ -99,21 +99,21 @@ absl::StatusOr<int64_t> ScanPass::AddDir(const SubvolumeContext& ctx, const std:
   // reconciled yet: that place no longer holds it.
   absl::StatusOr<std::optional<int64_t>> old = index_->FindDirByInode(ctx.id, ino);
   if (!old.ok()) return old.status();
-  if (old->has_value()) SCAN_RETURN_IF_ERROR(RemoveDirRow(**old));
+  if (old->has_value()) RETURN_IF_ERROR(RemoveDirRow(**old));
   absl::StatusOr<int64_t> id = index_->EnsureDir(path, ctx.id, ino);
   if (!id.ok()) return id.status();
-  SCAN_RETURN_IF_ERROR(Wrote());
+  RETURN_IF_ERROR(Wrote());
   return *id;
 }
 
 absl::Status ScanPass::RemoveFileRow(int64_t file_id) {
-  SCAN_RETURN_IF_ERROR(index_->RemoveFile(file_id));
+  RETURN_IF_ERROR(index_->RemoveFile(file_id));
   ++report_->files_removed;
   return Wrote();
 }
 
 absl::Status ScanPass::RemoveDirRow(int64_t dir_id) {
-  SCAN_RETURN_IF_ERROR(index_->RemoveDir(dir_id));
+  RETURN_IF_ERROR(index_->RemoveDir(dir_id));
   ++report_->dirs_removed;
   return Wrote();
 }

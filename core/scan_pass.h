@@ -22,14 +22,8 @@
 #include "core/config.h"
 #include "core/index.h"
 #include "core/scanner.h"
+#include "core/status_macros.h"
 #include "core/volume_fs.h"
-
-// Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define SCAN_RETURN_IF_ERROR(expr)          \
-  do {                                      \
-    absl::Status scan_status_ = (expr);     \
-    if (!scan_status_.ok()) return scan_status_; \
-  } while (0)
 
 namespace btrdupd {
 

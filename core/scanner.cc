@@ -92,10 +92,10 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
         if (!text.ok()) return text.status();
         done = ParseIds(*text);
       } else {
-        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "1"));
-        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
+        RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "1"));
+        RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
       }
-      SCAN_RETURN_IF_ERROR(pass.Commit());
+      RETURN_IF_ERROR(pass.Commit());
     }
 
     // Subvolumes deleted (or no longer indexed, or moved: then walked again below).
@@ -104,14 +104,14 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
     for (auto it = known.begin(); it != known.end();) {
       auto found = by_id.find(it->first);
       if (found == by_id.end() || found->second->path != it->second.path) {
-        SCAN_RETURN_IF_ERROR(index_->RemoveSubvolume(it->first));
+        RETURN_IF_ERROR(index_->RemoveSubvolume(it->first));
         if (found == by_id.end()) ++report.subvolumes_removed;
         known.erase(it++);
       } else {
         ++it;
       }
     }
-    SCAN_RETURN_IF_ERROR(pass.Commit());
+    RETURN_IF_ERROR(pass.Commit());
 
     for (const VolumeSubvolume& sub : subvolumes) {
       auto record = known.find(sub.id);
@@ -124,7 +124,7 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       row.parent_uuid = sub.parent_uuid;
       row.received_uuid = sub.received_uuid;
       row.read_only = sub.read_only;
-      SCAN_RETURN_IF_ERROR(index_->UpsertSubvolume(row));
+      RETURN_IF_ERROR(index_->UpsertSubvolume(row));
 
       absl::StatusOr<std::unique_ptr<VolumeDir>> root = fs_->OpenDir(sub.path);
       if (!root.ok()) {
@@ -138,35 +138,35 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       const bool walk = (full && !done.contains(sub.id)) || last == 0 ||
                         !root_row->has_value() || sub.generation < last;
       if (walk) {
-        SCAN_RETURN_IF_ERROR(pass.WalkSubvolume(sub, **root));
+        RETURN_IF_ERROR(pass.WalkSubvolume(sub, **root));
       } else {
         // Searched even when the committed generation has not moved: the search also
         // sees the running transaction, and finding nothing costs next to nothing.
         if (sub.generation > last && sub.generation - last > config_.max_generation_gap &&
             !full) {
-          SCAN_RETURN_IF_ERROR(index_->SetMeta(
+          RETURN_IF_ERROR(index_->SetMeta(
               kMetaFullScanWanted,
               absl::StrCat("subvolume ", sub.id, " '", sub.path, "' generation ", last,
                            " -> ", sub.generation)));
         }
-        SCAN_RETURN_IF_ERROR(pass.UpdateSubvolume(sub, **root, last));
+        RETURN_IF_ERROR(pass.UpdateSubvolume(sub, **root, last));
       }
-      SCAN_RETURN_IF_ERROR(index_->SetSubvolumeScanned(sub.id, sub.generation, clock_->Now()));
+      RETURN_IF_ERROR(index_->SetSubvolumeScanned(sub.id, sub.generation, clock_->Now()));
       if (full) {
         done.insert(sub.id);
-        SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, FormatIds(done)));
+        RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, FormatIds(done)));
       }
-      SCAN_RETURN_IF_ERROR(pass.Commit());
+      RETURN_IF_ERROR(pass.Commit());
     }
 
     const std::string now_text = absl::StrCat(absl::ToUnixSeconds(clock_->Now()));
     if (full) {
-      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaLastFullScan, now_text));
-      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "0"));
-      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
-      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanWanted, ""));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaLastFullScan, now_text));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "0"));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanWanted, ""));
     } else {
-      SCAN_RETURN_IF_ERROR(index_->SetMeta(kMetaLastIncremental, now_text));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaLastIncremental, now_text));
     }
     return absl::OkStatus();
   };

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 
 #include "absl/flags/declare.h"
@@ -14,6 +15,7 @@
 #include "daemon/progress.h"
 #include "daemon/status_server.h"
 #include "daemon/volume_name.h"
+#include "ioctl/errno_status.h"
 
 ABSL_DECLARE_FLAG(std::string, socket_dir);
 ABSL_FLAG(bool, daemon_status, false,
@@ -136,7 +138,7 @@ int RunDaemonStatus(const std::vector<std::string>& volumes) {
     if (!reply.ok()) {
       ++failed;
       if (absl::IsNotFound(reply.status()) || absl::IsUnavailable(reply.status()) ||
-          reply.status().message().find("refused") != std::string::npos) {
+          ErrnoOf(reply.status()) == ECONNREFUSED) {
         std::fprintf(stderr,
                      "btrdupd: no btrdupd daemon is running for %s (nothing answers on "
                      "%s); start it with 'btrdupd --daemon %s' or 'systemctl start "

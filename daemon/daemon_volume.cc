@@ -20,6 +20,7 @@
 #include "daemon/status_json.h"
 #include "daemon/version.h"
 #include "daemon/volume_name.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace {
@@ -86,7 +87,7 @@ absl::Status DaemonVolume::Open() {
   // The lock lives next to the database, so its directory must exist first.
   const std::string db_dir = location->db_path.substr(0, location->db_path.rfind('/'));
   if (mkdir(db_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", db_dir));
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("cannot create ", db_dir));
   }
   if (lock_ == nullptr) {
     absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
@@ -102,7 +103,7 @@ absl::Status DaemonVolume::Open() {
   if (!session.ok()) return session.status();
   struct stat st;
   if (stat(location->path.c_str(), &st) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("stat ", location->path));
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("stat ", location->path));
   }
   const absl::Time now = clock_->Now();
   absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*(*session)->index(), now);

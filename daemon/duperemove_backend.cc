@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "daemon/subprocess.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace {
@@ -27,7 +28,9 @@ std::string Tail(absl::string_view output) {
 }
 
 // What duperemove printed about `path`: `Dedupe for file "PATH" had status (N) "TEXT".`
-// or an `Error ...` line naming the file. Returns false if nothing.
+// (N is the kernel's per-destination status: 1 for "differs", -errno for a refusal)
+// or an `Error E: ...` line naming the file (E an errno). Returns false if nothing.
+// A report whose errno is unknown sets *status to 0.
 bool FindReport(absl::string_view output, const std::string& path, int* status,
                 std::string* text) {
   const std::string status_key = absl::StrCat("Dedupe for file \"", path, "\" had status (");
@@ -48,6 +51,7 @@ bool FindReport(absl::string_view output, const std::string& path, int* status,
   }
   // "Error 2: No such file or directory while getting path to file PATH. Skipping."
   size_t pos = 0;
+  constexpr absl::string_view kError = "Error ";
   while ((pos = output.find("Error ", pos)) != absl::string_view::npos) {
     const size_t end = output.find(". Skipping.", pos);
     absl::string_view line = output.substr(pos, end == absl::string_view::npos
@@ -55,7 +59,10 @@ bool FindReport(absl::string_view output, const std::string& path, int* status,
                                                     : end - pos);
     if (absl::EndsWith(line, absl::StrCat(" ", path)) ||
         absl::StrContains(line, absl::StrCat("\"", path, "\""))) {
-      *status = -1;
+      absl::string_view number = line.substr(kError.size());
+      number = number.substr(0, number.find(':'));
+      int err = 0;
+      *status = absl::SimpleAtoi(number, &err) && err > 0 ? -err : 0;
       *text = std::string(line.substr(0, 300));
       return true;
     }
@@ -124,8 +131,11 @@ std::vector<DedupeOutcome> DuperemoveBackend::ParseOutcomes(
       if (status == kStatusDiffers) {
         outcome.kind = DedupeOutcome::Kind::kDiffers;
       } else {
+        // The errno travels with the error (the engine tells EROFS from ETXTBSY by it).
         outcome.kind = DedupeOutcome::Kind::kFailed;
-        outcome.error = absl::InternalError(absl::StrCat("duperemove: ", text));
+        const std::string message = absl::StrCat("duperemove: ", text);
+        outcome.error = status < 0 ? ErrnoToStatusWithMessage(-status, message)
+                                   : absl::InternalError(message);
       }
     } else if (exit_code != 0) {
       outcome.kind = DedupeOutcome::Kind::kFailed;
@@ -186,8 +196,7 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::Dedupe(
   struct stat st;
   if (stat(request.reference_path.c_str(), &st) != 0) {
     const int err = errno;
-    return absl::ErrnoToStatus(err, absl::StrCat("reference ", request.reference_path,
-                                                 ": ", std::strerror(err)));
+    return btrdupd::ErrnoToStatus(err, absl::StrCat("reference ", request.reference_path));
   }
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != request.size) {
     return absl::FailedPreconditionError(

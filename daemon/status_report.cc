@@ -16,6 +16,7 @@
 #include "daemon/one_shot.h"
 #include "daemon/progress.h"
 #include "daemon/volume_session.h"
+#include "ioctl/errno_status.h"
 
 ABSL_FLAG(bool, status, false,
           "Print what each VOLUME's database knows (files tracked, hashed, pending,\n"
@@ -75,8 +76,8 @@ absl::StatusOr<std::string> VolumeStatusReport(absl::string_view volume,
   if (stat(location->db_path.c_str(), &st) != 0) {
     const int err = errno;
     if (err != ENOENT) {
-      return absl::Status(
-          absl::ErrnoToStatusCode(err),
+      return ErrnoToStatusWithMessage(
+          err,
           absl::StrCat("cannot read the database ", location->db_path, ": ",
                        std::strerror(err),
                        err == EACCES ? " (run btrdupd --status as root)" : ""));

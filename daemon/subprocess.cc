@@ -15,12 +15,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace {
 
 absl::Status ErrnoError(absl::string_view what, int err) {
-  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
+  return btrdupd::ErrnoToStatus(err, what);
 }
 
 bool WriteAllFd(int fd, absl::string_view data) {

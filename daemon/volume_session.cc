@@ -19,6 +19,7 @@
 #include "daemon/real_file_access.h"
 #include "daemon/real_volume_fs.h"
 #include "daemon/volume_name.h"
+#include "ioctl/errno_status.h"
 #include "ioctl/filesystem.h"
 #include "ioctl/inode_flags.h"
 #include "ioctl/unique_fd.h"
@@ -48,8 +49,7 @@ absl::Status MakeDirectory(const std::string& path) {
   }
   if (errno == EEXIST) return absl::OkStatus();
   const int err = errno;
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat("cannot create ", path, ": ", ErrnoText(err)));
+  return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
 }
 
 // The kind of a skip reason: its text up to the first ':' (reasons read
@@ -69,9 +69,8 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
   char resolved[PATH_MAX];
   if (realpath(given.c_str(), resolved) == nullptr) {
     const int err = errno;
-    // The message carries strerror itself (absl::ErrnoToStatus would add it again).
-    return absl::Status(
-        absl::ErrnoToStatusCode(err), absl::StrCat(given, ": ", ErrnoText(err),
+    return ErrnoToStatusWithMessage(
+        err, absl::StrCat(given, ": ", ErrnoText(err),
                           err == EACCES ? " (run btrdupd as root)"
                                         : " (give the mount point of a btrfs filesystem)"));
   }

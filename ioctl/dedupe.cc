@@ -62,7 +62,7 @@ absl::Status DedupeError(int err, int src_fd, uint64_t src_offset, uint64_t leng
                    " into ", DescribeFd(target.fd), " at ", target_offset, ": ",
                    strerror(err));
   if (const char* hint = Hint(err)) absl::StrAppend(&message, " (", hint, ")");
-  return absl::Status(ErrnoToStatusCode(err), message);
+  return ErrnoToStatusWithMessage(err, message);
 }
 
 // Progress of one target across calls.

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace btrdupd {
@@ -54,7 +56,24 @@ absl::StatusCode ErrnoToStatusCode(int err) {
 }
 
 absl::Status ErrnoToStatus(int err, absl::string_view context) {
-  return absl::Status(ErrnoToStatusCode(err), absl::StrCat(context, ": ", strerror(err)));
+  return ErrnoToStatusWithMessage(err, absl::StrCat(context, ": ", strerror(err)));
+}
+
+absl::Status ErrnoToStatusWithMessage(int err, absl::string_view message) {
+  return WithErrno(absl::Status(ErrnoToStatusCode(err), message), err);
+}
+
+absl::Status WithErrno(absl::Status status, int err) {
+  if (!status.ok()) status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(err)));
+  return status;
+}
+
+std::optional<int> ErrnoOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kErrnoPayloadUrl);
+  if (!payload.has_value()) return std::nullopt;
+  int err = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &err)) return std::nullopt;
+  return err;
 }
 
 }  // namespace btrdupd

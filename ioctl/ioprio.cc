@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace {
@@ -22,8 +23,7 @@ absl::Status SetIdleIoClass() {
   const int value = kIoprioClassIdle << kIoprioClassShift;
   if (syscall(SYS_ioprio_set, kIoprioWhoProcess, 0, value) != 0) {
     const int err = errno;
-    return absl::ErrnoToStatus(err, absl::StrCat("ioprio_set(idle) on this process: ",
-                                                 std::strerror(err)));
+    return ErrnoToStatus(err, "ioprio_set(idle) on this process");
   }
   return absl::OkStatus();
 }
@@ -32,8 +32,7 @@ absl::StatusOr<int> GetIoClass() {
   const long value = syscall(SYS_ioprio_get, kIoprioWhoProcess, 0);
   if (value < 0) {
     const int err = errno;
-    return absl::ErrnoToStatus(err, absl::StrCat("ioprio_get on this process: ",
-                                                 std::strerror(err)));
+    return ErrnoToStatus(err, "ioprio_get on this process");
   }
   return static_cast<int>(value >> kIoprioClassShift);
 }

@@ -41,7 +41,8 @@ absl::Status UtilError(btrfs_util_error err, int saved_errno, absl::string_view 
   }
   std::string message = absl::StrCat(what, " ", path, ": ", btrfs_util_strerror(err));
   if (saved_errno != 0) absl::StrAppend(&message, ": ", strerror(saved_errno));
-  return absl::Status(code, message);
+  absl::Status status(code, message);
+  return saved_errno != 0 ? WithErrno(std::move(status), saved_errno) : status;
 }
 
 // "" for the nil UUID.

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/index.h"
+#include "ioctl/errno_status.h"
 #include "tests/testing/fake_file_access.h"
 #include "tests/testing/status_macros.h"
 
@@ -286,7 +288,7 @@ TEST_F(DedupeEngineTest, FailedDestinationIsSkippedWithReasonAndTheRunGoesOn) {
   Add("a", content, 11, absl::Hours(2));
   int64_t busy = Add("busy", content, 12);
   int64_t c = Add("c", content, 13);
-  backend_.FailFor(P("busy"), absl::FailedPreconditionError("busy: Text file busy"));
+  backend_.FailFor(P("busy"), ErrnoToStatus(ETXTBSY, "dedupe into busy"));
   auto engine = Engine();
   Run(*engine);
   EXPECT_EQ(Get(busy).dedupe_state, DedupeState::kSkipped);
@@ -591,7 +593,7 @@ TEST_F(DedupeEngineTest, ErofsFromAReadOnlyMountOrAWritableSubvolumeIsSkippedNot
   Add("a", content, 11, absl::Hours(5));
   int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
   int64_t b = Add("b", content, 12, absl::Hours(1));
-  backend_.FailFor(P("b"), absl::FailedPreconditionError("b: Read-only file system"));
+  backend_.FailFor(P("b"), ErrnoToStatus(EROFS, "dedupe into b"));
   auto engine = Engine();
   Run(*engine);
   EXPECT_TRUE(fs_.flag_log().empty());
@@ -824,7 +826,7 @@ TEST_F(DedupeEngineTest, NoReadAheadWhenTurnedOff) {
 TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
   Add("a", Bytes(20000, 'g'), 11, absl::Hours(2));
   int64_t b = Add("b", Bytes(20000, 'g'), 12);
-  backend_.FailFor(P("b"), absl::UnavailableError("b: Resource temporarily unavailable"));
+  backend_.FailFor(P("b"), ErrnoToStatus(EAGAIN, "dedupe into b"));
   auto engine = Engine();
   std::vector<StepResult> steps = Run(*engine);
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kPending);

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -29,6 +30,7 @@
 #include "core/sha256.h"
 #include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
+#include "ioctl/errno_status.h"
 #include "ioctl/fiemap.h"
 #include "ioctl/subvolumes.h"
 #include "ioctl/unique_fd.h"
@@ -74,8 +76,7 @@ class HookedBackend : public DedupeBackend {
       if (dest.rfind(erofs_subvol + "/", 0) == 0) {
         DedupeOutcome refused;
         refused.destination_path = dest;
-        refused.error = absl::FailedPreconditionError(
-            absl::StrCat("dedupe into ", dest, ": Read-only file system"));
+        refused.error = ErrnoToStatus(EROFS, absl::StrCat("dedupe into ", dest));
         out.push_back(refused);
       } else {
         out.push_back((*done)[next++]);

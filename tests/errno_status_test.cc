@@ -36,6 +36,20 @@ TEST(ErrnoToStatusTest, MessageHasContextAndErrnoText) {
   EXPECT_EQ(status.message(), "open /mnt/a/b: No such file or directory");
 }
 
+TEST(ErrnoToStatusTest, StatusCarriesItsErrno) {
+  // EROFS and ETXTBSY share a code; the errno tells them apart.
+  EXPECT_EQ(ErrnoOf(ErrnoToStatus(EROFS, "x")), EROFS);
+  EXPECT_EQ(ErrnoOf(ErrnoToStatus(ETXTBSY, "x")), ETXTBSY);
+  EXPECT_EQ(ErrnoOf(ErrnoToStatusWithMessage(EAGAIN, "send running")), EAGAIN);
+  EXPECT_EQ(ErrnoOf(WithErrno(absl::InternalError("x"), EIO)), EIO);
+}
+
+TEST(ErrnoToStatusTest, TextAloneCarriesNoErrno) {
+  EXPECT_EQ(ErrnoOf(absl::FailedPreconditionError("x: Read-only file system")), std::nullopt);
+  EXPECT_EQ(ErrnoOf(absl::OkStatus()), std::nullopt);
+  EXPECT_EQ(ErrnoOf(WithErrno(absl::OkStatus(), EIO)), std::nullopt);
+}
+
 TEST(UniqueFdTest, ClosesOnDestructionAndMovesOwnership) {
   int raw = -1;
   {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "core/config.h"
 #include "core/index.h"
 #include "core/scan_policy.h"
+#include "ioctl/errno_status.h"
 #include "tests/testing/fake_volume_fs.h"
 #include "tests/testing/index_contents.h"
 
@@ -436,9 +438,9 @@ TEST_F(ScannerTest, VanishedAndUnreadableEntriesNeverStopThePass) {
   fs_.WriteFile("d/gone", 10000);
   fs_.WriteFile("d/denied", 10000);
   fs_.WriteFile("d/fine", 10000);
-  fs_.FailStat("d/gone", absl::NotFoundError("stat d/gone: No such file or directory"));
-  fs_.FailStat("d/denied", absl::PermissionDeniedError("stat d/denied: Permission denied"));
-  fs_.FailOpen("d/locked", absl::PermissionDeniedError("open d/locked: Permission denied"));
+  fs_.FailStat("d/gone", ErrnoToStatus(ENOENT, "stat d/gone"));
+  fs_.FailStat("d/denied", ErrnoToStatus(EACCES, "stat d/denied"));
+  fs_.FailOpen("d/locked", ErrnoToStatus(EACCES, "open d/locked"));
 
   ScanReport report = Scan();
 
@@ -453,7 +455,7 @@ TEST_F(ScannerTest, VanishedAndUnreadableEntriesNeverStopThePass) {
   fs_.ClearFailures();
   Scan(ScanMode::kForceFull);
   EXPECT_EQ(Contents(), CleanScanContents());
-  fs_.FailStat("d/fine", absl::NotFoundError("stat d/fine: No such file or directory"));
+  fs_.FailStat("d/fine", ErrnoToStatus(ENOENT, "stat d/fine"));
   Scan(ScanMode::kForceFull);
   EXPECT_FALSE(Contents().count("d/fine"));
 }

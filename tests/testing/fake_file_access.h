@@ -12,10 +12,14 @@
 // subvolumes, except on a read-only mount (EROFS); after RefuseReadOnlySubvolumes() it
 // answers EROFS for every read-only subvolume, like older kernels. It records every call.
 //
+// Its errors are made by ioctl/errno_status.h, with the errno the kernel would give.
+//
 // Header-only; not thread-safe.
 
 #ifndef BTRDUPD_TESTS_TESTING_FAKE_FILE_ACCESS_H_
 #define BTRDUPD_TESTS_TESTING_FAKE_FILE_ACCESS_H_
+
+#include <errno.h>
 
 #include <algorithm>
 #include <cstring>
@@ -32,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/dedupe_backend.h"
 #include "core/file_access.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace testing {
@@ -109,8 +114,8 @@ class FakeFileAccess : public FileAccess {
   // --- FileAccess ---
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
       const std::string& path) override {
-    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("open ", path));
-    if (unreadable_.count(path)) return absl::PermissionDeniedError(absl::StrCat("open ", path));
+    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("open ", path));
+    if (unreadable_.count(path)) return ErrnoToStatus(EACCES, absl::StrCat("open ", path));
     ++opens_;
     access_log_.push_back(absl::StrCat("open ", path));
     return std::unique_ptr<SequentialFile>(new Reader(this, path));
@@ -121,26 +126,26 @@ class FakeFileAccess : public FileAccess {
   }
 
   absl::StatusOr<FileStat> Stat(const std::string& path) override {
-    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("stat ", path));
+    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("stat ", path));
     const File& f = files_.at(path);
     return FileStat{f.ino, f.contents.size(), f.mtime_ns};
   }
 
   absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) override {
-    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("getflags ", path));
+    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("getflags ", path));
     return files_.at(path).attrs;
   }
 
   absl::StatusOr<bool> SharesAllExtents(const std::string& a, const std::string& b) override {
     ++fiemaps_;
-    if (!Exists(a)) return absl::NotFoundError(absl::StrCat("fiemap ", a));
-    if (!Exists(b)) return absl::NotFoundError(absl::StrCat("fiemap ", b));
+    if (!Exists(a)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", a));
+    if (!Exists(b)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", b));
     return SameExtents(a, b);
   }
 
   absl::StatusOr<bool> HasSharedExtents(const std::string& path) override {
     ++fiemaps_;
-    if (!Exists(path)) return absl::NotFoundError(absl::StrCat("fiemap ", path));
+    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", path));
     for (const auto& [other, f] : files_) {
       if (other != path && f.extent_id == files_.at(path).extent_id) return true;
     }
@@ -149,13 +154,13 @@ class FakeFileAccess : public FileAccess {
 
   absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) override {
     auto it = subvols_.find(subvol_path);
-    if (it == subvols_.end()) return absl::NotFoundError(absl::StrCat("subvol ", subvol_path));
+    if (it == subvols_.end()) return ErrnoToStatus(ENOENT, absl::StrCat("subvol ", subvol_path));
     return it->second;
   }
 
   absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override {
     auto it = subvols_.find(subvol_path);
-    if (it == subvols_.end()) return absl::NotFoundError(absl::StrCat("subvol ", subvol_path));
+    if (it == subvols_.end()) return ErrnoToStatus(ENOENT, absl::StrCat("subvol ", subvol_path));
     auto failing = failing_set_read_only_.find({subvol_path, read_only});
     if (failing != failing_set_read_only_.end() && !failing->second.ok()) return failing->second;
     it->second.read_only = read_only;
@@ -184,7 +189,7 @@ class FakeFileAccess : public FileAccess {
     absl::StatusOr<size_t> Read(char* buf, size_t n) override {
       if (!fs_->Exists(path_)) return size_t{0};
       if (fs_->failing_reads_.count(path_)) {
-        return absl::DataLossError(absl::StrCat("read ", path_, ": Input/output error"));
+        return ErrnoToStatus(EIO, absl::StrCat("read ", path_));
       }
       const std::string& c = fs_->files_.at(path_).contents;
       if (offset_ >= c.size()) return size_t{0};
@@ -230,7 +235,7 @@ class FakeDedupeBackend : public DedupeBackend {
     calls_.push_back(request);
     if (before_call_) before_call_(request);
     if (!fs_->Exists(request.reference_path)) {
-      return absl::NotFoundError(absl::StrCat("open ", request.reference_path));
+      return ErrnoToStatus(ENOENT, absl::StrCat("open ", request.reference_path));
     }
     std::vector<DedupeOutcome> out;
     for (const std::string& dest : request.destination_paths) {
@@ -243,11 +248,11 @@ class FakeDedupeBackend : public DedupeBackend {
         o.error = forced->second;
       } else if (!fs_->Exists(dest)) {
         o.kind = DedupeOutcome::Kind::kFailed;
-        o.error = absl::NotFoundError(absl::StrCat("open ", dest));
+        o.error = ErrnoToStatus(ENOENT, absl::StrCat("open ", dest));
       } else if (!subvol.empty() && (fs_->subvolume(subvol).on_read_only_mount ||
                                      (refuse_read_only_ && fs_->subvolume(subvol).read_only))) {
         o.kind = DedupeOutcome::Kind::kFailed;
-        o.error = absl::FailedPreconditionError(absl::StrCat(dest, ": Read-only file system"));
+        o.error = ErrnoToStatus(EROFS, absl::StrCat("dedupe into ", dest));
       } else if (fs_->file(dest).contents != fs_->file(request.reference_path).contents) {
         o.kind = DedupeOutcome::Kind::kDiffers;
       } else {

@@ -1,5 +1,6 @@
 #include "tests/testing/fake_volume_fs.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -7,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace testing {
@@ -61,7 +63,7 @@ class FakeVolumeFs::Dir : public VolumeDir {
     }
     auto it = node_->children.find(std::string(name));
     if (it == node_->children.end()) {
-      return absl::NotFoundError(absl::StrCat("stat /fake/", path, ": No such file"));
+      return ErrnoToStatus(ENOENT, absl::StrCat("stat /fake/", path));
     }
     return fs_->StatOf(*it->second);
   }
@@ -384,9 +386,9 @@ absl::StatusOr<std::unique_ptr<VolumeDir>> FakeVolumeFs::OpenDir(absl::string_vi
   const std::string key(path);
   if (auto it = open_failures_.find(key); it != open_failures_.end()) return it->second;
   std::shared_ptr<Node> node = Lookup(path);
-  if (node == nullptr) return absl::NotFoundError(absl::StrCat("open /fake/", path));
+  if (node == nullptr) return ErrnoToStatus(ENOENT, absl::StrCat("open /fake/", path));
   if (node->type != EntryType::kDirectory) {
-    return absl::InvalidArgumentError(absl::StrCat("open /fake/", path, ": not a directory"));
+    return ErrnoToStatus(ENOTDIR, absl::StrCat("open /fake/", path));
   }
   return std::unique_ptr<VolumeDir>(new Dir(this, key, node));
 }
@@ -395,7 +397,7 @@ absl::StatusOr<VolumeStat> FakeVolumeFs::Stat(absl::string_view path) {
   const std::string key(path);
   if (auto it = stat_failures_.find(key); it != stat_failures_.end()) return it->second;
   std::shared_ptr<Node> node = Lookup(path);
-  if (node == nullptr) return absl::NotFoundError(absl::StrCat("stat /fake/", path));
+  if (node == nullptr) return ErrnoToStatus(ENOENT, absl::StrCat("stat /fake/", path));
   return StatOf(*node);
 }
 
@@ -403,7 +405,7 @@ absl::StatusOr<std::vector<InodeChange>> FakeVolumeFs::ChangedInodesSince(
     absl::string_view subvol_path, uint64_t generation) {
   std::shared_ptr<Node> root = Lookup(subvol_path);
   if (root == nullptr || !subvol_by_dev_.count(root->dev)) {
-    return absl::NotFoundError(absl::StrCat("no subvolume at /fake/", subvol_path));
+    return ErrnoToStatus(ENOENT, absl::StrCat("no subvolume at /fake/", subvol_path));
   }
   std::map<uint64_t, InodeChange> found;
   std::function<void(const Node&)> visit = [&](const Node& node) {

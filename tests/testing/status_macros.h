@@ -1,5 +1,6 @@
 // Assertions on absl::Status / absl::StatusOr for GoogleTest, printing the
-// status on failure:
+// status on failure (RETURN_IF_ERROR and ASSIGN_OR_RETURN come from
+// core/status_macros.h, the one header of the status macros):
 //
 //   ASSERT_OK(SyncFilesystem(fd.get()));
 //   ASSERT_OK_AND_ASSIGN(UniqueFd fd, OpenPath(path, O_RDONLY));
@@ -13,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/status_macros.h"
 
 namespace btrdupd {
 namespace testing {
@@ -28,9 +30,6 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
 }  // namespace internal
 }  // namespace testing
 }  // namespace btrdupd
-
-#define BTRDUPD_STATUS_CONCAT_INNER_(a, b) a##b
-#define BTRDUPD_STATUS_CONCAT_(a, b) BTRDUPD_STATUS_CONCAT_INNER_(a, b)
 
 #define BTRDUPD_EXPECT_OK_IMPL_(check, expr)                                    \
   do {                                                                          \
