@@ -1,6 +1,9 @@
 // Clock: where core/ logic gets "now" from, so tests control time instead of sleeping.
 //
 // Contract: Now() returns the current time; a Clock may be called from any thread.
+// FromWallTime() maps a wall-clock instant (a file's mtime or ctime) onto this clock, so
+// "how long ago did this file change" is answered in the clock's own time; the identity
+// for every clock but the daemon's test clock (daemon/scaled_clock.h).
 // RealClock() is the process-wide wall clock (never deleted). FakeClock starts at a
 // given instant and only moves when a test calls Set() or Advance(); it is thread-safe,
 // so a test may advance it while another thread reads it.
@@ -18,6 +21,7 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() = 0;
+  virtual absl::Time FromWallTime(absl::Time wall) { return wall; }
 };
 
 // The real wall clock (absl::Now()). A singleton that lives for the whole process.

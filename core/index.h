@@ -73,6 +73,10 @@ struct FileObservation {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   uint64_t generation = 0;  // btrfs transid of the inode, or the subvolume's at scan time
+  // When the file says it last changed (the later of its mtime and ctime, on the
+  // caller's clock); nullopt when unknown. Its stability wait starts there (see
+  // ObserveFile).
+  std::optional<absl::Time> last_change;
 };
 
 struct FileRecord {
@@ -85,7 +89,7 @@ struct FileRecord {
   int64_t mtime_ns = 0;
   uint64_t generation = 0;
   absl::Time first_seen;
-  absl::Time last_changed;
+  absl::Time last_changed;  // when its current stability wait started (see ObserveFile)
   absl::Time next_eligible;
   int backoff_level = 0;  // how many times a change was seen while waiting
   HashState hash_state = HashState::kNone;
@@ -174,13 +178,18 @@ class VolumeIndex {
 
   // --- Files ---
   // Records what was seen of `name` in `dir_id` at `now`. Returns the file id.
+  // The stability wait starts at the file's own last change, `start` =
+  // min(seen.last_change, now) (`now` when unknown), so a file unchanged for days is
+  // eligible when first seen and one written a minute ago waits the rest of its wait.
   //  - New file: first_seen = last_changed = now, backoff level 0,
-  //    next_eligible = now + policy.initial_wait.
+  //    next_eligible = start + policy.initial_wait.
   //  - Changed (size, mtime, inode, subvolume or generation differ from the row), whether
-  //    still waiting or not: level + 1, last_changed = now, next_eligible = now +
+  //    still waiting or not: level + 1, last_changed = start, next_eligible = start +
   //    min(initial_wait * 2^level, max_backoff) (WaitForLevel in core/stability.h); it
   //    loses hash, dedupe state, reference and skip reason. Files deduped against it
   //    (reference_id == its id) go back to kPending (reference gone; FIEMAP re-checks).
+  //    A change whose `start` is not later than the row's last_changed (its times kept
+  //    or set back; the generation or size says it changed) starts its wait at `now`.
   //  - Unchanged: nothing is written (one indexed lookup).
   // Backoff decay: the level returns to 0 when the file is processed, i.e. on
   // SetHash(kFull) or SetDedupeState(anything but kPending); a file that keeps changing

@@ -1,5 +1,6 @@
 #include "core/scan_pass.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +81,10 @@ absl::Status ScanPass::ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir
   seen.size = st.size;
   seen.mtime_ns = st.mtime_ns;
   seen.generation = ctx.generation;
+  const int64_t changed_ns = std::max(st.mtime_ns, st.ctime_ns);
+  if (st.ctime_ns != 0) {
+    seen.last_change = clock_->FromWallTime(absl::FromUnixNanos(changed_ns));
+  }
   if (auto it = ctx.changed.find(st.ino); it != ctx.changed.end()) {
     seen.generation = it->second.transid;
   }

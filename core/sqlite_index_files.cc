@@ -79,9 +79,14 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
   BTRDUPD_SQL_TRY(CheckFileName(name));
   int64_t id = 0;
   int level = 0;
+  // The wait runs from the file's own last change (never from the future), so a file
+  // that has not changed for a long time is eligible as soon as it is first seen.
+  absl::Time start = now;
+  if (seen.last_change.has_value() && *seen.last_change < now) start = *seen.last_change;
   {
     BTRDUPD_SQL_ASSIGN(Statement find,
-                       statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff "
+                       statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff, "
+                                       "coalesce(last_changed, first_seen) "
                                        "FROM files WHERE dir = ?1 AND name = ?2"));
     find.Bind(1, dir_id).BindBlob(2, name);
     BTRDUPD_SQL_ASSIGN(bool found, find.Step());
@@ -95,10 +100,14 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         return id;  // unchanged: no write at all
       }
       level = std::min<int>(static_cast<int>(find.ColumnInt(6)) + 1, kMaxStoredBackoff);
+      // A change whose times did not move past the wait recorded last (seen by its
+      // generation, size or inode, the times kept or set back): it happened since the
+      // last look, so the wait starts now.
+      if (Seconds(start) <= find.ColumnInt(7)) start = now;
     }
   }
   const int64_t t = Seconds(now);
-  const int64_t eligible = Seconds(now + WaitForLevel(policy, level));
+  const int64_t eligible = Seconds(start + WaitForLevel(policy, level));
   if (id == 0) {
     BTRDUPD_SQL_ASSIGN(
         Statement insert,
@@ -135,7 +144,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         .Bind(4, static_cast<int64_t>(seen.size))
         .Bind(5, seen.mtime_ns)
         .Bind(6, static_cast<int64_t>(seen.generation))
-        .Bind(7, t)
+        .Bind(7, Seconds(start))
         .Bind(8, eligible)
         .Bind(9, level);
     BTRDUPD_SQL_TRY(update.Run());

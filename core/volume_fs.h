@@ -60,6 +60,9 @@ struct VolumeStat {
   EntryType type = EntryType::kUnknown;  // never kUnknown here
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  // The inode's ctime (ns since the epoch, wall clock); 0 when unknown. With mtime it
+  // says when the file last changed, where its stability wait starts.
+  int64_t ctime_ns = 0;
 };
 
 struct VolumeSubvolume {

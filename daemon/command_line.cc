@@ -63,8 +63,9 @@ std::pair<std::string, std::string> SplitMetavar(absl::string_view help) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ParseCommandLine(int argc, char** argv) {
-  std::vector<std::string> positional;
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv) {
+  CommandLine parsed;
+  std::vector<std::string>& positional = parsed.positional;
   bool options_ended = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
@@ -97,6 +98,7 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLine(int argc, char** argv)
       if (negated != nullptr && negated->IsOfType<bool>()) {
         absl::Status status = SetFlag(negated, "false");
         if (!status.ok()) return status;
+        parsed.given.insert(std::string(negated->Name()));
         continue;
       }
     }
@@ -114,8 +116,9 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLine(int argc, char** argv)
     }
     absl::Status status = SetFlag(flag, *value);
     if (!status.ok()) return status;
+    parsed.given.insert(std::string(flag->Name()));
   }
-  return positional;
+  return parsed;
 }
 
 std::string FlagsHelp() {

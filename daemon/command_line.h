@@ -14,6 +14,7 @@
 #ifndef BTRDUPD_DAEMON_COMMAND_LINE_H_
 #define BTRDUPD_DAEMON_COMMAND_LINE_H_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,13 @@
 
 namespace btrdupd {
 
-// Sets the flags named in argv[1..] and returns the positional arguments in order.
-absl::StatusOr<std::vector<std::string>> ParseCommandLine(int argc, char** argv);
+struct CommandLine {
+  std::vector<std::string> positional;  // in order
+  std::set<std::string> given;          // names of the flags set (Abseil's: dry_run)
+};
+
+// Sets the flags named in argv[1..] and returns what was given.
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv);
 
 // One entry per btrdupd flag, sorted by name, ready to print under "Options:".
 std::string FlagsHelp();

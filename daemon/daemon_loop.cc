@@ -42,7 +42,7 @@ constexpr absl::Duration kMaxSleep = absl::Minutes(10);
 class Daemon {
  public:
   Daemon(const std::vector<std::string>& volumes, const DaemonOptions& options)
-      : options_(options), clock_(options.time_scale), rr_(RoundRobinFor(options)) {
+      : options_(options), clock_(options.time_scale, options.session.test_clock_offset), rr_(RoundRobinFor(options)) {
     // A stop signal interrupts the hashing of a huge file instead of waiting for it.
     SessionOptions session = options.session;
     session.should_stop = [this] {

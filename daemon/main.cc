@@ -17,6 +17,7 @@
 #include "daemon/daemon_status_client.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
+#include "daemon/mode_options.h"
 #include "daemon/one_shot.h"
 #include "daemon/priority.h"
 #include "daemon/session_flags.h"
@@ -50,7 +51,8 @@ One-shot mode (the default): for each VOLUME, find what changed since the last r
 print a summary line, and exit.
 
 Files still being written are not worth hashing: a file becomes eligible
-initial_wait_minutes (default 5) after its last change, longer if it keeps changing.
+initial_wait_minutes (default 5) after its last change (its ctime/mtime: a file
+unchanged for longer is eligible on the first run), longer if it keeps changing.
 A one-shot run processes the files that are eligible now and leaves the others for a
 later run (the summary says how many wait). From cron or after a backup has finished,
 use --no-wait to treat every file as stable now.
@@ -74,7 +76,8 @@ Options:
 Exit codes:
   0  every VOLUME was processed (or reported, with --status)
   1  some VOLUMEs were processed, at least one failed (see the ERROR lines)
-  2  usage error: unknown option, bad option value or no VOLUME; nothing was done
+  2  usage error: unknown option, bad option value, an option that means nothing
+     in the chosen mode (e.g. --dry-run with --daemon), or no VOLUME; nothing was done
   3  no VOLUME could be processed (not btrfs, unreadable, not root, bad config ...)
 )");
 }
@@ -86,8 +89,8 @@ int UsageError(absl::string_view message) {
 }
 
 int Main(int argc, char** argv) {
-  absl::StatusOr<std::vector<std::string>> volumes = ParseCommandLine(argc, argv);
-  if (!volumes.ok()) return UsageError(volumes.status().message());
+  absl::StatusOr<CommandLine> command_line = ParseCommandLine(argc, argv);
+  if (!command_line.ok()) return UsageError(command_line.status().message());
   if (absl::GetFlag(FLAGS_help)) {
     std::fputs(HelpText().c_str(), stdout);
     return kExitOk;
@@ -100,16 +103,28 @@ int Main(int argc, char** argv) {
     std::fputs(DefaultConfigText().c_str(), stdout);
     return kExitOk;
   }
+  absl::StatusOr<RunMode> mode = ModeOf(command_line->given);
+  if (!mode.ok()) return UsageError(mode.status().message());
+  absl::Status fits = CheckOptionsForMode(*mode, command_line->given);
+  if (!fits.ok()) return UsageError(fits.message());
   SetVerbose(absl::GetFlag(FLAGS_verbose));
-  if (volumes->empty()) return UsageError("no VOLUME given");
+  const std::vector<std::string>& volumes = command_line->positional;
+  if (volumes.empty()) return UsageError("no VOLUME given");
 
   absl::Status priority = LowerOwnPriority();
   if (!priority.ok()) LogWarning("", "%s", priority.message());
 
-  if (DaemonStatusRequested()) return RunDaemonStatus(*volumes);
-  if (DaemonModeRequested()) return RunDaemon(*volumes, DaemonOptionsFromFlags());
-  if (StatusRequested()) return RunStatus(*volumes, SessionOptionsFromFlags().db_dir);
-  return RunOneShot(*volumes, OneShotOptionsFromFlags());
+  switch (*mode) {
+    case RunMode::kDaemonStatus:
+      return RunDaemonStatus(volumes);
+    case RunMode::kDaemon:
+      return RunDaemon(volumes, DaemonOptionsFromFlags());
+    case RunMode::kStatus:
+      return RunStatus(volumes, SessionOptionsFromFlags().db_dir);
+    case RunMode::kOneShot:
+      break;
+  }
+  return RunOneShot(volumes, OneShotOptionsFromFlags());
 }
 
 }  // namespace

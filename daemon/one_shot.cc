@@ -15,6 +15,7 @@
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/progress.h"
+#include "daemon/scaled_clock.h"
 #include "daemon/session_flags.h"
 #include "daemon/utf8.h"
 
@@ -69,9 +70,9 @@ void PrintPlannedGroup(const PlannedGroup& group) {
 }
 
 // Runs one volume; false if it failed.
-bool RunVolume(const std::string& volume, const SessionOptions& options) {
+bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* clock) {
   absl::StatusOr<std::unique_ptr<VolumeSession>> session =
-      VolumeSession::Open(volume, options, RealClock());
+      VolumeSession::Open(volume, options, clock);
   if (!session.ok()) {
     LogError(volume, "%s", session.status().message());
     return false;
@@ -134,7 +135,7 @@ bool RunVolume(const std::string& volume, const SessionOptions& options) {
            absl::ToDoubleSeconds(summary->scan_time), absl::ToDoubleSeconds(summary->hash_time),
            absl::ToDoubleSeconds(summary->dedupe_time),
            absl::ToDoubleSeconds(summary->other_time));
-  std::string line = FormatSummary(path, *summary, options.dry_run, absl::Now());
+  std::string line = FormatSummary(path, *summary, options.dry_run, clock->Now());
   std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
   std::fflush(stdout);
   if (summary->stopped) {
@@ -224,6 +225,7 @@ SessionOptions OneShotOptionsFromFlags() {
 
 int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& options) {
   InstallStopHandlers();
+  ScaledClock clock(1.0, options.test_clock_offset);
   int failed = 0;
   for (const std::string& volume : volumes) {
     if (stop_requested.load()) {
@@ -231,7 +233,7 @@ int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& op
       ++failed;
       continue;
     }
-    if (!RunVolume(volume, options)) ++failed;
+    if (!RunVolume(volume, options, &clock)) ++failed;
   }
   return ExitCodeFor(static_cast<int>(volumes.size()), failed);
 }

@@ -43,6 +43,7 @@ VolumeStat ToVolumeStat(const FileStatus& st) {
   out.type = TypeOfMode(st.mode);
   out.size = st.size;
   out.mtime_ns = st.mtime_ns;
+  out.ctime_ns = st.ctime_ns;
   return out;
 }
 

@@ -10,7 +10,11 @@
 // and backoff doubles exactly as in production. Times written to the database are then
 // not real times; never use a scale other than 1 on real data.
 //
-// Now() = start + (wall - start) * scale. ToRealDuration() converts a span of this
+// Now() = start + (wall - start) * scale + offset. A file's times are mapped the same way
+// without the offset (FromWallTime), so a file written one real second before a change
+// check looks `scale` seconds old to it. The offset (`--test-clock-offset`, both modes)
+// makes every file look that much older: a one-shot test sees files it wrote a moment
+// ago as written minutes ago without waiting. ToRealDuration() converts a span of this
 // clock's time into wall time (for poll timeouts). Thread-safe (no mutable state).
 
 #ifndef BTRDUPD_DAEMON_SCALED_CLOCK_H_
@@ -25,11 +29,14 @@ namespace btrdupd {
 class ScaledClock : public Clock {
  public:
   // REQUIRES: scale > 0.
-  explicit ScaledClock(double scale) : scale_(scale), start_(absl::Now()) {}
+  explicit ScaledClock(double scale, absl::Duration offset = absl::ZeroDuration())
+      : scale_(scale), offset_(offset), start_(absl::Now()) {}
 
-  absl::Time Now() override {
-    if (scale_ == 1.0) return absl::Now();
-    return start_ + (absl::Now() - start_) * scale_;
+  absl::Time Now() override { return FromWallTime(absl::Now()) + offset_; }
+
+  absl::Time FromWallTime(absl::Time wall) override {
+    if (scale_ == 1.0) return wall;
+    return start_ + (wall - start_) * scale_;
   }
 
   absl::Duration ToRealDuration(absl::Duration d) const {
@@ -41,6 +48,7 @@ class ScaledClock : public Clock {
 
  private:
   const double scale_;
+  const absl::Duration offset_;
   const absl::Time start_;
 };
 

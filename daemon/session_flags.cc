@@ -43,6 +43,12 @@ ABSL_FLAG(bool, force_rescan, false,
           "Walk every directory of each VOLUME now instead of looking only at what\n"
           "changed since the last run (use when the database seems out of step).");
 
+ABSL_FLAG(absl::Duration, test_clock_offset, absl::ZeroDuration(),
+          "DURATION: For tests only: btrdupd's clock reads DURATION later than real\n"
+          "time, so every file looks that much older (its stability wait ends\n"
+          "sooner). Times recorded in the database are then not real; never use on\n"
+          "real data.");
+
 namespace btrdupd {
 
 SessionOptions SessionOptionsFromFlags() {
@@ -57,6 +63,7 @@ SessionOptions SessionOptionsFromFlags() {
   }
   options.backend = absl::GetFlag(FLAGS_backend).name;
   options.force_rescan = absl::GetFlag(FLAGS_force_rescan);
+  options.test_clock_offset = absl::GetFlag(FLAGS_test_clock_offset);
   return options;
 }
 

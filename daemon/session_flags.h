@@ -8,7 +8,8 @@
 
 namespace btrdupd {
 
-// SessionOptions with db_dir, backend and force_rescan taken from the flags; the other
+// SessionOptions with db_dir, backend, force_rescan and test_clock_offset taken from the
+// flags; the other
 // fields keep their defaults.
 SessionOptions SessionOptionsFromFlags();
 

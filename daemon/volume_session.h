@@ -71,6 +71,9 @@ struct SessionOptions {
   bool force_rescan = false;         // the first Scan() is a full scan
   bool ignore_stability_wait = false;
   bool require_root = true;          // dedupe needs CAP_SYS_ADMIN for read-only dests
+  // Tests only (--test-clock-offset): the run's clock reads this much later than real
+  // time (daemon/scaled_clock.h). The caller builds the clock; Open() does not read it.
+  absl::Duration test_clock_offset = absl::ZeroDuration();
   // Polled between reads while a file is hashed (EngineOptions::should_stop), so a stop
   // request (SIGTERM) need not wait for a huge file. May be empty.
   std::function<bool()> should_stop;

@@ -37,6 +37,7 @@ FileStatus FromStat(const struct stat& st) {
   out.nlink = static_cast<uint64_t>(st.st_nlink);
   out.size = static_cast<uint64_t>(st.st_size);
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  out.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   return out;
 }
 

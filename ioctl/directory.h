@@ -39,6 +39,7 @@ struct FileStatus {
   uint64_t nlink = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;  // seconds * 1e9 + nanoseconds
+  int64_t ctime_ns = 0;  // the inode's last change (data or metadata), same unit
 };
 
 // Reads every entry of the open directory `dir_fd` from its current position (a fresh

@@ -79,6 +79,30 @@ TEST(CliTest, NoVolumeIsUsageError) {
   EXPECT_TRUE(absl::StrContains(r.stderr_text, "VOLUME")) << r.stderr_text;
 }
 
+TEST(CliTest, OptionsWithoutMeaningInTheModeAreUsageErrorsNamingThem) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string named;
+  };
+  const std::vector<Case> cases = {
+      {{"--daemon", "--dry-run", "/mnt"}, "--dry-run is for one-shot runs only, not for --daemon"},
+      {{"--daemon", "--no-wait", "/mnt"}, "--no-wait"},
+      {{"--status", "--backend=native", "/mnt"}, "--backend"},
+      {{"--status", "--force-rescan", "/mnt"}, "--force-rescan"},
+      {{"--daemon-status", "--db-path=/x", "/mnt"}, "--db-path"},
+      {{"--scan-interval=5m", "/mnt"}, "--scan-interval is for --daemon only, not for one-shot"},
+      {{"--socket-dir=/x", "/mnt"}, "--socket-dir"},
+      {{"--json", "/mnt"}, "--json"},
+      {{"--daemon", "--status", "/mnt"}, "--daemon and --status cannot be combined"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Btrdupd(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.named;
+    EXPECT_TRUE(absl::StrContains(r.stderr_text, c.named)) << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, "");
+  }
+}
+
 TEST(CliTest, HelpShowsUsageEveryOptionAndExitCodes) {
   CommandResult r = Btrdupd({"--help"});
   EXPECT_EQ(r.exit_code, 0);

@@ -185,19 +185,22 @@ class DaemonTest : public ::testing::Test {
                     .ok());
   }
 
-  std::vector<std::string> DaemonArgs(const std::vector<LoopBtrfs*>& vols) {
+  std::vector<std::string> DaemonArgs(const std::vector<LoopBtrfs*>& vols,
+                                      const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {BinaryPath(), "--daemon", "-v",
                                      "--socket-dir=" + socket_dir_,
                                      "--test-time-scale=60", "--scan-interval=60s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     for (LoopBtrfs* v : vols) argv.push_back(v->mount_path());
     return argv;
   }
 
-  Child* StartDaemon(const std::vector<LoopBtrfs*>& vols, const std::string& log_name = "") {
+  Child* StartDaemon(const std::vector<LoopBtrfs*>& vols, const std::string& log_name = "",
+                     const std::vector<std::string>& extra = {}) {
     const std::string log =
         absl::StrCat(tmp_, "/", log_name.empty() ? "daemon" : log_name, children_.size(),
                      ".log");
-    children_.push_back(std::make_unique<Child>(DaemonArgs(vols), log));
+    children_.push_back(std::make_unique<Child>(DaemonArgs(vols, extra), log));
     return children_.back().get();
   }
 
@@ -278,9 +281,9 @@ class DaemonTest : public ::testing::Test {
 TEST_F(DaemonTest, TwoVolumesAreServedInTurn) {
   LoopBtrfs* b = MakeVolume();
   ASSERT_NE(b, nullptr);
-  // Volume A: 30 duplicate pairs, each pair its own size so each is its own group. The
-  // files are large enough that one unit of A's work takes longer than the moment by
-  // which B's files become eligible after A's (B is scanned just after A).
+  // Volume A: 30 duplicate pairs, each pair its own size so each is its own group. Every
+  // file is eligible from the start (the clock offset makes them all old), so both
+  // volumes have work at once and B must not wait for A's.
   constexpr int kPairs = 30;
   for (int i = 0; i < kPairs; ++i) {
     const uint64_t size = 2 * 1024 * 1024 + i * 4096;
@@ -291,7 +294,7 @@ TEST_F(DaemonTest, TwoVolumesAreServedInTurn) {
   ASSERT_TRUE(WritePatternFile(b->Path("x"), 256 * 1024, 7).ok());
   ASSERT_TRUE(WritePatternFile(b->Path("y"), 256 * 1024, 7).ok());
 
-  Child* d = StartDaemon({a_, b});
+  Child* d = StartDaemon({a_, b}, "", {"--test-clock-offset=1h"});
   ASSERT_TRUE(WaitFor([&] { return Settled(a_, kPairs) && Settled(b, 1); }))
       << d->Log();
   EXPECT_TRUE(Shared(b->Path("x"), b->Path("y")));

@@ -358,6 +358,56 @@ TEST_F(IndexTest, NewFileWaitsInitialWait) {
   EXPECT_EQ(f->skip_reason, "");
 }
 
+TEST_F(IndexTest, WaitStartsAtTheFilesOwnLastChange) {
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  const absl::Time t0 = clock_.Now();
+  FileObservation old_file = Seen(257, 10000);
+  old_file.last_change = t0 - absl::Hours(24);
+  FileObservation recent = Seen(258, 10000);
+  recent.last_change = t0 - absl::Minutes(1);
+  FileObservation future = Seen(259, 10000);  // a clock set wrong: never later than now
+  future.last_change = t0 + absl::Hours(1);
+  ASSERT_OK_AND_ASSIGN(int64_t old_id, index->ObserveFile(1, "old", old_file, t0, policy_));
+  ASSERT_OK_AND_ASSIGN(int64_t recent_id, index->ObserveFile(1, "recent", recent, t0, policy_));
+  ASSERT_OK_AND_ASSIGN(int64_t future_id, index->ObserveFile(1, "future", future, t0, policy_));
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> f, index->GetFile(old_id));
+  EXPECT_EQ(f->next_eligible, t0 - absl::Hours(24) + absl::Minutes(5));
+  EXPECT_EQ(f->first_seen, t0);
+  ASSERT_OK_AND_ASSIGN(f, index->GetFile(recent_id));
+  EXPECT_EQ(f->next_eligible, t0 + absl::Minutes(4));
+  ASSERT_OK_AND_ASSIGN(f, index->GetFile(future_id));
+  EXPECT_EQ(f->next_eligible, t0 + absl::Minutes(5));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> sizes, index->SizesWithWork(1, t0));
+  EXPECT_THAT(sizes, ElementsAre(10000u));  // the old file is eligible at once
+}
+
+TEST_F(IndexTest, ChangeThatKeptItsTimesWaitsFromNowAndBacksOff) {
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  const absl::Time t0 = clock_.Now();
+  FileObservation seen = Seen(257, 10000, 1000, 7);
+  seen.last_change = t0 - absl::Hours(24);
+  ASSERT_OK_AND_ASSIGN(int64_t id, index->ObserveFile(1, "f", seen, t0, policy_));
+  // Rewritten with its times put back: only the generation says it changed.
+  clock_.Advance(absl::Minutes(10));
+  seen.generation = 8;
+  ASSERT_OK(index->ObserveFile(1, "f", seen, clock_.Now(), policy_).status());
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> f, index->GetFile(id));
+  EXPECT_EQ(f->backoff_level, 1);
+  EXPECT_EQ(f->last_changed, clock_.Now());
+  EXPECT_EQ(f->next_eligible, clock_.Now() + absl::Minutes(10));
+  // Changed again two minutes ago, with honest times: the doubled wait runs from then.
+  clock_.Advance(absl::Minutes(3));
+  seen.generation = 9;
+  seen.mtime_ns = 2000;
+  seen.last_change = clock_.Now() - absl::Minutes(2);
+  ASSERT_OK(index->ObserveFile(1, "f", seen, clock_.Now(), policy_).status());
+  ASSERT_OK_AND_ASSIGN(f, index->GetFile(id));
+  EXPECT_EQ(f->backoff_level, 2);
+  EXPECT_EQ(f->next_eligible, clock_.Now() - absl::Minutes(2) + absl::Minutes(20));
+}
+
 TEST_F(IndexTest, UnchangedFileIsNotWritten) {
   std::unique_ptr<VolumeIndex> index = MustOpen();
   ASSERT_NE(index, nullptr);
