@@ -14,14 +14,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/file_access.h"
 
 namespace btrdupd {
 
 // One reference file and the identical (by hash) files to share its extents.
-// Paths are absolute. Every destination has the reference's size.
+// Files are named by identity (core/file_access.h): a backend opens each one only
+// through a verified open (daemon/file_opener.h), never by its path. The paths are the
+// same files' absolute paths, for messages (and for fakes). Every destination has the
+// reference's size.
 struct DedupeRequest {
-  std::string reference_path;
-  std::vector<std::string> destination_paths;
+  FileRef reference;
+  std::vector<FileRef> destinations;
+  std::string reference_path;                 // == reference.display
+  std::vector<std::string> destination_paths;  // == destinations[i].display
   uint64_t size = 0;
 };
 
@@ -29,7 +35,8 @@ struct DedupeOutcome {
   enum class Kind {
     kDeduped,  // the backend reports the whole range shared
     kDiffers,  // contents differ from the reference now: the file changed since hashing
-    kFailed,   // refused or failed; `error` says why (EPERM, ETXTBSY, EROFS, EAGAIN, ...)
+    kFailed,   // refused or failed; `error` says why (EPERM, ETXTBSY, EROFS, EAGAIN, ...;
+               // Aborted when the file is not the one named: see IsTreeChanged)
   };
   std::string destination_path;
   Kind kind = Kind::kFailed;

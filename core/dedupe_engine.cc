@@ -41,11 +41,38 @@ std::string DedupeEngine::AbsPath(const std::string& relative) const {
   return absl::StrCat(volume_root_, "/", relative);
 }
 
+FileRef DedupeEngine::RefOf(const FileRecord& file) const {
+  FileRef ref;
+  ref.subvol_id = file.subvol_id;
+  ref.path = file.path;
+  ref.ino = file.ino;
+  ref.display = AbsPath(file.path);
+  for (const SubvolumeRecord& subvol : subvolumes_) {
+    if (subvol.id == file.subvol_id) {
+      ref.subvol_path = subvol.path;
+      break;
+    }
+  }
+  // An unknown subvolume leaves subvol_path "": the open finds another subvolume there
+  // and answers Aborted, which sends the file back to the scanner.
+  return ref;
+}
+
+SubvolumeRef DedupeEngine::SubvolRefOf(uint64_t subvol_id,
+                                       const std::string& relative_path) const {
+  SubvolumeRef ref;
+  ref.id = subvol_id;
+  ref.path = relative_path;
+  ref.display = AbsPath(relative_path);
+  return ref;
+}
+
 absl::Status DedupeEngine::RestorePendingReadOnlyFlips() {
   ASSIGN_OR_RETURN(std::vector<ReadOnlyFlip> flips, index_->PendingReadOnlyFlips());
   absl::Status first_error;
   for (const ReadOnlyFlip& flip : flips) {
-    absl::Status status = files_->SetSubvolumeReadOnly(AbsPath(flip.path), true);
+    absl::Status status =
+        files_->SetSubvolumeReadOnly(SubvolRefOf(flip.subvol_id, flip.path), true);
     if (status.ok() || absl::IsNotFound(status)) {
       RETURN_IF_ERROR(index_->ClearReadOnlyFlip(flip.subvol_id));
     } else if (first_error.ok()) {
@@ -183,6 +210,18 @@ absl::Status DedupeEngine::Skip(const FileRecord& file, absl::string_view reason
   if (result.detail.empty()) result.detail = absl::StrCat(file.path, ": ", reason);
   if (options_.dry_run) return absl::OkStatus();
   return index_->SetDedupeState(file.id, DedupeState::kSkipped, 0, reason);
+}
+
+absl::Status DedupeEngine::BackToScanner(const FileRecord& file, const absl::Status& why,
+                                         StepResult& result) {
+  attempted_.insert(file.id);
+  ++result.files_differ;
+  if (result.detail.empty()) {
+    result.detail = absl::StrCat(AbsPath(file.path), ": not the file the scan recorded (",
+                                 why.message(), "); back to the scanner");
+  }
+  if (options_.dry_run) return absl::OkStatus();
+  return index_->InvalidateFile(file.id, clock_->Now(), ToStabilityPolicy(config_));
 }
 
 absl::Status DedupeEngine::RemoveVanished(const FileRecord& file, StepResult& result) {

@@ -237,6 +237,9 @@ class DedupeEngine {
   };
 
   std::string AbsPath(const std::string& relative) const;
+  // The identity FileAccess and the backend open `file` by (core/file_access.h).
+  FileRef RefOf(const FileRecord& file) const;
+  SubvolumeRef SubvolRefOf(uint64_t subvol_id, const std::string& relative_path) const;
   absl::StatusOr<StepResult> StepSize(uint64_t size, absl::Time now, bool* size_done);
 
   // Hashing (dedupe_engine_hash.cc).
@@ -280,6 +283,11 @@ class DedupeEngine {
   // Outcomes for one file (dedupe_engine.cc / _hash.cc).
   absl::Status Skip(const FileRecord& file, absl::string_view reason, StepResult& result);
   absl::Status Changed(const FileRecord& file, StepResult& result);
+  // `file` is not where (or what) the index says (FileAccess answered Aborted): the tree
+  // changed since the scan. Like Changed(): it waits again, and the scanner's next pass
+  // records what is there now. Not an error, not a skip.
+  absl::Status BackToScanner(const FileRecord& file, const absl::Status& why,
+                             StepResult& result);
   absl::Status RemoveVanished(const FileRecord& file, StepResult& result);
   void Account(const StepResult& result);
 

@@ -25,18 +25,18 @@ class ReadOnlyFlipGuard {
   static absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> Begin(VolumeIndex* index,
                                                                  FileAccess* files,
                                                                  const ReadOnlyFlip& flip,
-                                                                 std::string abs_path) {
+                                                                 SubvolumeRef subvol) {
     // The record must be durable before the flag changes: end the step's batch first.
     RETURN_IF_ERROR(index->CommitBatch());
     RETURN_IF_ERROR(index->RecordReadOnlyFlip(flip));
     RETURN_IF_ERROR(index->BeginBatch());
-    absl::Status cleared = files->SetSubvolumeReadOnly(abs_path, false);
+    absl::Status cleared = files->SetSubvolumeReadOnly(subvol, false);
     if (!cleared.ok()) {
       RETURN_IF_ERROR(index->ClearReadOnlyFlip(flip.subvol_id));
       return cleared;
     }
     return std::unique_ptr<ReadOnlyFlipGuard>(
-        new ReadOnlyFlipGuard(index, files, flip.subvol_id, std::move(abs_path)));
+        new ReadOnlyFlipGuard(index, files, flip.subvol_id, std::move(subvol)));
   }
 
   ~ReadOnlyFlipGuard() { Restore().IgnoreError(); }
@@ -44,20 +44,20 @@ class ReadOnlyFlipGuard {
   // Sets the flag again. On failure the record stays for the next start to retry.
   absl::Status Restore() {
     if (restored_) return absl::OkStatus();
-    RETURN_IF_ERROR(files_->SetSubvolumeReadOnly(abs_path_, true));
+    RETURN_IF_ERROR(files_->SetSubvolumeReadOnly(subvol_, true));
     restored_ = true;
     return index_->ClearReadOnlyFlip(subvol_id_);
   }
 
  private:
   ReadOnlyFlipGuard(VolumeIndex* index, FileAccess* files, uint64_t subvol_id,
-                    std::string abs_path)
-      : index_(index), files_(files), subvol_id_(subvol_id), abs_path_(std::move(abs_path)) {}
+                    SubvolumeRef subvol)
+      : index_(index), files_(files), subvol_id_(subvol_id), subvol_(std::move(subvol)) {}
 
   VolumeIndex* const index_;
   FileAccess* const files_;
   const uint64_t subvol_id_;
-  const std::string abs_path_;
+  const SubvolumeRef subvol_;
   bool restored_ = false;
 };
 
@@ -67,11 +67,13 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                                        const std::vector<const FileRecord*>& batch,
                                        uint64_t flip_subvol, StepResult& result) {
   DedupeRequest request;
-  request.reference_path = AbsPath(reference.path);
+  request.reference = RefOf(reference);
+  request.reference_path = request.reference.display;
   request.size = reference.size;
   for (const FileRecord* d : batch) {
     attempted_.insert(d->id);
-    request.destination_paths.push_back(AbsPath(d->path));
+    request.destinations.push_back(RefOf(*d));
+    request.destination_paths.push_back(request.destinations.back().display);
   }
 
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes;
@@ -85,7 +87,8 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
       flip.path = subvol.relative_path;
       flip.flipped_at = clock_->Now();
       absl::StatusOr<std::unique_ptr<ReadOnlyFlipGuard>> begun =
-          ReadOnlyFlipGuard::Begin(index_, files_, flip, AbsPath(subvol.relative_path));
+          ReadOnlyFlipGuard::Begin(index_, files_, flip,
+                                   SubvolRefOf(flip_subvol, subvol.relative_path));
       if (!begun.ok()) {
         for (const FileRecord* d : batch) {
           RETURN_IF_ERROR(Skip(*d,
@@ -114,8 +117,14 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
   if (!outcomes.ok()) {
     // The request as a whole failed: blame the reference; its copies wait for another.
     for (const FileRecord* d : batch) attempted_.erase(d->id);
-    absl::StatusOr<FileStat> stat = files_->Stat(request.reference_path);
+    absl::StatusOr<FileStat> stat = files_->Stat(request.reference);
     if (!stat.ok() && absl::IsNotFound(stat.status())) return RemoveVanished(reference, result);
+    if (!stat.ok() && IsTreeChanged(stat.status())) {
+      return BackToScanner(reference, stat.status(), result);
+    }
+    if (IsTreeChanged(outcomes.status())) {
+      return BackToScanner(reference, outcomes.status(), result);
+    }
     return Skip(reference,
                 absl::StrCat("cannot be used as reference: ", outcomes.status().message()),
                 result);
@@ -135,7 +144,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
     switch (outcome.kind) {
       case DedupeOutcome::Kind::kDeduped: {
         absl::StatusOr<bool> shared =
-            files_->SharesAllExtents(request.reference_path, dest_path);
+            files_->SharesAllExtents(request.reference, request.destinations[i]);
         if (shared.ok() && *shared) {
           ++result.files_deduped;
           result.bytes_deduped += dest.size;
@@ -143,6 +152,8 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
               index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
         } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
+        } else if (!shared.ok() && IsTreeChanged(shared.status())) {
+          RETURN_IF_ERROR(BackToScanner(dest, shared.status(), result));
         } else {
           RETURN_IF_ERROR(Skip(
               dest,
@@ -164,7 +175,9 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
             break;
           }
         }
-        if (absl::IsNotFound(outcome.error)) {
+        if (IsTreeChanged(outcome.error)) {
+          RETURN_IF_ERROR(BackToScanner(dest, outcome.error, result));
+        } else if (absl::IsNotFound(outcome.error)) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
         } else if (absl::IsUnavailable(outcome.error)) {
           // EAGAIN (a send is running on it), EBUSY: left pending, tried again next pass.

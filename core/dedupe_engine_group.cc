@@ -46,7 +46,8 @@ absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subv
   }
   if (record != nullptr && subvol_id != kTopLevelSubvolume) {
     info.relative_path = record->path;
-    absl::StatusOr<SubvolumeFlags> flags = files_->GetSubvolumeFlags(AbsPath(record->path));
+    absl::StatusOr<SubvolumeFlags> flags =
+        files_->GetSubvolumeFlags(SubvolRefOf(subvol_id, record->path));
     if (flags.ok()) {
       info.flags = *flags;
     } else {
@@ -94,12 +95,14 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
     if (cached != attrs_cache_.end()) {
       attrs = cached->second;
     } else {
-      attrs = files_->GetAttributes(AbsPath(m.path));
+      attrs = files_->GetAttributes(RefOf(m));
       if (attrs.ok()) attrs_cache_[m.id] = *attrs;
     }
     if (!attrs.ok()) {
       result.path = AbsPath(m.path);
-      if (absl::IsNotFound(attrs.status())) {
+      if (IsTreeChanged(attrs.status())) {
+        RETURN_IF_ERROR(BackToScanner(m, attrs.status(), result));
+      } else if (absl::IsNotFound(attrs.status())) {
         RETURN_IF_ERROR(RemoveVanished(m, result));
       } else {
         RETURN_IF_ERROR(Skip(
@@ -187,7 +190,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       c.first_seen = members[i].first_seen;
       c.can_be_source = !attrs[i].swapfile;
       c.can_be_destination = !fixed;
-      c.has_shared_extents = files_->HasSharedExtents(AbsPath(members[i].path)).value_or(false);
+      c.has_shared_extents = files_->HasSharedExtents(RefOf(members[i])).value_or(false);
       candidates.push_back(c);
       where.push_back(i);
     }
@@ -198,9 +201,15 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   const FileRecord& reference = members[*ref];
   const std::string ref_path = AbsPath(reference.path);
   result.path = ref_path;
-  absl::StatusOr<FileStat> ref_stat = files_->Stat(ref_path);
+  const FileRef ref_file = RefOf(reference);
+  absl::StatusOr<FileStat> ref_stat = files_->Stat(ref_file);
   if (!ref_stat.ok() && absl::IsNotFound(ref_stat.status())) {
     RETURN_IF_ERROR(RemoveVanished(reference, result));
+    return std::optional<StepResult>(result);
+  }
+  if (!ref_stat.ok() && IsTreeChanged(ref_stat.status())) {
+    RETURN_IF_ERROR(BackToScanner(reference, ref_stat.status(), result));
+    result.kind = StepResult::Kind::kDedupeBatch;
     return std::optional<StepResult>(result);
   }
   if (!ref_stat.ok() || !Matches(*ref_stat, reference)) {
@@ -274,10 +283,15 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       RETURN_IF_ERROR(Skip(dest, kReceivedReason, result));
       continue;
     }
-    const std::string dest_path = AbsPath(dest.path);
-    absl::StatusOr<bool> shared = files_->SharesAllExtents(ref_path, dest_path);
+    absl::StatusOr<bool> shared = files_->SharesAllExtents(ref_file, RefOf(dest));
     if (!shared.ok() && absl::IsNotFound(shared.status())) {
       RETURN_IF_ERROR(RemoveVanished(dest, result));
+      continue;
+    }
+    if (!shared.ok() && IsTreeChanged(shared.status())) {
+      // Either of the two is not the indexed file any more: the destination waits again;
+      // a reference that moved is found by its own Stat() at the next batch.
+      RETURN_IF_ERROR(BackToScanner(dest, shared.status(), result));
       continue;
     }
     if (shared.ok() && *shared) {

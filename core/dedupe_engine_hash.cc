@@ -88,11 +88,13 @@ absl::StatusOr<std::unique_ptr<DedupeEngine::FileHasher>> DedupeEngine::OpenHash
     const FileRecord& file, StepResult& result, bool* handled) {
   *handled = false;
   const std::string path = AbsPath(file.path);
-  absl::StatusOr<std::unique_ptr<SequentialFile>> opened = files_->OpenForRead(path);
+  absl::StatusOr<std::unique_ptr<SequentialFile>> opened = files_->OpenForRead(RefOf(file));
   if (!opened.ok()) {
     *handled = true;
     result.kind = StepResult::Kind::kFileSkipped;
-    if (absl::IsNotFound(opened.status())) {
+    if (IsTreeChanged(opened.status())) {
+      RETURN_IF_ERROR(BackToScanner(file, opened.status(), result));
+    } else if (absl::IsNotFound(opened.status())) {
       result.detail = absl::StrCat(path, ": vanished");
       RETURN_IF_ERROR(RemoveVanished(file, result));
     } else {
@@ -158,7 +160,7 @@ std::string DedupeEngine::PathInSubvolume(const FileRecord& file) const {
 absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
                                                const FileRecord& file, bool prefix_task,
                                                StepResult& result) {
-  const std::string path = AbsPath(file.path);
+  const FileRef ref = RefOf(file);
   // Candidates: first the members at the same path inside their own subvolume (the
   // snapshots of this file), then one member per other hash.
   std::vector<size_t> order;
@@ -184,7 +186,7 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
   }
   // No hashed member to copy from (the group's first file): no FIEMAP needed.
   if (order.empty()) return false;
-  absl::StatusOr<bool> shared = files_->HasSharedExtents(path);
+  absl::StatusOr<bool> shared = files_->HasSharedExtents(ref);
   if (!shared.ok() || !*shared) return false;
   int checks = 0;
   absl::flat_hash_set<size_t> checked;
@@ -193,10 +195,10 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
     if (!checked.insert(i).second) continue;
     ++checks;
     const FileRecord& other = members[i];
-    const std::string other_path = AbsPath(other.path);
-    absl::StatusOr<bool> same = files_->SharesAllExtents(other_path, path);
+    const FileRef other_ref = RefOf(other);
+    absl::StatusOr<bool> same = files_->SharesAllExtents(other_ref, ref);
     if (!same.ok() || !*same) continue;
-    absl::StatusOr<FileStat> other_stat = files_->Stat(other_path);
+    absl::StatusOr<FileStat> other_stat = files_->Stat(other_ref);
     if (!other_stat.ok() || !Matches(*other_stat, other)) continue;
     const HashState state = other.hash_state;
     const std::string hash = other.hash;
@@ -204,7 +206,7 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
     ++stats_.hashes_copied;
     result.files_hashed = 1;
     result.kind = StepResult::Kind::kHashCopied;
-    result.detail = absl::StrCat("shares all extents with ", other_path);
+    result.detail = absl::StrCat("shares all extents with ", other_ref.display);
     return true;
   }
   return false;
@@ -218,7 +220,7 @@ absl::StatusOr<std::optional<std::string>> DedupeEngine::PrefixOfFullGroup(
   for (const FileRecord& rep : members) {
     if (rep.hash_state != HashState::kFull || rep.hash != full_hash) continue;
     absl::StatusOr<std::unique_ptr<SequentialFile>> opened =
-        files_->OpenForRead(AbsPath(rep.path));
+        files_->OpenForRead(RefOf(rep));
     if (!opened.ok()) continue;
     absl::StatusOr<FileStat> before = (*opened)->Stat();
     if (!before.ok() || !Matches(*before, rep)) continue;
@@ -249,10 +251,12 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   result.path = path;
   result.size = file.size;
 
-  absl::StatusOr<FileAttributes> attrs = files_->GetAttributes(path);
+  absl::StatusOr<FileAttributes> attrs = files_->GetAttributes(RefOf(file));
   if (!attrs.ok()) {
     result.kind = StepResult::Kind::kFileSkipped;
-    if (absl::IsNotFound(attrs.status())) {
+    if (IsTreeChanged(attrs.status())) {
+      RETURN_IF_ERROR(BackToScanner(file, attrs.status(), result));
+    } else if (absl::IsNotFound(attrs.status())) {
       result.detail = absl::StrCat(path, ": vanished");
       RETURN_IF_ERROR(RemoveVanished(file, result));
     } else {
@@ -413,7 +417,7 @@ void DedupeEngine::HintMembers(const std::vector<FileRecord>& members, absl::Tim
     const uint64_t bytes = m.size <= 2 * prefix ? m.size
                            : inodes > 2          ? prefix
                                                  : std::min(m.size, options_.prefetch_file_bytes);
-    files_->Prefetch(AbsPath(m.path), bytes);
+    files_->Prefetch(RefOf(m), bytes);
     hinted_[m.id] = Hint{m.size, bytes};
     hinted_bytes_ += bytes;
   }

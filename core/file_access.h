@@ -7,8 +7,23 @@
 // implementation is daemon/real_file_access.h (ioctl/ + read() + posix_fadvise); tests
 // of the engine's logic use tests/testing/fake_file_access.h.
 //
-// Paths are absolute. Errors carry the path and the errno text, with codes callers
-// branch on: NotFound (the file vanished), PermissionDenied, FailedPrecondition, ...
+// Files are named by identity, not by path (FileRef): the subvolume the index found
+// them in, their path relative to the volume root, and their inode. A path is only a
+// hint: the real implementation resolves it beneath the subvolume's root, following no
+// symlink in any component and crossing no mount (ioctl/open_beneath.h), checks that
+// what it found is a regular file of that subvolume with that inode, and only then
+// opens it for I/O (a FIFO or device in a file's place is never opened). Subvolumes
+// are named the same way (SubvolumeRef), checked by their id before a flag is read or
+// changed.
+//
+// Errors carry the path and the errno text, with codes callers branch on:
+//   NotFound         the file (or a directory on its path) vanished
+//   Aborted          the path no longer leads to the file the index recorded: another
+//                    inode, another subvolume, not a regular file, or a component that
+//                    is a symlink or a mount now. The tree changed since the scan: the
+//                    file goes back to the scanner; not an error (IsTreeChanged()).
+//   InvalidArgument  a malformed path from the index ("..", empty components): refused
+//   PermissionDenied, FailedPrecondition, ...
 //
 // Thread-safety: implementations need not be thread-safe (one processing thread).
 
@@ -24,6 +39,26 @@
 #include "absl/status/statusor.h"
 
 namespace btrdupd {
+
+// Which file the index means.
+struct FileRef {
+  uint64_t subvol_id = 0;    // the btrfs subvolume the file belongs to
+  std::string subvol_path;   // that subvolume's root, relative to the volume root ("" = root)
+  std::string path;          // the file, relative to the volume root (index form), below
+                             // subvol_path
+  uint64_t ino = 0;          // its inode number in that subvolume
+  std::string display;       // volume root + "/" + path: for messages only, never opened
+};
+
+// Which subvolume (root) is meant; checked by id.
+struct SubvolumeRef {
+  uint64_t id = 0;
+  std::string path;     // relative to the volume root ("" = the volume root)
+  std::string display;  // absolute, for messages only
+};
+
+// The file is not where (or what) the index says: the tree changed since the scan.
+inline bool IsTreeChanged(const absl::Status& status) { return absl::IsAborted(status); }
 
 // What fstat says of an open file (enough to notice that it changed while read).
 struct FileStat {
@@ -72,43 +107,41 @@ class FileAccess {
  public:
   virtual ~FileAccess() = default;
 
-  // Opens `path` read-only for hashing. NotFound if it is gone.
-  virtual absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
-      const std::string& path) = 0;
+  // Opens `file` read-only for hashing. NotFound if it is gone.
+  virtual absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& file) = 0;
 
-  // A hint that the first `bytes` of `path` will soon be read through OpenForRead. The
+  // A hint that the first `bytes` of `file` will soon be read through OpenForRead. The
   // real implementation starts reading them in the background (POSIX_FADV_WILLNEED), so
   // the disk works while the engine hashes another file, and drops hinted pages that are
   // not read soon (at most a bounded amount stays cached). Errors are ignored: it is only
   // a hint. The default does nothing.
-  virtual void Prefetch(const std::string& path, uint64_t bytes) {
-    (void)path;
+  virtual void Prefetch(const FileRef& file, uint64_t bytes) {
+    (void)file;
     (void)bytes;
   }
 
-  // stat of `path` (without following a final symlink).
-  virtual absl::StatusOr<FileStat> Stat(const std::string& path) = 0;
+  // stat of `file` (its identity checked as for every call).
+  virtual absl::StatusOr<FileStat> Stat(const FileRef& file) = 0;
 
-  virtual absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) = 0;
+  virtual absl::StatusOr<FileAttributes> GetAttributes(const FileRef& file) = 0;
 
   // True if every byte of `a` and `b` lies on the same physical extents at the same
   // offsets (FIEMAP), i.e. they are already deduped with each other. False when either
   // has inline or not-yet-written data that cannot be compared (the implementation
   // flushes delalloc data first).
-  virtual absl::StatusOr<bool> SharesAllExtents(const std::string& a,
-                                                const std::string& b) = 0;
+  virtual absl::StatusOr<bool> SharesAllExtents(const FileRef& a, const FileRef& b) = 0;
 
-  // True if any extent of `path` is shared with another file or snapshot (FIEMAP's
+  // True if any extent of `file` is shared with another file or snapshot (FIEMAP's
   // SHARED flag).
-  virtual absl::StatusOr<bool> HasSharedExtents(const std::string& path) = 0;
+  virtual absl::StatusOr<bool> HasSharedExtents(const FileRef& file) = 0;
 
-  // The read-only / received state of the subvolume whose root is `subvol_path`, and
-  // whether the mount `subvol_path` lies on is read-only.
-  virtual absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) = 0;
+  // The read-only / received state of `subvol`, and whether the mount it lies on is
+  // read-only.
+  virtual absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const SubvolumeRef& subvol) = 0;
 
-  // Sets or clears the read-only flag of the subvolume whose root is `subvol_path`.
-  virtual absl::Status SetSubvolumeReadOnly(const std::string& subvol_path,
-                                            bool read_only) = 0;
+  // Sets or clears the read-only flag of `subvol` (through a descriptor whose
+  // subvolume id was checked).
+  virtual absl::Status SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) = 0;
 };
 
 }  // namespace btrdupd

@@ -26,7 +26,7 @@ absl::StatusOr<uint64_t> SizeOf(int fd, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::vector<DedupeOutcome>> NativeBackend::Dedupe(const DedupeRequest& request) {
-  absl::StatusOr<UniqueFd> src = OpenPath(request.reference_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  absl::StatusOr<UniqueFd> src = opener_->OpenForRead(request.reference);
   if (!src.ok()) return src.status();
   absl::StatusOr<uint64_t> src_size = SizeOf(src->get(), request.reference_path);
   if (!src_size.ok()) return src_size.status();
@@ -36,15 +36,15 @@ absl::StatusOr<std::vector<DedupeOutcome>> NativeBackend::Dedupe(const DedupeReq
                      request.size, " (it changed)"));
   }
 
-  std::vector<DedupeOutcome> outcomes(request.destination_paths.size());
+  std::vector<DedupeOutcome> outcomes(request.destinations.size());
   std::vector<UniqueFd> fds;
   std::vector<int> raw_fds;
   std::vector<size_t> which;  // outcome index of each fd
-  for (size_t i = 0; i < request.destination_paths.size(); ++i) {
-    const std::string& path = request.destination_paths[i];
+  for (size_t i = 0; i < request.destinations.size(); ++i) {
+    const std::string& path = request.destinations[i].display;
     DedupeOutcome& outcome = outcomes[i];
     outcome.destination_path = path;
-    absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(request.destinations[i]);
     if (!fd.ok()) {
       outcome.kind = DedupeOutcome::Kind::kFailed;
       outcome.error = fd.status();

@@ -29,37 +29,10 @@ FileStat ToFileStat(const struct stat& st) {
   return out;
 }
 
-// Opens a regular file read-only. O_NONBLOCK so that a FIFO or device put in the file's
-// place since the scan cannot block the open; anything but a regular file is refused.
-absl::StatusOr<UniqueFd> OpenReadOnly(const std::string& path) {
-  // O_NOATIME keeps hashing from dirtying every inode; only the owner or root may use it.
-  absl::StatusOr<UniqueFd> fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME);
-  if (!fd.ok() && absl::IsPermissionDenied(fd.status())) {
-    fd = OpenPath(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  }
-  if (!fd.ok()) return fd;
-  struct stat st;
-  if (fstat(fd->get(), &st) != 0) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  return fd;
-}
-
 int64_t MonotonicNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// Drops a file's pages from the page cache; a file that is gone has none to drop.
-void DropCachedFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return;
-  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  close(fd);
 }
 
 // The file's extents that hold its bytes: space preallocated past the end of the file
@@ -99,14 +72,14 @@ class RealSequentialFile : public SequentialFile {
  public:
   // `owner` keeps the read pages cached within its budget (nullptr: drop as read).
   // `hinted`: bytes from the start that Prefetch() asked for (cached even if not read).
-  RealSequentialFile(UniqueFd fd, RealFileAccess* owner, std::string path, uint64_t hinted)
-      : fd_(std::move(fd)), owner_(owner), path_(std::move(path)), hinted_(hinted) {
+  RealSequentialFile(UniqueFd fd, RealFileAccess* owner, FileRef file, uint64_t hinted)
+      : fd_(std::move(fd)), owner_(owner), file_(std::move(file)), hinted_(hinted) {
     posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   }
 
   ~RealSequentialFile() override {
     if (Keeping()) {
-      owner_->KeepCached(std::move(path_), std::max(offset_, hinted_));
+      owner_->KeepCached(std::move(file_), std::max(offset_, hinted_));
     } else {
       DropCache();
       if (hinted_ > offset_) {  // prefetched but not read
@@ -161,7 +134,7 @@ class RealSequentialFile : public SequentialFile {
 
   UniqueFd fd_;
   RealFileAccess* const owner_;
-  std::string path_;
+  FileRef file_;
   const uint64_t hinted_;
   uint64_t offset_ = 0;
   uint64_t dropped_ = 0;
@@ -169,16 +142,22 @@ class RealSequentialFile : public SequentialFile {
 
 
 
+void RealFileAccess::DropCachedFile(const FileRef& file) {
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
+  if (!fd.ok()) return;  // gone or moved: its pages are not ours to drop
+  posix_fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
 RealFileAccess::~RealFileAccess() {
-  for (const auto& [path, bytes] : hinted_) DropCachedFile(path);
+  for (const auto& [file, bytes] : hinted_) DropCachedFile(file);
   while (!cached_.empty()) {
     DropCachedFile(cached_.front().first);
     cached_.pop_front();
   }
 }
 
-void RealFileAccess::KeepCached(std::string path, uint64_t bytes) {
-  cached_.emplace_back(std::move(path), bytes);
+void RealFileAccess::KeepCached(FileRef file, uint64_t bytes) {
+  cached_.emplace_back(std::move(file), bytes);
   cached_bytes_ += bytes;
   while (cached_bytes_ > keep_cached_bytes_ && !cached_.empty()) {
     DropCachedFile(cached_.front().first);
@@ -187,15 +166,15 @@ void RealFileAccess::KeepCached(std::string path, uint64_t bytes) {
   }
 }
 
-void RealFileAccess::Prefetch(const std::string& path, uint64_t bytes) {
+void RealFileAccess::Prefetch(const FileRef& file, uint64_t bytes) {
   // Hints not read while this many later ones were made are dropped from the cache.
   constexpr uint64_t kMaxHintedBytes = uint64_t{64} << 20;
   constexpr size_t kMaxHintedFiles = 256;
   if (bytes == 0) return;
-  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
   if (!fd.ok()) return;
   posix_fadvise(fd->get(), 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
-  hinted_.emplace_back(path, bytes);
+  hinted_.emplace_back(file, bytes);
   hinted_bytes_ += bytes;
   while (hinted_bytes_ > kMaxHintedBytes || hinted_.size() > kMaxHintedFiles) {
     DropCachedFile(hinted_.front().first);
@@ -204,9 +183,12 @@ void RealFileAccess::Prefetch(const std::string& path, uint64_t bytes) {
   }
 }
 
-uint64_t RealFileAccess::TakeHint(const std::string& path) {
+uint64_t RealFileAccess::TakeHint(const FileRef& file) {
   for (auto it = hinted_.begin(); it != hinted_.end(); ++it) {
-    if (it->first != path) continue;
+    if (it->first.subvol_id != file.subvol_id || it->first.ino != file.ino ||
+        it->first.path != file.path) {
+      continue;
+    }
     const uint64_t bytes = it->second;
     hinted_bytes_ -= bytes;
     hinted_.erase(it);
@@ -216,27 +198,27 @@ uint64_t RealFileAccess::TakeHint(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<SequentialFile>> RealFileAccess::OpenForRead(
-    const std::string& path) {
-  const uint64_t hinted = TakeHint(path);
-  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
-  if (!fd.ok()) {
-    if (hinted > 0) DropCachedFile(path);
-    return fd.status();
-  }
+    const FileRef& file) {
+  const uint64_t hinted = TakeHint(file);
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
+  if (!fd.ok()) return fd.status();  // a hint whose file moved: nothing of ours to drop
   return std::unique_ptr<SequentialFile>(new RealSequentialFile(
-      std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, path, hinted));
+      std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, file, hinted));
 }
 
-absl::StatusOr<FileStat> RealFileAccess::Stat(const std::string& path) {
+absl::StatusOr<FileStat> RealFileAccess::Stat(const FileRef& file) {
+  absl::StatusOr<UniqueFd> fd = opener_->OpenPath(file);
+  if (!fd.ok()) return fd.status();
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("lstat ", path));
+  if (fstat(fd->get(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
   }
   return ToFileStat(st);
 }
 
-absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const std::string& path) {
-  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const FileRef& file) {
+  const std::string& path = file.display;
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
   if (!fd.ok()) return fd.status();
   absl::StatusOr<InodeFlags> flags = GetInodeFlags(fd->get());
   if (!flags.ok()) return flags.status();
@@ -252,47 +234,49 @@ absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const std::string& 
   return out;
 }
 
-absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const std::string& a,
-                                                      const std::string& b) {
-  absl::StatusOr<UniqueFd> fa = OpenReadOnly(a);
+absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const FileRef& a, const FileRef& b) {
+  absl::StatusOr<UniqueFd> fa = opener_->OpenForRead(a);
   if (!fa.ok()) return fa.status();
-  absl::StatusOr<UniqueFd> fb = OpenReadOnly(b);
+  absl::StatusOr<UniqueFd> fb = opener_->OpenForRead(b);
   if (!fb.ok()) return fb.status();
-  absl::StatusOr<std::vector<Extent>> ea = ExtentsBeforeEof(fa->get(), a);
+  absl::StatusOr<std::vector<Extent>> ea = ExtentsBeforeEof(fa->get(), a.display);
   if (!ea.ok()) return ea.status();
-  absl::StatusOr<std::vector<Extent>> eb = ExtentsBeforeEof(fb->get(), b);
+  absl::StatusOr<std::vector<Extent>> eb = ExtentsBeforeEof(fb->get(), b.display);
   if (!eb.ok()) return eb.status();
   // Two files that are holes only store nothing: there is nothing to share.
   if (ea->empty() && eb->empty()) return true;
   return ExtentsShareAll(*ea, *eb);
 }
 
-absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const std::string& path) {
-  absl::StatusOr<UniqueFd> fd = OpenReadOnly(path);
+absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const FileRef& file) {
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
   if (!fd.ok()) return fd.status();
   absl::StatusOr<SharingSummary> summary = SummarizeSharing(fd->get());
   if (!summary.ok()) return summary.status();
   return summary->shared_bytes > 0;
 }
 
-absl::StatusOr<SubvolumeFlags> RealFileAccess::GetSubvolumeFlags(
-    const std::string& subvol_path) {
-  absl::StatusOr<SubvolumeInfo> info = GetSubvolumeInfo(subvol_path);
+absl::StatusOr<SubvolumeFlags> RealFileAccess::GetSubvolumeFlags(const SubvolumeRef& subvol) {
+  absl::StatusOr<UniqueFd> fd = opener_->OpenSubvolume(subvol);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<SubvolumeInfo> info = GetSubvolumeInfoFd(fd->get());
   if (!info.ok()) return info.status();
   SubvolumeFlags flags;
   flags.read_only = info->read_only;
   flags.received = !info->received_uuid.empty();
   struct statvfs vfs;
-  if (statvfs(subvol_path.c_str(), &vfs) != 0) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("statvfs ", subvol_path));
+  if (fstatvfs(fd->get(), &vfs) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("statvfs ", subvol.display));
   }
   flags.on_read_only_mount = (vfs.f_flag & ST_RDONLY) != 0;
   return flags;
 }
 
-absl::Status RealFileAccess::SetSubvolumeReadOnly(const std::string& subvol_path,
-                                                  bool read_only) {
-  return SetReadOnly(subvol_path, read_only);
+absl::Status RealFileAccess::SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) {
+  // Only through a descriptor whose subvolume id was checked (FileOpener::OpenSubvolume).
+  absl::StatusOr<UniqueFd> fd = opener_->OpenSubvolume(subvol);
+  if (!fd.ok()) return fd.status();
+  return SetReadOnlyFd(fd->get(), read_only);
 }
 
 bool RealFileAccess::IsActiveSwap(dev_t dev, ino_t ino) {

@@ -1,5 +1,8 @@
 // RealFileAccess: FileAccess (core/file_access.h) on the running kernel.
 //
+// Every file and subvolume is opened through a FileOpener (daemon/file_opener.h):
+// beneath the volume root, through no link, its identity checked before any I/O.
+//
 // Reads with read(2) after posix_fadvise(SEQUENTIAL), and drops every range it has read
 // from the page cache (POSIX_FADV_DONTNEED) so hashing a large volume does not evict the
 // user's cache; opens with O_NOATIME when allowed (root).
@@ -38,42 +41,48 @@
 #include <vector>
 
 #include "core/file_access.h"
+#include "daemon/file_opener.h"
 
 namespace btrdupd {
 
 class RealFileAccess : public FileAccess {
  public:
-  RealFileAccess() = default;
-  // Keeps up to `keep_cached_bytes` of recently hashed files cached (see above).
-  explicit RealFileAccess(uint64_t keep_cached_bytes) : keep_cached_bytes_(keep_cached_bytes) {}
+  // `opener` (borrowed, outlives this) opens every file. Keeps up to `keep_cached_bytes`
+  // of recently hashed files cached (see above).
+  explicit RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes = 0)
+      : opener_(opener), keep_cached_bytes_(keep_cached_bytes) {}
   ~RealFileAccess() override;
 
   RealFileAccess(const RealFileAccess&) = delete;
   RealFileAccess& operator=(const RealFileAccess&) = delete;
 
-  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const std::string& path) override;
-  void Prefetch(const std::string& path, uint64_t bytes) override;
-  absl::StatusOr<FileStat> Stat(const std::string& path) override;
-  absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) override;
-  absl::StatusOr<bool> SharesAllExtents(const std::string& a, const std::string& b) override;
-  absl::StatusOr<bool> HasSharedExtents(const std::string& path) override;
-  absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) override;
-  absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override;
+  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& file) override;
+  void Prefetch(const FileRef& file, uint64_t bytes) override;
+  absl::StatusOr<FileStat> Stat(const FileRef& file) override;
+  absl::StatusOr<FileAttributes> GetAttributes(const FileRef& file) override;
+  absl::StatusOr<bool> SharesAllExtents(const FileRef& a, const FileRef& b) override;
+  absl::StatusOr<bool> HasSharedExtents(const FileRef& file) override;
+  absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const SubvolumeRef& subvol) override;
+  absl::Status SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) override;
 
  private:
   friend class RealSequentialFile;
 
   bool IsActiveSwap(dev_t dev, ino_t ino);
   // A hashed file whose first `bytes` are cached; drops the oldest over the budget.
-  void KeepCached(std::string path, uint64_t bytes);
+  void KeepCached(FileRef file, uint64_t bytes);
 
-  // Bytes of `path` hinted by Prefetch() and not read since (0 if none); forgets the hint.
-  uint64_t TakeHint(const std::string& path);
+  // Bytes of `file` hinted by Prefetch() and not read since (0 if none); forgets the hint.
+  uint64_t TakeHint(const FileRef& file);
 
+  // Drops a file's pages from the page cache (opened again, verified).
+  void DropCachedFile(const FileRef& file);
+
+  FileOpener* const opener_;
   const uint64_t keep_cached_bytes_ = 0;
-  std::deque<std::pair<std::string, uint64_t>> hinted_;  // oldest first, not read yet
+  std::deque<std::pair<FileRef, uint64_t>> hinted_;  // oldest first, not read yet
   uint64_t hinted_bytes_ = 0;
-  std::deque<std::pair<std::string, uint64_t>> cached_;  // oldest first
+  std::deque<std::pair<FileRef, uint64_t>> cached_;  // oldest first
   uint64_t cached_bytes_ = 0;
 
   std::vector<std::pair<dev_t, ino_t>> swaps_;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/duperemove_backend.h"
+#include "daemon/file_opener.h"
 #include "daemon/instance_lock.h"
 #include "daemon/log.h"
 #include "daemon/native_backend.h"
@@ -171,12 +172,15 @@ absl::Status VolumeSession::Build() {
   }
   index_ = *std::move(index);
 
+  absl::StatusOr<std::unique_ptr<FileOpener>> opener = FileOpener::Open(location_.path);
+  if (!opener.ok()) return opener.status();
+  opener_ = *std::move(opener);
   if (options_.backend == "duperemove") {
     DuperemoveBackend::Options backend_options;
     backend_options.max_arg_length = config_.max_arg_length;
     backend_ = std::make_unique<DuperemoveBackend>(backend_options);
   } else {
-    backend_ = std::make_unique<NativeBackend>();
+    backend_ = std::make_unique<NativeBackend>(opener_.get());
   }
   absl::Status available = backend_->CheckAvailable();
   if (!available.ok()) return available;
@@ -185,7 +189,7 @@ absl::Status VolumeSession::Build() {
   absl::StatusOr<std::unique_ptr<RealVolumeFs>> volume_fs = RealVolumeFs::Open(location_.path);
   if (!volume_fs.ok()) return volume_fs.status();
   parts_->volume_fs = *std::move(volume_fs);
-  parts_->file_access = std::make_unique<RealFileAccess>(kKeepHashedBytes);
+  parts_->file_access = std::make_unique<RealFileAccess>(opener_.get(), kKeepHashedBytes);
   EngineOptions engine_options;
   engine_options.dry_run = options_.dry_run;
   engine_options.should_stop = options_.should_stop;

@@ -47,6 +47,7 @@
 
 namespace btrdupd {
 
+class FileOpener;    // daemon/file_opener.h
 class InstanceLock;  // daemon/instance_lock.h
 
 // Where a volume's files are, resolved from what the user typed.
@@ -157,6 +158,7 @@ class VolumeSession {
   VolumeConfig config_;
   std::unique_ptr<InstanceLock> lock_;  // declared first: released last
   std::unique_ptr<VolumeIndex> index_;
+  std::unique_ptr<FileOpener> opener_;  // every file opened after the scan goes through it
   std::unique_ptr<DedupeBackend> backend_;
   std::unique_ptr<Parts> parts_;
   bool scanned_once_ = false;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ioctl/errno_status.h"
+#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 namespace {
@@ -153,6 +154,34 @@ absl::Status SetReadOnly(absl::string_view path, bool read_only) {
   btrfs_util_error err = btrfs_util_set_subvolume_read_only(p.c_str(), read_only);
   if (err != BTRFS_UTIL_OK) {
     return UtilError(err, errno, read_only ? "set read-only" : "clear read-only", p);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SubvolumeIdOfFd(int fd) {
+  uint64_t id = 0;
+  errno = 0;
+  btrfs_util_error err = btrfs_util_subvolume_id_fd(fd, &id);
+  if (err != BTRFS_UTIL_OK) return UtilError(err, errno, "subvolume id of", DescribeFd(fd));
+  return id;
+}
+
+absl::StatusOr<SubvolumeInfo> GetSubvolumeInfoFd(int fd) {
+  absl::StatusOr<uint64_t> id = SubvolumeIdOfFd(fd);
+  if (!id.ok()) return id.status();
+  struct btrfs_util_subvolume_info util;
+  errno = 0;
+  btrfs_util_error err = btrfs_util_subvolume_info_fd(fd, *id, &util);
+  if (err != BTRFS_UTIL_OK) return UtilError(err, errno, "subvolume info for", DescribeFd(fd));
+  return FromUtil(util, "");
+}
+
+absl::Status SetReadOnlyFd(int fd, bool read_only) {
+  errno = 0;
+  btrfs_util_error err = btrfs_util_set_subvolume_read_only_fd(fd, read_only);
+  if (err != BTRFS_UTIL_OK) {
+    return UtilError(err, errno, read_only ? "set read-only" : "clear read-only",
+                     DescribeFd(fd));
   }
   return absl::OkStatus();
 }

@@ -59,6 +59,18 @@ absl::StatusOr<bool> GetReadOnly(absl::string_view path);
 // check received_uuid first.
 absl::Status SetReadOnly(absl::string_view path, bool read_only);
 
+// --- Through an open descriptor (a directory opened O_RDONLY, not O_PATH) ---
+
+// The id of the subvolume containing the open file or directory `fd`.
+absl::StatusOr<uint64_t> SubvolumeIdOfFd(int fd);
+
+// The subvolume containing `fd` (any file or directory in it).
+absl::StatusOr<SubvolumeInfo> GetSubvolumeInfoFd(int fd);
+
+// Sets or clears the read-only flag of the subvolume whose root `fd` is. Needs
+// CAP_SYS_ADMIN; see SetReadOnly.
+absl::Status SetReadOnlyFd(int fd, bool read_only);
+
 }  // namespace btrdupd
 
 #endif  // BTRDUPD_IOCTL_SUBVOLUMES_H_

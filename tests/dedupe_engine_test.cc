@@ -130,6 +130,25 @@ class DedupeEngineTest : public ::testing::Test {
   std::unique_ptr<VolumeIndex> index_;
 };
 
+TEST_F(DedupeEngineTest, AFileThatIsNotTheIndexedOneGoesBackToTheScannerUnread) {
+  const int64_t a = Add("a", Bytes(20000, 'x'), 11);
+  const int64_t b = Add("b", Bytes(20000, 'x'), 12);
+  fs_.AddFile(P("b"), Bytes(20000, 'x'), 99);  // another inode in b's place since the scan
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_EQ(fs_.bytes_read(P("b")), 0u);
+  for (const DedupeRequest& call : backend_.calls()) {
+    for (const std::string& dest : call.destination_paths) EXPECT_NE(dest, P("b"));
+    EXPECT_NE(call.reference_path, P("b"));
+  }
+  const FileRecord moved = Get(b);
+  EXPECT_EQ(moved.dedupe_state, DedupeState::kPending);  // not skipped
+  EXPECT_EQ(moved.skip_reason, "");
+  EXPECT_GT(moved.next_eligible, clock_.Now());  // waits for the scanner to see it again
+  EXPECT_EQ(engine->stats().files_skipped, 0);
+  EXPECT_NE(Get(a).dedupe_state, DedupeState::kSkipped);
+}
+
 TEST_F(DedupeEngineTest, DedupesIdenticalFilesAndLeavesUniqueSizesUnread) {
   int64_t a = Add("a", Bytes(20000, 'x'), 11);
   int64_t b = Add("b", Bytes(20000, 'x'), 12);

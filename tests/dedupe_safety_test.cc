@@ -28,6 +28,7 @@
 #include "core/dedupe_engine.h"
 #include "core/index.h"
 #include "core/sha256.h"
+#include "daemon/file_opener.h"
 #include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
 #include "ioctl/errno_status.h"
@@ -55,6 +56,7 @@ using testing::WritePatternFile;
 // read-only, dedupe into it fails with EROFS.
 class HookedBackend : public DedupeBackend {
  public:
+  explicit HookedBackend(FileOpener* opener) : native(opener) {}
   std::string Name() const override { return "hooked-native"; }
   absl::Status CheckAvailable() const override { return absl::OkStatus(); }
   absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) override {
@@ -65,8 +67,13 @@ class HookedBackend : public DedupeBackend {
     }
     DedupeRequest allowed = request;
     allowed.destination_paths.clear();
-    for (const std::string& dest : request.destination_paths) {
-      if (dest.rfind(erofs_subvol + "/", 0) != 0) allowed.destination_paths.push_back(dest);
+    allowed.destinations.clear();
+    for (size_t i = 0; i < request.destination_paths.size(); ++i) {
+      const std::string& dest = request.destination_paths[i];
+      if (dest.rfind(erofs_subvol + "/", 0) != 0) {
+        allowed.destination_paths.push_back(dest);
+        allowed.destinations.push_back(request.destinations[i]);
+      }
     }
     absl::StatusOr<std::vector<DedupeOutcome>> done = native.Dedupe(allowed);
     if (!done.ok()) return done;
@@ -94,14 +101,15 @@ class HookedBackend : public DedupeBackend {
 // reading.
 class LoggingFileAccess : public RealFileAccess {
  public:
-  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const std::string& path) override {
-    if (before_open) before_open(path);
-    return RealFileAccess::OpenForRead(path);
+  explicit LoggingFileAccess(FileOpener* opener) : RealFileAccess(opener) {}
+  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& file) override {
+    if (before_open) before_open(file.display);
+    return RealFileAccess::OpenForRead(file);
   }
   std::function<void(const std::string&)> before_open;
-  absl::Status SetSubvolumeReadOnly(const std::string& path, bool read_only) override {
-    flips.push_back(absl::StrCat(path, read_only ? "=ro" : "=rw"));
-    return RealFileAccess::SetSubvolumeReadOnly(path, read_only);
+  absl::Status SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) override {
+    flips.push_back(absl::StrCat(subvol.display, read_only ? "=ro" : "=rw"));
+    return RealFileAccess::SetSubvolumeReadOnly(subvol, read_only);
   }
   std::vector<std::string> flips;
 };
@@ -153,10 +161,16 @@ class DedupeSafetyTest : public testing::BtrfsTest {
     ASSERT_OK(RunChecked({"rm", "-rf", db_dir_}));
     ASSERT_OK(RunChecked({"mkdir", "-p", db_dir_}));
     ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(db_dir_ + "/btrdupd.db"));
+    ASSERT_OK_AND_ASSIGN(opener_, FileOpener::Open(mount_path()));
+    files_ = std::make_unique<LoggingFileAccess>(opener_.get());
+    backend_ = std::make_unique<HookedBackend>(opener_.get());
   }
 
   void TearDown() override {
     index_.reset();
+    backend_.reset();
+    files_.reset();
+    opener_.reset();
     BtrfsTest::TearDown();
     RunChecked({"rm", "-rf", db_dir_}).IgnoreError();
   }
@@ -214,7 +228,7 @@ class DedupeSafetyTest : public testing::BtrfsTest {
   // Indexes the tree and runs the engine until it is idle.
   EngineStats Run() {
     IndexTree();
-    DedupeEngine engine(index_.get(), &files_, &backend_, config_, RealClock(), mount_path());
+    DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(), mount_path());
     EXPECT_OK(engine.RestorePendingReadOnlyFlips());
     absl::StatusOr<StepResult> last = engine.RunUntilIdle();
     EXPECT_OK(last);
@@ -256,8 +270,9 @@ class DedupeSafetyTest : public testing::BtrfsTest {
   std::string db_dir_;
   std::unique_ptr<VolumeIndex> index_;
   std::map<dev_t, uint64_t> subvol_by_dev_;
-  LoggingFileAccess files_;
-  HookedBackend backend_;
+  std::unique_ptr<FileOpener> opener_;
+  std::unique_ptr<LoggingFileAccess> files_;
+  std::unique_ptr<HookedBackend> backend_;
 };
 
 TEST_F(DedupeSafetyTest, EveryFileIsByteIdenticalAfterARun) {
@@ -295,7 +310,7 @@ TEST_F(DedupeSafetyTest, FileModifiedAfterHashingKeepsItsNewContentAndIsNotShare
   Write("b", 1 << 20, 7);
   std::string changed = PatternBytes(1 << 20, 7);
   changed[500000] ^= 0x5a;
-  backend_.before = [&](const DedupeRequest&) {
+  backend_->before = [&](const DedupeRequest&) {
     ASSERT_OK(WriteFile(Path("b"), changed));
   };
   EngineStats stats = Run();
@@ -313,7 +328,7 @@ TEST_F(DedupeSafetyTest, FileDeletedMidRunIsForgottenAndTheRestIsDeduped) {
   Write("a", 200000, 8);
   Write("b", 200000, 8);
   Write("c", 200000, 8);
-  backend_.before = [&](const DedupeRequest&) { unlink(Path("c").c_str()); };
+  backend_->before = [&](const DedupeRequest&) { unlink(Path("c").c_str()); };
   std::map<std::string, std::string> expected = TreeChecksums(mount_path());
   expected.erase("/c");
   EngineStats stats = Run();
@@ -328,7 +343,7 @@ TEST_F(DedupeSafetyTest, FileDeletedBeforeItIsHashedIsForgotten) {
   Write("a", 50000, 21);
   Write("b", 50000, 21);
   Write("c", 50000, 21);
-  files_.before_open = [&](const std::string& path) {
+  files_->before_open = [&](const std::string& path) {
     if (path == Path("a")) unlink(Path("c").c_str());  // gone before its turn
   };
   EngineStats stats = Run();
@@ -422,7 +437,7 @@ TEST_F(DedupeSafetyTest, HardLinksAreNeverDedupedWithThemselves) {
   Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("a", "b");
-  for (const DedupeRequest& call : backend_.calls) {
+  for (const DedupeRequest& call : backend_->calls) {
     struct stat ref;
     ASSERT_EQ(stat(call.reference_path.c_str(), &ref), 0);
     for (const std::string& dest : call.destination_paths) {
@@ -472,19 +487,19 @@ TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheRefer
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   EXPECT_EQ(first.files_deduped, 399);
   std::string reference;
-  for (const DedupeRequest& call : backend_.calls) {
+  for (const DedupeRequest& call : backend_->calls) {
     EXPECT_LE(call.destination_paths.size(), static_cast<size_t>(config_.dedup_batch_size));
     if (reference.empty()) reference = call.reference_path;
     EXPECT_EQ(call.reference_path, reference);
   }
   for (int i = 1; i < 400; ++i) ExpectShared("many/copy0", absl::StrCat("many/copy", i));
 
-  backend_.calls.clear();
+  backend_->calls.clear();
   Write("many/copy400", 16384, 15);
   EngineStats second = Run();
-  ASSERT_EQ(backend_.calls.size(), 1u);
-  EXPECT_EQ(backend_.calls[0].reference_path, reference);
-  EXPECT_EQ(backend_.calls[0].destination_paths,
+  ASSERT_EQ(backend_->calls.size(), 1u);
+  EXPECT_EQ(backend_->calls[0].reference_path, reference);
+  EXPECT_EQ(backend_->calls[0].destination_paths,
             std::vector<std::string>{Path("many/copy400")});
   EXPECT_EQ(second.files_deduped, 1);
   EXPECT_EQ(second.bytes_read, 16384u);  // only the newcomer was read
@@ -498,7 +513,7 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
   int calls_while_writable = 0;
-  backend_.before = [&](const DedupeRequest&) {
+  backend_->before = [&](const DedupeRequest&) {
     if (!GetReadOnly(Path("snap")).value_or(false)) ++calls_while_writable;
   };
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
@@ -510,14 +525,14 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
   EXPECT_LE(stats.bytes_read, 2 * 200000u + 2 * EngineOptions().prefix_bytes);
   // The snapshot's copy was deduped in place (a destination), its flag never touched.
   bool snapshot_was_destination = false;
-  for (const DedupeRequest& call : backend_.calls) {
+  for (const DedupeRequest& call : backend_->calls) {
     for (const std::string& dest : call.destination_paths) {
       snapshot_was_destination |= dest.rfind(Path("snap") + "/", 0) == 0;
     }
   }
   EXPECT_TRUE(snapshot_was_destination);
   EXPECT_EQ(calls_while_writable, 0);
-  EXPECT_TRUE(files_.flips.empty());
+  EXPECT_TRUE(files_->flips.empty());
   EXPECT_EQ(stats.read_only_flips, 0);
   ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
   EXPECT_TRUE(read_only);
@@ -534,9 +549,9 @@ TEST_F(DedupeSafetyTest, SnapshotRefusedWithErofsIsMadeWritableForOneRetryAndRes
   Write("sv/c", 200000, 21);
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
-  backend_.erofs_subvol = Path("snap");  // an older kernel
+  backend_->erofs_subvol = Path("snap");  // an older kernel
   std::vector<size_t> records_at_calls;
-  backend_.before = [&](const DedupeRequest&) {
+  backend_->before = [&](const DedupeRequest&) {
     absl::StatusOr<std::vector<ReadOnlyFlip>> records = index_->PendingReadOnlyFlips();
     records_at_calls.push_back(records.ok() ? records->size() : 99);
   };
@@ -544,7 +559,7 @@ TEST_F(DedupeSafetyTest, SnapshotRefusedWithErofsIsMadeWritableForOneRetryAndRes
   EngineStats stats = Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
-  EXPECT_EQ(files_.flips,
+  EXPECT_EQ(files_->flips,
             (std::vector<std::string>{Path("snap") + "=rw", Path("snap") + "=ro"}));
   EXPECT_EQ(stats.read_only_flips, 1);
   // The retry (and only it) ran with the flip recorded.
@@ -589,8 +604,8 @@ TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverADestinationAndNeverMadeWritable
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
   Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
-  EXPECT_TRUE(files_.flips.empty());
-  for (const DedupeRequest& call : backend_.calls) {
+  EXPECT_TRUE(files_->flips.empty());
+  for (const DedupeRequest& call : backend_->calls) {
     for (const std::string& dest : call.destination_paths) {
       EXPECT_NE(dest.rfind(Path("recv") + "/", 0), 0u) << "a destination: " << dest;
     }
@@ -623,15 +638,15 @@ TEST_F(DedupeSafetyTest, DryRunReportsWhatItWouldSaveAndChangesNothing) {
   IndexTree();
   EngineOptions options;
   options.dry_run = true;
-  DedupeEngine engine(index_.get(), &files_, &backend_, config_, RealClock(), mount_path(),
+  DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(), mount_path(),
                       options);
   std::vector<PlannedGroup> planned;
   ASSERT_OK(engine.RunUntilIdle([&](const StepResult& r) {
     if (r.planned.has_value()) planned.push_back(*r.planned);
   }));
   EXPECT_EQ(TreeChecksums(mount_path()), before);
-  EXPECT_TRUE(backend_.calls.empty());
-  EXPECT_TRUE(files_.flips.empty());
+  EXPECT_TRUE(backend_->calls.empty());
+  EXPECT_TRUE(files_->flips.empty());
   ExpectNotShared("a", "b");
   ASSERT_EQ(planned.size(), 2u);
   EXPECT_EQ(planned[0].bytes_saveable + planned[1].bytes_saveable, 2 * 300000u + 50000u);

@@ -26,6 +26,16 @@
 namespace btrdupd {
 namespace {
 
+// A request naming files by path only (this backend still takes paths).
+DedupeRequest PathRequest(const std::string& ref, const std::vector<std::string>& dests,
+                          uint64_t size) {
+  DedupeRequest request;
+  request.reference_path = ref;
+  request.destination_paths = dests;
+  request.size = size;
+  return request;
+}
+
 using ::btrdupd::testing::BtrfsTest;
 using ::btrdupd::testing::WriteFile;
 using ::btrdupd::testing::WritePatternFile;
@@ -68,7 +78,7 @@ TEST_F(DuperemoveBackendTest, DedupesGroupAgainstReferenceKeepingItsExtents) {
   DuperemoveBackend backend = MakeBackend();
   ASSERT_TRUE(backend.CheckAvailable().ok());
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-      backend.Dedupe({ref, dests, kSize});
+      backend.Dedupe(PathRequest(ref, dests, kSize));
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), dests.size());
   for (size_t i = 0; i < dests.size(); ++i) {
@@ -91,7 +101,7 @@ TEST_F(DuperemoveBackendTest, PathWithNewlineIsDedupedToo) {
   ASSERT_TRUE(WritePatternFile(ref, kSize, 3).ok());
   ASSERT_TRUE(WritePatternFile(odd, kSize, 3).ok());
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-      MakeBackend().Dedupe({ref, {odd}, kSize});
+      MakeBackend().Dedupe(PathRequest(ref, {odd}, kSize));
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), 1u);
   EXPECT_EQ((*outcomes)[0].kind, Kind::kDeduped) << (*outcomes)[0].error;
@@ -108,7 +118,7 @@ TEST_F(DuperemoveBackendTest, SmallFilesBelowDuperemovesDefaultBlockSizeAreDedup
     ASSERT_TRUE(WritePatternFile(odd, size, size).ok());
     for (const std::string& d : {dest, odd}) {  // whole-file mode, then argument mode
       absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-          MakeBackend().Dedupe({ref, {d}, size});
+          MakeBackend().Dedupe(PathRequest(ref, {d}, size));
       ASSERT_TRUE(outcomes.ok()) << outcomes.status();
       EXPECT_EQ((*outcomes)[0].kind, Kind::kDeduped) << size << " " << (*outcomes)[0].error;
       EXPECT_TRUE(Shared(ref, d)) << size;
@@ -130,7 +140,7 @@ TEST_F(DuperemoveBackendTest, ChangedFileIsReportedDiffersAndNotShared) {
     close(fd);
   }
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-      MakeBackend().Dedupe({ref, {same, changed}, kSize});
+      MakeBackend().Dedupe(PathRequest(ref, {same, changed}, kSize));
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), 2u);
   EXPECT_EQ((*outcomes)[0].kind, Kind::kDeduped);
@@ -150,7 +160,7 @@ TEST_F(DuperemoveBackendTest, SmallMaxArgLengthSplitsIntoSeveralRunsThatAllDedup
   const uint64_t limit = ref.size() + 1 + 2 * (dests[0].size() + 1);
   EXPECT_EQ(DuperemoveBackend::SplitByArgLength(ref, dests, limit).size(), 3u);
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-      MakeBackend(limit).Dedupe({ref, dests, kSize});
+      MakeBackend(limit).Dedupe(PathRequest(ref, dests, kSize));
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), dests.size());
   for (size_t i = 0; i < dests.size(); ++i) {
@@ -163,7 +173,7 @@ TEST_F(DuperemoveBackendTest, MissingReferenceIsAnErrorForTheWholeRequest) {
   const std::string dest = Path("d");
   ASSERT_TRUE(WritePatternFile(dest, kSize, 1).ok());
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
-      MakeBackend().Dedupe({Path("gone"), {dest}, kSize});
+      MakeBackend().Dedupe(PathRequest(Path("gone"), {dest}, kSize));
   EXPECT_FALSE(outcomes.ok());
   EXPECT_TRUE(absl::StrContains(outcomes.status().message(), Path("gone")));
 }

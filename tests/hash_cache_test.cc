@@ -15,6 +15,7 @@
 #include "daemon/real_file_access.h"
 #include "gtest/gtest.h"
 #include "tests/testing/btrfs_test.h"
+#include "tests/testing/file_refs.h"
 #include "tests/testing/files.h"
 
 namespace btrdupd {
@@ -36,8 +37,8 @@ void Evict(const std::string& path) {
   ASSERT_EQ(ResidentPages(path, kFileSize), 0u) << path;
 }
 
-void HashRead(RealFileAccess& files, const std::string& path) {
-  absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(path);
+void HashRead(RealFileAccess& files, const FileRef& ref) {
+  absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(ref);
   ASSERT_TRUE(file.ok()) << file.status();
   std::string buf(kMiB, '\0');
   while (true) {
@@ -58,17 +59,27 @@ class HashCacheTest : public BtrfsTest {
     }
   }
   size_t Resident(const char* name) { return ResidentPages(Path(name), kFileSize); }
+  FileRef Ref(const char* name) { return testing::RefFor(mount_path(), name); }
+  FileOpener& opener() {
+    if (opener_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<FileOpener>> opened = FileOpener::Open(mount_path());
+      EXPECT_TRUE(opened.ok()) << opened.status();
+      opener_ = *std::move(opened);
+    }
+    return *opener_;
+  }
+  std::unique_ptr<FileOpener> opener_;
   const size_t all_pages_ = kFileSize / static_cast<size_t>(sysconf(_SC_PAGESIZE));
 };
 
 TEST_F(HashCacheTest, KeepsTheLastHashedFilesWithinTheBudgetAndDropsAllAtTheEnd) {
   {
-    RealFileAccess files(8 * kMiB);
-    HashRead(files, Path("a"));
-    HashRead(files, Path("b"));
+    RealFileAccess files(&opener(), 8 * kMiB);
+    HashRead(files, Ref("a"));
+    HashRead(files, Ref("b"));
     EXPECT_EQ(Resident("a"), all_pages_);
     EXPECT_EQ(Resident("b"), all_pages_);
-    HashRead(files, Path("c"));  // 9 MiB > 8 MiB: the oldest, a, goes
+    HashRead(files, Ref("c"));  // 9 MiB > 8 MiB: the oldest, a, goes
     EXPECT_EQ(Resident("a"), 0u);
     EXPECT_EQ(Resident("b"), all_pages_);
     EXPECT_EQ(Resident("c"), all_pages_);
@@ -78,14 +89,14 @@ TEST_F(HashCacheTest, KeepsTheLastHashedFilesWithinTheBudgetAndDropsAllAtTheEnd)
 }
 
 TEST_F(HashCacheTest, FileLargerThanTheBudgetIsDroppedAsRead) {
-  RealFileAccess files(1 * kMiB);
-  HashRead(files, Path("a"));
+  RealFileAccess files(&opener(), 1 * kMiB);
+  HashRead(files, Ref("a"));
   EXPECT_EQ(Resident("a"), 0u);
 }
 
 TEST_F(HashCacheTest, WithoutABudgetNothingStaysCached) {
-  RealFileAccess files;
-  HashRead(files, Path("a"));
+  RealFileAccess files(&opener());
+  HashRead(files, Ref("a"));
   EXPECT_EQ(Resident("a"), 0u);
 }
 
@@ -99,12 +110,12 @@ bool BecomesResident(const std::string& path, size_t pages) {
 }
 
 TEST_F(HashCacheTest, PrefetchReadsAheadAndWhatWasHintedGoesWithTheRead) {
-  RealFileAccess files;
-  files.Prefetch(Path("a"), kFileSize);
+  RealFileAccess files(&opener());
+  files.Prefetch(Ref("a"), kFileSize);
   EXPECT_TRUE(BecomesResident(Path("a"), all_pages_));
   {
     // Only the first 64 KiB are read (a prefix): the hinted rest is dropped too.
-    absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(Path("a"));
+    absl::StatusOr<std::unique_ptr<SequentialFile>> file = files.OpenForRead(Ref("a"));
     ASSERT_TRUE(file.ok()) << file.status();
     std::string buf(64 * 1024, '\0');
     ASSERT_TRUE((*file)->Read(buf.data(), buf.size()).ok());
@@ -114,8 +125,8 @@ TEST_F(HashCacheTest, PrefetchReadsAheadAndWhatWasHintedGoesWithTheRead) {
 
 TEST_F(HashCacheTest, HintsNeverReadAreDroppedWhenTheAccessGoesAway) {
   {
-    RealFileAccess files(8 * kMiB);
-    files.Prefetch(Path("b"), kFileSize);
+    RealFileAccess files(&opener(), 8 * kMiB);
+    files.Prefetch(Ref("b"), kFileSize);
     EXPECT_TRUE(BecomesResident(Path("b"), all_pages_));
   }
   EXPECT_EQ(Resident("b"), 0u);
@@ -123,9 +134,9 @@ TEST_F(HashCacheTest, HintsNeverReadAreDroppedWhenTheAccessGoesAway) {
 
 TEST_F(HashCacheTest, HintedFileReadWithinTheBudgetIsKeptThenDroppedAtTheEnd) {
   {
-    RealFileAccess files(8 * kMiB);
-    files.Prefetch(Path("c"), kFileSize);
-    HashRead(files, Path("c"));
+    RealFileAccess files(&opener(), 8 * kMiB);
+    files.Prefetch(Ref("c"), kFileSize);
+    HashRead(files, Ref("c"));
     EXPECT_EQ(Resident("c"), all_pages_);
   }
   EXPECT_EQ(Resident("c"), 0u);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
+#include "tests/testing/file_refs.h"
 #include "tests/testing/files.h"
 #include "tests/testing/status_macros.h"
 
@@ -33,21 +35,36 @@ using testing::WritePatternFile;
 class NativeBackendTest : public testing::BtrfsTest {
  protected:
   bool Shared(const std::string& a, const std::string& b) {
-    absl::StatusOr<bool> shared = files_.SharesAllExtents(Path(a), Path(b));
+    absl::StatusOr<bool> shared = files_->SharesAllExtents(Ref(a), Ref(b));
     EXPECT_OK(shared);
     return shared.ok() && *shared;
   }
   DedupeRequest Request(const std::string& ref, const std::vector<std::string>& dests,
                         uint64_t size) {
     DedupeRequest r;
+    r.reference = Ref(ref);
     r.reference_path = Path(ref);
-    for (const std::string& d : dests) r.destination_paths.push_back(Path(d));
+    for (const std::string& d : dests) {
+      r.destinations.push_back(Ref(d));
+      r.destination_paths.push_back(Path(d));
+    }
     r.size = size;
     return r;
   }
+  FileRef Ref(const std::string& name) { return testing::RefFor(mount_path(), name); }
+  SubvolumeRef Sub(const std::string& name) { return testing::SubvolRefFor(mount_path(), name); }
 
-  NativeBackend backend_;
-  RealFileAccess files_;
+  void SetUp() override {
+    testing::BtrfsTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_OK_AND_ASSIGN(opener_, FileOpener::Open(mount_path()));
+    backend_ = std::make_unique<NativeBackend>(opener_.get());
+    files_ = std::make_unique<RealFileAccess>(opener_.get());
+  }
+
+  std::unique_ptr<FileOpener> opener_;
+  std::unique_ptr<NativeBackend> backend_;
+  std::unique_ptr<RealFileAccess> files_;
 };
 
 TEST_F(NativeBackendTest, IdenticalFilesIncludingAnUnalignedTailAreShared) {
@@ -57,7 +74,7 @@ TEST_F(NativeBackendTest, IdenticalFilesIncludingAnUnalignedTailAreShared) {
   ASSERT_OK(WritePatternFile(Path("c"), size, 1));
   ASSERT_FALSE(Shared("a", "b"));
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
-                       backend_.Dedupe(Request("a", {"b", "c"}, size)));
+                       backend_->Dedupe(Request("a", {"b", "c"}, size)));
   ASSERT_EQ(out.size(), 2u);
   for (const DedupeOutcome& o : out) {
     EXPECT_EQ(o.kind, DedupeOutcome::Kind::kDeduped) << o.destination_path << " " << o.error;
@@ -78,7 +95,7 @@ TEST_F(NativeBackendTest, LastByteDifferentOrOtherSizeDiffers) {
   ASSERT_OK(WriteFile(Path("last"), last));
   ASSERT_OK(WriteFile(Path("shorter"), data.substr(0, size - 4096)));
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
-                       backend_.Dedupe(Request("a", {"last", "shorter"}, size)));
+                       backend_->Dedupe(Request("a", {"last", "shorter"}, size)));
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].kind, DedupeOutcome::Kind::kDiffers);
   EXPECT_EQ(out[1].kind, DedupeOutcome::Kind::kDiffers);
@@ -94,7 +111,7 @@ TEST_F(NativeBackendTest, PerDestinationFailuresDoNotStopTheOthers) {
   ASSERT_OK(WritePatternFile(Path("ok"), size, 3));
   ASSERT_OK(RunShellChecked(absl::StrCat("chattr +i '", Path("frozen"), "'")));
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
-                       backend_.Dedupe(Request("a", {"missing", "frozen", "ok"}, size)));
+                       backend_->Dedupe(Request("a", {"missing", "frozen", "ok"}, size)));
   RunShellChecked(absl::StrCat("chattr -i '", Path("frozen"), "'")).IgnoreError();
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].kind, DedupeOutcome::Kind::kFailed);
@@ -119,7 +136,7 @@ TEST_F(NativeBackendTest, ReadOnlySubvolumeDestinationIsSharedOrRefusedNeverAlte
   ASSERT_OK(RunShellChecked(
       absl::StrCat("btrfs -q property set -ts '", Path("sv"), "' ro true")));
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
-                       backend_.Dedupe(Request("a", {"sv/b"}, size)));
+                       backend_->Dedupe(Request("a", {"sv/b"}, size)));
   ASSERT_EQ(out.size(), 1u);
   if (out[0].kind == DedupeOutcome::Kind::kDeduped) {
     EXPECT_TRUE(Shared("a", "sv/b"));
@@ -134,10 +151,10 @@ TEST_F(NativeBackendTest, ReadOnlySubvolumeDestinationIsSharedOrRefusedNeverAlte
 
 TEST_F(NativeBackendTest, MissingOrChangedReferenceFailsTheWholeRequest) {
   ASSERT_OK(WritePatternFile(Path("b"), 100000, 5));
-  absl::StatusOr<std::vector<DedupeOutcome>> out = backend_.Dedupe(Request("gone", {"b"}, 100000));
+  absl::StatusOr<std::vector<DedupeOutcome>> out = backend_->Dedupe(Request("gone", {"b"}, 100000));
   EXPECT_TRUE(absl::IsNotFound(out.status())) << out.status();
   ASSERT_OK(WritePatternFile(Path("a"), 90000, 5));
-  out = backend_.Dedupe(Request("a", {"b"}, 100000));
+  out = backend_->Dedupe(Request("a", {"b"}, 100000));
   EXPECT_FALSE(out.ok());
 }
 
@@ -149,7 +166,7 @@ TEST_F(NativeBackendTest, MoreDestinationsThanOneIoctlTakes) {
     dests.push_back(absl::StrCat("d", i));
     ASSERT_OK(WritePatternFile(Path(dests.back()), size, 6));
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out, backend_.Dedupe(Request("a", dests, size)));
+  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out, backend_->Dedupe(Request("a", dests, size)));
   ASSERT_EQ(out.size(), dests.size());
   for (size_t i = 0; i < dests.size(); ++i) {
     EXPECT_EQ(out[i].kind, DedupeOutcome::Kind::kDeduped) << dests[i] << " " << out[i].error;
@@ -164,37 +181,37 @@ TEST_F(NativeBackendTest, RealFileAccessReportsAttributesSharingAndSubvolumeFlag
   ASSERT_OK(RunShellChecked(absl::StrCat("touch '", Path("nocow"), "' && chattr +C '",
                                          Path("nocow"), "'")));
   ASSERT_OK(WritePatternFile(Path("plain"), 100000, 7));
-  ASSERT_OK_AND_ASSIGN(bool a_shared, files_.HasSharedExtents(Path("a")));
+  ASSERT_OK_AND_ASSIGN(bool a_shared, files_->HasSharedExtents(Ref("a")));
   EXPECT_TRUE(a_shared);
-  ASSERT_OK_AND_ASSIGN(bool plain_shared, files_.HasSharedExtents(Path("plain")));
+  ASSERT_OK_AND_ASSIGN(bool plain_shared, files_->HasSharedExtents(Ref("plain")));
   EXPECT_FALSE(plain_shared);
   EXPECT_TRUE(Shared("a", "clone"));
   EXPECT_FALSE(Shared("a", "plain"));
-  ASSERT_OK_AND_ASSIGN(FileAttributes nocow, files_.GetAttributes(Path("nocow")));
+  ASSERT_OK_AND_ASSIGN(FileAttributes nocow, files_->GetAttributes(Ref("nocow")));
   EXPECT_TRUE(nocow.nocow);
   EXPECT_FALSE(nocow.swapfile);
-  ASSERT_OK_AND_ASSIGN(FileAttributes plain, files_.GetAttributes(Path("plain")));
+  ASSERT_OK_AND_ASSIGN(FileAttributes plain, files_->GetAttributes(Ref("plain")));
   EXPECT_FALSE(plain.nocow || plain.immutable || plain.append_only || plain.swapfile);
-  EXPECT_TRUE(absl::IsNotFound(files_.GetAttributes(Path("none")).status()));
+  EXPECT_TRUE(absl::IsNotFound(files_->GetAttributes(Ref("none")).status()));
 
   ASSERT_OK(RunShellChecked(absl::StrCat("btrfs -q subvolume create '", Path("sv"),
                                          "' && btrfs -q subvolume snapshot -r '", Path("sv"),
                                          "' '", Path("snap"), "'")));
-  ASSERT_OK_AND_ASSIGN(SubvolumeFlags snap, files_.GetSubvolumeFlags(Path("snap")));
+  ASSERT_OK_AND_ASSIGN(SubvolumeFlags snap, files_->GetSubvolumeFlags(Sub("snap")));
   EXPECT_TRUE(snap.read_only);
   EXPECT_FALSE(snap.received);
-  ASSERT_OK(files_.SetSubvolumeReadOnly(Path("snap"), false));
-  ASSERT_OK_AND_ASSIGN(snap, files_.GetSubvolumeFlags(Path("snap")));
+  ASSERT_OK(files_->SetSubvolumeReadOnly(Sub("snap"), false));
+  ASSERT_OK_AND_ASSIGN(snap, files_->GetSubvolumeFlags(Sub("snap")));
   EXPECT_FALSE(snap.read_only);
-  ASSERT_OK(files_.SetSubvolumeReadOnly(Path("snap"), true));
-  ASSERT_OK_AND_ASSIGN(snap, files_.GetSubvolumeFlags(Path("snap")));
+  ASSERT_OK(files_->SetSubvolumeReadOnly(Sub("snap"), true));
+  ASSERT_OK_AND_ASSIGN(snap, files_->GetSubvolumeFlags(Sub("snap")));
   EXPECT_TRUE(snap.read_only);
 }
 
 TEST_F(NativeBackendTest, SequentialReadReturnsTheContentAndNoticesChanges) {
   const std::string data = PatternBytes(3 << 20, 8);
   ASSERT_OK(WriteFile(Path("a"), data));
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_.OpenForRead(Path("a")));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_->OpenForRead(Ref("a")));
   ASSERT_OK_AND_ASSIGN(FileStat before, file->Stat());
   EXPECT_EQ(before.size, data.size());
   std::string read;
@@ -208,7 +225,7 @@ TEST_F(NativeBackendTest, SequentialReadReturnsTheContentAndNoticesChanges) {
   ASSERT_OK(RunShellChecked(absl::StrCat("printf x >> '", Path("a"), "'")));
   ASSERT_OK_AND_ASSIGN(FileStat after, file->Stat());
   EXPECT_NE(after, before);
-  EXPECT_TRUE(absl::IsNotFound(files_.OpenForRead(Path("none")).status()));
+  EXPECT_TRUE(absl::IsNotFound(files_->OpenForRead(Ref("none")).status()));
 }
 
 TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
@@ -220,7 +237,7 @@ TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
     ASSERT_OK_AND_ASSIGN(std::string all, ReadFile(Path("big")));
   }
   ASSERT_GT(ResidentPages(Path("big"), size), size / 4096 / 2);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_.OpenForRead(Path("big")));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_->OpenForRead(Ref("big")));
   std::string buf(1 << 20, '\0');
   uint64_t total = 0;
   while (true) {
@@ -234,12 +251,12 @@ TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
 
 TEST_F(NativeBackendTest, AFifoInAFilesPlaceIsRefusedWithoutBlocking) {
   ASSERT_OK(RunShellChecked(absl::StrCat("mkfifo '", Path("fifo"), "'")));
-  EXPECT_FALSE(files_.OpenForRead(Path("fifo")).ok());
-  EXPECT_FALSE(files_.GetAttributes(Path("fifo")).ok());
-  EXPECT_FALSE(files_.HasSharedExtents(Path("fifo")).ok());
+  EXPECT_FALSE(files_->OpenForRead(Ref("fifo")).ok());
+  EXPECT_FALSE(files_->GetAttributes(Ref("fifo")).ok());
+  EXPECT_FALSE(files_->HasSharedExtents(Ref("fifo")).ok());
   ASSERT_OK(WritePatternFile(Path("a"), 100000, 10));
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out,
-                       backend_.Dedupe(Request("a", {"fifo"}, 100000)));
+                       backend_->Dedupe(Request("a", {"fifo"}, 100000)));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_NE(out[0].kind, DedupeOutcome::Kind::kDeduped);
 }
@@ -250,7 +267,7 @@ TEST_F(NativeBackendTest, PreallocatedSpacePastTheEndDoesNotHideSharing) {
   ASSERT_OK(WritePatternFile(Path("b"), size, 11));
   // fallocate --keep-size: unwritten extents past EOF, as torrent clients and databases do.
   ASSERT_OK(RunShellChecked(absl::StrCat("fallocate -n -o 200704 -l 1048576 '", Path("b"), "'")));
-  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out, backend_.Dedupe(Request("a", {"b"}, size)));
+  ASSERT_OK_AND_ASSIGN(std::vector<DedupeOutcome> out, backend_->Dedupe(Request("a", {"b"}, size)));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].kind, DedupeOutcome::Kind::kDeduped) << out[0].error;
   EXPECT_TRUE(Shared("a", "b"));

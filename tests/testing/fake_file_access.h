@@ -112,53 +112,64 @@ class FakeFileAccess : public FileAccess {
   const std::vector<std::string>& access_log() const { return access_log_; }
 
   // --- FileAccess ---
-  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(
-      const std::string& path) override {
-    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("open ", path));
+  // Files and subvolumes are looked up by the display path of their ref; a file whose
+  // inode is not the ref's (when the ref names one) answers Aborted, like the real
+  // verified open.
+  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& ref) override {
+    absl::Status found = Check(ref, "open");
+    if (!found.ok()) return found;
+    const std::string& path = ref.display;
     if (unreadable_.count(path)) return ErrnoToStatus(EACCES, absl::StrCat("open ", path));
     ++opens_;
     access_log_.push_back(absl::StrCat("open ", path));
     return std::unique_ptr<SequentialFile>(new Reader(this, path));
   }
 
-  void Prefetch(const std::string& path, uint64_t bytes) override {
-    access_log_.push_back(absl::StrCat("prefetch ", path, " ", bytes));
+  void Prefetch(const FileRef& ref, uint64_t bytes) override {
+    access_log_.push_back(absl::StrCat("prefetch ", ref.display, " ", bytes));
   }
 
-  absl::StatusOr<FileStat> Stat(const std::string& path) override {
-    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("stat ", path));
-    const File& f = files_.at(path);
-    return FileStat{f.ino, f.contents.size(), f.mtime_ns};
+  absl::StatusOr<FileStat> Stat(const FileRef& ref) override {
+    absl::Status found = Check(ref, "stat");
+    if (!found.ok()) return found;
+    return StatPath(ref.display);
   }
 
-  absl::StatusOr<FileAttributes> GetAttributes(const std::string& path) override {
-    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("getflags ", path));
-    return files_.at(path).attrs;
+  absl::StatusOr<FileAttributes> GetAttributes(const FileRef& ref) override {
+    absl::Status found = Check(ref, "getflags");
+    if (!found.ok()) return found;
+    return files_.at(ref.display).attrs;
   }
 
-  absl::StatusOr<bool> SharesAllExtents(const std::string& a, const std::string& b) override {
+  absl::StatusOr<bool> SharesAllExtents(const FileRef& a, const FileRef& b) override {
     ++fiemaps_;
-    if (!Exists(a)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", a));
-    if (!Exists(b)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", b));
-    return SameExtents(a, b);
+    absl::Status found = Check(a, "fiemap");
+    if (found.ok()) found = Check(b, "fiemap");
+    if (!found.ok()) return found;
+    return SameExtents(a.display, b.display);
   }
 
-  absl::StatusOr<bool> HasSharedExtents(const std::string& path) override {
+  absl::StatusOr<bool> HasSharedExtents(const FileRef& ref) override {
     ++fiemaps_;
-    if (!Exists(path)) return ErrnoToStatus(ENOENT, absl::StrCat("fiemap ", path));
+    absl::Status found = Check(ref, "fiemap");
+    if (!found.ok()) return found;
+    const std::string& path = ref.display;
     for (const auto& [other, f] : files_) {
       if (other != path && f.extent_id == files_.at(path).extent_id) return true;
     }
     return false;
   }
 
-  absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const std::string& subvol_path) override {
-    auto it = subvols_.find(subvol_path);
-    if (it == subvols_.end()) return ErrnoToStatus(ENOENT, absl::StrCat("subvol ", subvol_path));
+  absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const SubvolumeRef& subvol) override {
+    auto it = subvols_.find(subvol.display);
+    if (it == subvols_.end()) {
+      return ErrnoToStatus(ENOENT, absl::StrCat("subvol ", subvol.display));
+    }
     return it->second;
   }
 
-  absl::Status SetSubvolumeReadOnly(const std::string& subvol_path, bool read_only) override {
+  absl::Status SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) override {
+    const std::string& subvol_path = subvol.display;
     auto it = subvols_.find(subvol_path);
     if (it == subvols_.end()) return ErrnoToStatus(ENOENT, absl::StrCat("subvol ", subvol_path));
     auto failing = failing_set_read_only_.find({subvol_path, read_only});
@@ -179,12 +190,29 @@ class FakeFileAccess : public FileAccess {
   int fiemaps() const { return fiemaps_; }
 
  private:
+  // NotFound if nothing is at the ref's path; Aborted if another inode is.
+  absl::Status Check(const FileRef& ref, absl::string_view op) const {
+    auto it = files_.find(ref.display);
+    if (it == files_.end()) return ErrnoToStatus(ENOENT, absl::StrCat(op, " ", ref.display));
+    if (ref.ino != 0 && it->second.ino != ref.ino) {
+      return absl::AbortedError(absl::StrCat(op, " ", ref.display, ": inode ", it->second.ino,
+                                             ", not ", ref.ino));
+    }
+    return absl::OkStatus();
+  }
+
+  FileStat StatPath(const std::string& path) const {
+    const File& f = files_.at(path);
+    return FileStat{f.ino, f.contents.size(), f.mtime_ns};
+  }
+
   class Reader : public SequentialFile {
    public:
-    Reader(FakeFileAccess* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+    Reader(FakeFileAccess* fs, std::string path)
+        : fs_(fs), path_(std::move(path)), stat_at_open_(fs->StatPath(path_)) {}
     absl::StatusOr<FileStat> Stat() override {
       if (!fs_->Exists(path_)) return stat_at_open_;  // unlinked but open
-      return fs_->Stat(path_);
+      return fs_->StatPath(path_);
     }
     absl::StatusOr<size_t> Read(char* buf, size_t n) override {
       if (!fs_->Exists(path_)) return size_t{0};
@@ -205,8 +233,8 @@ class FakeFileAccess : public FileAccess {
    private:
     FakeFileAccess* fs_;
     std::string path_;
-    size_t offset_ = 0;
     FileStat stat_at_open_;
+    size_t offset_ = 0;
   };
 
   std::map<std::string, File> files_;

@@ -1,0 +1,102 @@
+#include "daemon/file_opener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
+#include "ioctl/subvolumes.h"
+
+namespace btrdupd {
+namespace {
+
+// The inode number of every btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID).
+constexpr uint64_t kSubvolumeRootIno = 256;
+
+// `status` with `display` in front of its message (the resolution names relative paths).
+absl::Status Named(const absl::Status& status, const std::string& display) {
+  return absl::Status(status.code(), absl::StrCat(display, ": ", status.message()));
+}
+
+absl::Status Mismatch(const std::string& display, absl::string_view what) {
+  return absl::AbortedError(absl::StrCat(display, ": ", what, " (the tree changed)"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileOpener>> FileOpener::Open(const std::string& root,
+                                                             Options options) {
+  absl::StatusOr<UniqueFd> fd = btrdupd::OpenPath(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<FileOpener>(new FileOpener(root, *std::move(fd), std::move(options)));
+}
+
+absl::StatusOr<UniqueFd> FileOpener::OpenSubvolumeRoot(uint64_t id, const std::string& path,
+                                                       const std::string& display) {
+  absl::Status valid = CheckRelativePath(path);
+  if (!valid.ok()) return Named(valid, display);
+  absl::StatusOr<UniqueFd> dir =
+      OpenBeneath(root_fd_.get(), path, O_RDONLY | O_DIRECTORY, options_.method);
+  if (!dir.ok()) return Named(dir.status(), display);
+  struct stat st;
+  if (fstat(dir->get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat ", display));
+  if (st.st_ino != kSubvolumeRootIno) return Mismatch(display, "not a subvolume root");
+  absl::StatusOr<uint64_t> actual = SubvolumeIdOfFd(dir->get());
+  if (!actual.ok()) return Named(actual.status(), display);
+  if (*actual != id) {
+    return Mismatch(display, absl::StrCat("subvolume ", *actual, ", not ", id));
+  }
+  return dir;
+}
+
+absl::StatusOr<UniqueFd> FileOpener::OpenSubvolume(const SubvolumeRef& subvol) {
+  return OpenSubvolumeRoot(subvol.id, subvol.path, subvol.display);
+}
+
+absl::StatusOr<UniqueFd> FileOpener::OpenPath(const FileRef& file) {
+  absl::Status valid = CheckRelativePath(file.path);
+  if (!valid.ok()) return Named(valid, file.display);
+  absl::string_view in_subvol = file.path;
+  if (!file.subvol_path.empty() &&
+      !absl::ConsumePrefix(&in_subvol, absl::StrCat(file.subvol_path, "/"))) {
+    return Mismatch(file.display, absl::StrCat("not below its subvolume ", file.subvol_path));
+  }
+  if (in_subvol.empty()) return Mismatch(file.display, "not a regular file");
+  if (options_.before_open) options_.before_open(file);
+  absl::StatusOr<UniqueFd> subvol =
+      OpenSubvolumeRoot(file.subvol_id, file.subvol_path, file.display);
+  if (!subvol.ok()) return subvol.status();
+  struct stat subvol_st;
+  if (fstat(subvol->get(), &subvol_st) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
+  }
+  absl::StatusOr<UniqueFd> fd = OpenBeneath(subvol->get(), in_subvol, O_PATH, options_.method);
+  if (!fd.ok()) return Named(fd.status(), file.display);
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
+  if (!S_ISREG(st.st_mode)) return Mismatch(file.display, "not a regular file");
+  if (st.st_dev != subvol_st.st_dev) return Mismatch(file.display, "in another subvolume");
+  if (file.ino != 0 && st.st_ino != file.ino) {
+    return Mismatch(file.display, absl::StrCat("inode ", st.st_ino, ", not ", file.ino));
+  }
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> FileOpener::OpenForRead(const FileRef& file) {
+  absl::StatusOr<UniqueFd> path_fd = OpenPath(file);
+  if (!path_fd.ok()) return path_fd.status();
+  // O_NOATIME keeps hashing from dirtying every inode; only the owner or root may use it.
+  absl::StatusOr<UniqueFd> fd = ReopenFd(path_fd->get(), O_RDONLY | O_NONBLOCK | O_NOATIME);
+  if (!fd.ok() && absl::IsPermissionDenied(fd.status())) {
+    fd = ReopenFd(path_fd->get(), O_RDONLY | O_NONBLOCK);
+  }
+  if (!fd.ok()) return Named(fd.status(), file.display);
+  return fd;
+}
+
+}  // namespace btrdupd
