@@ -14,9 +14,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "core/exclude.h"
 
 namespace btrdupd {
 namespace {
@@ -35,6 +37,7 @@ struct KeySpec {
   bool VolumeConfig::*bool_field;
   int VolumeConfig::*int_field;
   uint64_t VolumeConfig::*u64_field;
+  std::vector<std::string> VolumeConfig::*list_field = nullptr;  // comma-separated globs
 };
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
@@ -71,6 +74,14 @@ const std::vector<KeySpec>& Keys() {
       {kDefaultSection, "dedup_reset_interval_days", false, 1, 3650,
        "Days between forgetting dedupe states (hashes kept) so FIEMAP re-verifies all",
        nullptr, &VolumeConfig::dedup_reset_interval_days, nullptr},
+      {kDefaultSection, "exclude", false, 0, 0,
+       "Paths never indexed nor opened: shell globs relative to the volume root,\n"
+       "separated by commas. * ? [a-z] stay within one path component, ** crosses '/';\n"
+       "a pattern without '/' matches a file or directory name at any depth; a directory\n"
+       "matched is not entered. A change takes effect at the next pass. Example:\n"
+       "exclude = *.qcow2, var/lib/docker/**, home/*/.cache/**\n"
+       "Default: none",
+       nullptr, nullptr, nullptr, &VolumeConfig::exclude},
       {kChangeDetectionSection, "max_generation_gap", false, 1, kU64Max,
        "A subvolume that moved more generations than this since the last pass gets a "
        "full scan",
@@ -86,6 +97,7 @@ const std::vector<KeySpec>& Keys() {
 }
 
 std::string Allowed(const KeySpec& key) {
+  if (key.list_field != nullptr) return "must be a list of globs, empty for none";
   if (key.is_bool) return "must be true/false, yes/no, on/off or 1/0";
   if (key.max == kU64Max) return absl::StrCat("must be an integer of at least ", key.min);
   return absl::StrCat("must be an integer from ", key.min, " to ", key.max);
@@ -93,6 +105,7 @@ std::string Allowed(const KeySpec& key) {
 
 std::string DefaultValue(const KeySpec& key) {
   VolumeConfig defaults;
+  if (key.list_field != nullptr) return absl::StrJoin(defaults.*key.list_field, ", ");
   if (key.bool_field != nullptr) return defaults.*key.bool_field ? "true" : "false";
   if (key.int_field != nullptr) return absl::StrCat(defaults.*key.int_field);
   return absl::StrCat(defaults.*key.u64_field);
@@ -213,7 +226,20 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
                    absl::StrCat(key, " = ", value, ": ", key, " is set twice in [",
                                 section, "]"));
     }
-    if (spec->is_bool) {
+    if (spec->list_field != nullptr) {
+      std::vector<std::string> items;
+      if (!value.empty()) {
+        for (absl::string_view item : absl::StrSplit(value, ',')) {
+          items.emplace_back(absl::StripAsciiWhitespace(item));
+        }
+      }
+      absl::StatusOr<ExcludeList> valid = ExcludeList::Parse(items);
+      if (!valid.ok()) {
+        return Error(file_name, line_number,
+                     absl::StrCat(key, " = ", value, ": ", valid.status().message()));
+      }
+      config.*spec->list_field = std::move(items);
+    } else if (spec->is_bool) {
       bool b = false;
       if (!ParseBool(value, &b)) {
         return Error(file_name, line_number,
@@ -286,8 +312,10 @@ std::string DefaultConfigText() {
       absl::StrAppend(&out, "\n[", section, "]\n");
     }
     std::string allowed = Allowed(key);
-    absl::StrAppend(&out, "# ", key.comment, " (", allowed.substr(strlen("must be ")),
-                    ").\n", key.name, " = ", DefaultValue(key), "\n");
+    const std::string value = DefaultValue(key);
+    absl::StrAppend(&out, "# ", absl::StrReplaceAll(key.comment, {{"\n", "\n# "}}), " (",
+                    allowed.substr(strlen("must be ")),
+                    ").\n", key.name, " =", value.empty() ? "" : " ", value, "\n");
   }
   return out;
 }

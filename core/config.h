@@ -9,11 +9,13 @@
 //   [DEFAULT]           min_file_size, initial_wait_minutes, max_backoff_hours,
 //                       dedup_snapshots, max_dedup_batch, large_group_threshold,
 //                       dedup_batch_size, max_arg_length, vacuum_interval_days,
-//                       dedup_reset_interval_days
+//                       dedup_reset_interval_days, exclude
 //   [change_detection]  max_generation_gap, full_scan_hour, min_hours_between_full_scans
 //
 // Booleans: true/false, yes/no, on/off, 1/0 (any case). Integers: decimal, each within
 // the range listed in kConfigKeys (config.cc) and shown by DefaultConfigText().
+// exclude: shell globs separated by commas (whitespace around each is ignored; empty
+// means none), checked by ExcludeList::Parse (core/exclude.h).
 //
 // Contract: nothing is silently ignored. An unknown section, an unknown key (also a
 // known key in the wrong section), a key given twice, a value of the wrong type or out
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -48,6 +51,7 @@ struct VolumeConfig {
   uint64_t max_arg_length = 1048576;      // bytes of a duperemove command line
   int vacuum_interval_days = 30;          // VACUUM the database this often
   int dedup_reset_interval_days = 30;     // forget dedupe states (keep hashes) this often
+  std::vector<std::string> exclude;       // globs of paths never indexed (core/exclude.h)
   // [change_detection]
   uint64_t max_generation_gap = 10000;    // larger gap: schedule a full scan
   int full_scan_hour = 2;                 // local hour (0-23) for scheduled full scans

@@ -82,6 +82,7 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
       continue;  // vanished since the listing: its row (if any) goes
     }
     const std::string child_path = JoinVolumePath(at.path, entry.name);
+    if (IsExcluded(child_path, st->type)) continue;  // its row (if any) goes
     auto row_it = unclaimed.find(entry.name);
     const DirEntryRecord* row = row_it == unclaimed.end() ? nullptr : &row_it->second;
 

@@ -100,6 +100,8 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
       if (!st.ok()) continue;  // vanished (its row goes) or unreadable (next pass)
       type = st->type;
     }
+    // Excluded: its row (if any) goes below, nothing under it is looked at.
+    if (IsExcluded(JoinVolumePath(*path, entry.name), type)) continue;
     auto row_it = unclaimed.find(entry.name);
     const DirEntryRecord* row = row_it == unclaimed.end() ? nullptr : &row_it->second;
     if (type == EntryType::kRegular) {
@@ -214,6 +216,10 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
   if (!rows.ok()) return rows.status();
   for (const FileRecord& row : *rows) {
     if (relisted.contains(row.dir_id)) continue;  // handled by name there
+    if (IsExcluded(row.path, EntryType::kRegular)) {
+      RETURN_IF_ERROR(RemoveFileRow(row.id));
+      continue;
+    }
     absl::StatusOr<VolumeStat> st = fs_->Stat(row.path);
     if (!st.ok()) {
       if (absl::IsNotFound(st.status())) {

@@ -15,7 +15,14 @@ ScanPass::ScanPass(VolumeFs* fs, VolumeIndex* index, const VolumeConfig& config,
       policy_(ToStabilityPolicy(config)),
       clock_(clock),
       options_(options),
-      report_(report) {}
+      report_(report),
+      excludes_(ExcludeList::Parse(config.exclude).value_or(ExcludeList())) {}
+
+bool ScanPass::IsExcluded(absl::string_view path, EntryType type) const {
+  if (excludes_.empty()) return false;
+  if (type == EntryType::kDirectory) return excludes_.ExcludesDir(path);
+  return excludes_.ExcludesFile(path);
+}
 
 absl::Status ScanPass::Begin() {
   rows_in_batch_ = 0;

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/exclude.h"
 #include "core/index.h"
 #include "core/scanner.h"
 #include "core/status_macros.h"
@@ -113,6 +114,9 @@ class ScanPass {
   void ReportProgress(const SubvolumeContext& ctx);
   bool IsStateDir(const SubvolumeContext& ctx, absl::string_view dir_path,
                   absl::string_view name) const;
+  // True when the entry at `path` of `type` is excluded by the configuration: it is
+  // neither indexed nor opened, and a row it has leaves the index.
+  bool IsExcluded(absl::string_view path, EntryType type) const;
   // True when `st` (a directory) is the root of another subvolume or another mount.
   bool IsBoundary(const SubvolumeContext& ctx, const VolumeStat& st) const {
     return st.dev != ctx.dev;
@@ -126,6 +130,7 @@ class ScanPass {
   const ScanOptions& options_;
   ScanReport* const report_;
   absl::flat_hash_set<std::string> indexed_subvolume_paths_;
+  ExcludeList excludes_;  // from config_.exclude (validated when the config was parsed)
   int rows_in_batch_ = 0;
 };
 

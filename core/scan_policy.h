@@ -29,6 +29,10 @@ inline constexpr char kMetaFullScanPending[] = "scan.full_pending";  // "1" whil
 inline constexpr char kMetaFullScanDone[] = "scan.full_done";        // subvol ids done
 inline constexpr char kMetaFullScanWanted[] = "scan.full_wanted";    // why one is due
 inline constexpr char kMetaLastIncremental[] = "scan.last_incremental";  // unix seconds
+// The exclude patterns the index was last fully reconciled with (one per line). When
+// the configuration's list differs, the next pass is a full scan: files newly excluded
+// leave the index, files no longer excluded enter it.
+inline constexpr char kMetaExclude[] = "scan.exclude";
 
 struct FullScanState {
   bool ever_completed = false;  // a full scan finished at least once

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/exclude.h"
 #include "core/scan_pass.h"
 #include "core/scan_policy.h"
 
@@ -53,8 +54,13 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
   ScanReport report;
   absl::StatusOr<FullScanState> state = LoadFullScanState(index_);
   if (!state.ok()) return state.status();
-  const bool full = mode == ScanMode::kForceFull ||
+  const std::string excludes = absl::StrJoin(config_.exclude, "\n");
+  absl::StatusOr<std::optional<std::string>> indexed_excludes = index_->GetMeta(kMetaExclude);
+  if (!indexed_excludes.ok()) return indexed_excludes.status();
+  const bool excludes_changed = indexed_excludes->value_or("") != excludes;
+  const bool full = mode == ScanMode::kForceFull || excludes_changed ||
                     NextFullScanTime(*state, config_, start, options_.time_zone) <= start;
+  const ExcludeList exclude_list = ExcludeList::Parse(config_.exclude).value_or(ExcludeList());
   report.kind = full ? ScanKind::kFull : ScanKind::kIncremental;
 
   absl::StatusOr<std::vector<VolumeSubvolume>> listed = fs_->ListSubvolumes();
@@ -65,6 +71,7 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
     if (UnderStateDir(sub.path)) continue;
     // The volume root is indexed whatever it is: the user named it.
     if (!config_.dedup_snapshots && !sub.parent_uuid.empty() && !sub.path.empty()) continue;
+    if (!sub.path.empty() && exclude_list.ExcludesDir(sub.path)) continue;
     indexed_paths.insert(sub.path);
     subvolumes.push_back(std::move(sub));
   }
@@ -165,6 +172,7 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanPending, "0"));
       RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, ""));
       RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanWanted, ""));
+      RETURN_IF_ERROR(index_->SetMeta(kMetaExclude, excludes));
     } else {
       RETURN_IF_ERROR(index_->SetMeta(kMetaLastIncremental, now_text));
     }

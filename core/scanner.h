@@ -21,6 +21,11 @@
 // remembered as pending until it completes, so a pass killed at any moment is redone by
 // the next one and ends equal to a clean scan.
 //
+// Excludes: paths the configuration's `exclude` globs match (core/exclude.h) are never
+// opened nor indexed (a directory matched is not entered, a subvolume matched not
+// walked); rows they had leave the index. The list the index was reconciled with is
+// kept in its metadata (kMetaExclude): a changed list makes the next pass a full scan.
+//
 // A file that vanishes, or a directory or file that cannot be read, never stops a pass:
 // it is removed (vanished) or left as it was, and counted in ScanReport::errors.
 //
