@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev
   # Tests: loopback btrfs, chattr, losetup/mount, the test-count script.
   btrfs-progs e2fsprogs util-linux mount python3 sqlite3 procps
+  # Tests: the manual page is rendered with man -l.
+  man-db groff-base
   # Runtime fallback backend (--backend=duperemove) and the benchmark's peers.
   duperemove jdupes time
 )
