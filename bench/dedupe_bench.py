@@ -2,10 +2,14 @@
 """Data set and helpers for bench/dedupe_bench.sh (see there).
 
   dedupe_bench.py generate DIR      write the deterministic data set into DIR
-  dedupe_bench.py expected DIR MIN  bytes a perfect whole-file deduper reclaims in DIR:
-                                    for every group of identical regular files of at
-                                    least MIN bytes (distinct inodes), (copies - 1) * size
+  dedupe_bench.py expected DIR MIN  prints "IDEAL FILES CANDIDATES": IDEAL = bytes a perfect
+                                    whole-file deduper reclaims in DIR: for every group of
+                                    identical regular files of at least MIN bytes (distinct
+                                    inodes), (copies - 1) * size; FILES = those copies;
+                                    CANDIDATES = bytes of the files >= MIN that share their
+                                    size with another inode
   dedupe_bench.py table FILE...     print the results table from key=value result files
+                                    (several files of one tool: median [min-max])
 """
 
 import hashlib
@@ -116,9 +120,11 @@ def expected(top, min_size):
             by_size.setdefault(st.st_size, []).append(p)
     total = 0
     files = 0
+    candidates = 0
     for size, paths in by_size.items():
         if len(paths) < 2:
             continue
+        candidates += size * len(paths)
         groups = {}
         for p in paths:
             h = hashlib.sha256()
@@ -131,11 +137,27 @@ def expected(top, min_size):
             if n >= 2:
                 total += (n - 1) * size
                 files += n - 1
-    return total, files
+    return total, files, candidates
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def spread(values, fmt, suffix=""):
+    """median, and [min-max] when the runs differ in the printed precision."""
+    text = (fmt % median(values)) + suffix
+    lo, hi = fmt % min(values), fmt % max(values)
+    if lo != hi:
+        text += " [%s-%s]" % (lo, hi)
+    return text
 
 
 def table(paths):
-    rows = []
+    by_tool = {}
+    order = []
     for path in paths:
         row = {}
         with open(path) as f:
@@ -143,19 +165,30 @@ def table(paths):
                 if "=" in line:
                     k, v = line.rstrip("\n").split("=", 1)
                     row[k] = v
-        rows.append(row)
-    expected_bytes = int(rows[0].get("expected", "0")) if rows else 0
-    header = ("tool", "wall s", "cpu s", "peak RSS MiB", "reclaimed MiB", "of expected",
-              "read MiB", "exit")
+        if row["tool"] not in by_tool:
+            by_tool[row["tool"]] = []
+            order.append(row["tool"])
+        by_tool[row["tool"]].append(row)
+    first = by_tool[order[0]][0] if order else {}
+    ideal = int(first.get("expected", "0"))
+    candidates = int(first.get("candidates", "0"))
+    header = ("tool", "runs", "wall s", "cpu s", "peak RSS MiB", "reclaimed MiB", "of ideal",
+              "read MiB", "read/cand", "exit")
     lines = []
-    for r in rows:
-        reclaimed = int(r["used_before"]) - int(r["used_after"])
-        share = 100.0 * reclaimed / expected_bytes if expected_bytes else 0.0
-        lines.append((r["tool"], "%.1f" % float(r["wall"]),
-                      "%.1f" % (float(r["user"]) + float(r["sys"])),
-                      "%.1f" % (int(r["maxrss_kb"]) / 1024.0),
-                      "%.1f" % (reclaimed / MIB), "%.1f%%" % share,
-                      "%.1f" % (int(r["read_bytes"]) / MIB), r["exit"]))
+    for tool in order:
+        rows = by_tool[tool]
+        reclaimed = [int(r["used_before"]) - int(r["used_after"]) for r in rows]
+        read = [int(r["read_bytes"]) for r in rows]
+        lines.append((
+            tool, str(len(rows)),
+            spread([float(r["wall"]) for r in rows], "%.1f"),
+            spread([float(r["user"]) + float(r["sys"]) for r in rows], "%.1f"),
+            spread([int(r["maxrss_kb"]) / 1024.0 for r in rows], "%.1f"),
+            spread([x / MIB for x in reclaimed], "%.1f"),
+            spread([100.0 * x / ideal if ideal else 0.0 for x in reclaimed], "%.1f", "%"),
+            spread([x / MIB for x in read], "%.1f"),
+            spread([x / candidates if candidates else 0.0 for x in read], "%.2f"),
+            ",".join(sorted(set(r["exit"] for r in rows)))))
     widths = [max(len(header[i]), *(len(l[i]) for l in lines)) for i in range(len(header))]
     fmt = "  ".join("%-" + str(w) + "s" if i == 0 else "%" + str(w) + "s"
                     for i, w in enumerate(widths))
@@ -169,8 +202,8 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "generate":
         generate(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "expected":
-        total, files = expected(sys.argv[2], int(sys.argv[3]))
-        print(f"{total} {files}")
+        total, files, candidates = expected(sys.argv[2], int(sys.argv[3]))
+        print(f"{total} {files} {candidates}")
     elif len(sys.argv) >= 3 and sys.argv[1] == "table":
         table(sys.argv[2:])
     else:
