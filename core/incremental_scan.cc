@@ -12,7 +12,8 @@
 //    gone from its old place before it is added at the new one): new files observed, new
 //    directories walked whole.
 // 3. Changed files outside the re-listed directories (modified in place) are re-statted
-//    at their recorded paths.
+//    at their recorded paths, unless the size and mtime their inode item holds are
+//    the row's (a metadata-only change, such as a dedupe): then nothing is done.
 
 #include <algorithm>
 #include <utility>
@@ -214,10 +215,19 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
                                          const absl::flat_hash_set<int64_t>& relisted) {
   absl::StatusOr<std::vector<FileRecord>> rows = index_->FindFilesByInode(ctx.id, ino);
   if (!rows.ok()) return rows.status();
+  const auto change = ctx.changed.find(ino);
   for (const FileRecord& row : *rows) {
     if (relisted.contains(row.dir_id)) continue;  // handled by name there
     if (IsExcluded(row.path, EntryType::kRegular)) {
       RETURN_IF_ERROR(RemoveFileRow(row.id));
+      continue;
+    }
+    if (change != ctx.changed.end() && change->second.size == row.size &&
+        change->second.mtime_ns == row.mtime_ns) {
+      // Only the inode's metadata changed (chmod, xattrs, and every file btrdupd itself
+      // deduped): the stat below would find it unchanged. Its directory did not change,
+      // so it is still where the row says.
+      ++report_->files_seen;
       continue;
     }
     absl::StatusOr<VolumeStat> st = fs_->Stat(row.path);

@@ -30,8 +30,10 @@
 // it is removed (vanished) or left as it was, and counted in ScanReport::errors.
 //
 // A file whose inode changed without a change of inode number, size or mtime (atime,
-// chmod, xattrs, and btrfs dedupe itself, which rewrites extent items) keeps its state;
-// dedupe stays safe because the kernel compares bytes before sharing them.
+// chmod, xattrs, and btrfs dedupe itself, which rewrites extent items) keeps its state,
+// and the incremental pass learns that from the inode item alone (no stat), so files
+// btrdupd deduped cost one index lookup each in the next pass; dedupe stays safe
+// because the kernel compares bytes before sharing them.
 //
 // Thread-compatible: one Run() at a time. `should_stop` may be set from another thread.
 

@@ -20,6 +20,9 @@
 //  - ChangedInodesSince(subvol, G) lists the inodes of that subvolume whose item was
 //    written in a transaction after G (transid > G): files whose data or metadata
 //    changed, and directories whose entries changed. Deleted inodes are not listed.
+//    Each comes with the size and mtime its item holds; an update not yet in the item
+//    (btrfs' delayed inodes) lands there with a transid above the generation that
+//    ListSubvolumes() reports now, so a later call lists the inode again.
 //  - Errors are absl::Status with the errno's meaning (NotFound, PermissionDenied, ...)
 //    and the path in the message.
 //
@@ -82,6 +85,7 @@ struct InodeChange {
   uint64_t ino = 0;
   uint64_t transid = 0;  // transaction that last wrote the inode item
   uint64_t size = 0;
+  int64_t mtime_ns = 0;  // as the inode item records it (what stat would say)
   bool is_dir = false;
   bool is_regular = false;
 };

@@ -415,6 +415,40 @@ TEST_F(ScannerTest, MetadataOnlyChangeKeepsTheFilesState) {
   EXPECT_EQ(after.next_eligible, before.next_eligible);
 }
 
+TEST_F(ScannerTest, MetadataOnlyChangeIsNotStattedAgain) {
+  // btrfs dedupe rewrites the extent items of every file it shares: the next pass must
+  // not look at each of them again.
+  fs_.MakeDir("d");
+  for (int i = 0; i < 5; ++i) fs_.WriteFile("d/f" + std::to_string(i), 10000 + i);
+  Scan();
+  for (int i = 0; i < 5; ++i) fs_.TouchMetadata("d/f" + std::to_string(i));
+  const int64_t statted = fs_.paths_statted();
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kIncremental);
+  EXPECT_EQ(report.files_changed, 0);
+  EXPECT_EQ(fs_.paths_statted(), statted);
+}
+
+TEST_F(ScannerTest, InPlaceRewriteIsStillSeenNextToMetadataOnlyChanges) {
+  fs_.MakeDir("d");
+  fs_.WriteFile("d/a", 10000);
+  fs_.WriteFile("d/b", 10000);
+  Scan();
+  for (const char* path : {"d/a", "d/b"}) {
+    ASSERT_TRUE(index_->SetHash(Row(path).id, HashState::kFull, std::string(32, 'h')).ok());
+  }
+  fs_.TouchMetadata("d/a");
+  fs_.WriteFile("d/b", 10000);  // same size, new mtime
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.files_changed, 1);
+  EXPECT_EQ(Row("d/a").hash_state, HashState::kFull);
+  EXPECT_EQ(Row("d/b").hash_state, HashState::kNone);
+}
+
 TEST_F(ScannerTest, ForcedRescanOfUnchangedVolumeChangesNothing) {
   fs_.MakeDir("d");
   fs_.WriteFile("d/f", 10000);

@@ -395,6 +395,7 @@ absl::StatusOr<std::unique_ptr<VolumeDir>> FakeVolumeFs::OpenDir(absl::string_vi
 
 absl::StatusOr<VolumeStat> FakeVolumeFs::Stat(absl::string_view path) {
   const std::string key(path);
+  ++paths_statted_;
   if (auto it = stat_failures_.find(key); it != stat_failures_.end()) return it->second;
   std::shared_ptr<Node> node = Lookup(path);
   if (node == nullptr) return ErrnoToStatus(ENOENT, absl::StrCat("stat /fake/", path));
@@ -414,6 +415,7 @@ absl::StatusOr<std::vector<InodeChange>> FakeVolumeFs::ChangedInodesSince(
       change.ino = node.ino;
       change.transid = node.transid;
       change.size = node.size;
+      change.mtime_ns = node.mtime_ns;
       change.is_dir = node.type == EntryType::kDirectory;
       change.is_regular = node.type == EntryType::kRegular;
       found[node.ino] = change;
