@@ -10,9 +10,10 @@
 # Steps, each with cold caches (drop_caches) and timed with /usr/bin/time -v:
 #   1. btrdupd --no-wait (database outside the volume): the first, full pass: scan,
 #      hash the files that share their size, dedupe;
-#   2. 100 new files (10 of them copies of existing files), sync, btrdupd --no-wait -v
-#      again: an incremental pass; its scan time and the files it looked at come from
-#      btrdupd's own -v lines, the device reads from /sys/block/loopN/stat;
+#   2. 100 new files in 10 directories (10 of them copies of existing files; as in
+#      scan_bench), sync, btrdupd --no-wait -v again: an incremental pass; its scan time
+#      and the files it looked at come from btrdupd's own -v lines, the device reads
+#      from /sys/block/loopN/stat;
 #   3. a third pass with nothing changed;
 #   4. jdupes -rBq on a fresh copy of the image from before step 1 (nice 19, idle I/O).
 # Then the database size per tracked file (after hashing, after a checkpoint).
@@ -96,7 +97,9 @@ for i in range(n):
     if i % 1000 == 0:
         os.mkdir(d)
     if i % 10 == 9:  # a copy of an earlier file
-        j = rng.randrange(i - 9)
+        j = rng.randrange(i)
+        while j % 10 == 9:
+            j = rng.randrange(i)
         src = os.path.join(root, "d%04d" % (j // 1000), "f%06d" % j)
         with open(src, "rb") as f:
             data = f.read()
@@ -124,7 +127,7 @@ import os, random, sys
 root, n = sys.argv[1], int(sys.argv[2])
 rng = random.Random(7)
 for i in range(100):
-    d = os.path.join(root, "d%04d" % ((i * 37) % (n // 1000)))
+    d = os.path.join(root, "d%04d" % ((i % 10) * (n // 10000)))
     if i % 10 == 0:
         j = rng.randrange(n)
         with open(os.path.join(root, "d%04d" % (j // 1000), "f%06d" % j), "rb") as f:
@@ -142,17 +145,23 @@ grep "^$mnt: " "$work/out.txt" | sed 's/^/    /'
 unmount_and_detach
 
 db="$(ls "$work"/db/*.btrdupd.db)"
-python3 - "$db" <<'EOF'
-import sqlite3, sys, os
-con = sqlite3.connect(sys.argv[1])
-con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-tracked = con.execute("SELECT count(*) FROM files").fetchone()[0]
-hashed = con.execute("SELECT count(*) FROM files WHERE hash_state = 2").fetchone()[0]
-con.close()
-size = os.path.getsize(sys.argv[1])
-print("database after hashing: %d bytes for %d tracked files (%d hashed): %.1f bytes/file"
-      % (size, tracked, hashed, size / max(tracked, 1)))
-EOF
+if command -v sqlite3 >/dev/null; then
+  sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+  tracked="$(sqlite3 "$db" "SELECT count(*) FROM files")"
+  hashed="$(sqlite3 "$db" "SELECT count(*) FROM files WHERE hash_state = 2")"
+  bytes="$(stat -c %s "$db")"
+  printf 'database after hashing: %d bytes for %d tracked files (%d hashed): %.1f bytes/file\n' \
+    "$bytes" "$tracked" "$hashed" "$(echo "$bytes / $tracked" | bc -l)"
+  echo "  by table and index (pages, bytes/file, payload bytes/file):"
+  sqlite3 -separator ' ' "$db" "SELECT name, count(*), sum(pgsize), sum(payload) FROM dbstat
+      GROUP BY name ORDER BY sum(pgsize) DESC" 2>/dev/null |
+    while read -r name pages size payload; do
+      printf '    %-16s %6d pages  %6.1f B/file  (payload %5.1f)\n' "$name" "$pages" \
+        "$(echo "$size / $tracked" | bc -l)" "$(echo "$payload / $tracked" | bc -l)"
+    done
+else
+  echo "database after hashing: $(stat -c %s "$db") bytes (install sqlite3 for the breakdown)"
+fi
 
 if [[ "$run_jdupes" == 1 ]]; then
   attach_and_mount "$work/peer.img"

@@ -131,10 +131,13 @@ bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* 
     LogError(path, "%s", summary.status().message());
     return false;
   }
-  LogDebug(path, "wall time: scan %.2f s, hashing %.2f s, dedupe %.2f s, other steps %.2f s",
+  LogDebug(path,
+           "wall time: scan %.2f s, hashing %.2f s, dedupe %.2f s, other steps %.2f s, "
+           "settling %.2f s",
            absl::ToDoubleSeconds(summary->scan_time), absl::ToDoubleSeconds(summary->hash_time),
            absl::ToDoubleSeconds(summary->dedupe_time),
-           absl::ToDoubleSeconds(summary->other_time));
+           absl::ToDoubleSeconds(summary->other_time),
+           absl::ToDoubleSeconds(summary->settle_time));
   std::string line = FormatSummary(path, *summary, options.dry_run, clock->Now());
   std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
   std::fflush(stdout);

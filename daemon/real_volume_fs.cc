@@ -103,6 +103,11 @@ absl::StatusOr<std::vector<VolumeSubvolume>> RealVolumeFs::ListSubvolumes() {
   // The filesystem's newest transaction, read before the listing: a subvolume generation
   // below it belongs to a transaction closed before the listing; one equal to it may
   // still be running and take more changes, so one less is reported (see volume_fs.h).
+  uint64_t committed = 0;  // every transaction up to this one is committed
+  if (commit_before_listing_) {
+    absl::StatusOr<uint64_t> transid = CommitTransaction(root_fd_.get());
+    if (transid.ok()) committed = *transid;  // else: the rule below, as without
+  }
   absl::StatusOr<BtrfsFsInfo> fs_info = GetFsInfo(root_fd_.get());
   if (!fs_info.ok()) return fs_info.status();
   const uint64_t newest = fs_info->generation;
@@ -128,8 +133,10 @@ absl::StatusOr<std::vector<VolumeSubvolume>> RealVolumeFs::ListSubvolumes() {
     sub.parent_uuid = std::move(info.parent_uuid);
     sub.received_uuid = std::move(info.received_uuid);
     sub.read_only = info.read_only;
-    sub.generation = info.generation < newest || info.generation == 0 ? info.generation
-                                                                      : info.generation - 1;
+    sub.generation = info.generation < newest || info.generation <= committed ||
+                             info.generation == 0
+                         ? info.generation
+                         : info.generation - 1;
     out.push_back(std::move(sub));
   }
   return out;

@@ -33,6 +33,13 @@ class RealVolumeFs : public VolumeFs {
   std::string root() const override { return root_; }
   const std::string& fsid() const { return fsid_; }
 
+  // With `commit` (one-shot runs), ListSubvolumes() first commits the running
+  // transaction (ioctl/filesystem.h CommitTransaction; nothing to do when none runs).
+  // A generation it then lists at or below the committed transid is exact: without the
+  // commit one equal to the newest transaction may still be running and is reported one
+  // less, so the next pass sees that whole transaction's changes again.
+  void set_commit_before_listing(bool commit) { commit_before_listing_ = commit; }
+
   absl::StatusOr<std::vector<VolumeSubvolume>> ListSubvolumes() override;
   absl::StatusOr<std::unique_ptr<VolumeDir>> OpenDir(absl::string_view path) override;
   absl::StatusOr<VolumeStat> Stat(absl::string_view path) override;
@@ -49,6 +56,7 @@ class RealVolumeFs : public VolumeFs {
   const std::string root_;
   const UniqueFd root_fd_;
   const std::string fsid_;
+  bool commit_before_listing_ = false;
 };
 
 }  // namespace btrdupd

@@ -230,11 +230,22 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
 
 absl::StatusOr<StepResult> VolumeSession::Step() { return parts_->engine->Step(); }
 
+absl::Status VolumeSession::Settle(const std::function<bool()>& should_stop) {
+  // The scan lists the subvolumes after a commit (RunOnce turned that on): the dedupes'
+  // inode updates are then in the tree it reads, and the generation it records lies
+  // past them.
+  absl::StatusOr<ScanReport> report = Scan(ScanMode::kAuto, nullptr, should_stop);
+  return report.status();
+}
+
 const EngineStats& VolumeSession::engine_stats() const { return parts_->engine->stats(); }
 
 absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     const SessionObserver& observer, const std::function<bool()>& should_stop) {
   VolumeSummary summary;
+  // One-shot: each scan starts with a commit, so the generations it records are exact
+  // and the next run does not see the last transaction's changes again.
+  parts_->volume_fs->set_commit_before_listing(true);
   const absl::Time scan_start = absl::Now();
   absl::StatusOr<ScanReport> scan = Scan(ScanMode::kAuto, observer.on_scan, should_stop);
   summary.scan_time = absl::Now() - scan_start;
@@ -304,6 +315,16 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
         summary.next_eligible = step->next_eligible;
       }
       break;
+    }
+  }
+  if (!options_.dry_run && !summary.stopped && summary.files_deduped > 0) {
+    const absl::Time settle_start = absl::Now();
+    absl::Status settled = Settle(should_stop);
+    summary.settle_time = absl::Now() - settle_start;
+    if (absl::IsCancelled(settled)) {
+      summary.stopped = true;
+    } else if (!settled.ok()) {
+      return settled;
     }
   }
   for (uint64_t size : sizes_with_skips) {

@@ -12,7 +12,12 @@
 //   Scan(mode)  one change-detection pass (incremental, or full when needed/forced);
 //   Step()      one unit of dedupe work (hash one file, or plan/dedupe/verify one group);
 // and RunOnce() does what one-shot mode needs: a scan, then steps until no work is
-// left (or `should_stop` turns true), and returns a summary.
+// left (or `should_stop` turns true), and returns a summary. Its scans list the
+// subvolumes after committing the running transaction (RealVolumeFs
+// set_commit_before_listing), so the generations they record are exact; and when it
+// deduped files, it runs one more change check (Settle) while the trees it rewrote are
+// still cached: a dedupe rewrites the inode of every file it shares, and without this
+// the next run would look at all of them again.
 //
 // With `dry_run` no file and no dedupe state is changed: groups are reported with the
 // bytes they would save. With `ignore_stability_wait` (one-shot `--no-wait`, for cron
@@ -99,6 +104,7 @@ struct VolumeSummary {
   absl::Duration hash_time;    // kHashed / kHashCopied / kFileSkipped steps
   absl::Duration dedupe_time;  // kDedupeBatch / kPlannedGroup steps
   absl::Duration other_time;   // steps with no progress, and the final kIdle
+  absl::Duration settle_time;  // the commit and change check after the dedupes
 };
 
 // Sees every scan progress report and every engine step of RunOnce(): for progress
@@ -139,6 +145,10 @@ class VolumeSession {
   // One unit of dedupe work (DedupeEngine::Step). kIdle: nothing to do before
   // `next_eligible`, until the next Scan() finds changes.
   absl::StatusOr<StepResult> Step();
+
+  // Commits the running transaction and runs an incremental change check (see
+  // RunOnce), so the next pass does not see this run's own dedupes as changes.
+  absl::Status Settle(const std::function<bool()>& should_stop);
 
   // One-shot: Scan(kAuto), then Step() until idle or `should_stop` (may be null).
   absl::StatusOr<VolumeSummary> RunOnce(const SessionObserver& observer,

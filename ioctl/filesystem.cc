@@ -112,6 +112,19 @@ absl::Status SyncFilesystem(int fd) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> CommitTransaction(int fd) {
+  __u64 transid = 0;
+  if (ioctl(fd, BTRFS_IOC_START_SYNC, &transid) != 0) {
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("BTRFS_IOC_START_SYNC ", DescribeFd(fd)));
+  }
+  if (ioctl(fd, BTRFS_IOC_WAIT_SYNC, &transid) != 0) {
+    const int err = errno;
+    return ErrnoToStatus(err, absl::StrCat("BTRFS_IOC_WAIT_SYNC ", DescribeFd(fd)));
+  }
+  return static_cast<uint64_t>(transid);
+}
+
 absl::StatusOr<bool> IsMountPoint(absl::string_view path) {
   const std::string p(path);
   struct statx stx;

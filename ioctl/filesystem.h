@@ -39,6 +39,12 @@ absl::StatusOr<std::string> Fsid(absl::string_view path);
 // syncfs(2): writes out and commits everything of the filesystem holding fd.
 absl::Status SyncFilesystem(int fd);
 
+// Commits the running transaction of the filesystem holding fd and waits for it
+// (BTRFS_IOC_START_SYNC + WAIT_SYNC): every metadata change made so far, delayed inode
+// updates included, is then in the trees a TREE_SEARCH reads. Unlike syncfs it does not
+// write out other files' dirty data. Returns the committed transid.
+absl::StatusOr<uint64_t> CommitTransaction(int fd);
+
 // Whether `path` is the root of a mount (statx STATX_ATTR_MOUNT_ROOT; a
 // subvolume directory that is not mounted separately is not). Symlinks are
 // not followed. Unimplemented on kernels that cannot tell (before 5.8).

@@ -99,6 +99,18 @@ TEST_F(FilesystemIoctlTest, SyncFilesystemCommitsTheRunningTransaction) {
   EXPECT_GT(next.generation, running.generation);
 }
 
+TEST_F(FilesystemIoctlTest, CommitTransactionCommitsTheRunningTransaction) {
+  ASSERT_OK_AND_ASSIGN(UniqueFd fd, OpenPath(mount_path(), O_RDONLY | O_DIRECTORY));
+  ASSERT_OK(WriteFile(Path("f"), "data"));
+  ASSERT_OK_AND_ASSIGN(BtrfsFsInfo running, GetFsInfo(fd.get()));
+  ASSERT_OK_AND_ASSIGN(uint64_t committed, CommitTransaction(fd.get()));
+  EXPECT_GE(committed, running.generation);
+  // The change is committed: the next change opens a new transaction.
+  ASSERT_OK(WriteFile(Path("g"), "more"));
+  ASSERT_OK_AND_ASSIGN(BtrfsFsInfo next, GetFsInfo(fd.get()));
+  EXPECT_GT(next.generation, committed);
+}
+
 TEST(FilesystemOutsideBtrfsTest, SyncOfBadDescriptorIsInvalidArgument) {
   absl::Status status = SyncFilesystem(-1);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;

@@ -327,6 +327,43 @@ TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
   EXPECT_EQ((*b)[0].hash_state, HashState::kFull);
 }
 
+bool Lists(const std::vector<InodeChange>& changes, uint64_t ino) {
+  for (const InodeChange& c : changes) {
+    if (c.ino == ino) return true;
+  }
+  return false;
+}
+
+TEST_F(ScanBtrfsTest, GenerationListedAfterACommitIsExact) {
+  Write("f", 9000);
+  Sync();
+  struct stat st;
+  ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
+  // The premise: without a commit the newest generation may still be running, so one
+  // less is reported and the next search lists that transaction's files again.
+  absl::StatusOr<std::vector<VolumeSubvolume>> plain = fs_->ListSubvolumes();
+  ASSERT_TRUE(plain.ok() && !plain->empty());
+  absl::StatusOr<std::vector<InodeChange>> again =
+      fs_->ChangedInodesSince("", (*plain)[0].generation);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(Lists(*again, st.st_ino));
+
+  fs_->set_commit_before_listing(true);
+  absl::StatusOr<std::vector<VolumeSubvolume>> exact = fs_->ListSubvolumes();
+  ASSERT_TRUE(exact.ok() && !exact->empty());
+  absl::StatusOr<std::vector<InodeChange>> none =
+      fs_->ChangedInodesSince("", (*exact)[0].generation);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(Lists(*none, st.st_ino));
+  // A change after the listing is still seen.
+  Write("f", 9001);
+  Sync();
+  absl::StatusOr<std::vector<InodeChange>> later =
+      fs_->ChangedInodesSince("", (*exact)[0].generation);
+  ASSERT_TRUE(later.ok());
+  EXPECT_TRUE(Lists(*later, st.st_ino));
+}
+
 TEST_F(ScanBtrfsTest, ListingDirectoriesDoesNotMakeThemLookChanged) {
   for (int d = 0; d < 5; ++d) {
     Mkdir(absl::StrCat("d", d));
