@@ -30,6 +30,7 @@ const std::map<std::string, int>& OptionModes() {
       {"daemon_status", kDaemonStatus},
       {"dry_run", kOneShot},
       {"no_wait", kOneShot},
+      {"jobs", kOneShot},
       {"quiet", kOneShot},
       {"json", kDaemonStatus},
       {"force_rescan", kOneShot | kDaemon},

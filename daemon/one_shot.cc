@@ -1,13 +1,16 @@
 #include "daemon/one_shot.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -27,6 +30,38 @@ ABSL_FLAG(bool, no_wait, false,
           "Treat every file as stable now instead of waiting initial_wait_minutes\n"
           "after its last change (longer for files that keep changing). Use it from\n"
           "cron or a backup hook once the backup has finished writing.");
+
+namespace btrdupd {
+
+// A --jobs value: a thread count from 0 (one per CPU) to kMaxJobs. Only one-shot runs
+// take it (daemon/mode_options.cc): the daemon keeps one processing thread.
+struct JobsFlag {
+  static constexpr int kMaxJobs = 64;
+  int count = 1;
+};
+
+bool AbslParseFlag(absl::string_view text, JobsFlag* flag, std::string* error) {
+  int n = 0;
+  if (!absl::SimpleAtoi(text, &n) || n < 0 || n > JobsFlag::kMaxJobs) {
+    *error = absl::StrCat("'", text, "' is not a thread count: give a number from 1 to ",
+                          JobsFlag::kMaxJobs, ", or 0 for one per CPU");
+    return false;
+  }
+  flag->count = n;
+  return true;
+}
+
+std::string AbslUnparseFlag(const JobsFlag& flag) { return absl::StrCat(flag.count); }
+
+}  // namespace btrdupd
+
+ABSL_FLAG(btrdupd::JobsFlag, jobs, btrdupd::JobsFlag(),
+          "N: One-shot mode only: N threads read the files to be hashed ahead of the\n"
+          "hashing (0: one per CPU), for first runs and backup windows where the space\n"
+          "is wanted back quickly. The database and the dedupe calls stay on one\n"
+          "thread; nice 19 and the idle I/O class still apply. The daemon always keeps\n"
+          "one processing thread.");
+
 namespace btrdupd {
 namespace {
 
@@ -223,6 +258,8 @@ SessionOptions OneShotOptionsFromFlags() {
   options.dry_run = absl::GetFlag(FLAGS_dry_run);
   options.ignore_stability_wait = absl::GetFlag(FLAGS_no_wait);
   options.should_stop = [] { return stop_requested.load(); };
+  const int jobs = absl::GetFlag(FLAGS_jobs).count;
+  options.jobs = jobs > 0 ? jobs : std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   return options;
 }
 

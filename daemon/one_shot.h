@@ -26,8 +26,8 @@ namespace btrdupd {
 // returns the exit code (daemon/exit_codes.h).
 int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& options);
 
-// SessionOptions for one-shot mode from the command line (--dry-run, --no-wait and
-// the shared session flags).
+// SessionOptions for one-shot mode from the command line (--dry-run, --no-wait,
+// --jobs and the shared session flags).
 SessionOptions OneShotOptionsFromFlags();
 
 // One line for the summary of `volume`, as printed.

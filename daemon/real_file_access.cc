@@ -148,8 +148,15 @@ void RealFileAccess::DropCachedFile(const FileRef& file) {
   posix_fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
 }
 
+RealFileAccess::RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes,
+                               int read_ahead_threads)
+    : opener_(opener), keep_cached_bytes_(keep_cached_bytes) {
+  if (read_ahead_threads > 0) pool_ = std::make_unique<ReadAheadPool>(read_ahead_threads);
+}
+
 RealFileAccess::~RealFileAccess() {
-  for (const auto& [file, bytes] : hinted_) DropCachedFile(file);
+  pool_.reset();  // no read-ahead after this
+  for (const Hinted& hint : hinted_) DropCachedFile(hint.file);
   while (!cached_.empty()) {
     DropCachedFile(cached_.front().first);
     cached_.pop_front();
@@ -173,23 +180,35 @@ void RealFileAccess::Prefetch(const FileRef& file, uint64_t bytes) {
   if (bytes == 0) return;
   absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
   if (!fd.ok()) return;
-  posix_fadvise(fd->get(), 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
-  hinted_.emplace_back(file, bytes);
+  Hinted hint{file, bytes, nullptr};
+  if (pool_ != nullptr) {
+    hint.ticket = pool_->Submit(std::move(*fd), bytes);
+  } else {
+    posix_fadvise(fd->get(), 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
+  }
+  hinted_.push_back(std::move(hint));
   hinted_bytes_ += bytes;
   while (hinted_bytes_ > kMaxHintedBytes || hinted_.size() > kMaxHintedFiles) {
-    DropCachedFile(hinted_.front().first);
-    hinted_bytes_ -= hinted_.front().second;
-    hinted_.pop_front();
+    DropOldestHint();
   }
+}
+
+void RealFileAccess::DropOldestHint() {
+  Hinted& oldest = hinted_.front();
+  // A read-ahead not started is cancelled; one under way drops its own pages.
+  if (oldest.ticket == nullptr || pool_->Drop(oldest.ticket)) DropCachedFile(oldest.file);
+  hinted_bytes_ -= oldest.bytes;
+  hinted_.pop_front();
 }
 
 uint64_t RealFileAccess::TakeHint(const FileRef& file) {
   for (auto it = hinted_.begin(); it != hinted_.end(); ++it) {
-    if (it->first.subvol_id != file.subvol_id || it->first.ino != file.ino ||
-        it->first.path != file.path) {
+    if (it->file.subvol_id != file.subvol_id || it->file.ino != file.ino ||
+        it->file.path != file.path) {
       continue;
     }
-    const uint64_t bytes = it->second;
+    const uint64_t bytes = it->bytes;
+    if (it->ticket != nullptr) pool_->Take(it->ticket);
     hinted_bytes_ -= bytes;
     hinted_.erase(it);
     return bytes;

@@ -16,7 +16,8 @@
 // larger than the budget is dropped as it is read, as without a budget.
 //
 // Prefetch() opens the file and asks for its first bytes with POSIX_FADV_WILLNEED, so
-// the disk reads them while the engine hashes the files before it. A hinted file that
+// the disk reads them while the engine hashes the files before it; with read-ahead
+// threads (one-shot --jobs) those threads read them instead. A hinted file that
 // is then read counts as read (its hinted bytes are dropped or kept like the rest); hints
 // not read while more than 64 MiB or 256 files of later hints pile up are dropped from
 // the cache, oldest first, and so is everything hinted when the object is destroyed.
@@ -26,7 +27,7 @@
 // statvfs. Active swap files are those listed in /proc/swaps (compared by device and
 // inode; re-read at most once a second).
 //
-// Thread-compatible: one processing thread.
+// Thread-compatible: one processing thread (read-ahead threads are internal).
 
 #ifndef BTRDUPD_DAEMON_REAL_FILE_ACCESS_H_
 #define BTRDUPD_DAEMON_REAL_FILE_ACCESS_H_
@@ -42,15 +43,18 @@
 
 #include "core/file_access.h"
 #include "daemon/file_opener.h"
+#include "daemon/read_ahead_pool.h"
 
 namespace btrdupd {
 
 class RealFileAccess : public FileAccess {
  public:
   // `opener` (borrowed, outlives this) opens every file. Keeps up to `keep_cached_bytes`
-  // of recently hashed files cached (see above).
-  explicit RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes = 0)
-      : opener_(opener), keep_cached_bytes_(keep_cached_bytes) {}
+  // of recently hashed files cached (see above). With `read_ahead_threads` > 0,
+  // Prefetch() hands the opened file to that many threads that read the hinted bytes
+  // (daemon/read_ahead_pool.h) instead of asking the kernel on the caller's thread.
+  explicit RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes = 0,
+                          int read_ahead_threads = 0);
   ~RealFileAccess() override;
 
   RealFileAccess(const RealFileAccess&) = delete;
@@ -78,9 +82,18 @@ class RealFileAccess : public FileAccess {
   // Drops a file's pages from the page cache (opened again, verified).
   void DropCachedFile(const FileRef& file);
 
+  struct Hinted {
+    FileRef file;
+    uint64_t bytes = 0;
+    std::shared_ptr<ReadAheadPool::Ticket> ticket;  // with read-ahead threads
+  };
+  // Forgets the oldest hint and drops what it cached.
+  void DropOldestHint();
+
   FileOpener* const opener_;
   const uint64_t keep_cached_bytes_ = 0;
-  std::deque<std::pair<FileRef, uint64_t>> hinted_;  // oldest first, not read yet
+  std::unique_ptr<ReadAheadPool> pool_;  // read-ahead threads, if any
+  std::deque<Hinted> hinted_;            // oldest first, not read yet
   uint64_t hinted_bytes_ = 0;
   std::deque<std::pair<FileRef, uint64_t>> cached_;  // oldest first
   uint64_t cached_bytes_ = 0;

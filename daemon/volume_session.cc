@@ -33,6 +33,11 @@ namespace {
 // (see daemon/real_file_access.h). Dropped when the session closes.
 constexpr uint64_t kKeepHashedBytes = uint64_t{256} << 20;
 
+// Read-ahead with --jobs=N (threads that read while the engine hashes): the window per
+// thread, and how much of one file is read ahead.
+constexpr uint64_t kReadAheadBytesPerThread = uint64_t{8} << 20;
+constexpr uint64_t kReadAheadFileBytes = uint64_t{1} << 20;
+
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 // Creates the directory that holds the database. A new one is made NOCOW (when the
@@ -189,8 +194,16 @@ absl::Status VolumeSession::Build() {
   absl::StatusOr<std::unique_ptr<RealVolumeFs>> volume_fs = RealVolumeFs::Open(location_.path);
   if (!volume_fs.ok()) return volume_fs.status();
   parts_->volume_fs = *std::move(volume_fs);
-  parts_->file_access = std::make_unique<RealFileAccess>(opener_.get(), kKeepHashedBytes);
+  // --jobs=N: N threads read the files the engine hashes next, with a read-ahead window
+  // as large as the threads can keep busy; the engine itself stays one thread.
+  const int read_ahead_threads = options_.jobs > 1 ? options_.jobs : 0;
+  parts_->file_access =
+      std::make_unique<RealFileAccess>(opener_.get(), kKeepHashedBytes, read_ahead_threads);
   EngineOptions engine_options;
+  if (read_ahead_threads > 0) {
+    engine_options.prefetch_bytes = kReadAheadBytesPerThread * read_ahead_threads;
+    engine_options.prefetch_file_bytes = kReadAheadFileBytes;
+  }
   engine_options.dry_run = options_.dry_run;
   engine_options.should_stop = options_.should_stop;
   parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),

@@ -80,6 +80,10 @@ struct SessionOptions {
   // Tests only (--test-clock-offset): the run's clock reads this much later than real
   // time (daemon/scaled_clock.h). The caller builds the clock; Open() does not read it.
   absl::Duration test_clock_offset = absl::ZeroDuration();
+  // One-shot --jobs: above 1, that many threads read the files the engine hashes next
+  // (daemon/read_ahead_pool.h); hashing, the index and the dedupe calls stay on the
+  // calling thread. The daemon keeps 1.
+  int jobs = 1;
   // Polled between reads while a file is hashed (EngineOptions::should_stop), so a stop
   // request (SIGTERM) need not wait for a huge file. May be empty.
   std::function<bool()> should_stop;

@@ -73,6 +73,30 @@ TEST(CliTest, OptionWithoutItsValueIsUsageError) {
   EXPECT_TRUE(absl::StrContains(r.stderr_text, "--db-path needs a value")) << r.stderr_text;
 }
 
+TEST(CliTest, JobsInDaemonModeIsRefusedAsUsageError) {
+  CommandResult r = Btrdupd({"--daemon", "--jobs=2", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--jobs is for one-shot runs only"))
+      << r.stderr_text;
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--daemon")) << r.stderr_text;
+}
+
+TEST(CliTest, JobsWithStatusIsRefusedAsUsageError) {
+  CommandResult r = Btrdupd({"--status", "--jobs=0", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--jobs is for one-shot runs only"))
+      << r.stderr_text;
+}
+
+TEST(CliTest, BadJobsValueIsUsageErrorNamingTheRange) {
+  for (const char* value : {"--jobs=-1", "--jobs=many", "--jobs=65"}) {
+    CommandResult r = Btrdupd({value, "/mnt"});
+    EXPECT_EQ(r.exit_code, 2) << value;
+    EXPECT_TRUE(absl::StrContains(r.stderr_text, "--jobs")) << r.stderr_text;
+    EXPECT_TRUE(absl::StrContains(r.stderr_text, "0 for one per CPU")) << r.stderr_text;
+  }
+}
+
 TEST(CliTest, NoVolumeIsUsageError) {
   CommandResult r = Btrdupd({"--dry-run"});
   EXPECT_EQ(r.exit_code, 2);
@@ -109,7 +133,7 @@ TEST(CliTest, HelpShowsUsageEveryOptionAndExitCodes) {
   EXPECT_TRUE(absl::StartsWith(r.stdout_text, "Usage: btrdupd [OPTIONS] VOLUME...\n"));
   for (const char* option :
        {"--dry-run", "--status", "--force-rescan", "--db-path=DIR", "--backend=native|duperemove",
-        "-v, --verbose", "--version", "-h, --help", "--no-wait"}) {
+        "-v, --verbose", "--version", "-h, --help", "--no-wait", "--jobs=N"}) {
     EXPECT_TRUE(absl::StrContains(r.stdout_text, option)) << option;
   }
   EXPECT_TRUE(absl::StrContains(r.stdout_text, "Exit codes:"));
