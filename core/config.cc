@@ -19,6 +19,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "core/exclude.h"
+#include "ioctl/errno_status.h"
+#include "ioctl/trusted_file.h"
+#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 namespace {
@@ -269,9 +272,13 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root) {
       volume_root.empty() || volume_root.back() == '/'
           ? absl::StrCat(volume_root, kConfigFileName)
           : absl::StrCat(volume_root, "/", kConfigFileName);
-  // Plain POSIX reads: unlike std::ifstream they report why (EISDIR, EACCES, EIO...).
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) return VolumeConfig{};
+  // Only a regular file owned by root and writable by nobody else is read; a symlink is
+  // not followed and a FIFO or device is not opened (ioctl/trusted_file.h).
+  absl::StatusOr<UniqueFd> trusted = OpenTrustedFile(path);
+  if (!trusted.ok() && absl::IsNotFound(trusted.status())) return VolumeConfig{};
+  if (!trusted.ok() && absl::IsFailedPrecondition(trusted.status())) return trusted.status();
+  const int fd = trusted.ok() ? trusted->release() : -1;
+  if (!trusted.ok()) errno = ErrnoOf(trusted.status()).value_or(EIO);
   auto fail = [&path](int err) -> absl::Status {
     const std::string message = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
     if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);

@@ -62,9 +62,12 @@ struct VolumeConfig {
 absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
                                                absl::string_view file_name);
 
-// Reads `<volume_root>/.btrdupd.conf`. Missing file: all defaults. A file that exists
-// but cannot be read (permissions, a directory, I/O error, over 1 MiB): an error naming
-// it and the errno text (PermissionDenied / FailedPrecondition).
+// Reads `<volume_root>/.btrdupd.conf`. Missing file: all defaults. The file is trusted
+// only as a regular file owned by root (or the running user) and not writable by group
+// or others; a symlink is not followed, a FIFO or device is never opened
+// (ioctl/trusted_file.h): anything else is FailedPrecondition saying how to fix it. A
+// file that cannot be read (permissions, I/O error, over 1 MiB): an error naming it and
+// the errno text (PermissionDenied / FailedPrecondition).
 absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root);
 
 // The reference configuration: every section and key with its default value and a

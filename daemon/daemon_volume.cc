@@ -86,9 +86,8 @@ absl::Status DaemonVolume::Open() {
   display_path_ = location->path;
   // The lock lives next to the database, so its directory must exist first.
   const std::string db_dir = location->db_path.substr(0, location->db_path.rfind('/'));
-  if (mkdir(db_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("cannot create ", db_dir));
-  }
+  absl::Status db_dir_ok = PrepareDatabaseDirectory(db_dir);
+  if (!db_dir_ok.ok()) return db_dir_ok;
   if (lock_ == nullptr) {
     absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
         InstanceLock::Acquire(LockPathForDatabase(location->db_path), location->path);

@@ -23,6 +23,7 @@
 #include "ioctl/errno_status.h"
 #include "ioctl/filesystem.h"
 #include "ioctl/inode_flags.h"
+#include "ioctl/trusted_file.h"
 #include "ioctl/unique_fd.h"
 
 namespace btrdupd {
@@ -39,24 +40,6 @@ constexpr uint64_t kReadAheadBytesPerThread = uint64_t{8} << 20;
 constexpr uint64_t kReadAheadFileBytes = uint64_t{1} << 20;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
-
-// Creates the directory that holds the database. A new one is made NOCOW (when the
-// filesystem allows it): SQLite rewrites pages in place, and on a copy-on-write file each
-// commit would move them, fragmenting the database and giving the next change check a
-// trail of rewritten extent items to read. Best effort: without it btrdupd works the same.
-absl::Status MakeDirectory(const std::string& path) {
-  if (mkdir(path.c_str(), 0700) == 0) {
-    absl::StatusOr<UniqueFd> dir = OpenPath(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (dir.ok()) {
-      absl::Status nocow = SetNoCow(dir->get());
-      if (!nocow.ok()) LogDebug(path, "database directory stays copy-on-write: %s", nocow.message());
-    }
-    return absl::OkStatus();
-  }
-  if (errno == EEXIST) return absl::OkStatus();
-  const int err = errno;
-  return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
-}
 
 // The kind of a skip reason: its text up to the first ':' (reasons read
 // "read-only received snapshot: <path>", "EPERM: ..." and so on).
@@ -104,6 +87,32 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
     location.db_path = absl::StrCat(db_dir, "/", location.name, ".btrdupd.db");
   }
   return location;
+}
+
+// Creates the directory that holds the database. A new one is made NOCOW (when the
+// filesystem allows it): SQLite rewrites pages in place, and on a copy-on-write file each
+// commit would move them, fragmenting the database and giving the next change check a
+// trail of rewritten extent items to read. Best effort: without it btrdupd works the same.
+absl::Status PrepareDatabaseDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) == 0) {
+    absl::Status trusted = CheckTrustedDirectory(path);  // e.g. a symlink made in between
+    if (!trusted.ok()) return trusted;
+    absl::StatusOr<UniqueFd> dir = OpenPath(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (dir.ok()) {
+      absl::Status nocow = SetNoCow(dir->get());
+      if (!nocow.ok()) LogDebug(path, "database directory stays copy-on-write: %s", nocow.message());
+    }
+    return absl::OkStatus();
+  }
+  if (errno == EEXIST) {
+    absl::Status trusted = CheckTrustedDirectory(path);
+    if (trusted.ok() || !absl::IsFailedPrecondition(trusted)) return trusted;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database directory ", trusted.message(),
+        "; or keep the database outside the volume with --db-path=DIR"));
+  }
+  const int err = errno;
+  return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
 }
 
 absl::Status ValidateBackendName(absl::string_view backend) {
@@ -157,10 +166,10 @@ absl::Status VolumeSession::Build() {
   config_ = *config;
 
   if (options_.db_dir.empty()) {
-    absl::Status made = MakeDirectory(absl::StrCat(location_.path, "/.btrdupd"));
+    absl::Status made = PrepareDatabaseDirectory(absl::StrCat(location_.path, "/.btrdupd"));
     if (!made.ok()) return made;
   } else {
-    absl::Status made = MakeDirectory(options_.db_dir);
+    absl::Status made = PrepareDatabaseDirectory(options_.db_dir);
     if (!made.ok()) return made;
   }
   // One btrdupd per volume (daemon or one-shot): the lock next to the database is held

@@ -67,6 +67,12 @@ struct VolumeLocation {
 absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
                                              absl::string_view db_dir);
 
+// Creates the directory that holds a volume's database (0700, NOCOW where possible), or
+// checks the one that is there: a directory, not a symlink, owned by root (or the running
+// user), not writable by group or others (ioctl/trusted_file.h). Anything else is
+// FailedPrecondition saying how to fix it or to use --db-path; the volume is refused.
+absl::Status PrepareDatabaseDirectory(const std::string& path);
+
 // "native" or "duperemove"; anything else is InvalidArgument naming the choices.
 absl::Status ValidateBackendName(absl::string_view backend);
 
