@@ -69,7 +69,7 @@ const std::vector<KeySpec>& Keys() {
        "Files deduped per backend call in a large group", nullptr,
        &VolumeConfig::dedup_batch_size, nullptr},
       {kDefaultSection, "max_arg_length", false, 4096, 1ULL << 31,
-       "duperemove backend: longest command line in bytes", nullptr, nullptr,
+       "duperemove backend: most bytes of file names per duperemove run", nullptr, nullptr,
        &VolumeConfig::max_arg_length},
       {kDefaultSection, "vacuum_interval_days", false, 1, 3650,
        "Days between VACUUMs of the database", nullptr,

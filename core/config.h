@@ -48,7 +48,7 @@ struct VolumeConfig {
   int max_dedup_batch = 5;                // files per backend call, small group
   int large_group_threshold = 10;         // a group this big is "large"
   int dedup_batch_size = 50;              // files per backend call, large group
-  uint64_t max_arg_length = 1048576;      // bytes of a duperemove command line
+  uint64_t max_arg_length = 1048576;      // bytes of file names per duperemove run
   int vacuum_interval_days = 30;          // VACUUM the database this often
   int dedup_reset_interval_days = 30;     // forget dedupe states (keep hashes) this often
   std::vector<std::string> exclude;       // globs of paths never indexed (core/exclude.h)

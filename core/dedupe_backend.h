@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/file_access.h"
 
 namespace btrdupd {
@@ -57,10 +58,20 @@ class DedupeBackend {
 
   // Tries to share every destination with the reference. Returns one outcome per
   // destination, in request order. A non-OK status means the request as a whole could
-  // not be attempted (e.g. the reference cannot be opened); per-file trouble goes in
-  // the outcomes.
+  // not be attempted: because of the reference (it cannot be opened, it changed), or,
+  // marked by BackendFailure(), because the backend itself does not work (its program
+  // vanished, refuses its usage, crashed, did not keep the reference's extents). The
+  // engine stops the volume's step with a BackendFailure (a volume-level error) and
+  // records nothing against any file. Per-file trouble goes in the outcomes; a
+  // destination that should simply be tried again later (the program was killed by a
+  // signal or ran past its deadline, a send runs) fails with an Unavailable error.
   virtual absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) = 0;
 };
+
+// An error meaning "the backend as a whole does not work": `code` kept, marked so the
+// engine can tell it from trouble with one request's reference.
+absl::Status BackendFailure(absl::StatusCode code, absl::string_view message);
+bool IsBackendFailure(const absl::Status& status);
 
 }  // namespace btrdupd
 

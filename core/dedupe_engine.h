@@ -74,7 +74,9 @@
 // backend, never flips a flag and never changes a dedupe state.
 //
 // Step() returns a non-OK status only when the index fails (the database is the
-// engine's memory; going on without it is unsafe). Trouble with one file is recorded in
+// engine's memory; going on without it is unsafe) or the backend does not work at all
+// (core/dedupe_backend.h, BackendFailure: nothing is recorded against any file; the
+// step's index changes are rolled back and the same group is tried again next time). Trouble with one file is recorded in
 // the index and the pass goes on.
 //
 // Thread-safety: not thread-safe; one engine per volume, driven from one thread.

@@ -115,8 +115,10 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
   if (!restore_error.empty()) result.detail = restore_error;
 
   if (!outcomes.ok()) {
-    // The request as a whole failed: blame the reference; its copies wait for another.
     for (const FileRecord* d : batch) attempted_.erase(d->id);
+    // The backend does not work at all: a volume-level error, no file's fault.
+    if (IsBackendFailure(outcomes.status())) return outcomes.status();
+    // The request as a whole failed: blame the reference; its copies wait for another.
     absl::StatusOr<FileStat> stat = files_->Stat(request.reference);
     if (!stat.ok() && absl::IsNotFound(stat.status())) return RemoveVanished(reference, result);
     if (!stat.ok() && IsTreeChanged(stat.status())) {

@@ -1,221 +1,361 @@
 #include "daemon/duperemove_backend.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
+#include "daemon/file_opener.h"
 #include "daemon/subprocess.h"
 #include "ioctl/errno_status.h"
+#include "ioctl/fiemap.h"
 
 namespace btrdupd {
 namespace {
 
-// duperemove's word for FILE_DEDUPE_RANGE_DIFFERS.
-constexpr int kStatusDiffers = 1;
+std::string FdName(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
 
-// The last line of `output` for use in an error message.
-std::string Tail(absl::string_view output) {
-  output = absl::StripTrailingAsciiWhitespace(output);
-  const size_t nl = output.rfind('\n');
-  if (nl != absl::string_view::npos) output.remove_prefix(nl + 1);
-  return std::string(output.substr(0, 300));
+// The names duperemove may print for the open file `fd`: the one it is given, and the
+// path realpath(3) turns it into (older releases print that).
+FileNames NamesOf(int fd) {
+  FileNames names = {FdName(fd)};
+  char buf[4096];
+  const ssize_t n = readlink(FdName(fd).c_str(), buf, sizeof(buf));
+  if (n > 0 && static_cast<size_t>(n) < sizeof(buf)) names.emplace_back(buf, n);
+  return names;
 }
 
-// What duperemove printed about `path`: `Dedupe for file "PATH" had status (N) "TEXT".`
-// (N is the kernel's per-destination status: 1 for "differs", -errno for a refusal)
-// or an `Error E: ...` line naming the file (E an errno). Returns false if nothing.
-// A report whose errno is unknown sets *status to 0.
-bool FindReport(absl::string_view output, const std::string& path, int* status,
-                std::string* text) {
-  const std::string status_key = absl::StrCat("Dedupe for file \"", path, "\" had status (");
-  size_t at = output.find(status_key);
-  if (at != absl::string_view::npos) {
-    absl::string_view rest = output.substr(at + status_key.size());
-    const size_t close = rest.find(')');
-    int value = -1;
-    if (close != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, close), &value)) {
-      *status = value;
-      absl::string_view words = rest.substr(close + 1);
-      const size_t q1 = words.find('"');
-      const size_t q2 = q1 == absl::string_view::npos ? q1 : words.find('"', q1 + 1);
-      *text = q2 == absl::string_view::npos ? "unknown status"
-                                            : std::string(words.substr(q1 + 1, q2 - q1 - 1));
-      return true;
-    }
-  }
-  // "Error 2: No such file or directory while getting path to file PATH. Skipping."
-  size_t pos = 0;
-  constexpr absl::string_view kError = "Error ";
-  while ((pos = output.find("Error ", pos)) != absl::string_view::npos) {
-    const size_t end = output.find(". Skipping.", pos);
-    absl::string_view line = output.substr(pos, end == absl::string_view::npos
-                                                    ? absl::string_view::npos
-                                                    : end - pos);
-    if (absl::EndsWith(line, absl::StrCat(" ", path)) ||
-        absl::StrContains(line, absl::StrCat("\"", path, "\""))) {
-      absl::string_view number = line.substr(kError.size());
-      number = number.substr(0, number.find(':'));
-      int err = 0;
-      *status = absl::SimpleAtoi(number, &err) && err > 0 ? -err : 0;
-      *text = std::string(line.substr(0, 300));
-      return true;
-    }
-    pos += 6;
-  }
-  return false;
+// Signals that mean "stopped from outside", not "crashed".
+bool IsStopSignal(int sig) {
+  return sig == SIGTERM || sig == SIGINT || sig == SIGKILL || sig == SIGHUP || sig == SIGQUIT;
 }
 
-// Whether whole-file mode printed "Queue entire file for dedupe: PATH" (one line; such
-// paths hold no newline).
-bool WasQueued(absl::string_view output, const std::string& path) {
-  const std::string line = absl::StrCat("Queue entire file for dedupe: ", path, "\n");
-  return absl::StrContains(output, line);
+bool SameExtents(const std::vector<Extent>& a, const std::vector<Extent>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].logical != b[i].logical || a[i].physical != b[i].physical ||
+        a[i].length != b[i].length) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<DedupeOutcome> AllFailed(size_t n, const absl::Status& error) {
+  std::vector<DedupeOutcome> outcomes(n);
+  for (DedupeOutcome& o : outcomes) {
+    o.kind = DedupeOutcome::Kind::kFailed;
+    o.error = error;
+  }
+  return outcomes;
 }
 
 }  // namespace
 
-DuperemoveBackend::DuperemoveBackend(Options options) : options_(std::move(options)) {}
+absl::StatusOr<OpenedFile> DuperemoveBackend::Open(const FileRef& ref) {
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(ref);
+  if (!fd.ok()) return fd.status();
+  // Keep the standard descriptors free: a child gets its input and output there.
+  if (fd->get() < 3) {
+    const int moved = fcntl(fd->get(), F_DUPFD_CLOEXEC, 3);
+    if (moved < 0) return btrdupd::ErrnoToStatus(errno, absl::StrCat("dup ", ref.display));
+    fd->reset(moved);
+  }
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", ref.display));
+  }
+  OpenedFile file;
+  file.fd = *std::move(fd);
+  file.dev = st.st_dev;
+  file.ino = st.st_ino;
+  file.size = static_cast<uint64_t>(st.st_size);
+  return file;
+}
 
-absl::Status DuperemoveBackend::CheckAvailable() const {
+DuperemoveBackend::DuperemoveBackend(FileOpener* opener, Options options)
+    : opener_(opener), options_(std::move(options)) {}
+
+absl::StatusOr<DuperemoveDialect> DuperemoveBackend::Detect() const {
   absl::StatusOr<std::string> program = FindExecutable(options_.binary);
   if (!program.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--backend=duperemove needs the duperemove program: ", program.status().message(),
-        ". Install it (Debian/Ubuntu: apt-get install duperemove) or use "
-        "--backend=native"));
+    return BackendFailure(
+        absl::StatusCode::kFailedPrecondition,
+        absl::StrCat("--backend=duperemove needs the duperemove program: ",
+                     program.status().message(),
+                     ". Install it (Debian/Ubuntu: apt-get install duperemove) or use "
+                     "--backend=native"));
   }
-  absl::StatusOr<ProcessResult> run = RunProcess({*program, "--version"});
+  struct stat st;
+  Binary binary;
+  binary.path = *program;
+  if (stat(program->c_str(), &st) == 0) {
+    binary.dev = st.st_dev;
+    binary.ino = st.st_ino;
+    binary.size = st.st_size;
+    binary.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  }
+  if (binary_.has_value() && dialect_.has_value() && binary_->path == binary.path &&
+      binary_->dev == binary.dev && binary_->ino == binary.ino &&
+      binary_->size == binary.size && binary_->mtime_ns == binary.mtime_ns) {
+    return *dialect_;
+  }
+  ProcessOptions run_options;
+  run_options.new_session = true;
+  run_options.deadline = absl::Seconds(30);
+  absl::StatusOr<ProcessResult> run = RunProcess({*program, "--version"}, run_options);
   if (!run.ok() || run->exit_code != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--backend=duperemove: '", *program, " --version' failed: ",
-        run.ok() ? Tail(run->output) : std::string(run.status().message()),
-        ". Fix the duperemove installation or use --backend=native"));
+    return BackendFailure(
+        absl::StatusCode::kFailedPrecondition,
+        absl::StrCat("--backend=duperemove: '", *program, " --version' failed: ",
+                     run.ok() ? OutputTail(run->output) : std::string(run.status().message()),
+                     ". Fix the duperemove installation or use --backend=native"));
   }
-  return absl::OkStatus();
+  absl::StatusOr<DuperemoveVersion> version = ParseDuperemoveVersion(run->output);
+  if (!version.ok()) {
+    return BackendFailure(absl::StatusCode::kFailedPrecondition,
+                          absl::StrCat("--backend=duperemove: ", *program, ": ",
+                                       version.status().message()));
+  }
+  absl::StatusOr<DuperemoveDialect> dialect = DialectFor(*version);
+  if (!dialect.ok()) {
+    return BackendFailure(dialect.status().code(), absl::StrCat("--backend=duperemove: ",
+                                                                *program, ": ",
+                                                                dialect.status().message()));
+  }
+  binary_ = binary;
+  dialect_ = *dialect;
+  return *dialect;
 }
 
-std::vector<std::vector<size_t>> DuperemoveBackend::SplitByArgLength(
-    const std::string& reference, const std::vector<std::string>& destinations,
-    uint64_t max_arg_length) {
-  std::vector<std::vector<size_t>> batches;
-  const uint64_t base = reference.size() + 1;
-  uint64_t used = base;
-  for (size_t i = 0; i < destinations.size(); ++i) {
-    const uint64_t need = destinations[i].size() + 1;
-    if (batches.empty() || (used + need > max_arg_length && !batches.back().empty())) {
-      batches.emplace_back();
-      used = base;
+absl::Status DuperemoveBackend::CheckAvailable() const { return Detect().status(); }
+
+DuperemoveBackend::Split DuperemoveBackend::SplitInvocations(
+    uint64_t source_ino, uint64_t source_name_bytes, const std::vector<uint64_t>& inos,
+    const std::vector<uint64_t>& name_bytes, int max_files, uint64_t max_bytes) {
+  struct Run {
+    std::vector<size_t> dests;
+    absl::flat_hash_set<uint64_t> inos;
+    uint64_t bytes = 0;
+  };
+  const size_t max_dests = static_cast<size_t>(std::max(max_files - 1, 1));
+  std::vector<Run> runs;
+  Split split;
+  for (size_t i = 0; i < inos.size(); ++i) {
+    if (inos[i] == source_ino) {
+      split.same_as_source.push_back(i);
+      continue;
     }
-    batches.back().push_back(i);
-    used += need;
-  }
-  return batches;
-}
-
-std::vector<DedupeOutcome> DuperemoveBackend::ParseOutcomes(
-    const std::vector<std::string>& destinations, uint64_t size, int exit_code,
-    const std::string& output) {
-  std::vector<DedupeOutcome> outcomes;
-  for (const std::string& path : destinations) {
-    DedupeOutcome outcome;
-    outcome.destination_path = path;
-    int status = 0;
-    std::string text;
-    if (FindReport(output, path, &status, &text)) {
-      if (status == kStatusDiffers) {
-        outcome.kind = DedupeOutcome::Kind::kDiffers;
-      } else {
-        // The errno travels with the error (the engine tells EROFS from ETXTBSY by it).
-        outcome.kind = DedupeOutcome::Kind::kFailed;
-        const std::string message = absl::StrCat("duperemove: ", text);
-        outcome.error = status < 0 ? ErrnoToStatusWithMessage(-status, message)
-                                   : absl::InternalError(message);
+    Run* fit = nullptr;
+    for (Run& run : runs) {
+      if (run.dests.size() < max_dests && !run.inos.contains(inos[i]) &&
+          run.bytes + name_bytes[i] <= max_bytes) {
+        fit = &run;
+        break;
       }
-    } else if (exit_code != 0) {
-      outcome.kind = DedupeOutcome::Kind::kFailed;
-      outcome.error = absl::InternalError(
-          absl::StrCat("duperemove exited with status ", exit_code, ": ", Tail(output)));
-    } else {
-      outcome.kind = DedupeOutcome::Kind::kDeduped;
-      outcome.bytes_deduped = size;
     }
-    outcomes.push_back(std::move(outcome));
+    if (fit == nullptr) {
+      runs.emplace_back();
+      fit = &runs.back();
+      fit->bytes = source_name_bytes;
+    }
+    fit->dests.push_back(i);
+    fit->inos.insert(inos[i]);
+    fit->bytes += name_bytes[i];
   }
-  return outcomes;
+  for (Run& run : runs) split.runs.push_back(std::move(run.dests));
+  return split;
 }
 
-absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::RunBatch(
-    const std::string& program, const std::string& reference,
-    const std::vector<std::string>& batch, uint64_t size) {
-  bool has_newline = absl::StrContains(reference, '\n');
-  for (const std::string& path : batch) has_newline |= absl::StrContains(path, '\n');
-  // -b 4096: duperemove ignores files smaller than its block size (128 KiB by default).
-  std::vector<std::string> argv = {program, "-d", "-A", "-b", "4096", "--io-threads=1"};
+absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::RunOnce(
+    const DuperemoveDialect& dialect, const std::vector<OpenedFile>& files,
+    const std::vector<FileNames>& names, size_t source, const std::vector<size_t>& dests,
+    uint64_t size) {
+  // -b 4096: releases that resolve names (0.11-0.13) ignore files smaller than the
+  // block size (128 KiB by default), even in --fdupes mode.
+  std::vector<std::string> argv = {binary_->path, "--fdupes", "-d", "-b", "4096",
+                                   "--io-threads=1"};
+  if (dialect.read_only_flag) argv.push_back("-A");
   std::string input;
-  if (has_newline) {
-    argv.push_back("-q");
-    argv.push_back("--");
-    argv.push_back(reference);
-    argv.insert(argv.end(), batch.begin(), batch.end());
-  } else {
-    argv.push_back("--fdupes");
-    absl::StrAppend(&input, reference, "\n");
-    for (const std::string& path : batch) absl::StrAppend(&input, path, "\n");
-    input.push_back('\n');
+  ProcessOptions run_options;
+  run_options.new_session = true;
+  if (dialect.reference_first) absl::StrAppend(&input, names[source][0], "\n");
+  run_options.inherit_fds.push_back(files[source].fd.get());
+  std::vector<FileNames> dest_names;
+  for (size_t d : dests) {
+    absl::StrAppend(&input, names[d][0], "\n");
+    run_options.inherit_fds.push_back(files[d].fd.get());
+    dest_names.push_back(names[d]);
   }
-  absl::StatusOr<ProcessResult> run = RunProcess(argv, input);
+  if (!dialect.reference_first) absl::StrAppend(&input, names[source][0], "\n");
+  input.push_back('\n');  // ends the group
+  run_options.stdin_data = input;
+  const double bytes = 2.0 * static_cast<double>(size) * static_cast<double>(dests.size() + 1);
+  run_options.deadline =
+      options_.min_deadline +
+      absl::Seconds(bytes / static_cast<double>(std::max<uint64_t>(options_.min_bytes_per_second, 1)));
+
+  absl::StatusOr<ProcessResult> run = RunProcess(argv, run_options);
   if (!run.ok()) return run.status();
-  std::vector<DedupeOutcome> outcomes =
-      ParseOutcomes(batch, size, run->exit_code, run->output);
-  if (!has_newline) {
-    // Whole-file mode names every file it queues; one it did not queue was not tried.
-    const bool reference_queued = WasQueued(run->output, reference);
-    for (DedupeOutcome& outcome : outcomes) {
-      if (outcome.kind != DedupeOutcome::Kind::kDeduped) continue;
-      if (reference_queued && WasQueued(run->output, outcome.destination_path)) continue;
-      outcome.kind = DedupeOutcome::Kind::kFailed;
-      outcome.bytes_deduped = 0;
-      outcome.error = absl::InternalError(absl::StrCat(
-          "duperemove did not queue ",
-          reference_queued ? outcome.destination_path : absl::StrCat("the reference ", reference),
-          " for dedupe: ", Tail(run->output)));
-    }
+  const std::string who = absl::StrCat("duperemove ", dialect.version.text);
+  if (run->timed_out) {
+    return AllFailed(dests.size(),
+                     absl::UnavailableError(absl::StrCat(
+                         who, " did not finish within ",
+                         absl::FormatDuration(run_options.deadline),
+                         " and was killed; tried again later")));
   }
-  return outcomes;
+  if (run->term_signal != 0) {
+    if (IsStopSignal(run->term_signal)) {
+      return AllFailed(dests.size(),
+                       absl::UnavailableError(absl::StrCat(
+                           who, " was stopped by signal ", run->term_signal,
+                           "; tried again later")));
+    }
+    return BackendFailure(absl::StatusCode::kInternal,
+                          absl::StrCat(who, " crashed (signal ", run->term_signal, "): ",
+                                       OutputTail(run->output)));
+  }
+  if (run->exit_code != 0) {
+    if (std::optional<int> err = DuperemoveIoctlFailure(run->output); err.has_value()) {
+      return btrdupd::ErrnoToStatus(
+          *err, absl::StrCat(who, ": the kernel refused the whole dedupe from ",
+                             names[source].back()));
+    }
+    return BackendFailure(
+        absl::StatusCode::kFailedPrecondition,
+        absl::StrCat(who, " failed (exit status ", run->exit_code, "): ",
+                     OutputTail(run->output),
+                     ". Fix the duperemove installation or use --backend=native"));
+  }
+  if (!DuperemoveQueued(run->output, names[source])) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, " did not take ", names[source].back(), " as the source: ",
+        OutputTail(run->output)));
+  }
+  return ParseDuperemoveOutcomes(dest_names, size, run->output);
 }
 
 absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::Dedupe(
     const DedupeRequest& request) {
-  // duperemove silently picks another target if the reference is unusable; refuse first.
-  struct stat st;
-  if (stat(request.reference_path.c_str(), &st) != 0) {
-    const int err = errno;
-    return btrdupd::ErrnoToStatus(err, absl::StrCat("reference ", request.reference_path));
-  }
-  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != request.size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("reference ", request.reference_path,
-                     " is no longer a regular file of ", request.size, " bytes"));
-  }
-  absl::StatusOr<std::string> program = FindExecutable(options_.binary);
-  if (!program.ok()) return program.status();
+  absl::StatusOr<DuperemoveDialect> dialect = Detect();
+  if (!dialect.ok()) return dialect.status();
 
-  std::vector<DedupeOutcome> outcomes;
-  for (const std::vector<size_t>& indices :
-       SplitByArgLength(request.reference_path, request.destination_paths,
-                        options_.max_arg_length)) {
-    std::vector<std::string> batch;
-    for (size_t i : indices) batch.push_back(request.destination_paths[i]);
-    absl::StatusOr<std::vector<DedupeOutcome>> part =
-        RunBatch(*program, request.reference_path, batch, request.size);
-    if (!part.ok()) return part.status();
-    for (DedupeOutcome& outcome : *part) outcomes.push_back(std::move(outcome));
+  // files[0] is the reference, files[1 + i] destination i.
+  std::vector<OpenedFile> files;
+  absl::StatusOr<OpenedFile> reference = Open(request.reference);
+  if (!reference.ok()) {
+    return absl::Status(reference.status().code(),
+                        absl::StrCat("reference ", request.reference.display, ": ",
+                                     reference.status().message()));
+  }
+  if (reference->size != request.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "reference ", request.reference.display, " is no longer ", request.size, " bytes long"));
+  }
+  files.push_back(*std::move(reference));
+  absl::StatusOr<std::vector<Extent>> ref_extents = ReadExtents(files[0].fd.get());
+  if (!ref_extents.ok()) return ref_extents.status();
+
+  const size_t n = request.destinations.size();
+  std::vector<DedupeOutcome> outcomes(n);
+  std::vector<size_t> usable;  // destinations opened, as indices into files
+  std::vector<size_t> file_of(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    outcomes[i].destination_path = request.destinations[i].display;
+    absl::StatusOr<OpenedFile> dest = Open(request.destinations[i]);
+    if (!dest.ok()) {
+      outcomes[i].kind = DedupeOutcome::Kind::kFailed;
+      outcomes[i].error = dest.status();
+      continue;
+    }
+    if (dest->size != request.size) {
+      outcomes[i].kind = DedupeOutcome::Kind::kDiffers;
+      continue;
+    }
+    file_of[i] = files.size();
+    files.push_back(*std::move(dest));
+    usable.push_back(i);
+  }
+  std::vector<FileNames> names;
+  for (const OpenedFile& f : files) names.push_back(NamesOf(f.fd.get()));
+
+  // Runs with `source` (an index into files) for the destinations `subset` (indices
+  // into the request), then checks the reference kept its extents.
+  auto run_with = [&](size_t source, const std::vector<size_t>& subset) -> absl::Status {
+    std::vector<uint64_t> inos, name_bytes;
+    for (size_t i : subset) {
+      inos.push_back(files[file_of[i]].ino);
+      name_bytes.push_back(names[file_of[i]][0].size() + 1);
+    }
+    Split split = SplitInvocations(files[source].ino, names[source][0].size() + 1, inos,
+                                   name_bytes, options_.max_files_per_run,
+                                   options_.max_arg_length);
+    for (size_t k : split.same_as_source) {
+      outcomes[subset[k]].kind = DedupeOutcome::Kind::kFailed;
+      outcomes[subset[k]].error = absl::FailedPreconditionError(
+          "has the reference's inode number (a snapshot's copy of it), which duperemove "
+          "cannot take in one run with it, and no other copy shares the reference's "
+          "extents yet");
+    }
+    for (const std::vector<size_t>& run : split.runs) {
+      std::vector<size_t> dests;
+      for (size_t k : run) dests.push_back(file_of[subset[k]]);
+      absl::StatusOr<std::vector<DedupeOutcome>> part =
+          RunOnce(*dialect, files, names, source, dests, request.size);
+      if (!part.ok()) return part.status();
+      for (size_t j = 0; j < run.size(); ++j) {
+        DedupeOutcome& out = outcomes[subset[run[j]]];
+        (*part)[j].destination_path = out.destination_path;
+        out = std::move((*part)[j]);
+      }
+      absl::StatusOr<std::vector<Extent>> after = ReadExtents(files[0].fd.get());
+      if (!after.ok()) return after.status();
+      if (!SameExtents(*ref_extents, *after)) {
+        return BackendFailure(
+            absl::StatusCode::kInternal,
+            absl::StrCat("duperemove ", dialect->version.text, " changed the extents of the "
+                         "reference ", request.reference.display,
+                         ": it did not keep the file btrdupd gave as the source. btrdupd "
+                         "stops using it; use --backend=native"));
+      }
+    }
+    return absl::OkStatus();
+  };
+
+  absl::Status ran = run_with(0, usable);
+  if (!ran.ok()) return ran;
+
+  // Copies with the reference's inode number: with a stand-in source that shares all of
+  // the reference's extents by now.
+  std::vector<size_t> same_ino;
+  for (size_t i : usable) {
+    if (files[file_of[i]].ino == files[0].ino) same_ino.push_back(i);
+  }
+  if (!same_ino.empty()) {
+    std::optional<size_t> stand_in;
+    for (size_t i : usable) {
+      if (outcomes[i].kind != DedupeOutcome::Kind::kDeduped ||
+          files[file_of[i]].ino == files[0].ino) {
+        continue;
+      }
+      absl::StatusOr<bool> shares =
+          ShareAllExtents(files[0].fd.get(), files[file_of[i]].fd.get());
+      if (shares.ok() && *shares) {
+        stand_in = file_of[i];
+        break;
+      }
+    }
+    if (stand_in.has_value()) {
+      ran = run_with(*stand_in, same_ino);
+      if (!ran.ok()) return ran;
+    }
   }
   return outcomes;
 }

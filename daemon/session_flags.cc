@@ -37,8 +37,9 @@ ABSL_FLAG(std::string, db_path, "",
           "where nothing should be written, or to keep databases on faster storage.");
 ABSL_FLAG(btrdupd::BackendFlag, backend, btrdupd::BackendFlag(),
           "native|duperemove: How files are deduped. native uses the kernel's\n"
-          "FIDEDUPERANGE directly; duperemove runs the duperemove program (which must\n"
-          "be installed) on each group. Either way the result is verified with FIEMAP.");
+          "FIDEDUPERANGE directly; duperemove runs the duperemove program (releases\n"
+          "0.11-0.13 and 0.15; others are refused at start-up) on each group, handing\n"
+          "it files btrdupd opened. Either way the result is verified with FIEMAP.");
 ABSL_FLAG(bool, force_rescan, false,
           "Walk every directory of each VOLUME now instead of looking only at what\n"
           "changed since the last run (use when the database seems out of step).");

@@ -1,6 +1,7 @@
 #include "daemon/subprocess.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -45,6 +46,22 @@ bool IsExecutableFile(const std::string& path) {
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::string_view stdin_data,
                                          size_t max_output_bytes) {
+  ProcessOptions options;
+  options.stdin_data = stdin_data;
+  options.max_output_bytes = max_output_bytes;
+  return RunProcess(argv, options);
+}
+
+absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
+                                         const ProcessOptions& options) {
+  const absl::string_view stdin_data = options.stdin_data;
+  const size_t max_output_bytes = options.max_output_bytes;
+  for (int fd : options.inherit_fds) {
+    if (fd < 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("descriptor ", fd, " cannot be inherited by ", argv[0]));
+    }
+  }
   // Standard input: a memfd holding stdin_data, rewound.
   int in_fd = memfd_create("btrdupd-stdin", MFD_CLOEXEC);
   if (in_fd < 0) return ErrnoError("memfd_create", errno);
@@ -78,9 +95,11 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
+    if (options.new_session) setsid();
     dup2(in_fd, STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(out[1], STDERR_FILENO);
+    for (int fd : options.inherit_fds) fcntl(fd, F_SETFD, 0);
     execvp(args[0], args.data());
     const char* reason = std::strerror(errno);
     (void)!write(STDERR_FILENO, "cannot run ", 11);
@@ -93,8 +112,30 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   close(in_fd);
   close(out[1]);
   ProcessResult result;
+  // The whole group with setsid (the program's pid is its group's id).
+  const pid_t kill_target = options.new_session ? -pid : pid;
+  const absl::Time deadline = options.deadline == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + options.deadline;
   char buf[65536];
   while (true) {
+    if (deadline != absl::InfiniteFuture()) {
+      const absl::Duration left = deadline - absl::Now();
+      struct pollfd pfd = {out[0], POLLIN, 0};
+      const int ready =
+          left <= absl::ZeroDuration()
+              ? 0
+              : poll(&pfd, 1,
+                     static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1,
+                                                        60 * 60 * 1000)));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0 && absl::Now() >= deadline) {
+        kill(kill_target, SIGKILL);
+        result.timed_out = true;
+        break;
+      }
+      if (ready == 0) continue;
+    }
     ssize_t n = read(out[0], buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -104,6 +145,14 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     result.output.append(buf, std::min(room, static_cast<size_t>(n)));
   }
   close(out[0]);
+  if (options.new_session) {
+    // Once the program has exited (left unreaped, so its pid and group id cannot be
+    // reused yet), nothing it started may outlive it.
+    siginfo_t info;
+    while (waitid(P_PID, pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    kill(kill_target, SIGKILL);
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoError(absl::StrCat("waitpid ", argv[0]), errno);
@@ -111,8 +160,10 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
-    result.exit_code = 128 + WTERMSIG(status);
+    result.term_signal = WTERMSIG(status);
+    result.exit_code = 128 + result.term_signal;
   }
+
   return result;
 }
 

@@ -192,7 +192,7 @@ absl::Status VolumeSession::Build() {
   if (options_.backend == "duperemove") {
     DuperemoveBackend::Options backend_options;
     backend_options.max_arg_length = config_.max_arg_length;
-    backend_ = std::make_unique<DuperemoveBackend>(backend_options);
+    backend_ = std::make_unique<DuperemoveBackend>(opener_.get(), backend_options);
   } else {
     backend_ = std::make_unique<NativeBackend>(opener_.get());
   }

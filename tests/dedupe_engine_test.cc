@@ -860,6 +860,26 @@ TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
 }
 
+TEST_F(DedupeEngineTest, BackendThatFailsAsAWholeIsAVolumeErrorAndNoFileIsSkipped) {
+  int64_t a = Add("a", Bytes(20000, 'w'), 11, absl::Hours(2));
+  int64_t b = Add("b", Bytes(20000, 'w'), 12);
+  backend_.FailEveryCall(
+      BackendFailure(absl::StatusCode::kFailedPrecondition, "duperemove: invalid option"));
+  auto engine = Engine();
+  absl::StatusOr<StepResult> last = engine->RunUntilIdle();
+  ASSERT_FALSE(last.ok());
+  EXPECT_TRUE(IsBackendFailure(last.status())) << last.status();
+  // Neither the reference nor the destination is blamed.
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kPending);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kPending);
+  EXPECT_EQ(engine->stats().files_skipped, 0);
+  // Once the backend works again, the same group is deduped.
+  backend_.FailEveryCall(absl::OkStatus());
+  Run(*engine);
+  EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
+}
+
 TEST_F(DedupeEngineTest, SnapshotCopiesOfManySameSizeFilesAreNeverRead) {
   const uint64_t size = 20000;
   AddSubvolume(256, "live", false, false);

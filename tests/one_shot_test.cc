@@ -344,6 +344,38 @@ TEST_F(OneShotTest, DuperemoveBackendDedupesAndTheEngineVerifies) {
       << r.stdout_text;
 }
 
+TEST_F(OneShotTest, DuperemoveThatFailsAsAWholeIsOneVolumeErrorAndNoFileIsSkipped) {
+  // A duperemove (the stub, acting as 0.15.2) that refuses its usage on every run.
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string bin = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/stubbin");
+  ASSERT_EQ(system(absl::StrCat("rm -rf '", bin, "' && mkdir -p '", bin, "'").c_str()), 0);
+  char cwd[4096];
+  ASSERT_NE(getcwd(cwd, sizeof(cwd)), nullptr);
+  ASSERT_EQ(symlink(absl::StrCat(cwd, "/tests/testing/duperemove_stub.sh").c_str(),
+                    absl::StrCat(bin, "/duperemove").c_str()),
+            0);
+  const std::string path = absl::StrCat("PATH=", bin, ":/usr/bin:/bin");
+  absl::StatusOr<CommandResult> run =
+      RunCommand({"env", path, "STUB_MODE=usage", kBinary, "--backend=duperemove",
+                  "--no-wait", mount_path()});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 3) << run->stderr_text;
+  // Said once, for the volume, not once per file.
+  size_t said = 0;
+  for (size_t at = 0; (at = run->stderr_text.find("unrecognized option", at)) != std::string::npos;
+       ++at) {
+    ++said;
+  }
+  EXPECT_EQ(said, 1u) << run->stderr_text;
+  EXPECT_FALSE(Shared("big/a", "big/b"));
+  // Nothing was recorded against the files: once duperemove works, all are deduped.
+  run = RunCommand({"env", path, kBinary, "--backend=duperemove", "--no-wait", mount_path()});
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, 0) << run->stderr_text;
+  ExpectAllDuplicatesShared();
+  ExpectContentsIntact();
+}
+
 TEST_F(OneShotTest, DbPathKeepsTheDatabaseOutsideTheVolume) {
   const char* tmp = getenv("TEST_TMPDIR");
   const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/dbs");

@@ -262,6 +262,7 @@ class FakeDedupeBackend : public DedupeBackend {
   absl::StatusOr<std::vector<DedupeOutcome>> Dedupe(const DedupeRequest& request) override {
     calls_.push_back(request);
     if (before_call_) before_call_(request);
+    if (!whole_error_.ok()) return whole_error_;
     if (!fs_->Exists(request.reference_path)) {
       return ErrnoToStatus(ENOENT, absl::StrCat("open ", request.reference_path));
     }
@@ -297,6 +298,8 @@ class FakeDedupeBackend : public DedupeBackend {
   void RefuseReadOnlySubvolumes() { refuse_read_only_ = true; }
   // Dedupe into `path` fails with `error` (OkStatus: no longer fails).
   void FailFor(const std::string& path, absl::Status error) { errors_[path] = std::move(error); }
+  // Every call fails as a whole with `error` (OkStatus: no longer fails).
+  void FailEveryCall(absl::Status error) { whole_error_ = std::move(error); }
   // Runs before each call (e.g. to modify a destination after it was hashed).
   void BeforeCall(std::function<void(const DedupeRequest&)> hook) {
     before_call_ = std::move(hook);
@@ -307,6 +310,7 @@ class FakeDedupeBackend : public DedupeBackend {
   FakeFileAccess* fs_;
   std::map<std::string, absl::Status> errors_;
   bool refuse_read_only_ = false;
+  absl::Status whole_error_;
   std::vector<DedupeRequest> calls_;
   std::function<void(const DedupeRequest&)> before_call_;
 };
