@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/utf8.h"
 
 namespace btrdupd {
 namespace {
@@ -52,8 +53,9 @@ bool StderrIsTerminal() {
 void Log(LogLevel level, absl::string_view volume, absl::string_view message) {
   if (level == LogLevel::kDebug && !IsVerbose()) return;
   std::string line = absl::StrCat("btrdupd[", getpid(), "]: ", LevelName(level), " ");
-  if (!volume.empty()) absl::StrAppend(&line, volume, ": ");
-  absl::StrAppend(&line, absl::StrReplaceAll(message, {{"\n", "\\n"}}), "\n");
+  // Paths in messages are bytes a user chose: no control character reaches stderr raw.
+  if (!volume.empty()) absl::StrAppend(&line, EscapeControlCharacters(volume), ": ");
+  absl::StrAppend(&line, EscapeControlCharacters(message), "\n");
   absl::MutexLock lock(&mu);
   if (transient_showing) {
     WriteAll("\r\033[K");
@@ -65,7 +67,7 @@ void Log(LogLevel level, absl::string_view volume, absl::string_view message) {
 void ShowTransientLine(absl::string_view text) {
   if (!StderrIsTerminal()) return;
   absl::MutexLock lock(&mu);
-  WriteAll(absl::StrCat("\r", text, "\033[K"));
+  WriteAll(absl::StrCat("\r", EscapeControlCharacters(text), "\033[K"));
   transient_showing = !text.empty();
 }
 

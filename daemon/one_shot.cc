@@ -191,7 +191,7 @@ std::string PrintablePath(absl::string_view path) {
     const unsigned char c = static_cast<unsigned char>(path[i]);
     if (c >= 0x80) {
       const size_t n = Utf8SequenceLength(path, i);
-      if (n > 0) {
+      if (n > 0 && !IsC1Control(path, i)) {
         out.append(path.data() + i, n);
         i += n;
         continue;

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "absl/strings/str_format.h"
+
 namespace btrdupd {
 
 size_t Utf8SequenceLength(absl::string_view s, size_t i) {
@@ -30,6 +32,47 @@ size_t Utf8SequenceLength(absl::string_view s, size_t i) {
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return len;
+}
+
+bool IsC1Control(absl::string_view s, size_t i) {
+  return i + 1 < s.size() && static_cast<unsigned char>(s[i]) == 0xC2 &&
+         static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+         static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+}
+
+std::string EscapeControlCharacters(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out.append("\\n");
+      ++i;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8SequenceLength(text, i);
+    if (n == 0 || IsC1Control(text, i)) {
+      const size_t bad = n == 0 ? 1 : n;
+      for (size_t k = 0; k < bad; ++k) {
+        absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(text[i + k]));
+      }
+      i += bad;
+      continue;
+    }
+    out.append(text.data() + i, n);
+    i += n;
+  }
+  return out;
 }
 
 }  // namespace btrdupd

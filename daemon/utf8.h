@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace btrdupd {
@@ -14,6 +16,17 @@ namespace btrdupd {
 // there (a stray continuation byte, a truncated or overlong sequence, a surrogate, or a
 // code point above U+10FFFF). REQUIRES: i < s.size().
 size_t Utf8SequenceLength(absl::string_view s, size_t i);
+
+// True for the 2-byte UTF-8 sequence of a C1 control (U+0080-U+009F; U+009B is a
+// terminal's CSI) starting at s[i]. REQUIRES: i < s.size().
+bool IsC1Control(absl::string_view s, size_t i);
+
+// `text` safe for a terminal or a log: control characters (C0, DEL, C1) and bytes that
+// are not valid UTF-8 become "\xNN" (a newline "\n"), so a file name holding terminal
+// escapes never reaches the terminal raw. Everything else, backslashes included, is
+// kept (unlike PrintablePath, it is not meant to be reversible). Every log line goes
+// through it (daemon/log.h).
+std::string EscapeControlCharacters(absl::string_view text);
 
 }  // namespace btrdupd
 

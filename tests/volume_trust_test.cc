@@ -114,5 +114,19 @@ TEST_F(VolumeTrustTest, DatabaseDirectoryOwnedByAUserIsRefused) {
   ExpectRefused({"owned by uid 65534", "--db-path"});
 }
 
+TEST_F(VolumeTrustTest, FileNamesWithTerminalEscapesNeverReachTheOutputRaw) {
+  const std::string esc = "\x1b]0;owned\x07\x1b[31mred";  // title change, colour
+  const std::string csi = "\xc2\x9b" "2J";                  // C1 CSI: clear screen
+  ASSERT_TRUE(WritePatternFile(Path(esc), 100000, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path(csi), 100000, 1).ok());
+  CommandResult r = Btrdupd({"-v", "--no-wait", mount_path()});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string out = r.stdout_text + r.stderr_text;
+  EXPECT_TRUE(absl::StrContains(out, "\\xc2\\x9b2J")) << "the name is not shown escaped: " << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(out.find('\x07'), std::string::npos);
+  EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace btrdupd
