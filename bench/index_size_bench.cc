@@ -210,8 +210,8 @@ int Main() {
       const int64_t a = (*members)[i].id, b = (*members)[i + 1].id;
       Die(index.SetHash(a, HashState::kFull, hash), "SetHash");
       Die(index.SetHash(b, HashState::kFull, hash), "SetHash");
-      Die(index.SetDedupeState(a, DedupeState::kReference, 0, ""), "SetDedupeState");
-      Die(index.SetDedupeState(b, DedupeState::kDeduped, a, ""), "SetDedupeState");
+      Die(index.SetDedupeState(a, DedupeState::kReference, 0), "SetDedupeState");
+      Die(index.SetDedupeState(b, DedupeState::kDeduped, a), "SetDedupeState");
       hashed += 2;
     }
   }

@@ -196,20 +196,23 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     for (const FileRecord& m : members) {
       if (m.dedupe_state == DedupeState::kPending && m.hash_state != HashState::kNone &&
           IsEligible(m, now) && !attempted_.contains(m.id) && !grouped.contains(m.id)) {
-        RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0, ""));
+        RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0));
       }
     }
   }
   return examined;
 }
 
-absl::Status DedupeEngine::Skip(const FileRecord& file, absl::string_view reason,
-                                StepResult& result) {
+absl::Status DedupeEngine::Skip(const FileRecord& file, SkipKind kind,
+                                absl::string_view detail, StepResult& result) {
   attempted_.insert(file.id);
   ++result.files_skipped;
-  if (result.detail.empty()) result.detail = absl::StrCat(file.path, ": ", reason);
+  result.skipped.Add(kind);
+  if (result.detail.empty()) {
+    result.detail = absl::StrCat(file.path, ": ", SkipKindName(kind), ": ", detail);
+  }
   if (options_.dry_run) return absl::OkStatus();
-  return index_->SetDedupeState(file.id, DedupeState::kSkipped, 0, reason);
+  return index_->RecordSkip(file.id, kind, detail, clock_->Now());
 }
 
 absl::Status DedupeEngine::BackToScanner(const FileRecord& file, const absl::Status& why,
@@ -239,6 +242,7 @@ void DedupeEngine::Account(const StepResult& result) {
   stats_.files_already_shared += result.files_already_shared;
   stats_.files_differ += result.files_differ;
   stats_.files_skipped += result.files_skipped;
+  stats_.skipped += result.skipped;
   stats_.files_retry_later += result.files_retry_later;
   stats_.files_removed += result.files_removed;
   if (result.planned.has_value()) {

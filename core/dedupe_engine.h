@@ -103,6 +103,7 @@
 #include "core/file_access.h"
 #include "core/index.h"
 #include "core/planner.h"
+#include "core/skip_kind.h"
 
 namespace btrdupd {
 
@@ -170,7 +171,8 @@ struct StepResult {
   uint64_t bytes_deduped = 0;    // size * files_deduped
   int files_already_shared = 0;  // found sharing all extents: no dedupe call needed
   int files_differ = 0;          // changed since hashing: invalidated, waiting again
-  int files_skipped = 0;         // refused (reason recorded in the index)
+  int files_skipped = 0;         // refused (kind and detail recorded in the index)
+  SkipCounts skipped;            // the same files by kind
   int files_retry_later = 0;     // busy now (EAGAIN: a send runs): left pending for a later pass
   int files_removed = 0;         // vanished
   std::optional<PlannedGroup> planned;  // kPlannedGroup only
@@ -191,6 +193,7 @@ struct EngineStats {
   int64_t files_already_shared = 0;
   int64_t files_differ = 0;
   int64_t files_skipped = 0;
+  SkipCounts skipped;
   int64_t files_retry_later = 0;
   int64_t files_removed = 0;
   int64_t backend_calls = 0;
@@ -283,7 +286,8 @@ class DedupeEngine {
   absl::StatusOr<SubvolInfo> SubvolumeOf(uint64_t subvol_id);
 
   // Outcomes for one file (dedupe_engine.cc / _hash.cc).
-  absl::Status Skip(const FileRecord& file, absl::string_view reason, StepResult& result);
+  absl::Status Skip(const FileRecord& file, SkipKind kind, absl::string_view detail,
+                    StepResult& result);
   absl::Status Changed(const FileRecord& file, StepResult& result);
   // `file` is not where (or what) the index says (FileAccess answered Aborted): the tree
   // changed since the scan. Like Changed(): it waits again, and the scanner's next pass

@@ -91,7 +91,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                                    SubvolRefOf(flip_subvol, subvol.relative_path));
       if (!begun.ok()) {
         for (const FileRecord* d : batch) {
-          RETURN_IF_ERROR(Skip(*d,
+          RETURN_IF_ERROR(Skip(*d, SkipKind::kReadOnly,
                                absl::StrCat("read-only snapshot refused the dedupe (EROFS) "
                                             "and cannot be made writable: ",
                                             begun.status().message()),
@@ -127,7 +127,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
     if (IsTreeChanged(outcomes.status())) {
       return BackToScanner(reference, outcomes.status(), result);
     }
-    return Skip(reference,
+    return Skip(reference, SkipKind::kBadReference,
                 absl::StrCat("cannot be used as reference: ", outcomes.status().message()),
                 result);
   }
@@ -139,7 +139,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
     const FileRecord& dest = *batch[i];
     const std::string& dest_path = request.destination_paths[i];
     if (i >= outcomes->size()) {
-      RETURN_IF_ERROR(Skip(dest, "backend returned no outcome", result));
+      RETURN_IF_ERROR(Skip(dest, SkipKind::kDedupeFailed, "backend returned no outcome", result));
       continue;
     }
     const DedupeOutcome& outcome = (*outcomes)[i];
@@ -151,7 +151,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
           ++result.files_deduped;
           result.bytes_deduped += dest.size;
           RETURN_IF_ERROR(
-              index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
+              index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
         } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
         } else if (!shared.ok() && IsTreeChanged(shared.status())) {
@@ -159,6 +159,8 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         } else {
           RETURN_IF_ERROR(Skip(
               dest,
+              shared.ok() ? SkipKind::kNotShared
+                          : SkipKindOfError(shared.status(), SkipKind::kNotShared),
               shared.ok() ? "backend reported success but FIEMAP shows extents not shared"
                           : absl::StrCat("cannot verify extents: ", shared.status().message()),
               result));
@@ -189,7 +191,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                                          " (retried next pass)");
           }
         } else {
-          RETURN_IF_ERROR(Skip(dest,
+          RETURN_IF_ERROR(Skip(dest, SkipKindOfError(outcome.error, SkipKind::kDedupeFailed),
                                outcome.error.ok() ? std::string("dedupe failed")
                                                   : std::string(outcome.error.message()),
                                result));

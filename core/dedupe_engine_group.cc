@@ -106,7 +106,8 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
         RETURN_IF_ERROR(RemoveVanished(m, result));
       } else {
         RETURN_IF_ERROR(Skip(
-            m, absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
+            m, SkipKindOfError(attrs.status(), SkipKind::kUnreadable),
+            absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
       }
       return std::optional<StepResult>(result);
     }
@@ -122,7 +123,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
       for (const FileRecord& m : members) {
         if (attempted_.contains(m.id) || m.dedupe_state != DedupeState::kPending) continue;
         result.path = AbsPath(m.path);
-        RETURN_IF_ERROR(Skip(m,
+        RETURN_IF_ERROR(Skip(m, SkipKind::kNodatasumMismatch,
                              part == 1 ? "NOCOW (chattr +C): cannot share extents with its "
                                          "checksummed copies"
                                        : "checksummed: its copies are NOCOW (chattr +C) and "
@@ -219,7 +220,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   }
   if (!remembered && !options_.dry_run) {
     RETURN_IF_ERROR(
-        index_->SetDedupeState(reference.id, DedupeState::kReference, 0, ""));
+        index_->SetDedupeState(reference.id, DedupeState::kReference, 0));
   }
 
   // --- Destinations: one per inode, checked, then one batch. ---
@@ -253,7 +254,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     if (ref_inode || done.has_value()) {
       const FileRecord& of = ref_inode ? reference : members[*done];
       for (size_t i : pending) {
-        RETURN_IF_ERROR(Skip(members[i],
+        RETURN_IF_ERROR(Skip(members[i], SkipKind::kHardLink,
                              absl::StrCat("hard link of ", AbsPath(of.path),
                                           ": one inode, nothing to share"),
                              result));
@@ -262,7 +263,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     }
     first_hard_link = 1;
     for (size_t j = first_hard_link; j < pending.size(); ++j) {
-      RETURN_IF_ERROR(Skip(members[pending[j]],
+      RETURN_IF_ERROR(Skip(members[pending[j]], SkipKind::kHardLink,
                            absl::StrCat("hard link of ", AbsPath(members[pending[0]].path),
                                         ": one inode, nothing to share"),
                            result));
@@ -272,6 +273,9 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     if (!options_.dry_run && static_cast<int>(todo.size()) >= limit) continue;
     if (attrs[d].immutable || attrs[d].append_only || attrs[d].swapfile) {
       RETURN_IF_ERROR(Skip(dest,
+                           attrs[d].swapfile    ? SkipKind::kSwapfile
+                           : attrs[d].immutable ? SkipKind::kImmutable
+                                                : SkipKind::kAppendOnly,
                            attrs[d].swapfile    ? "active swap file: never deduped"
                            : attrs[d].immutable ? "immutable (chattr +i): cannot be changed"
                                                 : "append-only (chattr +a): cannot be changed",
@@ -280,7 +284,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     }
     ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(dest.subvol_id));
     if (subvol.flags.read_only && subvol.flags.received) {
-      RETURN_IF_ERROR(Skip(dest, kReceivedReason, result));
+      RETURN_IF_ERROR(Skip(dest, SkipKind::kReceivedSnapshot, kReceivedReason, result));
       continue;
     }
     absl::StatusOr<bool> shared = files_->SharesAllExtents(ref_file, RefOf(dest));
@@ -299,7 +303,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       ++result.files_already_shared;
       if (!options_.dry_run) {
         RETURN_IF_ERROR(
-            index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id, ""));
+            index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
       }
       continue;
     }

@@ -99,7 +99,8 @@ absl::StatusOr<std::unique_ptr<DedupeEngine::FileHasher>> DedupeEngine::OpenHash
       RETURN_IF_ERROR(RemoveVanished(file, result));
     } else {
       RETURN_IF_ERROR(
-          Skip(file, absl::StrCat("cannot read: ", opened.status().message()), result));
+          Skip(file, SkipKindOfError(opened.status(), SkipKind::kUnreadable),
+               absl::StrCat("cannot read: ", opened.status().message()), result));
     }
     return nullptr;
   }
@@ -261,7 +262,8 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
       RETURN_IF_ERROR(RemoveVanished(file, result));
     } else {
       RETURN_IF_ERROR(Skip(
-          file, absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
+          file, SkipKindOfError(attrs.status(), SkipKind::kUnreadable),
+          absl::StrCat("cannot read attributes: ", attrs.status().message()), result));
     }
     return result;
   }
@@ -269,7 +271,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   attrs_cache_[file.id] = *attrs;
   if (attrs->swapfile) {
     result.kind = StepResult::Kind::kFileSkipped;
-    RETURN_IF_ERROR(Skip(file, "active swap file: never read or deduped", result));
+    RETURN_IF_ERROR(Skip(file, SkipKind::kSwapfile, "active swap file: never read or deduped", result));
     return result;
   }
 
@@ -290,7 +292,8 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
       return result;
     }
     result.kind = StepResult::Kind::kFileSkipped;
-    RETURN_IF_ERROR(Skip(file, absl::StrCat("read error: ", status.message()), result));
+    RETURN_IF_ERROR(Skip(file, SkipKindOfError(status, SkipKind::kUnreadable),
+                         absl::StrCat("read error: ", status.message()), result));
     return result;
   };
 
@@ -485,6 +488,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& membe
       if (n > 0) {
         // Keep what was done; report the trouble.
         total.files_skipped += one.files_skipped;
+        total.skipped += one.skipped;
         total.files_differ += one.files_differ;
         total.files_removed += one.files_removed;
       }

@@ -29,13 +29,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/skip_kind.h"
 #include "core/stability.h"  // StabilityPolicy (moved there so config need not link SQLite)
 
 namespace btrdupd {
 
 // The on-disk schema version this build writes. Older versions are migrated on open;
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
-inline constexpr int kIndexSchemaVersion = 1;
+inline constexpr int kIndexSchemaVersion = 2;
 
 enum class HashState : int {
   kNone = 0,     // never hashed, or the hash was invalidated by a change
@@ -47,7 +48,7 @@ enum class DedupeState : int {
   kPending = 0,    // not yet deduped (or needs re-checking)
   kReference = 1,  // chosen as the reference copy of its (size, hash) group
   kDeduped = 2,    // verified by FIEMAP to share all extents with its reference
-  kSkipped = 3,    // dedupe refused for a reason kept in `skip_reason`
+  kSkipped = 3,    // left alone for good: `skip_kind` says why, `skip_detail` the rest
   // Fully hashed, and no other file of its size has its hash: nothing to do until a new
   // or changed file of its size appears (that file is kPending, so the size has work
   // again and the engine compares it with the kUnique ones). Unlike leaving it kPending,
@@ -96,7 +97,23 @@ struct FileRecord {
   std::string hash;  // raw 32-byte SHA-256 per hash_state, "" for kNone
   DedupeState dedupe_state = DedupeState::kPending;
   int64_t reference_id = 0;  // the file it was deduped against, 0 if none
-  std::string skip_reason;   // why dedupe was refused (kSkipped) or the file failed
+  // kSkipped only (else kUnknown and ""): why, as a kind, and the detail for people.
+  SkipKind skip_kind = SkipKind::kUnknown;
+  std::string skip_detail;
+};
+
+// One skipped file, for the per-kind view of `--status`.
+struct SkippedFile {
+  std::string path;  // relative to the volume root
+  std::string detail;
+  absl::Time skipped_at = absl::InfinitePast();
+};
+
+// The skipped files of one kind: how many, and the most recently skipped first.
+struct SkipKindSummary {
+  SkipKind kind = SkipKind::kUnknown;
+  int64_t files = 0;
+  std::vector<SkippedFile> recent;
 };
 
 struct DirEntryRecord {
@@ -232,11 +249,14 @@ class VolumeIndex {
   // its backoff level raised as in ObserveFile; its dependents go back to kPending.
   virtual absl::Status InvalidateFile(int64_t file_id, absl::Time now,
                                       const StabilityPolicy& policy) = 0;
-  // reference_id 0 stores "none", an empty skip_reason stores "none". Any state but
+  // reference_id 0 stores "none"; clears any skip kind and detail. Any state but
   // kPending resets the backoff level to 0. NotFound if no such file.
   virtual absl::Status SetDedupeState(int64_t file_id, DedupeState state,
-                                      int64_t reference_id,
-                                      absl::string_view skip_reason) = 0;
+                                      int64_t reference_id) = 0;
+  // kSkipped, with why (`kind`, and `detail` for people) and when. Resets the backoff
+  // level. NotFound if no such file.
+  virtual absl::Status RecordSkip(int64_t file_id, SkipKind kind, absl::string_view detail,
+                                  absl::Time now) = 0;
   // Forgets every dedupe state, reference and skip reason (hashes kept): everything is
   // re-verified by FIEMAP.
   virtual absl::Status ResetDedupeStates() = 0;
@@ -249,6 +269,9 @@ class VolumeIndex {
   // --- Maintenance and statistics ---
   // Counters over all files (one table pass); database_bytes = page_count * page_size.
   virtual absl::StatusOr<IndexStats> Stats(absl::Time now) = 0;
+  // The skipped files by kind (only kinds with files, in SkipKind order), each with its
+  // `recent_per_kind` most recently skipped files. Reads only the skipped rows.
+  virtual absl::StatusOr<std::vector<SkipKindSummary>> SkippedByKind(int recent_per_kind) = 0;
   // Rewrites the file compactly and truncates the WAL. FailedPrecondition in a batch.
   virtual absl::Status Vacuum() = 0;
 };

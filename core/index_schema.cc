@@ -91,10 +91,19 @@ CREATE TABLE ro_flips(
 );
 )sql";
 
+// Version 2: skip reasons as a kind (core/skip_kind.h) plus the detail (`skip`) and the
+// time of the skip. Files an older version skipped (free text only) go back to pending:
+// the next pass finds their kind again (their hashes are kept, so it costs no read).
+constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE files ADD COLUMN skip_kind INTEGER;
+ALTER TABLE files ADD COLUMN skip_at INTEGER;
+UPDATE files SET dedupe_state = 0, skip = NULL WHERE dedupe_state = 3;
+)sql";
+
 // kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
 // there yet" (an empty file, or one whose tables were never created).
 const std::vector<const char*>& Migrations() {
-  static const auto* const steps = new std::vector<const char*>{kSchemaV1};
+  static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2};
   return *steps;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/index_schema.h"
+#include "core/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -44,9 +45,9 @@ absl::Status CheckName(absl::string_view name, absl::string_view what) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<VolumeIndex>> VolumeIndex::Open(const std::string& db_path) {
-  BTRDUPD_SQL_ASSIGN(std::unique_ptr<SqliteDb> db, OpenIndexDatabase(db_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, OpenIndexDatabase(db_path));
   // Scratch space for subtree deletions (per connection, never on disk).
-  BTRDUPD_SQL_TRY(db->Exec("CREATE TEMP TABLE IF NOT EXISTS doomed(id INTEGER PRIMARY KEY)"));
+  RETURN_IF_ERROR(db->Exec("CREATE TEMP TABLE IF NOT EXISTS doomed(id INTEGER PRIMARY KEY)"));
   return std::unique_ptr<VolumeIndex>(new SqliteVolumeIndex(std::move(db)));
 }
 
@@ -62,14 +63,14 @@ SqliteVolumeIndex::~SqliteVolumeIndex() {
 
 absl::Status SqliteVolumeIndex::BeginBatch() {
   if (in_batch_) return absl::FailedPreconditionError("index: BeginBatch inside a batch");
-  BTRDUPD_SQL_TRY(db_->Exec("BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   in_batch_ = true;
   return absl::OkStatus();
 }
 
 absl::Status SqliteVolumeIndex::CommitBatch() {
   if (!in_batch_) return absl::FailedPreconditionError("index: CommitBatch without a batch");
-  BTRDUPD_SQL_TRY(db_->Exec("COMMIT"));
+  RETURN_IF_ERROR(db_->Exec("COMMIT"));
   in_batch_ = false;
   return absl::OkStatus();
 }
@@ -84,7 +85,7 @@ absl::Status SqliteVolumeIndex::RollbackBatch() {
 }
 
 absl::Status SqliteVolumeIndex::Atomically(const std::function<absl::Status()>& body) {
-  BTRDUPD_SQL_TRY(db_->Exec("SAVEPOINT btrdupd_op"));
+  RETURN_IF_ERROR(db_->Exec("SAVEPOINT btrdupd_op"));
   absl::Status status = body();
   if (status.ok()) status = db_->Exec("RELEASE btrdupd_op");
   if (!status.ok()) {
@@ -98,15 +99,15 @@ absl::Status SqliteVolumeIndex::Atomically(const std::function<absl::Status()>& 
 
 absl::StatusOr<std::optional<std::string>> SqliteVolumeIndex::GetMeta(
     absl::string_view key) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT value FROM meta WHERE key = ?1"));
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT value FROM meta WHERE key = ?1"));
   q.BindText(1, key);
-  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(q.ColumnBlob(0));
 }
 
 absl::Status SqliteVolumeIndex::SetMeta(absl::string_view key, absl::string_view value) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("INSERT INTO meta(key, value) VALUES (?1, ?2) "
                                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
   q.BindText(1, key).BindText(2, value);
@@ -116,7 +117,7 @@ absl::Status SqliteVolumeIndex::SetMeta(absl::string_view key, absl::string_view
 // --- Subvolumes ---
 
 absl::Status SqliteVolumeIndex::UpsertSubvolume(const SubvolumeRecord& subvol) {
-  BTRDUPD_SQL_ASSIGN(
+  ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("INSERT INTO subvols(id, path, uuid, parent_uuid, received_uuid, "
                       "read_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -134,13 +135,13 @@ absl::Status SqliteVolumeIndex::UpsertSubvolume(const SubvolumeRecord& subvol) {
 }
 
 absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes() {
-  BTRDUPD_SQL_ASSIGN(
+  ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("SELECT id, path, uuid, parent_uuid, received_uuid, read_only, "
                       "last_generation, last_scan FROM subvols ORDER BY id"));
   std::vector<SubvolumeRecord> out;
   while (true) {
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     SubvolumeRecord s;
     s.id = static_cast<uint64_t>(q.ColumnInt(0));
@@ -158,13 +159,13 @@ absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes()
 
 absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t generation,
                                                     absl::Time when) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("UPDATE subvols SET last_generation = ?2, "
                                      "last_scan = ?3 WHERE id = ?1"));
   q.Bind(1, static_cast<int64_t>(subvol_id))
       .Bind(2, static_cast<int64_t>(generation))
       .Bind(3, absl::ToUnixSeconds(when));
-  BTRDUPD_SQL_TRY(q.Run());
+  RETURN_IF_ERROR(q.Run());
   if (sqlite3_changes(db_->get()) == 0) {
     return absl::NotFoundError(
         absl::StrCat("index: subvolume ", subvol_id, " is not recorded"));
@@ -174,18 +175,18 @@ absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t
 
 absl::Status SqliteVolumeIndex::RemoveSubvolume(uint64_t subvol_id) {
   return Atomically([&]() -> absl::Status {
-    BTRDUPD_SQL_TRY(CollectDoomedDirs(kDirsOfSubvolume, static_cast<int64_t>(subvol_id)));
+    RETURN_IF_ERROR(CollectDoomedDirs(kDirsOfSubvolume, static_cast<int64_t>(subvol_id)));
     {
-      BTRDUPD_SQL_ASSIGN(Statement files,
+      ASSIGN_OR_RETURN(Statement files,
                          statements_.Get("DELETE FROM files WHERE subvol = ?1"));
       files.Bind(1, static_cast<int64_t>(subvol_id));
-      BTRDUPD_SQL_TRY(files.Run());
+      RETURN_IF_ERROR(files.Run());
     }
-    BTRDUPD_SQL_TRY(DeleteDoomedDirs());
+    RETURN_IF_ERROR(DeleteDoomedDirs());
     {
-      BTRDUPD_SQL_ASSIGN(Statement row, statements_.Get("DELETE FROM subvols WHERE id = ?1"));
+      ASSIGN_OR_RETURN(Statement row, statements_.Get("DELETE FROM subvols WHERE id = ?1"));
       row.Bind(1, static_cast<int64_t>(subvol_id));
-      BTRDUPD_SQL_TRY(row.Run());
+      RETURN_IF_ERROR(row.Run());
     }
     return ReleaseOrphanedDependents();
   });
@@ -198,33 +199,33 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
   std::vector<absl::string_view> parts;
   if (!path.empty()) parts = absl::StrSplit(path, '/');
   for (absl::string_view part : parts) {
-    BTRDUPD_SQL_TRY(CheckName(part, "directory"));
+    RETURN_IF_ERROR(CheckName(part, "directory"));
   }
   int64_t result = kRootDirId;
   absl::Status status = Atomically([&]() -> absl::Status {
     int64_t id = kRootDirId;
     int64_t parent_subvol = static_cast<int64_t>(subvol_id);
     if (!parts.empty()) {
-      BTRDUPD_SQL_ASSIGN(Statement root,
+      ASSIGN_OR_RETURN(Statement root,
                          statements_.Get("SELECT subvol FROM dirs WHERE id = ?1"));
       root.Bind(1, kRootDirId);
-      BTRDUPD_SQL_ASSIGN(bool found, root.Step());
+      ASSIGN_OR_RETURN(bool found, root.Step());
       if (found) parent_subvol = root.ColumnInt(0);
     }
     for (size_t i = 0; i < parts.size(); ++i) {
       const bool last = i + 1 == parts.size();
-      BTRDUPD_SQL_ASSIGN(Statement find,
+      ASSIGN_OR_RETURN(Statement find,
                          statements_.Get("SELECT id, subvol, ino FROM dirs "
                                          "WHERE parent = ?1 AND name = ?2"));
       find.Bind(1, id).BindBlob(2, parts[i]);
-      BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+      ASSIGN_OR_RETURN(bool found, find.Step());
       if (found) {
         const int64_t child = find.ColumnInt(0);
         const bool same = find.ColumnInt(1) == static_cast<int64_t>(subvol_id) &&
                           !find.ColumnIsNull(2) &&
                           find.ColumnInt(2) == static_cast<int64_t>(ino);
         if (last && !same) {
-          BTRDUPD_SQL_ASSIGN(
+          ASSIGN_OR_RETURN(
               Statement update,
               statements_.Get("UPDATE dirs SET subvol = ?2, ino = ?3 WHERE id = ?1"));
           update.Bind(1, child).Bind(2, static_cast<int64_t>(subvol_id));
@@ -233,13 +234,13 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
           } else {
             update.Bind(3, static_cast<int64_t>(ino));
           }
-          BTRDUPD_SQL_TRY(update.Run());
+          RETURN_IF_ERROR(update.Run());
         }
         id = child;
         parent_subvol = last ? static_cast<int64_t>(subvol_id) : find.ColumnInt(1);
         continue;
       }
-      BTRDUPD_SQL_ASSIGN(Statement insert,
+      ASSIGN_OR_RETURN(Statement insert,
                          statements_.Get("INSERT INTO dirs(parent, name, subvol, ino) "
                                          "VALUES (?1, ?2, ?3, ?4)"));
       // Intermediate directories created here belong to their parent's subvolume and
@@ -251,18 +252,18 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
       } else {
         insert.BindNull(4);
       }
-      BTRDUPD_SQL_TRY(insert.Run());
+      RETURN_IF_ERROR(insert.Run());
       id = sqlite3_last_insert_rowid(db_->get());
     }
     if (parts.empty() && ino != 0) {
-      BTRDUPD_SQL_ASSIGN(
+      ASSIGN_OR_RETURN(
           Statement root,
           statements_.Get("UPDATE dirs SET subvol = ?2, ino = ?3 WHERE id = ?1 AND "
                           "(subvol IS NOT ?2 OR ino IS NOT ?3)"));
       root.Bind(1, kRootDirId)
           .Bind(2, static_cast<int64_t>(subvol_id))
           .Bind(3, static_cast<int64_t>(ino));
-      BTRDUPD_SQL_TRY(root.Run());
+      RETURN_IF_ERROR(root.Run());
     }
     result = id;
     return absl::OkStatus();
@@ -273,11 +274,11 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::EnsureDir(absl::string_view path,
 
 absl::StatusOr<std::optional<int64_t>> SqliteVolumeIndex::FindDirByInode(uint64_t subvol_id,
                                                                          uint64_t ino) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("SELECT id FROM dirs WHERE subvol = ?1 AND ino = ?2 "
                                      "ORDER BY id LIMIT 1"));
   q.Bind(1, static_cast<int64_t>(subvol_id)).Bind(2, static_cast<int64_t>(ino));
-  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return std::optional<int64_t>();
   return std::optional<int64_t>(q.ColumnInt(0));
 }
@@ -304,10 +305,10 @@ absl::StatusOr<std::string> SqliteVolumeIndex::DirPathMemo(
       return absl::DataLossError(
           absl::StrCat("index: directory ", dir_id, " has no path to the root"));
     }
-    BTRDUPD_SQL_ASSIGN(Statement q,
+    ASSIGN_OR_RETURN(Statement q,
                        statements_.Get("SELECT parent, name FROM dirs WHERE id = ?1"));
     q.Bind(1, id);
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row || q.ColumnIsNull(0)) {
       return absl::NotFoundError(absl::StrCat("index: no directory with id ", id));
     }
@@ -326,26 +327,26 @@ absl::StatusOr<std::string> SqliteVolumeIndex::DirPathMemo(
 absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t dir_id) {
   std::vector<DirEntryRecord> out;
   {
-    BTRDUPD_SQL_ASSIGN(Statement exists, statements_.Get("SELECT 1 FROM dirs WHERE id = ?1"));
+    ASSIGN_OR_RETURN(Statement exists, statements_.Get("SELECT 1 FROM dirs WHERE id = ?1"));
     exists.Bind(1, dir_id);
-    BTRDUPD_SQL_ASSIGN(bool row, exists.Step());
+    ASSIGN_OR_RETURN(bool row, exists.Step());
     if (!row) return absl::NotFoundError(absl::StrCat("index: no directory with id ", dir_id));
   }
   {
-    BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT id, name FROM dirs "
+    ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT id, name FROM dirs "
                                                     "WHERE parent = ?1 ORDER BY name"));
     q.Bind(1, dir_id);
     while (true) {
-      BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+      ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
       out.push_back(DirEntryRecord{q.ColumnBlob(1), true, q.ColumnInt(0)});
     }
   }
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT id, name FROM files "
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT id, name FROM files "
                                                   "WHERE dir = ?1 ORDER BY name"));
   q.Bind(1, dir_id);
   while (true) {
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     out.push_back(DirEntryRecord{q.ColumnBlob(1), false, q.ColumnInt(0)});
   }
@@ -354,42 +355,42 @@ absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t d
 
 absl::Status SqliteVolumeIndex::RemoveDir(int64_t dir_id) {
   return Atomically([&]() -> absl::Status {
-    BTRDUPD_SQL_TRY(CollectDoomedDirs(kDirAndBelow, dir_id));
-    BTRDUPD_SQL_TRY(DeleteDoomedDirs());
+    RETURN_IF_ERROR(CollectDoomedDirs(kDirAndBelow, dir_id));
+    RETURN_IF_ERROR(DeleteDoomedDirs());
     return ReleaseOrphanedDependents();
   });
 }
 
 absl::Status SqliteVolumeIndex::CollectDoomedDirs(const char* collect_sql, int64_t key) {
   {
-    BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
-    BTRDUPD_SQL_TRY(clear.Run());
+    ASSIGN_OR_RETURN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+    RETURN_IF_ERROR(clear.Run());
   }
-  BTRDUPD_SQL_ASSIGN(Statement collect, statements_.Get(collect_sql));
+  ASSIGN_OR_RETURN(Statement collect, statements_.Get(collect_sql));
   collect.Bind(1, key);
   return collect.Run();
 }
 
 absl::Status SqliteVolumeIndex::DeleteDoomedDirs() {
   {
-    BTRDUPD_SQL_ASSIGN(Statement files,
+    ASSIGN_OR_RETURN(Statement files,
                        statements_.Get("DELETE FROM files WHERE dir IN "
                                        "(SELECT id FROM temp.doomed)"));
-    BTRDUPD_SQL_TRY(files.Run());
+    RETURN_IF_ERROR(files.Run());
   }
   // The root row stays (its contents go): it is the fixed anchor of every path.
-  BTRDUPD_SQL_ASSIGN(Statement dirs,
+  ASSIGN_OR_RETURN(Statement dirs,
                      statements_.Get("DELETE FROM dirs WHERE id IN "
                                      "(SELECT id FROM temp.doomed) AND id != 1"));
-  BTRDUPD_SQL_TRY(dirs.Run());
-  BTRDUPD_SQL_ASSIGN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
+  RETURN_IF_ERROR(dirs.Run());
+  ASSIGN_OR_RETURN(Statement clear, statements_.Get("DELETE FROM temp.doomed"));
   return clear.Run();
 }
 
 // --- Read-only flips ---
 
 absl::Status SqliteVolumeIndex::RecordReadOnlyFlip(const ReadOnlyFlip& flip) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("INSERT OR REPLACE INTO ro_flips(subvol, path, "
                                      "flipped_at) VALUES (?1, ?2, ?3)"));
   q.Bind(1, static_cast<int64_t>(flip.subvol_id))
@@ -399,17 +400,17 @@ absl::Status SqliteVolumeIndex::RecordReadOnlyFlip(const ReadOnlyFlip& flip) {
 }
 
 absl::Status SqliteVolumeIndex::ClearReadOnlyFlip(uint64_t subvol_id) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("DELETE FROM ro_flips WHERE subvol = ?1"));
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("DELETE FROM ro_flips WHERE subvol = ?1"));
   q.Bind(1, static_cast<int64_t>(subvol_id));
   return q.Run();
 }
 
 absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlips() {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT subvol, path, flipped_at "
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT subvol, path, flipped_at "
                                                   "FROM ro_flips ORDER BY subvol"));
   std::vector<ReadOnlyFlip> out;
   while (true) {
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     out.push_back(ReadOnlyFlip{static_cast<uint64_t>(q.ColumnInt(0)), q.ColumnBlob(1),
                                FromSeconds(q.ColumnInt(2))});
@@ -422,7 +423,7 @@ absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlip
 absl::Status SqliteVolumeIndex::Vacuum() {
   if (in_batch_) return absl::FailedPreconditionError("index: Vacuum inside a batch");
   statements_.Clear();  // no statement may be pending while VACUUM rewrites the file
-  BTRDUPD_SQL_TRY(db_->Exec("VACUUM"));
+  RETURN_IF_ERROR(db_->Exec("VACUUM"));
   return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 

@@ -68,8 +68,10 @@ class SqliteVolumeIndex : public VolumeIndex {
   absl::Status SetHash(int64_t file_id, HashState state, absl::string_view hash) override;
   absl::Status InvalidateFile(int64_t file_id, absl::Time now,
                               const StabilityPolicy& policy) override;
-  absl::Status SetDedupeState(int64_t file_id, DedupeState state, int64_t reference_id,
-                              absl::string_view skip_reason) override;
+  absl::Status SetDedupeState(int64_t file_id, DedupeState state,
+                              int64_t reference_id) override;
+  absl::Status RecordSkip(int64_t file_id, SkipKind kind, absl::string_view detail,
+                          absl::Time now) override;
   absl::Status ResetDedupeStates() override;
 
   absl::Status RecordReadOnlyFlip(const ReadOnlyFlip& flip) override;
@@ -77,6 +79,7 @@ class SqliteVolumeIndex : public VolumeIndex {
   absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() override;
 
   absl::StatusOr<IndexStats> Stats(absl::Time now) override;
+  absl::StatusOr<std::vector<SkipKindSummary>> SkippedByKind(int recent_per_kind) override;
   absl::Status Vacuum() override;
 
  private:
@@ -106,7 +109,7 @@ class SqliteVolumeIndex : public VolumeIndex {
 // The columns every file query selects, in the order ReadFile() expects.
 #define BTRDUPD_FILE_COLUMNS                                                         \
   "id, dir, name, subvol, ino, size, mtime, gen, first_seen, last_changed, "         \
-  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip"
+  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip, skip_kind"
 
 }  // namespace btrdupd
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/index_schema.h"
 #include "core/sqlite_index.h"
+#include "core/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -39,7 +40,7 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   f.id = q.ColumnInt(0);
   f.dir_id = q.ColumnInt(1);
   const std::string name = q.ColumnBlob(2);
-  BTRDUPD_SQL_ASSIGN(std::string dir, DirPathMemo(f.dir_id, memo));
+  ASSIGN_OR_RETURN(std::string dir, DirPathMemo(f.dir_id, memo));
   f.path = dir.empty() ? name : absl::StrCat(dir, "/", name);
   f.subvol_id = static_cast<uint64_t>(q.ColumnInt(3));
   f.ino = static_cast<uint64_t>(q.ColumnInt(4));
@@ -55,7 +56,10 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   f.hash = q.ColumnBlob(13);
   f.dedupe_state = static_cast<DedupeState>(q.ColumnInt(14));
   f.reference_id = q.ColumnInt(15);
-  f.skip_reason = q.ColumnBlob(16);
+  f.skip_detail = q.ColumnBlob(16);
+  if (f.dedupe_state == DedupeState::kSkipped) {
+    f.skip_kind = SkipKindFromNumber(q.ColumnInt(17)).value_or(SkipKind::kUnknown);
+  }
   return f;
 }
 
@@ -63,9 +67,9 @@ absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::ReadFiles(Statement& 
   absl::flat_hash_map<int64_t, std::string> memo;
   std::vector<FileRecord> out;
   while (true) {
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    BTRDUPD_SQL_ASSIGN(FileRecord f, ReadFile(q, &memo));
+    ASSIGN_OR_RETURN(FileRecord f, ReadFile(q, &memo));
     out.push_back(std::move(f));
   }
   return out;
@@ -76,7 +80,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
                                                        const FileObservation& seen,
                                                        absl::Time now,
                                                        const StabilityPolicy& policy) {
-  BTRDUPD_SQL_TRY(CheckFileName(name));
+  RETURN_IF_ERROR(CheckFileName(name));
   int64_t id = 0;
   int level = 0;
   // The wait runs from the file's own last change (never from the future), so a file
@@ -84,12 +88,12 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
   absl::Time start = now;
   if (seen.last_change.has_value() && *seen.last_change < now) start = *seen.last_change;
   {
-    BTRDUPD_SQL_ASSIGN(Statement find,
-                       statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff, "
-                                       "coalesce(last_changed, first_seen) "
+    ASSIGN_OR_RETURN(Statement find,
+                     statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff, "
+                                     "coalesce(last_changed, first_seen) "
                                        "FROM files WHERE dir = ?1 AND name = ?2"));
     find.Bind(1, dir_id).BindBlob(2, name);
-    BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+    ASSIGN_OR_RETURN(bool found, find.Step());
     if (found) {
       id = find.ColumnInt(0);
       if (find.ColumnInt(1) == static_cast<int64_t>(seen.subvol_id) &&
@@ -109,7 +113,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
   const int64_t t = Seconds(now);
   const int64_t eligible = Seconds(start + WaitForLevel(policy, level));
   if (id == 0) {
-    BTRDUPD_SQL_ASSIGN(
+    ASSIGN_OR_RETURN(
         Statement insert,
         statements_.Get("INSERT INTO files(dir, name, subvol, ino, size, mtime, gen, "
                         "first_seen, next_eligible) "
@@ -128,16 +132,16 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
       return absl::NotFoundError(absl::StrCat("index: ObserveFile(", name,
                                               "): no directory with id ", dir_id));
     }
-    BTRDUPD_SQL_TRY(status);
+    RETURN_IF_ERROR(status);
     return sqlite3_last_insert_rowid(db_->get());
   }
-  BTRDUPD_SQL_TRY(Atomically([&]() -> absl::Status {
-    BTRDUPD_SQL_ASSIGN(
+  RETURN_IF_ERROR(Atomically([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(
         Statement update,
         statements_.Get("UPDATE files SET subvol = ?2, ino = ?3, size = ?4, mtime = ?5, "
                         "gen = ?6, last_changed = ?7, next_eligible = ?8, backoff = ?9, "
                         "hash_state = 0, hash = NULL, dedupe_state = 0, ref = NULL, "
-                        "skip = NULL WHERE id = ?1"));
+                        "skip = NULL, skip_kind = NULL, skip_at = NULL WHERE id = ?1"));
     update.Bind(1, id)
         .Bind(2, static_cast<int64_t>(seen.subvol_id))
         .Bind(3, static_cast<int64_t>(seen.ino))
@@ -147,7 +151,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         .Bind(7, Seconds(start))
         .Bind(8, eligible)
         .Bind(9, level);
-    BTRDUPD_SQL_TRY(update.Run());
+    RETURN_IF_ERROR(update.Run());
     return ReleaseDependents(id);
   }));
   return id;
@@ -155,15 +159,15 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
 
 absl::Status SqliteVolumeIndex::RemoveFile(int64_t file_id) {
   return Atomically([&]() -> absl::Status {
-    BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("DELETE FROM files WHERE id = ?1"));
+    ASSIGN_OR_RETURN(Statement q, statements_.Get("DELETE FROM files WHERE id = ?1"));
     q.Bind(1, file_id);
-    BTRDUPD_SQL_TRY(q.Run());
+    RETURN_IF_ERROR(q.Run());
     return ReleaseDependents(file_id);
   });
 }
 
 absl::Status SqliteVolumeIndex::ReleaseDependents(int64_t gone_id) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
                                      "WHERE ref = ?1"));
   q.Bind(1, gone_id);
@@ -171,7 +175,7 @@ absl::Status SqliteVolumeIndex::ReleaseDependents(int64_t gone_id) {
 }
 
 absl::Status SqliteVolumeIndex::ReleaseOrphanedDependents() {
-  BTRDUPD_SQL_ASSIGN(
+  ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
                       "WHERE ref IS NOT NULL AND NOT EXISTS "
@@ -181,27 +185,27 @@ absl::Status SqliteVolumeIndex::ReleaseOrphanedDependents() {
 
 absl::StatusOr<std::optional<FileRecord>> SqliteVolumeIndex::FindFile(
     int64_t dir_id, absl::string_view name) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
                                                   " FROM files WHERE dir = ?1 "
                                                   "AND name = ?2"));
   q.Bind(1, dir_id).BindBlob(2, name);
-  BTRDUPD_SQL_ASSIGN(std::vector<FileRecord> files, ReadFiles(q));
+  ASSIGN_OR_RETURN(std::vector<FileRecord> files, ReadFiles(q));
   if (files.empty()) return std::optional<FileRecord>();
   return std::optional<FileRecord>(std::move(files[0]));
 }
 
 absl::StatusOr<std::optional<FileRecord>> SqliteVolumeIndex::GetFile(int64_t file_id) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
                                                   " FROM files WHERE id = ?1"));
   q.Bind(1, file_id);
-  BTRDUPD_SQL_ASSIGN(std::vector<FileRecord> files, ReadFiles(q));
+  ASSIGN_OR_RETURN(std::vector<FileRecord> files, ReadFiles(q));
   if (files.empty()) return std::optional<FileRecord>();
   return std::optional<FileRecord>(std::move(files[0]));
 }
 
 absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FindFilesByInode(
     uint64_t subvol_id, uint64_t ino) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
                                                   " FROM files WHERE subvol = ?1 "
                                                   "AND ino = ?2 ORDER BY id"));
   q.Bind(1, static_cast<int64_t>(subvol_id)).Bind(2, static_cast<int64_t>(ino));
@@ -212,7 +216,7 @@ absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t 
                                                                        absl::Time now) {
   // The distinct sizes of eligible pending files come from files_pending alone
   // (covering); then one probe of files_by_size per distinct size (LIMIT 2).
-  BTRDUPD_SQL_ASSIGN(
+  ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("SELECT s.size FROM (SELECT DISTINCT size FROM files "
                       "INDEXED BY files_pending WHERE dedupe_state = 0 "
@@ -223,7 +227,7 @@ absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t 
   q.Bind(1, static_cast<int64_t>(min_size)).Bind(2, Seconds(now));
   std::vector<uint64_t> out;
   while (true) {
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     out.push_back(static_cast<uint64_t>(q.ColumnInt(0)));
   }
@@ -231,7 +235,7 @@ absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t 
 }
 
 absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FilesOfSize(uint64_t size) {
-  BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
+  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT " BTRDUPD_FILE_COLUMNS
                                                   " FROM files WHERE size = ?1 "
                                                   "ORDER BY id"));
   q.Bind(1, static_cast<int64_t>(size));
@@ -240,21 +244,21 @@ absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::FilesOfSize(uint64_t 
 
 absl::StatusOr<std::optional<absl::Time>> SqliteVolumeIndex::NextEligibleAfter(
     absl::Time now) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("SELECT min(next_eligible) FROM files "
                                      "WHERE dedupe_state = 0 AND next_eligible > ?1"));
   q.Bind(1, Seconds(now));
-  BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+  ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row || q.ColumnIsNull(0)) return std::optional<absl::Time>();
   return std::optional<absl::Time>(absl::FromUnixSeconds(q.ColumnInt(0)));
 }
 
 absl::Status SqliteVolumeIndex::EndStabilityWaits(absl::Time now) {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("UPDATE files SET next_eligible = ?1 "
                                      "WHERE dedupe_state = 0 AND next_eligible > ?1"));
   q.Bind(1, Seconds(now));
-  BTRDUPD_SQL_TRY(q.Run());
+  RETURN_IF_ERROR(q.Run());
   return absl::OkStatus();
 }
 
@@ -265,7 +269,7 @@ absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
         absl::StrCat("index: SetHash(", file_id, "): a hash is required for a hashed "
                      "state and forbidden for kNone"));
   }
-  BTRDUPD_SQL_ASSIGN(
+  ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("UPDATE files SET hash_state = ?2, hash = ?3, "
                       "backoff = CASE WHEN ?2 = 2 THEN 0 ELSE backoff END WHERE id = ?1"));
@@ -275,7 +279,7 @@ absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
   } else {
     q.BindBlob(3, hash);
   }
-  BTRDUPD_SQL_TRY(q.Run());
+  RETURN_IF_ERROR(q.Run());
   if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
   return absl::OkStatus();
 }
@@ -285,33 +289,33 @@ absl::Status SqliteVolumeIndex::InvalidateFile(int64_t file_id, absl::Time now,
   return Atomically([&]() -> absl::Status {
     int level = 0;
     {
-      BTRDUPD_SQL_ASSIGN(Statement find,
+      ASSIGN_OR_RETURN(Statement find,
                          statements_.Get("SELECT backoff FROM files WHERE id = ?1"));
       find.Bind(1, file_id);
-      BTRDUPD_SQL_ASSIGN(bool found, find.Step());
+      ASSIGN_OR_RETURN(bool found, find.Step());
       if (!found) return NoSuchFile(file_id);
       level = std::min<int>(static_cast<int>(find.ColumnInt(0)) + 1, kMaxStoredBackoff);
     }
-    BTRDUPD_SQL_ASSIGN(
+    ASSIGN_OR_RETURN(
         Statement update,
         statements_.Get("UPDATE files SET last_changed = ?2, next_eligible = ?3, "
                         "backoff = ?4, hash_state = 0, hash = NULL, dedupe_state = 0, "
-                        "ref = NULL, skip = NULL WHERE id = ?1"));
+                        "ref = NULL, skip = NULL, skip_kind = NULL, skip_at = NULL WHERE id = ?1"));
     update.Bind(1, file_id)
         .Bind(2, Seconds(now))
         .Bind(3, Seconds(now + WaitForLevel(policy, level)))
         .Bind(4, level);
-    BTRDUPD_SQL_TRY(update.Run());
+    RETURN_IF_ERROR(update.Run());
     return ReleaseDependents(file_id);
   });
 }
 
 absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState state,
-                                               int64_t reference_id,
-                                               absl::string_view skip_reason) {
-  BTRDUPD_SQL_ASSIGN(
+                                               int64_t reference_id) {
+  ASSIGN_OR_RETURN(
       Statement q,
-      statements_.Get("UPDATE files SET dedupe_state = ?2, ref = ?3, skip = ?4, "
+      statements_.Get("UPDATE files SET dedupe_state = ?2, ref = ?3, skip = NULL, "
+                      "skip_kind = NULL, skip_at = NULL, "
                       "backoff = CASE WHEN ?2 != 0 THEN 0 ELSE backoff END WHERE id = ?1"));
   q.Bind(1, file_id).Bind(2, static_cast<int64_t>(state));
   if (reference_id == 0) {
@@ -319,20 +323,16 @@ absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState stat
   } else {
     q.Bind(3, reference_id);
   }
-  if (skip_reason.empty()) {
-    q.BindNull(4);
-  } else {
-    q.BindText(4, skip_reason);
-  }
-  BTRDUPD_SQL_TRY(q.Run());
+  RETURN_IF_ERROR(q.Run());
   if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
   return absl::OkStatus();
 }
 
 absl::Status SqliteVolumeIndex::ResetDedupeStates() {
-  BTRDUPD_SQL_ASSIGN(Statement q,
+  ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL, "
-                                     "skip = NULL WHERE dedupe_state != 0 OR "
+                                     "skip = NULL, skip_kind = NULL, skip_at = NULL "
+                                     "WHERE dedupe_state != 0 OR "
                                      "ref IS NOT NULL OR skip IS NOT NULL"));
   return q.Run();
 }
@@ -342,31 +342,31 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
   // status request on a volume of mostly untouched files stays cheap.
   IndexStats stats;
   auto count = [&](const char* sql, int64_t bind) -> absl::StatusOr<int64_t> {
-    BTRDUPD_SQL_ASSIGN(Statement q, statements_.Get(sql));
+    ASSIGN_OR_RETURN(Statement q, statements_.Get(sql));
     if (bind != 0) q.Bind(1, bind);
-    BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+    ASSIGN_OR_RETURN(bool row, q.Step());
     return row ? q.ColumnInt(0) : 0;
   };
-  BTRDUPD_SQL_ASSIGN(stats.files_tracked, count("SELECT count(*) FROM files", 0));
-  BTRDUPD_SQL_ASSIGN(stats.files_hashed,
+  ASSIGN_OR_RETURN(stats.files_tracked, count("SELECT count(*) FROM files", 0));
+  ASSIGN_OR_RETURN(stats.files_hashed,
                      count("SELECT count(*) FROM files INDEXED BY files_hashed "
                            "WHERE hash_state = 2",
                            0));
-  BTRDUPD_SQL_ASSIGN(stats.files_pending,
+  ASSIGN_OR_RETURN(stats.files_pending,
                      count("SELECT count(*) FROM files INDEXED BY files_pending "
                            "WHERE dedupe_state = 0",
                            0));
-  BTRDUPD_SQL_ASSIGN(stats.files_waiting,
+  ASSIGN_OR_RETURN(stats.files_waiting,
                      count("SELECT count(*) FROM files INDEXED BY files_pending "
                            "WHERE dedupe_state = 0 AND next_eligible > ?1",
                            Seconds(now)));
   {
-    BTRDUPD_SQL_ASSIGN(Statement q,
+    ASSIGN_OR_RETURN(Statement q,
                        statements_.Get("SELECT dedupe_state, count(*), total(size) FROM files "
                                        "INDEXED BY files_done WHERE dedupe_state != 0 "
                                        "GROUP BY dedupe_state"));
     while (true) {
-      BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+      ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
       const auto state = static_cast<DedupeState>(q.ColumnInt(0));
       if (state == DedupeState::kDeduped) {
@@ -380,21 +380,21 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
   {
     // Per (size, full hash) group of n files of which d are deduped: one copy is kept,
     // so n - 1 - d more could still be shared.
-    BTRDUPD_SQL_ASSIGN(
+    ASSIGN_OR_RETURN(
         Statement q,
         statements_.Get("SELECT size, count(*), total(dedupe_state = 2) FROM files "
                         "INDEXED BY files_hashed WHERE hash_state = 2 "
                         "GROUP BY size, hash HAVING count(*) >= 2"));
     while (true) {
-      BTRDUPD_SQL_ASSIGN(bool row, q.Step());
+      ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
       ++stats.duplicate_groups;
       const int64_t left = q.ColumnInt(1) - 1 - q.ColumnInt(2);
       if (left > 0) stats.bytes_saveable += static_cast<uint64_t>(left) * q.ColumnInt(0);
     }
   }
-  BTRDUPD_SQL_ASSIGN(int64_t pages, db_->QueryInt("PRAGMA page_count"));
-  BTRDUPD_SQL_ASSIGN(int64_t page_size, db_->QueryInt("PRAGMA page_size"));
+  ASSIGN_OR_RETURN(int64_t pages, db_->QueryInt("PRAGMA page_count"));
+  ASSIGN_OR_RETURN(int64_t page_size, db_->QueryInt("PRAGMA page_size"));
   stats.database_bytes = pages * page_size;
   return stats;
 }

@@ -105,18 +105,4 @@ class StatementCache {
 
 }  // namespace btrdupd
 
-// Early-return helpers for the index's .cc files.
-#define BTRDUPD_SQL_CONCAT_INNER(a, b) a##b
-#define BTRDUPD_SQL_CONCAT(a, b) BTRDUPD_SQL_CONCAT_INNER(a, b)
-#define BTRDUPD_SQL_TRY(expr)                          \
-  do {                                                 \
-    if (absl::Status _st = (expr); !_st.ok()) return _st; \
-  } while (0)
-#define BTRDUPD_SQL_ASSIGN(lhs, expr) \
-  BTRDUPD_SQL_ASSIGN_IMPL(BTRDUPD_SQL_CONCAT(_statusor_, __LINE__), lhs, expr)
-#define BTRDUPD_SQL_ASSIGN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                            \
-  if (!tmp.ok()) return tmp.status();           \
-  lhs = std::move(*tmp)
-
 #endif  // BTRDUPD_CORE_SQLITE_STATEMENT_H_

@@ -21,7 +21,7 @@ ABSL_DECLARE_FLAG(std::string, socket_dir);
 ABSL_FLAG(bool, daemon_status, false,
           "Ask the running daemon about each VOLUME (activity, queues, rates, bytes\n"
           "deduped, errors, schedules) through its status socket and print it.");
-ABSL_FLAG(bool, json, false, "With --daemon-status: print the daemon's raw JSON reply.");
+ABSL_DECLARE_FLAG(bool, json);  // daemon/status_report.cc
 
 namespace btrdupd {
 namespace {
@@ -103,6 +103,15 @@ absl::StatusOr<std::string> FormatStatusForPeople(const JsonValue& reply) {
   absl::StrAppendFormat(&out, "  deduped:          %s files, %s shared; %s more saveable\n",
                         Str(reply, "files_deduped"), Bytes(Num(reply.Find("bytes_deduped"))),
                         Bytes(Num(reply.Find("bytes_saveable"))));
+  std::string skipped;
+  if (const JsonValue* k = reply.Find("skipped_by_kind"); k != nullptr) {
+    for (const auto& [kind, count] : k->object) {
+      absl::StrAppendFormat(&skipped, "%s%s %.0f", skipped.empty() ? "" : ", ", kind,
+                            count.number);
+    }
+  }
+  absl::StrAppendFormat(&out, "  skipped:          %s files%s\n", Str(reply, "files_skipped"),
+                        skipped.empty() ? "" : absl::StrCat(" (", skipped, ")"));
   std::string errors;
   if (const JsonValue* e = reply.Find("errors"); e != nullptr) {
     for (const auto& [kind, count] : e->object) {

@@ -16,6 +16,7 @@
 #include "core/index.h"
 #include "core/scan_policy.h"
 #include "core/scanner.h"
+#include "core/skip_kind.h"
 #include "daemon/log.h"
 #include "daemon/status_json.h"
 #include "daemon/version.h"
@@ -331,6 +332,12 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
       s.bytes_saveable = stats->bytes_saveable;
       s.files_skipped = stats->files_skipped;
       s.database_bytes = stats->database_bytes;
+    }
+    absl::StatusOr<std::vector<SkipKindSummary>> skipped = index->SkippedByKind(0);
+    if (skipped.ok()) {
+      for (const SkipKindSummary& kind : *skipped) {
+        s.skipped_by_kind[std::string(SkipKindName(kind.kind))] = kind.files;
+      }
     }
     absl::StatusOr<std::vector<uint64_t>> sizes =
         index->SizesWithWork(session_->config().min_file_size, now);

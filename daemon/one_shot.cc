@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/clock.h"
+#include "core/skip_kind.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/progress.h"
@@ -231,13 +232,13 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
   if (summary.files_already_shared > 0) {
     parts.push_back(absl::StrCat(summary.files_already_shared, " already shared"));
   }
-  uint64_t skipped = 0;
   std::vector<std::string> reasons;
-  for (const auto& [reason, count] : summary.skipped) {
-    skipped += count;
-    reasons.push_back(absl::StrCat(reason, ": ", count));
+  for (SkipKind kind : kAllSkipKinds) {
+    if (summary.skipped.of(kind) > 0) {
+      reasons.push_back(absl::StrCat(SkipKindName(kind), ": ", summary.skipped.of(kind)));
+    }
   }
-  parts.push_back(absl::StrCat("skipped ", skipped,
+  parts.push_back(absl::StrCat("skipped ", summary.skipped.total(),
                                reasons.empty() ? "" : absl::StrCat(" (", absl::StrJoin(reasons, ", "), ")")));
   if (summary.files_changed > 0) {
     parts.push_back(absl::StrCat(Plural(summary.files_changed, "file", "files"),

@@ -199,6 +199,9 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.Key("bytes_deduped").Uint(s.bytes_deduped);
   w.Key("bytes_saveable").Uint(s.bytes_saveable);
   w.Key("files_skipped").Int(s.files_skipped);
+  w.Key("skipped_by_kind").BeginObject();
+  for (const auto& [kind, count] : s.skipped_by_kind) w.Key(kind).Int(count);
+  w.EndObject();
   w.Key("errors").BeginObject();
   for (const auto& [kind, count] : s.errors) w.Key(kind).Int(count);
   w.EndObject();

@@ -90,7 +90,8 @@ struct DaemonStatus {
   int64_t files_deduped = 0;       // verified shared, from the database
   uint64_t bytes_deduped = 0;      // from the database
   uint64_t bytes_saveable = 0;     // hashed duplicates not yet shared
-  int64_t files_skipped = 0;       // dedupe refused (reasons in the database)
+  int64_t files_skipped = 0;       // left alone for good (from the database)
+  std::map<std::string, int64_t> skipped_by_kind;  // SkipKindName -> files (database)
   std::map<std::string, int64_t> errors;  // kind -> count since start
   std::string last_error;          // the latest one, "" if none
   // Schedules.

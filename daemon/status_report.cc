@@ -11,17 +11,23 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/status_macros.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/one_shot.h"
 #include "daemon/progress.h"
+#include "daemon/status_json.h"
 #include "daemon/volume_session.h"
 #include "ioctl/errno_status.h"
 
 ABSL_FLAG(bool, status, false,
           "Print what each VOLUME's database knows (files tracked, hashed, pending,\n"
-          "duplicate groups, bytes deduped and still saveable, last scan and generation\n"
-          "per subvolume) and exit. Scans nothing and changes nothing.");
+          "duplicate groups, bytes deduped and still saveable, files skipped per kind\n"
+          "with the last few of each, last scan and generation per subvolume) and exit.\n"
+          "Scans nothing and changes nothing. With --json: one JSON object per volume.");
+ABSL_FLAG(bool, json, false,
+          "With --status: print each volume's status as one JSON object per line.\n"
+          "With --daemon-status: print the daemon's raw JSON reply.");
 
 namespace btrdupd {
 namespace {
@@ -39,14 +45,13 @@ std::string When(absl::Time t) {
 
 bool StatusRequested() { return absl::GetFlag(FLAGS_status); }
 
-std::string FormatStatusReport(absl::string_view volume, absl::string_view db_path,
-                               const IndexStats& stats,
-                               const std::vector<SubvolumeRecord>& subvolumes) {
-  std::string text = absl::StrCat(volume, "\n");
+std::string FormatStatusReport(const VolumeStatus& status) {
+  const IndexStats& stats = status.stats;
+  std::string text = absl::StrCat(status.volume, "\n");
   auto row = [&text](absl::string_view label, const std::string& value) {
     absl::StrAppendFormat(&text, "  %-22s %s\n", absl::StrCat(label, ":"), value);
   };
-  row("database", absl::StrCat(PrintablePath(db_path), ", ",
+  row("database", absl::StrCat(PrintablePath(status.db_path), ", ",
                                HumanBytes(static_cast<uint64_t>(stats.database_bytes))));
   row("files tracked", absl::StrCat(stats.files_tracked));
   row("files hashed", absl::StrCat(stats.files_hashed));
@@ -54,12 +59,21 @@ std::string FormatStatusReport(absl::string_view volume, absl::string_view db_pa
   row("duplicate groups", absl::StrCat(stats.duplicate_groups));
   row("files deduped", absl::StrCat(stats.files_deduped));
   row("files skipped", absl::StrCat(stats.files_skipped));
+  for (const SkipKindSummary& kind : status.skipped) {
+    absl::StrAppendFormat(&text, "    %-20s %6d  %s\n", SkipKindName(kind.kind), kind.files,
+                          SkipKindDescription(kind.kind));
+    for (size_t i = 0; i < kind.recent.size() && i < kRecentSkipsShown; ++i) {
+      const SkippedFile& file = kind.recent[i];
+      absl::StrAppendFormat(&text, "      %s  %s: %s\n", When(file.skipped_at),
+                            PrintablePath(file.path), PrintablePath(file.detail));
+    }
+  }
   row("bytes deduped", Bytes(stats.bytes_deduped));
   row("bytes still saveable", Bytes(stats.bytes_saveable));
-  absl::StrAppendFormat(&text, "  subvolumes: %d\n", subvolumes.size());
+  absl::StrAppendFormat(&text, "  subvolumes: %d\n", status.subvolumes.size());
   absl::StrAppendFormat(&text, "    %-8s %-12s %-25s %-3s %s\n", "ID", "GENERATION",
                         "LAST SCAN", "RO", "PATH");
-  for (const SubvolumeRecord& subvol : subvolumes) {
+  for (const SubvolumeRecord& subvol : status.subvolumes) {
     absl::StrAppendFormat(&text, "    %-8d %-12d %-25s %-3s %s\n", subvol.id,
                           subvol.last_generation, When(subvol.last_scan),
                           subvol.read_only ? "yes" : "no",
@@ -68,8 +82,57 @@ std::string FormatStatusReport(absl::string_view volume, absl::string_view db_pa
   return text;
 }
 
-absl::StatusOr<std::string> VolumeStatusReport(absl::string_view volume,
-                                               absl::string_view db_dir, absl::Time now) {
+std::string VolumeStatusToJson(const VolumeStatus& status) {
+  const IndexStats& stats = status.stats;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("volume").String(status.volume);
+  w.Key("database").String(status.db_path);
+  w.Key("database_bytes").Int(stats.database_bytes);
+  w.Key("files_tracked").Int(stats.files_tracked);
+  w.Key("files_hashed").Int(stats.files_hashed);
+  w.Key("files_pending").Int(stats.files_pending);
+  w.Key("files_waiting").Int(stats.files_waiting);
+  w.Key("duplicate_groups").Int(stats.duplicate_groups);
+  w.Key("files_deduped").Int(stats.files_deduped);
+  w.Key("files_skipped").Int(stats.files_skipped);
+  w.Key("bytes_deduped").Uint(stats.bytes_deduped);
+  w.Key("bytes_saveable").Uint(stats.bytes_saveable);
+  w.Key("skipped").BeginArray();
+  for (const SkipKindSummary& kind : status.skipped) {
+    w.BeginObject();
+    w.Key("kind").String(SkipKindName(kind.kind));
+    w.Key("description").String(SkipKindDescription(kind.kind));
+    w.Key("files").Int(kind.files);
+    w.Key("recent").BeginArray();
+    for (const SkippedFile& file : kind.recent) {
+      w.BeginObject();
+      w.Key("path").String(file.path);
+      w.Key("detail").String(file.detail);
+      w.Key("skipped_at").Time(file.skipped_at);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("subvolumes").BeginArray();
+  for (const SubvolumeRecord& subvol : status.subvolumes) {
+    w.BeginObject();
+    w.Key("id").Uint(subvol.id);
+    w.Key("path").String(subvol.path);
+    w.Key("generation").Uint(subvol.last_generation);
+    w.Key("last_scan").Time(subvol.last_scan);
+    w.Key("read_only").Bool(subvol.read_only);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.str();
+}
+
+absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
+                                              absl::string_view db_dir, absl::Time now) {
   absl::StatusOr<VolumeLocation> location = ResolveVolume(volume, db_dir);
   if (!location.ok()) return location.status();
   struct stat st;
@@ -89,23 +152,29 @@ absl::StatusOr<std::string> VolumeStatusReport(absl::string_view volume,
   }
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location->db_path);
   if (!index.ok()) return index.status();
-  absl::StatusOr<IndexStats> stats = (*index)->Stats(now);
-  if (!stats.ok()) return stats.status();
-  absl::StatusOr<std::vector<SubvolumeRecord>> subvolumes = (*index)->ListSubvolumes();
-  if (!subvolumes.ok()) return subvolumes.status();
-  return FormatStatusReport(location->path, location->db_path, *stats, *subvolumes);
+  VolumeStatus status;
+  status.volume = location->path;
+  status.db_path = location->db_path;
+  ASSIGN_OR_RETURN(status.stats, (*index)->Stats(now));
+  ASSIGN_OR_RETURN(status.skipped, (*index)->SkippedByKind(kRecentSkipsInJson));
+  ASSIGN_OR_RETURN(status.subvolumes, (*index)->ListSubvolumes());
+  return status;
 }
 
 int RunStatus(const std::vector<std::string>& volumes, absl::string_view db_dir) {
   int failed = 0;
   for (const std::string& volume : volumes) {
-    absl::StatusOr<std::string> report = VolumeStatusReport(volume, db_dir, absl::Now());
-    if (!report.ok()) {
-      LogError(volume, "%s", report.status().message());
+    absl::StatusOr<VolumeStatus> status = ReadVolumeStatus(volume, db_dir, absl::Now());
+    if (!status.ok()) {
+      LogError(volume, "%s", status.status().message());
       ++failed;
       continue;
     }
-    std::fputs(report->c_str(), stdout);
+    if (absl::GetFlag(FLAGS_json)) {
+      std::printf("%s\n", VolumeStatusToJson(*status).c_str());
+    } else {
+      std::fputs(FormatStatusReport(*status).c_str(), stdout);
+    }
   }
   std::fflush(stdout);
   return ExitCodeFor(static_cast<int>(volumes.size()), failed);

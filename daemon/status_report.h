@@ -2,8 +2,10 @@
 //
 // Reads the database only (no scan, no root needed beyond reading the database): files
 // tracked, hashed, pending, duplicate groups, files and bytes deduped, bytes still
-// saveable, files skipped, database size, and per subvolume its path, id, generation
-// seen and last scan time. A volume without a database says so and how to make one.
+// saveable, files skipped by kind (core/skip_kind.h) with the most recently skipped
+// files of each kind, database size, and per subvolume its path, id, generation seen
+// and last scan time. With --json: the same as one JSON object per volume and line
+// (see VolumeStatusToJson). A volume without a database says so and how to make one.
 
 #ifndef BTRDUPD_DAEMON_STATUS_REPORT_H_
 #define BTRDUPD_DAEMON_STATUS_REPORT_H_
@@ -21,17 +23,35 @@ namespace btrdupd {
 // True when --status was given.
 bool StatusRequested();
 
-// The report for one volume from its statistics and subvolume rows.
-std::string FormatStatusReport(absl::string_view volume, absl::string_view db_path,
-                               const IndexStats& stats,
-                               const std::vector<SubvolumeRecord>& subvolumes);
+// Files listed per skip kind: in the text report, and in the JSON one.
+inline constexpr int kRecentSkipsShown = 3;
+inline constexpr int kRecentSkipsInJson = 20;
 
-// Opens `volume`'s existing database (`db_dir` as for --db-path) and formats its report.
+// What one volume's database knows.
+struct VolumeStatus {
+  std::string volume;   // mount path
+  std::string db_path;
+  IndexStats stats;
+  std::vector<SkipKindSummary> skipped;  // kinds with files, kRecentSkipsInJson each
+  std::vector<SubvolumeRecord> subvolumes;
+};
+
+// The report for people (kRecentSkipsShown files per skip kind).
+std::string FormatStatusReport(const VolumeStatus& status);
+
+// One line of JSON: {"volume", "database", "database_bytes", "files_tracked",
+// "files_hashed", "files_pending", "files_waiting", "duplicate_groups", "files_deduped",
+// "files_skipped", "bytes_deduped", "bytes_saveable", "skipped": [{"kind",
+// "description", "files", "recent": [{"path", "detail", "skipped_at"}]}],
+// "subvolumes": [{"id", "path", "generation", "last_scan", "read_only"}]}.
+std::string VolumeStatusToJson(const VolumeStatus& status);
+
+// Opens `volume`'s existing database (`db_dir` as for --db-path) and reads its status.
 // NotFound when the volume has no database yet.
-absl::StatusOr<std::string> VolumeStatusReport(absl::string_view volume,
-                                               absl::string_view db_dir, absl::Time now);
+absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
+                                              absl::string_view db_dir, absl::Time now);
 
-// Prints the report of each volume on stdout; returns the exit code.
+// Prints the report of each volume on stdout (JSON with --json); returns the exit code.
 int RunStatus(const std::vector<std::string>& volumes, absl::string_view db_dir);
 
 }  // namespace btrdupd

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -40,15 +39,6 @@ constexpr uint64_t kReadAheadBytesPerThread = uint64_t{8} << 20;
 constexpr uint64_t kReadAheadFileBytes = uint64_t{1} << 20;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
-
-// The kind of a skip reason: its text up to the first ':' (reasons read
-// "read-only received snapshot: <path>", "EPERM: ..." and so on).
-std::string ReasonKind(absl::string_view reason) {
-  const size_t colon = reason.find(':');
-  if (colon != absl::string_view::npos) reason = reason.substr(0, colon);
-  if (reason.empty()) return "unknown";
-  return std::string(reason.substr(0, 80));
-}
 
 }  // namespace
 
@@ -280,7 +270,6 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
   }
   summary.scan = *scan;
 
-  std::set<uint64_t> sizes_with_skips;
   while (true) {
     if (should_stop && should_stop()) {
       summary.stopped = true;
@@ -306,12 +295,10 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     }
     if (observer.on_step) observer.on_step(*step);
     summary.bytes_read += step->bytes_read;
+    summary.skipped += step->skipped;
     switch (step->kind) {
       case StepResult::Kind::kHashed:
         summary.files_hashed += step->files_hashed;
-        break;
-      case StepResult::Kind::kFileSkipped:
-        sizes_with_skips.insert(step->size);
         break;
       case StepResult::Kind::kDedupeBatch:
         ++summary.groups;
@@ -319,7 +306,6 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
         summary.bytes_reclaimed += step->bytes_deduped;
         summary.files_already_shared += step->files_already_shared;
         summary.files_changed += step->files_differ;
-        if (step->files_skipped > 0) sizes_with_skips.insert(step->size);
         break;
       case StepResult::Kind::kPlannedGroup:
         ++summary.groups;
@@ -347,15 +333,6 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       summary.stopped = true;
     } else if (!settled.ok()) {
       return settled;
-    }
-  }
-  for (uint64_t size : sizes_with_skips) {
-    absl::StatusOr<std::vector<FileRecord>> files = index_->FilesOfSize(size);
-    if (!files.ok()) return files.status();
-    for (const FileRecord& file : *files) {
-      if (file.dedupe_state == DedupeState::kSkipped) {
-        ++summary.skipped[ReasonKind(file.skip_reason)];
-      }
     }
   }
   return summary;

@@ -49,6 +49,7 @@
 #include "core/dedupe_engine.h"
 #include "core/index.h"
 #include "core/scanner.h"
+#include "core/skip_kind.h"
 
 namespace btrdupd {
 
@@ -105,7 +106,7 @@ struct VolumeSummary {
   uint64_t bytes_reclaimed = 0;  // verified (would be saved, in a dry run)
   uint64_t files_already_shared = 0;
   uint64_t files_changed = 0;    // changed since hashing: they wait again
-  std::map<std::string, uint64_t> skipped;  // reason (its kind) -> files
+  SkipCounts skipped;            // files skipped for good this run, by kind
   // When the first file still in its stability wait becomes eligible, if any waits.
   std::optional<absl::Time> next_eligible;
   bool stopped = false;          // should_stop cut the run short

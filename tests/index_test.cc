@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -29,20 +30,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
-
-#define ASSERT_OK(expr)                         \
-  do {                                          \
-    const absl::Status _s = (expr);             \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s; \
-  } while (0)
-#define ASSIGN_CONCAT_INNER(a, b) a##b
-#define ASSIGN_CONCAT(a, b) ASSIGN_CONCAT_INNER(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(ASSIGN_CONCAT(_v_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr)                   \
-  auto tmp = (expr);                                                \
-  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status();          \
-  lhs = std::move(*tmp)
 
 constexpr uint64_t kTop = 5;  // the top-level subvolume's id
 
@@ -125,7 +112,7 @@ TEST_F(IndexTest, CreatesStampedSchemaAndKeepsDataAcrossReopen) {
     ASSERT_NE(index, nullptr);
     ASSERT_OK(index->SetMeta("last_full_scan", "1700000000"));
   }
-  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre("1"));
+  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre(absl::StrCat(kIndexSchemaVersion)));
   EXPECT_THAT(RawQuery(path_, "PRAGMA application_id"),
               ElementsAre(absl::StrCat(0x62747264)));
   EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("wal"));
@@ -211,7 +198,7 @@ TEST_F(IndexTest, InitializesVersionZeroDatabaseWithoutTables) {
     ASSERT_OK_AND_ASSIGN(int64_t root, index->EnsureDir("", kTop, 256));
     EXPECT_EQ(root, 1);
   }
-  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre("1"));
+  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre(absl::StrCat(kIndexSchemaVersion)));
   EXPECT_THAT(RawQuery(path_, "SELECT count(*) FROM files"), ElementsAre("0"));
 }
 
@@ -219,7 +206,7 @@ TEST_F(IndexTest, EmptyFileIsInitialized) {
   { std::ofstream out(path_); }
   std::unique_ptr<VolumeIndex> index = MustOpen();
   ASSERT_NE(index, nullptr);
-  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre("1"));
+  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre(absl::StrCat(kIndexSchemaVersion)));
 }
 
 // --- Paths ---
@@ -355,7 +342,7 @@ TEST_F(IndexTest, NewFileWaitsInitialWait) {
   EXPECT_EQ(f->hash_state, HashState::kNone);
   EXPECT_EQ(f->dedupe_state, DedupeState::kPending);
   EXPECT_EQ(f->reference_id, 0);
-  EXPECT_EQ(f->skip_reason, "");
+  EXPECT_EQ(f->skip_detail, "");
 }
 
 TEST_F(IndexTest, WaitStartsAtTheFilesOwnLastChange) {
@@ -450,7 +437,7 @@ TEST_F(IndexTest, EachKindOfChangeRestartsTheWaitAndDropsTheHash) {
                        index->ObserveFile(1, "f", Seen(257, 10000), clock_.Now(), policy_));
   for (const FileObservation& change : changes) {
     ASSERT_OK(index->SetHash(id, HashState::kFull, std::string(32, 'h')));
-    ASSERT_OK(index->SetDedupeState(id, DedupeState::kSkipped, 0, "busy"));
+    ASSERT_OK(index->RecordSkip(id, SkipKind::kDedupeFailed, "busy", clock_.Now()));
     clock_.Advance(absl::Minutes(1));
     ASSERT_OK_AND_ASSIGN(int64_t same, index->ObserveFile(1, "f", change, clock_.Now(),
                                                           policy_));
@@ -460,7 +447,7 @@ TEST_F(IndexTest, EachKindOfChangeRestartsTheWaitAndDropsTheHash) {
     EXPECT_EQ(f->hash_state, HashState::kNone);
     EXPECT_EQ(f->hash, "");
     EXPECT_EQ(f->dedupe_state, DedupeState::kPending);
-    EXPECT_EQ(f->skip_reason, "");
+    EXPECT_EQ(f->skip_detail, "");
     EXPECT_EQ(f->size, change.size);
     EXPECT_EQ(f->ino, change.ino);
     EXPECT_EQ(f->subvol_id, change.subvol_id);
@@ -524,7 +511,7 @@ TEST_F(IndexTest, BackoffLevelResetsOnceTheFileIsProcessed) {
   EXPECT_EQ(f->backoff_level, 1);
   EXPECT_EQ(f->next_eligible, clock_.Now() + absl::Minutes(10));
   // SetDedupeState to a final state also resets it.
-  ASSERT_OK(index->SetDedupeState(id, DedupeState::kReference, 0, ""));
+  ASSERT_OK(index->SetDedupeState(id, DedupeState::kReference, 0));
   ASSERT_OK_AND_ASSIGN(f, index->GetFile(id));
   EXPECT_EQ(f->backoff_level, 0);
 }
@@ -539,8 +526,8 @@ TEST_F(IndexTest, InvalidateFileForgetsHashAndWaitsLonger) {
   const std::string hash(32, '\x01');
   ASSERT_OK(index->SetHash(ref, HashState::kFull, hash));
   ASSERT_OK(index->SetHash(dup, HashState::kFull, hash));
-  ASSERT_OK(index->SetDedupeState(ref, DedupeState::kReference, 0, ""));
-  ASSERT_OK(index->SetDedupeState(dup, DedupeState::kDeduped, ref, ""));
+  ASSERT_OK(index->SetDedupeState(ref, DedupeState::kReference, 0));
+  ASSERT_OK(index->SetDedupeState(dup, DedupeState::kDeduped, ref));
   ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> d, index->GetFile(dup));
   EXPECT_EQ(d->hash, hash);
   EXPECT_EQ(d->reference_id, ref);
@@ -565,7 +552,7 @@ TEST_F(IndexTest, InvalidateFileForgetsHashAndWaitsLonger) {
   EXPECT_EQ(index->SetHash(9999, HashState::kFull, hash).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(index->SetHash(ref, HashState::kFull, "").code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(index->SetDedupeState(9999, DedupeState::kDeduped, 1, "").code(),
+  EXPECT_EQ(index->SetDedupeState(9999, DedupeState::kDeduped, 1).code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -576,8 +563,8 @@ TEST_F(IndexTest, RemovingAReferenceReleasesItsDependents) {
                                                        clock_.Now(), policy_));
   ASSERT_OK_AND_ASSIGN(int64_t dup, index->ObserveFile(1, "dup", Seen(258, 10000),
                                                        clock_.Now(), policy_));
-  ASSERT_OK(index->SetDedupeState(ref, DedupeState::kReference, 0, ""));
-  ASSERT_OK(index->SetDedupeState(dup, DedupeState::kDeduped, ref, ""));
+  ASSERT_OK(index->SetDedupeState(ref, DedupeState::kReference, 0));
+  ASSERT_OK(index->SetDedupeState(dup, DedupeState::kDeduped, ref));
   ASSERT_OK(index->RemoveFile(ref));
   ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> gone, index->GetFile(ref));
   EXPECT_FALSE(gone.has_value());
@@ -607,19 +594,19 @@ TEST_F(IndexTest, SizesWithWorkNeedTwoFilesAndOneEligiblePending) {
   add("small2", 5000, t0);
   const int64_t done1 = add("done1", 40000, t0);
   const int64_t done2 = add("done2", 40000, t0);
-  ASSERT_OK(index->SetDedupeState(done1, DedupeState::kReference, 0, ""));
-  ASSERT_OK(index->SetDedupeState(done2, DedupeState::kDeduped, done1, ""));
+  ASSERT_OK(index->SetDedupeState(done1, DedupeState::kReference, 0));
+  ASSERT_OK(index->SetDedupeState(done2, DedupeState::kDeduped, done1));
   const int64_t half1 = add("half1", 50000, t0);
   add("half2", 50000, t0);
-  ASSERT_OK(index->SetDedupeState(half1, DedupeState::kReference, 0, ""));
+  ASSERT_OK(index->SetDedupeState(half1, DedupeState::kReference, 0));
   const int64_t uniq1 = add("uniq1", 70000, t0);
   const int64_t uniq2 = add("uniq2", 70000, t0);
-  ASSERT_OK(index->SetDedupeState(uniq1, DedupeState::kUnique, 0, ""));
-  ASSERT_OK(index->SetDedupeState(uniq2, DedupeState::kUnique, 0, ""));
+  ASSERT_OK(index->SetDedupeState(uniq1, DedupeState::kUnique, 0));
+  ASSERT_OK(index->SetDedupeState(uniq2, DedupeState::kUnique, 0));
   const int64_t skip1 = add("skip1", 60000, t0);
   const int64_t skip2 = add("skip2", 60000, t0);
-  ASSERT_OK(index->SetDedupeState(skip1, DedupeState::kSkipped, 0, "EPERM"));
-  ASSERT_OK(index->SetDedupeState(skip2, DedupeState::kSkipped, 0, "EPERM"));
+  ASSERT_OK(index->RecordSkip(skip1, SkipKind::kNotPermitted, "EPERM", t0));
+  ASSERT_OK(index->RecordSkip(skip2, SkipKind::kNotPermitted, "EPERM", t0));
 
   ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> sizes, index->SizesWithWork(8192, t0));
   EXPECT_THAT(sizes, ElementsAre());
@@ -655,7 +642,7 @@ TEST_F(IndexTest, NextEligibleAfterGivesTheEarliestFutureTime) {
                 .status());
   ASSERT_OK_AND_ASSIGN(int64_t c, index->ObserveFile(1, "c", Seen(3, 10000),
                                                      t0 - absl::Minutes(1), policy_));
-  ASSERT_OK(index->SetDedupeState(c, DedupeState::kDeduped, 0, ""));
+  ASSERT_OK(index->SetDedupeState(c, DedupeState::kDeduped, 0));
   ASSERT_OK_AND_ASSIGN(next, index->NextEligibleAfter(t0));
   EXPECT_EQ(next, t0 + absl::Minutes(5));
   ASSERT_OK_AND_ASSIGN(next, index->NextEligibleAfter(t0 + absl::Minutes(5)));
@@ -672,7 +659,7 @@ TEST_F(IndexTest, EndStabilityWaitsMakesWaitingPendingFilesEligibleNow) {
   ASSERT_OK(index->ObserveFile(1, "a", Seen(1, 10000, 2), t0, policy_).status());  // level 1
   ASSERT_OK_AND_ASSIGN(int64_t b, index->ObserveFile(1, "b", Seen(2, 10000), t0, policy_));
   ASSERT_OK_AND_ASSIGN(int64_t done, index->ObserveFile(1, "c", Seen(3, 10000), t0, policy_));
-  ASSERT_OK(index->SetDedupeState(done, DedupeState::kSkipped, 0, "EPERM"));
+  ASSERT_OK(index->RecordSkip(done, SkipKind::kNotPermitted, "EPERM", t0));
   ASSERT_OK_AND_ASSIGN(int64_t old, index->ObserveFile(1, "old", Seen(4, 10000),
                                                        t0 - absl::Hours(1), policy_));
 
@@ -727,14 +714,14 @@ TEST_F(IndexTest, StatsCountFilesStatesGroupsAndBytes) {
   }
   // Group 1: four files of 10000 bytes, same hash: ref, deduped, pending, pending.
   for (int i = 0; i < 4; ++i) ASSERT_OK(index->SetHash(ids[i], HashState::kFull, h1));
-  ASSERT_OK(index->SetDedupeState(ids[0], DedupeState::kReference, 0, ""));
-  ASSERT_OK(index->SetDedupeState(ids[1], DedupeState::kDeduped, ids[0], ""));
+  ASSERT_OK(index->SetDedupeState(ids[0], DedupeState::kReference, 0));
+  ASSERT_OK(index->SetDedupeState(ids[1], DedupeState::kDeduped, ids[0]));
   // Group 2: two files of 20000 with hash h2; one with a different hash; one skipped.
   ASSERT_OK(index->SetHash(ids[4], HashState::kFull, h2));
   ASSERT_OK(index->SetHash(ids[5], HashState::kFull, h2));
   ASSERT_OK(index->SetHash(ids[6], HashState::kFull, h1));
   ASSERT_OK(index->SetHash(ids[7], HashState::kPrefix, "prefix"));
-  ASSERT_OK(index->SetDedupeState(ids[7], DedupeState::kSkipped, 0, "ETXTBSY: swapfile"));
+  ASSERT_OK(index->RecordSkip(ids[7], SkipKind::kSwapfile, "swapfile", t0));
 
   ASSERT_OK_AND_ASSIGN(IndexStats stats, index->Stats(t0 + absl::Minutes(1)));
   EXPECT_EQ(stats.files_tracked, 8);
@@ -751,7 +738,8 @@ TEST_F(IndexTest, StatsCountFilesStatesGroupsAndBytes) {
   EXPECT_EQ(stats.files_waiting, 0);
 
   ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> skipped, index->GetFile(ids[7]));
-  EXPECT_EQ(skipped->skip_reason, "ETXTBSY: swapfile");
+  EXPECT_EQ(skipped->skip_kind, SkipKind::kSwapfile);
+  EXPECT_EQ(skipped->skip_detail, "swapfile");
 
   // Forgetting dedupe states keeps hashes.
   ASSERT_OK(index->ResetDedupeStates());
@@ -764,7 +752,68 @@ TEST_F(IndexTest, StatsCountFilesStatesGroupsAndBytes) {
   EXPECT_EQ(d->reference_id, 0);
   EXPECT_EQ(d->hash, h1);
   ASSERT_OK_AND_ASSIGN(skipped, index->GetFile(ids[7]));
-  EXPECT_EQ(skipped->skip_reason, "");
+  EXPECT_EQ(skipped->skip_detail, "");
+}
+
+TEST_F(IndexTest, SkippedByKindCountsEachKindAndListsTheMostRecentFirst) {
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  const absl::Time t0 = clock_.Now();
+  ASSERT_OK_AND_ASSIGN(int64_t d, index->EnsureDir("d", kTop, 300));
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_OK_AND_ASSIGN(int64_t id, index->ObserveFile(d, absl::StrCat("f", i),
+                                                        Seen(257 + i, 10000), t0, policy_));
+    ids.push_back(id);
+  }
+  ASSERT_OK(index->RecordSkip(ids[0], SkipKind::kImmutable, "first", t0));
+  ASSERT_OK(index->RecordSkip(ids[1], SkipKind::kImmutable, "second", t0 + absl::Minutes(1)));
+  ASSERT_OK(index->RecordSkip(ids[2], SkipKind::kImmutable, "third", t0 + absl::Minutes(2)));
+  ASSERT_OK(index->RecordSkip(ids[3], SkipKind::kHardLink, "link", t0));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<SkipKindSummary> kinds, index->SkippedByKind(2));
+  ASSERT_EQ(kinds.size(), 2u);
+  EXPECT_EQ(kinds[0].kind, SkipKind::kImmutable);
+  EXPECT_EQ(kinds[0].files, 3);
+  ASSERT_EQ(kinds[0].recent.size(), 2u);
+  EXPECT_EQ(kinds[0].recent[0].path, "d/f2");
+  EXPECT_EQ(kinds[0].recent[0].detail, "third");
+  EXPECT_EQ(kinds[0].recent[0].skipped_at, t0 + absl::Minutes(2));
+  EXPECT_EQ(kinds[0].recent[1].path, "d/f1");
+  EXPECT_EQ(kinds[1].kind, SkipKind::kHardLink);
+  EXPECT_EQ(kinds[1].files, 1);
+
+  // A file no longer skipped leaves the summary.
+  ASSERT_OK(index->SetDedupeState(ids[3], DedupeState::kPending, 0));
+  ASSERT_OK_AND_ASSIGN(kinds, index->SkippedByKind(0));
+  ASSERT_EQ(kinds.size(), 1u);
+  EXPECT_TRUE(kinds[0].recent.empty());
+}
+
+TEST_F(IndexTest, Version1SkipsWithFreeTextGoBackToPendingKeepingTheirHash) {
+  int64_t id = 0;
+  {
+    std::unique_ptr<VolumeIndex> index = MustOpen();
+    ASSERT_NE(index, nullptr);
+    ASSERT_OK_AND_ASSIGN(id, index->ObserveFile(1, "f", Seen(257, 10000), clock_.Now(),
+                                                policy_));
+    ASSERT_OK(index->SetHash(id, HashState::kFull, std::string(32, 'h')));
+  }
+  // What version 1 wrote: a skip as free text, no kind columns.
+  RawQuery(path_,
+           "ALTER TABLE files DROP COLUMN skip_kind; ALTER TABLE files DROP COLUMN skip_at; "
+           "UPDATE files SET dedupe_state = 3, skip = 'EPERM: refused'; "
+           "PRAGMA user_version = 1;");
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"),
+              ElementsAre(absl::StrCat(kIndexSchemaVersion)));
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> f, index->GetFile(id));
+  EXPECT_EQ(f->dedupe_state, DedupeState::kPending);
+  EXPECT_EQ(f->skip_detail, "");
+  EXPECT_EQ(f->hash, std::string(32, 'h'));
+  ASSERT_OK_AND_ASSIGN(std::vector<SkipKindSummary> kinds, index->SkippedByKind(5));
+  EXPECT_TRUE(kinds.empty());
 }
 
 TEST_F(IndexTest, VacuumKeepsEverything) {

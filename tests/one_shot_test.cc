@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/index.h"
+#include "daemon/status_json.h"
 #include "daemon/volume_name.h"
 #include "gtest/gtest.h"
 #include "ioctl/fiemap.h"
@@ -276,6 +277,38 @@ TEST_F(OneShotTest, StatusReportsWhatTheDatabaseHolds) {
                                   absl::StrFormat("    %-8d %-12d ", s.id, s.last_generation)))
         << r.stdout_text;
   }
+}
+
+TEST_F(OneShotTest, StatusShowsSkippedFilesByKindAndAsJson) {
+  // A second name of big/a: one inode, nothing to share, so it is skipped as a hard link.
+  ASSERT_EQ(link(Path("big/a").c_str(), Path("big/a-link").c_str()), 0);
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+
+  CommandResult text = Btrdupd({"--status", mount_path()});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  EXPECT_TRUE(absl::StrContains(
+      text.stdout_text, absl::StrFormat("    %-20s %6d  %s\n", "hard_link", 1,
+                                        "hard link of a handled inode")))
+      << text.stdout_text;
+
+  CommandResult json = Btrdupd({"--status", "--json", mount_path()});
+  ASSERT_EQ(json.exit_code, 0) << json.stderr_text;
+  absl::StatusOr<JsonValue> parsed = ParseJson(json.stdout_text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << json.stdout_text;
+  const JsonValue* skipped = parsed->Find("skipped");
+  ASSERT_NE(skipped, nullptr) << json.stdout_text;
+  ASSERT_EQ(skipped->array.size(), 1u) << json.stdout_text;
+  const JsonValue& kind = skipped->array[0];
+  EXPECT_EQ(kind.Find("kind")->string, "hard_link");
+  EXPECT_EQ(kind.Find("files")->number, 1);
+  ASSERT_EQ(kind.Find("recent")->array.size(), 1u);
+  // Whichever name was handled first, the other one is the skipped one.
+  EXPECT_TRUE(absl::StartsWith(kind.Find("recent")->array[0].Find("path")->string, "big/a"))
+      << json.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text,
+                                kind.Find("recent")->array[0].Find("path")->string))
+      << text.stdout_text;
+  EXPECT_EQ(parsed->Find("files_skipped")->number, 1);
 }
 
 TEST_F(OneShotTest, StatusWithoutDatabaseSaysSoAndFails) {
