@@ -143,7 +143,7 @@ TEST_F(DedupeEngineTest, AFileThatIsNotTheIndexedOneGoesBackToTheScannerUnread) 
   }
   const FileRecord moved = Get(b);
   EXPECT_EQ(moved.dedupe_state, DedupeState::kPending);  // not skipped
-  EXPECT_EQ(moved.skip_reason, "");
+  EXPECT_EQ(moved.skip_detail, "");
   EXPECT_GT(moved.next_eligible, clock_.Now());  // waits for the scanner to see it again
   EXPECT_EQ(engine->stats().files_skipped, 0);
   EXPECT_NE(Get(a).dedupe_state, DedupeState::kSkipped);
