@@ -59,6 +59,10 @@ const std::vector<KeySpec>& Keys() {
       {kDefaultSection, "dedup_snapshots", true, 0, 0,
        "Also dedupe same-path, same-size files in snapshots of a subvolume",
        &VolumeConfig::dedup_snapshots, nullptr, nullptr},
+      {kDefaultSection, "dedupe_across_owners", true, 0, 0,
+       "Let files of different owners share extents; false: only files with the same owner "
+       "(uid) do, so nobody learns from FIEMAP that another user's file matched a guess",
+       &VolumeConfig::dedupe_across_owners, nullptr, nullptr},
       {kDefaultSection, "max_dedup_batch", false, 1, 10000,
        "Files deduped per backend call in a group smaller than large_group_threshold", nullptr,
        &VolumeConfig::max_dedup_batch, nullptr},

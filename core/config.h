@@ -7,7 +7,8 @@
 // belong to [DEFAULT]; a section may appear more than once.
 //
 //   [DEFAULT]           min_file_size, initial_wait_minutes, max_backoff_hours,
-//                       dedup_snapshots, max_dedup_batch, large_group_threshold,
+//                       dedup_snapshots, dedupe_across_owners, max_dedup_batch,
+//                       large_group_threshold,
 //                       dedup_batch_size, max_arg_length, vacuum_interval_days,
 //                       dedup_reset_interval_days, exclude
 //   [change_detection]  max_generation_gap, full_scan_hour, min_hours_between_full_scans
@@ -45,6 +46,7 @@ struct VolumeConfig {
   int initial_wait_minutes = 5;           // wait after a file's last change
   int max_backoff_hours = 72;             // cap of the doubling wait
   bool dedup_snapshots = true;            // include same-path files of snapshots
+  bool dedupe_across_owners = true;       // false: only files of one owner share extents
   int max_dedup_batch = 5;                // files per backend call, small group
   int large_group_threshold = 10;         // a group this big is "large"
   int dedup_batch_size = 50;              // files per backend call, large group

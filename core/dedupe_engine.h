@@ -33,7 +33,10 @@
 //     EngineOptions::prefetch_bytes) are hinted to FileAccess::Prefetch, so the disk
 //     reads ahead while the CPU hashes (one thread, no extra I/O beyond the hints).
 //  2. Group by (size, full hash) and NOCOW flag (NOCOW files cannot share extents with
-//     checksummed ones), counting distinct inodes; groups of >= 2 inodes go on.
+//     checksummed ones), and by owner (st_uid) when the volume's dedupe_across_owners is
+//     off (each owner's copies then have their own reference; a file whose copies all
+//     belong to others becomes kUnique until a copy of its owner appears), counting
+//     distinct inodes; groups of >= 2 inodes go on.
 //  3. Reference: the remembered one (DedupeState::kReference) while it is unchanged -
 //     unless it could be a destination and a copy needing work cannot (e.g. one in a
 //     received snapshot that arrived later), which then takes over so it is shared too;

@@ -72,7 +72,10 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
     if (attempted_.contains(m.id)) continue;
     if (m.dedupe_state == DedupeState::kPending ||
         (m.dedupe_state == DedupeState::kDeduped && !references.contains(m.reference_id)) ||
-        (m.dedupe_state == DedupeState::kReference && references.size() > 1)) {
+        // Two references are merged - unless they are of different owners, which
+        // stay apart when dedupe_across_owners is off.
+        (m.dedupe_state == DedupeState::kReference && references.size() > 1 &&
+         config_.dedupe_across_owners)) {
       work = true;
       break;
     }
@@ -115,12 +118,12 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
     (attrs->nocow ? nocow_attrs : cow_attrs).push_back(*attrs);
   }
   for (int part = 0; part < 2; ++part) {
-    std::vector<FileRecord>& members = part == 0 ? cow : nocow;
-    std::vector<FileAttributes>& attrs = part == 0 ? cow_attrs : nocow_attrs;
-    if (members.empty()) continue;
-    if (CountInodes(members) < 2) {
+    std::vector<FileRecord>& kind = part == 0 ? cow : nocow;
+    std::vector<FileAttributes>& kind_attrs = part == 0 ? cow_attrs : nocow_attrs;
+    if (kind.empty()) continue;
+    if (CountInodes(kind) < 2) {
       // The only copy of its kind: NOCOW and checksummed files cannot share extents.
-      for (const FileRecord& m : members) {
+      for (const FileRecord& m : kind) {
         if (attempted_.contains(m.id) || m.dedupe_state != DedupeState::kPending) continue;
         result.path = AbsPath(m.path);
         RETURN_IF_ERROR(Skip(m, SkipKind::kNodatasumMismatch,
@@ -133,9 +136,31 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
       if (result.files_skipped > 0) return std::optional<StepResult>(result);
       continue;
     }
-    ASSIGN_OR_RETURN(std::optional<StepResult> done,
-                     ProcessPartition(group, members, attrs, now));
-    if (done.has_value()) return done;
+    // With dedupe_across_owners off, each owner's copies are a group of their own.
+    std::map<uint32_t, std::pair<std::vector<FileRecord>, std::vector<FileAttributes>>> owners;
+    for (size_t i = 0; i < kind.size(); ++i) {
+      const uint32_t owner = config_.dedupe_across_owners ? 0 : kind_attrs[i].owner;
+      owners[owner].first.push_back(kind[i]);
+      owners[owner].second.push_back(kind_attrs[i]);
+    }
+    for (auto& [owner, part_members] : owners) {
+      const std::vector<FileRecord>& members = part_members.first;
+      if (CountInodes(members) < 2) {
+        // Its copies all belong to other owners: nothing it may share with, until a copy
+        // of its own owner appears (kUnique: a new copy brings it back).
+        if (options_.dry_run) continue;
+        for (const FileRecord& m : members) {
+          if (m.dedupe_state == DedupeState::kPending && !attempted_.contains(m.id)) {
+            attempted_.insert(m.id);
+            RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0));
+          }
+        }
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::optional<StepResult> done,
+                       ProcessPartition(group, members, part_members.second, now));
+      if (done.has_value()) return done;
+    }
   }
   return std::optional<StepResult>();
 }

@@ -78,6 +78,8 @@ struct FileAttributes {
   bool immutable = false;    // chattr +i: cannot be a destination
   bool append_only = false;  // chattr +a: cannot be a destination
   bool swapfile = false;     // an active swap file: neither source nor destination
+  uint32_t owner = 0;        // st_uid: with dedupe_across_owners = false only files of
+                             // one owner share extents
 };
 
 // Flags of the subvolume a path belongs to.

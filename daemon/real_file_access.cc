@@ -250,6 +250,7 @@ absl::StatusOr<FileAttributes> RealFileAccess::GetAttributes(const FileRef& file
   out.immutable = flags->immutable;
   out.append_only = flags->append_only;
   out.swapfile = IsActiveSwap(st.st_dev, st.st_ino);
+  out.owner = st.st_uid;
   return out;
 }
 

@@ -860,6 +860,59 @@ TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
 }
 
+TEST_F(DedupeEngineTest, WithoutDedupeAcrossOwnersOnlyFilesOfOneOwnerShareExtents) {
+  config_.dedupe_across_owners = false;
+  const std::string content = Bytes(20000, 'o');
+  int64_t a1 = Add("a1", content, 11, absl::Hours(3));
+  int64_t a2 = Add("a2", content, 12);
+  int64_t b1 = Add("b1", content, 13, absl::Hours(2));
+  int64_t b2 = Add("b2", content, 14);
+  int64_t c = Add("c", content, 15);
+  fs_.file(P("a1")).attrs.owner = 1000;
+  fs_.file(P("a2")).attrs.owner = 1000;
+  fs_.file(P("b1")).attrs.owner = 1001;
+  fs_.file(P("b2")).attrs.owner = 1001;
+  fs_.file(P("c")).attrs.owner = 1002;
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("a1"), P("a2")));
+  EXPECT_TRUE(fs_.SameExtents(P("b1"), P("b2")));
+  EXPECT_FALSE(fs_.SameExtents(P("a1"), P("b1")));
+  EXPECT_FALSE(fs_.SameExtents(P("c"), P("a1")));
+  EXPECT_FALSE(fs_.SameExtents(P("c"), P("b1")));
+  EXPECT_EQ(Get(a1).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(b1).dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(Get(a2).reference_id, a1);
+  EXPECT_EQ(Get(b2).reference_id, b1);
+  // c's copies all belong to others: not skipped, just nothing to share with for now.
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kUnique);
+  for (const DedupeRequest& call : backend_.calls()) {
+    const uint32_t owner = fs_.file(call.reference_path).attrs.owner;
+    for (const std::string& d : call.destination_paths) EXPECT_EQ(fs_.file(d).attrs.owner, owner);
+  }
+  // A second pass changes nothing (two references of different owners are not "work").
+  const size_t calls = backend_.calls().size();
+  Run(*engine);
+  EXPECT_EQ(backend_.calls().size(), calls);
+  // A copy of c's own owner appears: c is deduped with it.
+  int64_t c2 = Add("c2", content, 16);
+  fs_.file(P("c2")).attrs.owner = 1002;
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("c"), P("c2")));
+  EXPECT_NE(Get(c2).dedupe_state, DedupeState::kPending);
+}
+
+TEST_F(DedupeEngineTest, ByDefaultFilesOfDifferentOwnersShareExtents) {
+  const std::string content = Bytes(20000, 'p');
+  Add("a", content, 11, absl::Hours(3));
+  Add("b", content, 12);
+  fs_.file(P("a")).attrs.owner = 1000;
+  fs_.file(P("b")).attrs.owner = 1001;
+  auto engine = Engine();
+  Run(*engine);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+}
+
 TEST_F(DedupeEngineTest, BackendThatFailsAsAWholeIsAVolumeErrorAndNoFileIsSkipped) {
   int64_t a = Add("a", Bytes(20000, 'w'), 11, absl::Hours(2));
   int64_t b = Add("b", Bytes(20000, 'w'), 12);
