@@ -10,7 +10,8 @@
 // starting or ending with '/'. They may hold any byte but '/' and NUL (no UTF-8
 // assumption). Times are absl::Time, stored as whole seconds.
 //
-// Durability: the database runs in WAL mode. Mutations made between BeginBatch() and
+// Durability: the database runs with a rollback journal and no memory map (a full
+// volume is an error that rolls back, never a SIGBUS). Mutations made between BeginBatch() and
 // CommitBatch() form one transaction; outside a batch every mutation is its own
 // transaction. A process killed at any moment leaves the last committed state.
 //
@@ -272,7 +273,7 @@ class VolumeIndex {
   // The skipped files by kind (only kinds with files, in SkipKind order), each with its
   // `recent_per_kind` most recently skipped files. Reads only the skipped rows.
   virtual absl::StatusOr<std::vector<SkipKindSummary>> SkippedByKind(int recent_per_kind) = 0;
-  // Rewrites the file compactly and truncates the WAL. FailedPrecondition in a batch.
+  // Rewrites the file compactly. FailedPrecondition in a batch.
   virtual absl::Status Vacuum() = 0;
 };
 

@@ -123,7 +123,11 @@ absl::Status InspectExisting(const std::string& path) {
   absl::StatusOr<int64_t> app_id = (*db)->QueryInt("PRAGMA application_id");
   if (!app_id.ok()) {
     if (absl::IsDataLoss(app_id.status())) {
-      return Refuse(path, "not an SQLite database");
+      // Damaged (garbage, or shorter than its header says: truncated). DataLoss, not
+      // FailedPrecondition: the caller may set the file aside and rebuild the index.
+      return absl::DataLossError(absl::StrCat(
+          "index database ", path, ": damaged or not an SQLite database (",
+          app_id.status().message(), "); the file was not changed"));
     }
     return app_id.status();
   }
@@ -176,20 +180,31 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
   if (!db.ok()) return db.status();
   SqliteDb& conn = **db;
   sqlite3_busy_timeout(conn.get(), 10000);
-  absl::StatusOr<std::string> mode = conn.QueryText("PRAGMA journal_mode=WAL");
+  // A rollback journal, not WAL: WAL keeps its index in a memory-mapped "-shm" file next
+  // to the database, and a page fault on it that the filesystem cannot back (a full
+  // volume: btrfs must allocate to write even a NOCOW page it has not written yet) kills
+  // the process with SIGBUS. SQLite's exclusive locking mode would keep the WAL index in
+  // heap memory instead, but it also keeps every other reader out (`--status`, which
+  // reads the database while the daemon runs) for as long as the daemon lives. With a
+  // journal and no mmap, a full volume is an SQLITE_FULL error like any other: the
+  // transaction rolls back and the database stays as it was. TRUNCATE rather than
+  // DELETE: the journal file stays, so a commit does not create and delete a directory
+  // entry each time. A database left in WAL mode by an older btrdupd is converted here
+  // (that needs no other connection open; the busy timeout waits for one).
+  absl::StatusOr<std::string> mode = conn.QueryText("PRAGMA journal_mode=TRUNCATE");
   if (!mode.ok()) return mode.status();
-  if (*mode != "wal") {
+  if (*mode != "truncate") {
     return absl::FailedPreconditionError(absl::StrCat(
-        "index database ", path, ": cannot switch to WAL journal mode (got \"", *mode,
-        "\"); is the directory on a filesystem without shared memory/mmap support?"));
+        "index database ", path, ": cannot switch to a rollback journal (journal mode \"",
+        *mode, "\"); is another process holding it open?"));
   }
-  // journal_size_limit: the WAL file is cut back to 8 MiB after a checkpoint.
+  // mmap_size=0: no page of the database is ever read through a memory map (the same
+  // SIGBUS on a full or failing volume); this is SQLite's default, made explicit.
   // cache_size: 8 MiB of page cache (SQLite's default is 2 MiB) keeps the random-order
   // indexes (size, pending) of a few hundred thousand files in memory while a scan
   // inserts (bench/index_size_bench: RSS stays ~28 MiB for 300 000 files).
   for (const char* pragma : {"PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-                             "PRAGMA cache_size=-8192",
-                             "PRAGMA journal_size_limit=8388608"}) {
+                             "PRAGMA cache_size=-8192", "PRAGMA mmap_size=0"}) {
     if (absl::Status s = conn.Exec(pragma); !s.ok()) return s;
   }
   // Up to date: done without taking the write lock, so opening the index (e.g. for

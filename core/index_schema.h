@@ -11,8 +11,9 @@
 //    was: a file that is not SQLite, one stamped with another application's id, one with
 //    tables but no btrdupd stamp, and one whose version is newer than this build's.
 //    The check runs on a read-only connection before anything is written.
-//  - the connection is set up with WAL, synchronous=NORMAL, foreign_keys=ON and a busy
-//    timeout, on every open.
+//  - the connection is set up with a rollback journal (TRUNCATE; never WAL, whose
+//    memory-mapped index faults with SIGBUS on a full volume), no memory map,
+//    synchronous=NORMAL, foreign_keys=ON and a busy timeout, on every open.
 
 #ifndef BTRDUPD_CORE_INDEX_SCHEMA_H_
 #define BTRDUPD_CORE_INDEX_SCHEMA_H_

@@ -423,8 +423,7 @@ absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlip
 absl::Status SqliteVolumeIndex::Vacuum() {
   if (in_batch_) return absl::FailedPreconditionError("index: Vacuum inside a batch");
   statements_.Clear();  // no statement may be pending while VACUUM rewrites the file
-  RETURN_IF_ERROR(db_->Exec("VACUUM"));
-  return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return db_->Exec("VACUUM");
 }
 
 }  // namespace btrdupd

@@ -115,7 +115,11 @@ TEST_F(IndexTest, CreatesStampedSchemaAndKeepsDataAcrossReopen) {
   EXPECT_THAT(RawQuery(path_, "PRAGMA user_version"), ElementsAre(absl::StrCat(kIndexSchemaVersion)));
   EXPECT_THAT(RawQuery(path_, "PRAGMA application_id"),
               ElementsAre(absl::StrCat(0x62747264)));
-  EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("wal"));
+  EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("delete"));
+  // A raw connection sees the default mode (a rollback journal is not stamped in the
+  // file as WAL is): what matters is that no WAL or shared-memory file exists.
+  EXPECT_FALSE(Exists(path_ + "-wal"));
+  EXPECT_FALSE(Exists(path_ + "-shm"));
   std::unique_ptr<VolumeIndex> index = MustOpen();
   ASSERT_NE(index, nullptr);
   ASSERT_OK_AND_ASSIGN(std::optional<std::string> value, index->GetMeta("last_full_scan"));
@@ -159,7 +163,7 @@ TEST_F(IndexTest, RefusesSqliteDatabaseOfSomeoneElse) {
   EXPECT_THAT(std::string(index.status().message()), HasSubstr("another application"));
 }
 
-TEST_F(IndexTest, RefusesFileThatIsNotSqlite) {
+TEST_F(IndexTest, FileThatIsNotSqliteIsDataLossAndLeftUnchanged) {
   {
     std::ofstream out(path_, std::ios::binary);
     out << std::string(4096, 'x') << "my precious notes\n";
@@ -167,7 +171,9 @@ TEST_F(IndexTest, RefusesFileThatIsNotSqlite) {
   const std::string before = ReadBytes(path_);
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path_);
   ASSERT_FALSE(index.ok());
-  EXPECT_EQ(index.status().code(), absl::StatusCode::kFailedPrecondition);
+  // DataLoss: a damaged index (the daemon sets it aside and rebuilds), unlike a
+  // database of another application or a newer btrdupd (FailedPrecondition: refused).
+  EXPECT_EQ(index.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(index.status().message()), HasSubstr("not an SQLite database"));
   EXPECT_EQ(ReadBytes(path_), before);
 }
@@ -996,7 +1002,7 @@ TEST_F(IndexTest, KilledMidBatchLeavesLastCommittedState) {
     if (!(*index)->BeginBatch().ok()) _exit(7);
     absl::StatusOr<int64_t> lost = (*index)->EnsureDir("uncommitted", kTop, 301);
     if (!lost.ok()) _exit(8);
-    for (int i = 0; i < 20000; ++i) {  // enough to spill pages into the WAL
+    for (int i = 0; i < 20000; ++i) {  // enough to spill pages into the database file
       if (!(*index)->ObserveFile(*lost, absl::StrCat("g", i), Seen(5000 + i, 10000), now,
                                  policy)
                .ok()) {
