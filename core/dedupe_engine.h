@@ -287,6 +287,11 @@ class DedupeEngine {
                            const std::vector<const FileRecord*>& batch, uint64_t flip_subvol,
                            StepResult& result);
   absl::StatusOr<SubvolInfo> SubvolumeOf(uint64_t subvol_id);
+  // A backend error that is the volume's condition, not the file's: no space
+  // (ENOSPC/EDQUOT: a dedupe needs metadata space) or the filesystem gone read-only.
+  // Returned as the step's error (ResourceExhausted / Unavailable) so that nothing is
+  // recorded against the files and the caller pauses the volume; OK for anything else.
+  absl::Status VolumeCondition(const absl::Status& error);
 
   // Outcomes for one file (dedupe_engine.cc / _hash.cc).
   absl::Status Skip(const FileRecord& file, SkipKind kind, absl::string_view detail,

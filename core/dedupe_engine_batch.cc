@@ -63,6 +63,26 @@ class ReadOnlyFlipGuard {
 
 }  // namespace
 
+absl::Status DedupeEngine::VolumeCondition(const absl::Status& error) {
+  if (absl::IsResourceExhausted(error)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(volume_root_, ": no space left for a dedupe (", error.message(),
+                     "); deduping waits until there is space again"));
+  }
+  if (engine_internal::IsReadOnlyRefusal(error)) {
+    // EROFS: a read-only snapshot (per file), or the whole filesystem went read-only
+    // (btrfs does that after a write error; or `mount -o remount,ro`). Asked afresh: the
+    // cached flags may predate the remount.
+    absl::StatusOr<SubvolumeFlags> root = files_->GetSubvolumeFlags(volume_root_);
+    if (root.ok() && root->on_read_only_mount) {
+      return absl::UnavailableError(absl::StrCat(
+          volume_root_, ": the filesystem is mounted read-only (", error.message(),
+          "); deduping waits until it is writable again"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                                        const std::vector<const FileRecord*>& batch,
                                        uint64_t flip_subvol, StepResult& result) {
@@ -115,6 +135,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
   if (!restore_error.empty()) result.detail = restore_error;
 
   if (!outcomes.ok()) {
+    RETURN_IF_ERROR(VolumeCondition(outcomes.status()));
     for (const FileRecord* d : batch) attempted_.erase(d->id);
     // The backend does not work at all: a volume-level error, no file's fault.
     if (IsBackendFailure(outcomes.status())) return outcomes.status();
@@ -172,6 +193,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         RETURN_IF_ERROR(index_->InvalidateFile(dest.id, clock_->Now(), policy));
         break;
       case DedupeOutcome::Kind::kFailed:
+        RETURN_IF_ERROR(VolumeCondition(outcome.error));
         if (flip_subvol == 0 && engine_internal::IsReadOnlyRefusal(outcome.error)) {
           ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(dest.subvol_id));
           if (engine_internal::FlipEligible(subvol.flags)) {

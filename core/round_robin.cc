@@ -86,13 +86,14 @@ void RoundRobin::ReportIdle(int volume, absl::Time now,
   }
 }
 
-void RoundRobin::ReportFailed(int volume, absl::Time now) {
+void RoundRobin::ReportFailed(int volume, absl::Time now, absl::Duration max_delay) {
   VolumeState& v = volumes_[volume];
   v.failed = true;
+  const absl::Duration cap = std::min(options_.max_retry, max_delay);
   if (v.retry_delay == absl::ZeroDuration()) {
-    v.retry_delay = options_.min_retry;
+    v.retry_delay = std::min(options_.min_retry, cap);
   } else {
-    v.retry_delay = std::min(v.retry_delay * 2, options_.max_retry);
+    v.retry_delay = std::min(v.retry_delay * 2, cap);
   }
   v.retry_at = now + v.retry_delay;
 }

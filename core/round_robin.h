@@ -75,8 +75,11 @@ class RoundRobin {
   // Nothing to do before `next_work` (nullopt: nothing known; the next change check
   // will tell). The volume sleeps until then or its next change check.
   void ReportIdle(int volume, absl::Time now, std::optional<absl::Time> next_work);
-  // The turn failed: the volume must be reopened after the backoff delay.
-  void ReportFailed(int volume, absl::Time now);
+  // The turn failed: the volume must be reopened after the backoff delay, which doubles
+  // up to max_retry, or up to `max_delay` when that is shorter (a full or read-only
+  // filesystem: conditions that end without btrdupd, so it resumes soon after).
+  void ReportFailed(int volume, absl::Time now,
+                    absl::Duration max_delay = absl::InfiniteDuration());
 
   // --- Outside events ---
   // Makes a change check due at once (e.g. after SIGHUP).

@@ -38,6 +38,8 @@ namespace {
 
 // At most this long in one poll(), so a wall-clock jump is noticed.
 constexpr absl::Duration kMaxSleep = absl::Minutes(10);
+// Retry cap for a volume that is full, read-only or unmounted (the others: max_retry).
+constexpr absl::Duration kMaxConditionRetry = absl::Minutes(10);
 
 class Daemon {
  public:
@@ -91,11 +93,22 @@ VolumeScheduleView Daemon::ViewOf(int v) const {
 
 void Daemon::Fail(int v, absl::string_view kind, const absl::Status& status) {
   DaemonVolume& vol = *volumes_[v];
-  vol.RecordError(kind, status);
+  const bool new_failure = vol.RecordError(kind, status);
   vol.Close();
-  rr_.ReportFailed(v, clock_.Now());
-  LogWarning(vol.display_path(), "will retry in %s",
-             absl::FormatDuration(clock_.ToRealDuration(rr_.current_retry_delay(v))));
+  // A full disk, a read-only or unmounted filesystem: conditions that end without
+  // btrdupd, so the retries stay frequent enough to resume soon after.
+  const bool condition = absl::IsResourceExhausted(status) || absl::IsUnavailable(status);
+  rr_.ReportFailed(v, clock_.Now(), condition ? kMaxConditionRetry : absl::InfiniteDuration());
+  const std::string delay =
+      absl::FormatDuration(clock_.ToRealDuration(rr_.current_retry_delay(v)));
+  if (new_failure) {
+    LogWarning(vol.display_path(), "will retry in %s (then less often, up to every %s)", delay,
+               absl::FormatDuration(clock_.ToRealDuration(
+                   condition ? std::min(kMaxConditionRetry, options_.max_retry)
+                             : options_.max_retry)));
+  } else {
+    LogDebug(vol.display_path(), "will retry in %s", delay);
+  }
 }
 
 int Daemon::Start() {
@@ -213,6 +226,7 @@ void Daemon::RunTurn(const RoundRobin::Turn& turn) {
         Fail(v, "scan", r.status());
         return;
       }
+      vol.RecordRecovered();
       const absl::Time now = clock_.Now();
       rr_.ReportChangeChecked(v, now);
       // Nothing changed and the volume was asleep: it stays asleep (no new pass).
@@ -229,6 +243,7 @@ void Daemon::RunTurn(const RoundRobin::Turn& turn) {
         Fail(v, "engine", r.status());
         return;
       }
+      vol.RecordRecovered();
       if (r->worked) {
         rr_.ReportWorked(v, clock_.Now());
       } else {

@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -132,6 +133,15 @@ absl::Status DaemonVolume::StartStatusServer(const std::string& socket_dir,
   return absl::OkStatus();
 }
 
+absl::Status DaemonVolume::CheckWritable() const {
+  struct statvfs vfs;
+  if (statvfs(display_path_.c_str(), &vfs) != 0) return absl::OkStatus();  // StillMounted says
+  if ((vfs.f_flag & ST_RDONLY) == 0) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      display_path_, " is mounted read-only (btrfs does this after a write error, or it was "
+                     "remounted ro): work paused until it is writable again"));
+}
+
 bool DaemonVolume::StillMounted() const {
   struct stat st;
   if (stat(display_path_.c_str(), &st) != 0) return false;
@@ -144,6 +154,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
     return absl::UnavailableError(absl::StrCat(
         display_path_, " is no longer the filesystem btrdupd opened (unmounted?)"));
   }
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
   activity_ = "scanning for changes";
   absl::StatusOr<ScanReport> report = session_->Scan(ScanMode::kAuto, nullptr, should_stop);
   if (!report.ok()) return report.status();
@@ -201,6 +212,7 @@ absl::StatusOr<bool> DaemonVolume::RunDueMaintenance(absl::Time now) {
 }
 
 absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
+  if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
   const EngineStats before = session_->engine_stats();
   absl::StatusOr<StepResult> step = session_->Step();
   if (!step.ok()) return step.status();
@@ -282,10 +294,30 @@ void DaemonVolume::ReloadConfig() {
   LogInfo(display_path_, "reloaded %s", kConfigFileName);
 }
 
-void DaemonVolume::RecordError(absl::string_view kind, const absl::Status& status) {
+bool DaemonVolume::RecordError(absl::string_view kind, const absl::Status& status) {
   ++errors_[std::string(kind)];
   last_error_ = absl::StrCat(kind, ": ", status.message());
+  failure_code_ = status.code();
+  // A condition (no space, read-only or unmounted) is one streak whichever step met it
+  // (opening, scanning, deduping); any other failure is one per kind and code.
+  const bool condition = absl::IsResourceExhausted(status) || absl::IsUnavailable(status);
+  const std::string streak =
+      condition ? absl::StatusCodeToString(status.code())
+                : absl::StrCat(kind, "/", absl::StatusCodeToString(status.code()));
+  if (streak == failing_) {
+    LogDebug(display_path_, "still failing: %s: %s", kind, status.message());
+    return false;
+  }
+  failing_ = streak;
   LogWarning(display_path_, "%s: %s", kind, status.message());
+  return true;
+}
+
+void DaemonVolume::RecordRecovered() {
+  if (failing_.empty()) return;
+  LogInfo(display_path_, "working again (after: %s)", last_error_);
+  failing_.clear();
+  failure_code_ = absl::StatusCode::kOk;
 }
 
 std::string DaemonVolume::HandleRequest(absl::string_view request,
@@ -307,7 +339,11 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
   s.state = view.stopping ? "stopping" : (view.failed || !is_open()) ? "failed" : "ok";
   s.activity = activity_;
   if (s.state == "failed") {
-    s.activity = absl::StrCat("unavailable (", last_error_, "); retrying at ",
+    // A full disk or a read-only filesystem pauses the volume; anything else is a failure.
+    const char* what = failure_code_ == absl::StatusCode::kResourceExhausted
+                           ? "paused: no space left"
+                           : "unavailable";
+    s.activity = absl::StrCat(what, " (", last_error_, "); retrying at ",
                               LocalTimeText(view.retry_at));
   }
   s.scan_pending = is_open() && view.next_change_check <= now;

@@ -95,8 +95,13 @@ class DaemonVolume {
   // nothing: the volume stays asleep).
   const std::optional<absl::Time>& idle_until() const { return idle_until_; }
 
-  // Counts an error of `kind` and logs it as a warning.
-  void RecordError(absl::string_view kind, const absl::Status& status);
+  // Counts an error of `kind` and remembers it for the status reply. Logged as a warning
+  // when it is new; the same kind and code again (a full disk, a read-only filesystem
+  // failing every retry) is logged at debug level only, so the log says it once.
+  // Returns true when it was logged as new.
+  bool RecordError(absl::string_view kind, const absl::Status& status);
+  // The volume worked again after failures: logs that once and forgets the streak.
+  void RecordRecovered();
   void SetActivity(std::string activity) { activity_ = std::move(activity); }
 
   // The reply to one status-socket request line.
@@ -107,6 +112,9 @@ class DaemonVolume {
   absl::StatusOr<bool> RunDueMaintenance(absl::Time now);
   // False when the path no longer leads to the filesystem that was opened.
   bool StillMounted() const;
+  // Unavailable when the filesystem is mounted read-only now (statvfs): no work is
+  // started that would write to it.
+  absl::Status CheckWritable() const;
 
   const std::string given_path_;
   SessionOptions options_;
@@ -126,6 +134,10 @@ class DaemonVolume {
   RateMeter meter_;
   std::map<std::string, int64_t> errors_;
   std::string last_error_;
+  // The failure streak: the kind and code of the last failure ("" after a success),
+  // and the code (for the status wording of a paused volume).
+  std::string failing_;
+  absl::StatusCode failure_code_ = absl::StatusCode::kOk;
   std::string activity_ = "starting";
   std::optional<absl::Time> idle_until_;
   bool pass_did_work_ = false;  // the engine's current pass did some work

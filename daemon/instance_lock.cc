@@ -90,7 +90,11 @@ absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(
   if (ftruncate(fd->get(), 0) != 0 ||
       pwrite(fd->get(), pid_text.data(), pid_text.size(), 0) !=
           static_cast<ssize_t>(pid_text.size())) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("write pid to ", lock_path));
+    // The pid only names the holder to others; the flock is the lock. On a full disk
+    // the lock is still held (others then say "another btrdupd process").
+    if (errno != ENOSPC && errno != EDQUOT) {
+      return btrdupd::ErrnoToStatus(errno, absl::StrCat("write pid to ", lock_path));
+    }
   }
   auto held = std::make_shared<Held>();
   held->fd = std::move(*fd);

@@ -38,6 +38,7 @@
 #include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
+#include "tests/testing/daemon_process.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
 
@@ -53,96 +54,12 @@ using ::btrdupd::testing::WriteFile;
 using ::btrdupd::testing::WritePatternFile;
 using ::testing::HasSubstr;
 
-constexpr absl::Duration kDeadline = absl::Seconds(90);
+constexpr absl::Duration kDeadline = testing::kDaemonDeadline;
+using Child = testing::DaemonProcess;
+using testing::WaitFor;
 
-std::string BinaryPath() {
-  for (const char* var : {"TEST_SRCDIR", "RUNFILES_DIR"}) {
-    const char* dir = getenv(var);
-    if (dir != nullptr) {
-      std::string path = absl::StrCat(dir, "/btrdupd/daemon/btrdupd");
-      if (access(path.c_str(), X_OK) == 0) return path;
-    }
-  }
-  return "daemon/btrdupd";
-}
-
-std::string Canonical(const std::string& path) {
-  char buf[PATH_MAX];
-  return realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
-}
-
-// Polls `done` every 100 ms until it holds or `deadline` passes.
-bool WaitFor(const std::function<bool()>& done, absl::Duration deadline = kDeadline) {
-  const absl::Time end = absl::Now() + deadline;
-  while (absl::Now() < end) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return done();
-}
-
-// A btrdupd child process with stderr in a log file. Always killed and reaped.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::string& log_path)
-      : log_path_(log_path) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (fd >= 0) {
-        dup2(fd, 2);
-        dup2(fd, 1);
-      }
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (running()) {
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  bool running() {
-    if (exited_) return false;
-    int status;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exited_ = true;
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return false;
-    }
-    return true;
-  }
-  // Sends `sig` and waits for the exit; returns the exit code (128+signal if killed),
-  // or -1 if it did not exit in time (it is then killed).
-  int Signal(int sig, absl::Duration timeout = kDeadline) {
-    kill(pid_, sig);
-    if (!WaitFor([&] { return !running(); }, timeout)) {
-      kill(pid_, SIGKILL);
-      WaitFor([&] { return !running(); }, absl::Seconds(10));
-      return -1;
-    }
-    return exit_code_;
-  }
-  int exit_code() const { return exit_code_; }
-  std::string Log() const {
-    absl::StatusOr<std::string> text = ReadFile(log_path_);
-    return text.ok() ? *text : "";
-  }
-
- private:
-  const std::string log_path_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int exit_code_ = -1;
-};
+std::string BinaryPath() { return testing::DaemonBinaryPath(); }
+std::string Canonical(const std::string& path) { return testing::CanonicalPath(path); }
 
 class DaemonTest : public ::testing::Test {
  protected:

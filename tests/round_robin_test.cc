@@ -169,6 +169,20 @@ TEST(RoundRobinTest, FailedVolumeIsRetriedWithDoublingBackoffWhileOthersGoOn) {
   EXPECT_EQ(rr.retry_at(0), now + absl::Seconds(30));
 }
 
+TEST(RoundRobinTest, AShorterCapKeepsRetriesOfAFullVolumeFrequent) {
+  RoundRobin rr(Options());  // min_retry 30 s ... max_retry 240 s
+  rr.AddVolume();
+  absl::Time now = kT0;
+  std::vector<absl::Duration> delays;
+  for (int i = 0; i < 4; ++i) {
+    rr.ReportFailed(0, now, absl::Seconds(100));
+    delays.push_back(rr.retry_at(0) - now);
+    now = rr.retry_at(0);
+  }
+  EXPECT_EQ(delays, (std::vector<absl::Duration>{absl::Seconds(30), absl::Seconds(60),
+                                                 absl::Seconds(100), absl::Seconds(100)}));
+}
+
 TEST(RoundRobinTest, OpenButAlwaysFailingVolumeKeepsBackingOff) {
   RoundRobin rr(Options());
   rr.AddVolume();

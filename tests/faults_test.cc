@@ -1,0 +1,215 @@
+// Faults the daemon must live through (issue 13), end to end on loopback btrfs: the
+// built `btrdupd --daemon` runs as a child process (tests/testing/daemon_process.h) and
+// is watched through its status socket, its log and the files' extents.
+//
+// Time: every daemon here runs with --test-time-scale=60 (one real second is one minute
+// for the daemon: daemon/scaled_clock.h) and initial_wait_minutes=1, so stability waits,
+// change checks and retry backoff take seconds. Nothing asserts a duration.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/index.h"
+#include "daemon/status_json.h"
+#include "daemon/status_server.h"
+#include "daemon/volume_name.h"
+#include "ioctl/fiemap.h"
+#include "ioctl/unique_fd.h"
+#include "tests/testing/command.h"
+#include "tests/testing/daemon_process.h"
+#include "tests/testing/files.h"
+#include "tests/testing/loop_btrfs.h"
+
+namespace btrdupd {
+namespace {
+
+using ::btrdupd::testing::CanonicalPath;
+using ::btrdupd::testing::DaemonProcess;
+using ::btrdupd::testing::LoopBtrfs;
+using ::btrdupd::testing::PatternBytes;
+using ::btrdupd::testing::RunChecked;
+using ::btrdupd::testing::RunCommand;
+using ::btrdupd::testing::WaitFor;
+using ::btrdupd::testing::WriteFile;
+using ::btrdupd::testing::WritePatternFile;
+using ::testing::HasSubstr;
+
+class FaultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Short paths: a Unix socket path holds at most 107 bytes.
+    char templ[] = "/tmp/btrdupd-ft-XXXXXX";
+    ASSERT_NE(mkdtemp(templ), nullptr);
+    tmp_ = templ;
+    const char* old = getenv("TEST_TMPDIR");
+    if (old != nullptr) saved_tmpdir_ = old;
+    setenv("TEST_TMPDIR", tmp_.c_str(), 1);
+    socket_dir_ = tmp_ + "/sock";
+    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
+  }
+
+  void TearDown() override {
+    children_.clear();  // kill and reap before unmounting
+    volumes_.clear();
+    if (!saved_tmpdir_.empty()) setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
+    RunCommand({"rm", "-rf", tmp_}).IgnoreError();
+  }
+
+  LoopBtrfs* MakeVolume(uint64_t size_bytes = uint64_t{512} << 20) {
+    LoopBtrfs::Options options;
+    options.size_bytes = size_bytes;
+    absl::StatusOr<std::unique_ptr<LoopBtrfs>> fs = LoopBtrfs::Create(options);
+    EXPECT_TRUE(fs.ok()) << "cannot make a loopback btrfs: " << fs.status();
+    if (!fs.ok()) return nullptr;
+    LoopBtrfs* raw = fs->get();
+    volumes_.push_back(*std::move(fs));
+    EXPECT_TRUE(WriteFile(raw->Path(".btrdupd.conf"),
+                          "[DEFAULT]\ninitial_wait_minutes = 1\nmin_file_size = 4096\n")
+                    .ok());
+    return raw;
+  }
+
+  DaemonProcess* StartDaemon(LoopBtrfs* fs, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {testing::DaemonBinaryPath(), "--daemon", "-v",
+                                     "--socket-dir=" + socket_dir_, "--test-time-scale=60",
+                                     "--scan-interval=60s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(fs->mount_path());
+    const std::string log = absl::StrCat(tmp_, "/daemon", children_.size(), ".log");
+    children_.push_back(std::make_unique<DaemonProcess>(argv, log));
+    return children_.back().get();
+  }
+
+  std::string SocketOf(LoopBtrfs* fs) {
+    return SocketPathFor(socket_dir_, VolumeNameForPath(CanonicalPath(fs->mount_path())));
+  }
+
+  // The daemon's status reply for `fs`, parsed; a null value if it does not answer.
+  JsonValue Status(LoopBtrfs* fs) {
+    absl::StatusOr<std::string> reply =
+        QueryStatusSocket(SocketOf(fs), "status", absl::Seconds(30));
+    if (!reply.ok()) return JsonValue();
+    absl::StatusOr<JsonValue> v = ParseJson(*reply);
+    return v.ok() ? *v : JsonValue();
+  }
+
+  static double Num(const JsonValue& v, absl::string_view key) {
+    const JsonValue* m = v.Find(key);
+    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
+  }
+  static std::string Str(const JsonValue& v, absl::string_view key) {
+    const JsonValue* m = v.Find(key);
+    return m != nullptr && m->type == JsonValue::Type::kString ? m->string : "";
+  }
+
+  static bool Shared(const std::string& a, const std::string& b) {
+    absl::StatusOr<UniqueFd> fa = OpenPath(a, O_RDONLY);
+    absl::StatusOr<UniqueFd> fb = OpenPath(b, O_RDONLY);
+    if (!fa.ok() || !fb.ok()) return false;
+    absl::StatusOr<bool> shared = ShareAllExtents(fa->get(), fb->get());
+    return shared.ok() && *shared;
+  }
+
+  static int CountLines(const std::string& log, absl::string_view a, absl::string_view b) {
+    int n = 0;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      if (absl::StrContains(line, a) && absl::StrContains(line, b)) ++n;
+    }
+    return n;
+  }
+
+  // Writes 1 MiB blocks to `path` until the filesystem says ENOSPC; returns the bytes
+  // written.
+  static uint64_t FillUntilFull(const std::string& path) {
+    const std::string block = PatternBytes(1 << 20, 99);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_GE(fd, 0) << path;
+    uint64_t written = 0;
+    while (fd >= 0) {
+      ssize_t n = write(fd, block.data(), block.size());
+      if (n <= 0) {
+        EXPECT_EQ(errno, ENOSPC) << "filling " << path;
+        break;
+      }
+      written += n;
+      if (written % (16 << 20) == 0 && fsync(fd) != 0) break;
+    }
+    if (fd >= 0) {
+      fsync(fd);
+      close(fd);
+    }
+    sync();
+    return written;
+  }
+
+  std::string tmp_;
+  std::string saved_tmpdir_;
+  std::string socket_dir_;
+  std::vector<std::unique_ptr<LoopBtrfs>> volumes_;
+  std::vector<std::unique_ptr<DaemonProcess>> children_;
+};
+
+// The volume fills up while the daemon serves it (its database is on it): the daemon
+// stays alive (no SIGBUS from a memory-mapped file), answers its status socket, says
+// once that the volume is full, and dedupes a pair written after space was freed.
+TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
+  LoopBtrfs* fs = MakeVolume(uint64_t{256} << 20);
+  ASSERT_NE(fs, nullptr);
+  ASSERT_TRUE(WritePatternFile(fs->Path("a1"), 512 * 1024, 1).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("a2"), 512 * 1024, 1).ok());
+  DaemonProcess* d = StartDaemon(fs);
+  ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
+
+  // Many small files too, so that the daemon has rows to write while the disk is full.
+  ASSERT_TRUE(RunChecked({"mkdir", fs->Path("many")}).ok());
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(WritePatternFile(fs->Path(absl::StrCat("many/f", i)), 8192, 1000 + i).ok());
+  }
+  ASSERT_GT(FillUntilFull(fs->Path("filler")), 0u);
+  FillUntilFull(fs->Path("filler2"));  // what the first left (a partial block, if any)
+
+  // 30 s on a full disk: alive, answering, and saying why it is paused.
+  bool said_full = false;
+  const absl::Time end = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < end) {
+    ASSERT_TRUE(d->running()) << "the daemon died on a full disk (exit " << d->exit_code()
+                              << "):\n" << d->Log();
+    JsonValue s = Status(fs);
+    ASSERT_NE(s.type, JsonValue::Type::kNull) << "no status reply:\n" << d->Log();
+    if (absl::StartsWith(Str(s, "activity"), "paused: no space left")) said_full = true;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  EXPECT_TRUE(said_full) << d->Log();
+  const std::string full_log = d->Log();
+  // Said once: one warning for the first failure, not one per retry.
+  EXPECT_EQ(CountLines(full_log, "WARNING", "will retry in"), 1) << full_log;
+
+  // Space comes back; a new pair is deduped without restarting the daemon.
+  ASSERT_EQ(unlink(fs->Path("filler").c_str()), 0);
+  unlink(fs->Path("filler2").c_str());
+  ASSERT_TRUE(RunChecked({"btrfs", "filesystem", "sync", fs->mount_path()}).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("b1"), 768 * 1024, 2).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("b2"), 768 * 1024, 2).ok());
+  ASSERT_TRUE(WaitFor([&] { return Shared(fs->Path("b1"), fs->Path("b2")); },
+                      absl::Seconds(90)))
+      << d->Log();
+  EXPECT_THAT(d->Log(), HasSubstr("working again"));
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
+}  // namespace
+}  // namespace btrdupd
