@@ -73,7 +73,11 @@ absl::Status DedupeEngine::VolumeCondition(const absl::Status& error) {
     // EROFS: a read-only snapshot (per file), or the whole filesystem went read-only
     // (btrfs does that after a write error; or `mount -o remount,ro`). Asked afresh: the
     // cached flags may predate the remount.
-    absl::StatusOr<SubvolumeFlags> root = files_->GetSubvolumeFlags(volume_root_);
+    uint64_t root_id = engine_internal::kTopLevelSubvolume;
+    for (const SubvolumeRecord& s : subvolumes_) {
+      if (s.path.empty()) root_id = s.id;
+    }
+    absl::StatusOr<SubvolumeFlags> root = files_->GetSubvolumeFlags(SubvolRefOf(root_id, ""));
     if (root.ok() && root->on_read_only_mount) {
       return absl::UnavailableError(absl::StrCat(
           volume_root_, ": the filesystem is mounted read-only (", error.message(),
