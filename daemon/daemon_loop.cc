@@ -16,6 +16,7 @@
 #include "daemon/daemon_volume.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/scaled_clock.h"
 #include "daemon/session_flags.h"
 #include "daemon/signals.h"
@@ -68,6 +69,8 @@ class Daemon {
   }
 
   int Start();
+  // Writes --metrics-file when it is due; returns when it is due next.
+  absl::Time MaybeWriteMetrics(absl::Time now);
   // Polls signals and sockets for at most `timeout` (real time) and handles them.
   void PollEvents(absl::Duration timeout);
   void RunTurn(const RoundRobin::Turn& turn);
@@ -80,7 +83,19 @@ class Daemon {
   std::vector<std::unique_ptr<DaemonVolume>> volumes_;
   std::unique_ptr<SignalWatcher> signals_;
   bool stop_ = false;
+  absl::Time next_metrics_ = absl::InfinitePast();
 };
+
+absl::Time Daemon::MaybeWriteMetrics(absl::Time now) {
+  if (options_.metrics_file.empty()) return absl::InfiniteFuture();
+  if (now < next_metrics_) return next_metrics_;
+  std::vector<VolumeMetrics> all;
+  for (auto& vol : volumes_) all.push_back(vol->Metrics(now));
+  absl::Status written = WriteMetricsFile(options_.metrics_file, FormatMetrics(all));
+  if (!written.ok()) LogWarning("", "%s", written.message());
+  next_metrics_ = now + options_.metrics_interval;
+  return next_metrics_;
+}
 
 VolumeScheduleView Daemon::ViewOf(int v) const {
   VolumeScheduleView view;
@@ -261,12 +276,13 @@ int Daemon::Run() {
     PollEvents(absl::ZeroDuration());
     if (stop_) break;
     const absl::Time now = clock_.Now();
+    const absl::Time metrics_due = MaybeWriteMetrics(now);
     std::optional<RoundRobin::Turn> turn = rr_.Next(now);
     if (turn.has_value()) {
       RunTurn(*turn);
       continue;
     }
-    absl::Time wake = rr_.NextWake(now);
+    absl::Time wake = std::min(rr_.NextWake(now), metrics_due);
     absl::Duration sleep =
         wake == absl::InfiniteFuture() ? kMaxSleep : clock_.ToRealDuration(wake - now);
     PollEvents(sleep);
@@ -294,6 +310,7 @@ DaemonOptions DaemonOptionsFromFlags() {
     options.socket_dir.pop_back();
   }
   options.scan_interval = std::max(absl::GetFlag(FLAGS_scan_interval), absl::Seconds(1));
+  options.metrics_file = MetricsFileFromFlags();
   double scale = absl::GetFlag(FLAGS_test_time_scale);
   options.time_scale = scale > 0 ? scale : 1.0;
   return options;

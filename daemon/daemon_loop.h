@@ -16,6 +16,8 @@
 //   - Each volume is locked (daemon/instance_lock.h) for as long as it is open. If
 //     another btrdupd holds a volume at start-up, the daemon exits at once (exit code 3)
 //     with a message naming the holder's pid.
+//   - --metrics-file: the Prometheus metrics of every volume (daemon/metrics.h), written
+//     at start and every minute (of the daemon's clock) after.
 //   - SIGTERM/SIGINT: the current unit finishes (a scan stops between directories),
 //     every session is closed (committed, read-only flags restored), exit 0.
 //     SIGHUP: every open volume re-reads its .btrdupd.conf.
@@ -42,6 +44,8 @@ struct DaemonOptions {
   absl::Duration scan_interval = absl::Seconds(60);
   absl::Duration min_retry = absl::Seconds(30);
   absl::Duration max_retry = absl::Hours(1);
+  std::string metrics_file;  // "" = none; else written every metrics_interval
+  absl::Duration metrics_interval = absl::Minutes(1);
   // Tests and benchmarks only: see daemon/scaled_clock.h.
   double time_scale = 1.0;
 };
@@ -49,8 +53,8 @@ struct DaemonOptions {
 // --daemon was given.
 bool DaemonModeRequested();
 
-// DaemonOptions from --socket-dir, --scan-interval, --test-time-scale and the shared
-// session flags (--db-path, --backend, --force-rescan).
+// DaemonOptions from --socket-dir, --scan-interval, --metrics-file, --test-time-scale
+// and the shared session flags (--db-path, --backend, --force-rescan).
 DaemonOptions DaemonOptionsFromFlags();
 
 // Runs until SIGTERM/SIGINT. Returns the exit code (see above).

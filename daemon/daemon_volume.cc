@@ -178,10 +178,11 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
   result.worked = true;
   result.changes_found = report->kind == ScanKind::kFull || changes > 0;
   if (result.changes_found) {
+    metrics_stale_ = true;
     idle_until_.reset();
     activity_ = "processing changes";
   } else if (idle_until_.has_value()) {
-    activity_ = absl::StrCat("idle; next work at ", LocalTimeText(*idle_until_));
+    activity_ = "idle";
   }
   return result;
 }
@@ -267,19 +268,47 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       } else if (*maintained) {
         break;  // that was this turn's unit
       }
-      absl::Time next = std::min(step->next_eligible,
-                                 NextMaintenance(maintenance_, PolicyFor(session_->config())));
+      const MaintenancePolicy policy = PolicyFor(session_->config());
+      const absl::Time vacuum = NextVacuum(maintenance_, policy);
+      const absl::Time reset = NextDedupeReset(maintenance_, policy);
+      absl::Time next = std::min({step->next_eligible, vacuum, reset});
+      idle_what_ = next == step->next_eligible ? "a file's stability wait ends"
+                   : next == reset             ? "dedupe-state reset"
+                                               : "database vacuum";
       result.worked = false;
       result.next_work = Finite(next);
       idle_until_ = next;
-      activity_ = absl::StrCat("idle; next work at ", LocalTimeText(next));
+      activity_ = "idle";
       break;
     }
     default:
       break;
   }
-  if (result.worked) idle_until_.reset();
+  if (result.worked) {
+    idle_until_.reset();
+    metrics_stale_ = true;
+  }
   return result;
+}
+
+VolumeMetrics DaemonVolume::Metrics(absl::Time now) {
+  if (session_ != nullptr && (metrics_stale_ || !metrics_.has_value())) {
+    absl::StatusOr<VolumeMetrics> m = MetricsOfSession(*session_, now);
+    if (m.ok()) {
+      metrics_ = *std::move(m);
+      metrics_stale_ = false;
+    } else {
+      RecordError("metrics", m.status());
+    }
+  }
+  VolumeMetrics out;
+  if (session_ != nullptr && metrics_.has_value()) out = *metrics_;
+  out.volume = display_path_;
+  out.up = session_ != nullptr;
+  out.taken = now;
+  out.errors.clear();
+  for (const auto& [kind, n] : errors_) out.errors[kind] = n;
+  return out;
 }
 
 void DaemonVolume::ReloadConfig() {
@@ -338,6 +367,16 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
   s.volume_name = volume_name_;
   s.state = view.stopping ? "stopping" : (view.failed || !is_open()) ? "failed" : "ok";
   s.activity = activity_;
+  if (s.state == "ok" && idle_until_.has_value()) {
+    // Idle: name the nearest thing the daemon will do for this volume.
+    std::string what = idle_what_;
+    absl::Time when = *idle_until_;
+    if (view.next_change_check < when) {
+      when = view.next_change_check;
+      what = "change check";
+    }
+    s.activity = absl::StrCat("idle; next: ", what, " at ", LocalTimeText(when));
+  }
   if (s.state == "failed") {
     // A full disk or a read-only filesystem pauses the volume; anything else is a failure.
     const char* what = failure_code_ == absl::StatusCode::kResourceExhausted

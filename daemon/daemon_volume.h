@@ -40,6 +40,7 @@
 #include "core/maintenance.h"
 #include "core/rate_meter.h"
 #include "daemon/instance_lock.h"
+#include "daemon/metrics.h"
 #include "daemon/status_server.h"
 #include "daemon/volume_session.h"
 
@@ -104,6 +105,10 @@ class DaemonVolume {
   void RecordRecovered();
   void SetActivity(std::string activity) { activity_ = std::move(activity); }
 
+  // Its figures for --metrics-file at `now` (up only while open). The index figures are
+  // recomputed only after a unit that did something (an idle daemon costs nothing more).
+  VolumeMetrics Metrics(absl::Time now);
+
   // The reply to one status-socket request line.
   std::string HandleRequest(absl::string_view request, const VolumeScheduleView& view);
 
@@ -140,6 +145,9 @@ class DaemonVolume {
   absl::StatusCode failure_code_ = absl::StatusCode::kOk;
   std::string activity_ = "starting";
   std::optional<absl::Time> idle_until_;
+  std::string idle_what_;  // what happens at idle_until_ (for the status reply)
+  std::optional<VolumeMetrics> metrics_;  // the last index figures, while still true
+  bool metrics_stale_ = true;
   bool pass_did_work_ = false;  // the engine's current pass did some work
 };
 

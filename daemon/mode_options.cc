@@ -32,7 +32,7 @@ const std::map<std::string, int>& OptionModes() {
       {"no_wait", kOneShot},
       {"jobs", kOneShot},
       {"quiet", kOneShot},
-      {"json", kStatus | kDaemonStatus},
+      {"json", kOneShot | kStatus | kDaemonStatus},
       {"force_rescan", kOneShot | kDaemon},
       {"backend", kOneShot | kDaemon},
       {"db_path", kOneShot | kDaemon | kStatus},

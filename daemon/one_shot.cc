@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -18,7 +19,9 @@
 #include "core/skip_kind.h"
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/progress.h"
+#include "daemon/run_report.h"
 #include "daemon/scaled_clock.h"
 #include "daemon/session_flags.h"
 #include "daemon/utf8.h"
@@ -62,6 +65,7 @@ ABSL_FLAG(btrdupd::JobsFlag, jobs, btrdupd::JobsFlag(),
           "is wanted back quickly. The database and the dedupe calls stay on one\n"
           "thread; nice 19 and the idle I/O class still apply. The daemon always keeps\n"
           "one processing thread.");
+ABSL_DECLARE_FLAG(bool, json);
 
 namespace btrdupd {
 namespace {
@@ -105,15 +109,29 @@ void PrintPlannedGroup(const PlannedGroup& group) {
   std::fflush(stdout);
 }
 
-// Runs one volume; false if it failed.
-bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* clock) {
+// How the run reports: summary lines, or one JSON object; metrics file or not.
+struct Output {
+  bool json = false;
+  std::string metrics_file;
+};
+
+// Runs one volume and says how it went.
+VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options,
+                        Clock* clock, const Output& output) {
+  VolumeOutcome outcome;
+  outcome.volume = volume;
+  const absl::Time start = absl::Now();
+  auto failed = [&](absl::string_view where, const absl::Status& status) {
+    LogError(where, "%s", status.message());
+    outcome.error = std::string(status.message());
+    outcome.duration = absl::Now() - start;
+    return outcome;
+  };
   absl::StatusOr<std::unique_ptr<VolumeSession>> session =
       VolumeSession::Open(volume, options, clock);
-  if (!session.ok()) {
-    LogError(volume, "%s", session.status().message());
-    return false;
-  }
+  if (!session.ok()) return failed(volume, session.status());
   const std::string& path = (*session)->path();
+  outcome.volume = path;
   LogDebug(path, "database %s, backend %s%s", (*session)->location().db_path,
            options.backend, options.dry_run ? ", dry run" : "");
 
@@ -127,7 +145,8 @@ bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* 
   uint64_t hashed = 0, read = 0, deduped = 0, groups = 0;
   observer.on_step = [&](const StepResult& step) {
     scan_progress.Finish();
-    if (step.kind == StepResult::Kind::kPlannedGroup && step.planned.has_value()) {
+    if (step.kind == StepResult::Kind::kPlannedGroup && step.planned.has_value() &&
+        !output.json) {
       work_progress.Finish();
       PrintPlannedGroup(*step.planned);
     }
@@ -163,9 +182,13 @@ bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* 
       (*session)->RunOnce(observer, [] { return stop_requested.load(); });
   scan_progress.Finish();
   work_progress.Finish();
-  if (!summary.ok()) {
-    LogError(path, "%s", summary.status().message());
-    return false;
+  if (!summary.ok()) return failed(path, summary.status());
+  outcome.summary = *summary;
+  if (output.json || !output.metrics_file.empty()) {
+    absl::StatusOr<VolumeMetrics> metrics = MetricsOfSession(**session, clock->Now());
+    if (!metrics.ok()) return failed(path, metrics.status());
+    if (summary->scan.errors > 0) metrics->errors["scan"] = summary->scan.errors;
+    outcome.metrics = *std::move(metrics);
   }
   LogDebug(path,
            "wall time: scan %.2f s, hashing %.2f s, dedupe %.2f s, other steps %.2f s, "
@@ -174,14 +197,36 @@ bool RunVolume(const std::string& volume, const SessionOptions& options, Clock* 
            absl::ToDoubleSeconds(summary->dedupe_time),
            absl::ToDoubleSeconds(summary->other_time),
            absl::ToDoubleSeconds(summary->settle_time));
-  std::string line = FormatSummary(path, *summary, options.dry_run, clock->Now());
-  std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
-  std::fflush(stdout);
+  if (!output.json) {
+    std::string line = FormatSummary(path, *summary, options.dry_run, clock->Now());
+    std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
+    std::fflush(stdout);
+  }
+  outcome.duration = absl::Now() - start;
   if (summary->stopped) {
     LogWarning(path, "interrupted; the work done so far is saved");
-    return false;
+    outcome.error = "interrupted";
+    return outcome;
   }
-  return true;
+  outcome.ok = true;
+  return outcome;
+}
+
+// The metrics of every volume of the run (a volume that failed: up 0, its error).
+void WriteRunMetrics(const std::string& file, const std::vector<VolumeOutcome>& outcomes,
+                     absl::Time now) {
+  std::vector<VolumeMetrics> all;
+  for (const VolumeOutcome& o : outcomes) {
+    VolumeMetrics m;
+    if (o.metrics.has_value()) m = *o.metrics;
+    m.volume = o.volume;
+    m.up = o.ok;
+    m.taken = now;
+    if (!o.ok) ++m.errors[o.summary.has_value() ? "run" : "open"];
+    all.push_back(std::move(m));
+  }
+  absl::Status written = WriteMetricsFile(file, FormatMetrics(all));
+  if (!written.ok()) LogError("", "%s", written.message());
 }
 
 }  // namespace
@@ -267,16 +312,32 @@ SessionOptions OneShotOptionsFromFlags() {
 int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& options) {
   InstallStopHandlers();
   ScaledClock clock(1.0, options.test_clock_offset);
+  Output output;
+  output.json = absl::GetFlag(FLAGS_json);
+  output.metrics_file = MetricsFileFromFlags();
   int failed = 0;
+  std::vector<VolumeOutcome> outcomes;
   for (const std::string& volume : volumes) {
     if (stop_requested.load()) {
       LogWarning(volume, "not processed: interrupted");
       ++failed;
+      VolumeOutcome skipped;
+      skipped.volume = volume;
+      skipped.error = "not processed: interrupted";
+      outcomes.push_back(std::move(skipped));
       continue;
     }
-    if (!RunVolume(volume, options, &clock)) ++failed;
+    outcomes.push_back(RunVolume(volume, options, &clock, output));
+    if (!outcomes.back().ok) ++failed;
   }
-  return ExitCodeFor(static_cast<int>(volumes.size()), failed);
+  const int exit_code = ExitCodeFor(static_cast<int>(volumes.size()), failed);
+  if (!output.metrics_file.empty()) WriteRunMetrics(output.metrics_file, outcomes, clock.Now());
+  if (output.json) {
+    std::fputs(absl::StrCat(OneShotJson(outcomes, options.dry_run, exit_code), "\n").c_str(),
+               stdout);
+    std::fflush(stdout);
+  }
+  return exit_code;
 }
 
 }  // namespace btrdupd

@@ -26,8 +26,12 @@ ABSL_FLAG(bool, status, false,
           "with the last few of each, last scan and generation per subvolume) and exit.\n"
           "Scans nothing and changes nothing. With --json: one JSON object per volume.");
 ABSL_FLAG(bool, json, false,
-          "With --status: print each volume's status as one JSON object per line.\n"
-          "With --daemon-status: print the daemon's raw JSON reply.");
+          "In a one-shot run: print the run's summary as one JSON object on standard\n"
+          "output instead of the summary lines (per volume: scanned, hashed, bytes\n"
+          "read, deduped, bytes shared, skipped by kind, waiting, duration, errors;\n"
+          "a dry run's group listing is left out). With --status: print each volume's\n"
+          "status as one JSON object per line. With --daemon-status: print the\n"
+          "daemon's raw JSON reply.");
 
 namespace btrdupd {
 namespace {

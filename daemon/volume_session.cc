@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/duperemove_backend.h"
 #include "daemon/file_opener.h"
@@ -27,6 +28,10 @@
 
 namespace btrdupd {
 namespace {
+
+// Metadata keys of VolumeSession::Totals (decimal).
+constexpr char kMetaDedupedFilesTotal[] = "totals.deduped_files";
+constexpr char kMetaDedupedBytesTotal[] = "totals.deduped_bytes";
 
 // Page cache a session may keep holding for files it just hashed, so that the kernel's
 // byte comparison during the dedupe that follows reads from memory instead of disk
@@ -244,7 +249,32 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
   return report;
 }
 
-absl::StatusOr<StepResult> VolumeSession::Step() { return parts_->engine->Step(); }
+absl::StatusOr<StepResult> VolumeSession::Step() {
+  absl::StatusOr<StepResult> step = parts_->engine->Step();
+  if (!step.ok() || step->files_deduped == 0 || options_.dry_run) return step;
+  absl::StatusOr<Totals> totals = LoadTotals();
+  if (!totals.ok()) return totals.status();
+  absl::Status saved = index_->SetMeta(
+      kMetaDedupedFilesTotal, absl::StrCat(totals->deduped_files + step->files_deduped));
+  if (saved.ok()) {
+    saved = index_->SetMeta(kMetaDedupedBytesTotal,
+                            absl::StrCat(totals->deduped_bytes + step->bytes_deduped));
+  }
+  if (!saved.ok()) return saved;
+  return step;
+}
+
+absl::StatusOr<VolumeSession::Totals> VolumeSession::LoadTotals() {
+  Totals totals;
+  for (auto [key, field] : {std::pair<const char*, uint64_t*>{kMetaDedupedFilesTotal,
+                                                              &totals.deduped_files},
+                            {kMetaDedupedBytesTotal, &totals.deduped_bytes}}) {
+    absl::StatusOr<std::optional<std::string>> text = index_->GetMeta(key);
+    if (!text.ok()) return text.status();
+    if (text->has_value() && !absl::SimpleAtoi(**text, field)) *field = 0;
+  }
+  return totals;
+}
 
 absl::Status VolumeSession::Settle(const std::function<bool()>& should_stop) {
   // The scan lists the subvolumes after a commit (RunOnce turned that on): the dedupes'

@@ -167,6 +167,14 @@ class VolumeSession {
 
   const EngineStats& engine_stats() const;
 
+  // What this volume's sessions deduped since its database was made (kept in its
+  // metadata, added to by Step(); a dry run adds nothing).
+  struct Totals {
+    uint64_t deduped_files = 0;
+    uint64_t deduped_bytes = 0;
+  };
+  absl::StatusOr<Totals> LoadTotals();
+
  private:
   struct Parts;  // file system access, engine: see volume_session.cc
   VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock);

@@ -1,0 +1,203 @@
+#include "daemon/metrics.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/index.h"
+#include "core/skip_kind.h"
+#include "core/scan_policy.h"
+#include "daemon/utf8.h"
+#include "daemon/volume_session.h"
+
+ABSL_FLAG(std::string, metrics_file, "",
+          "PATH: Write Prometheus metrics (text format, for node_exporter's textfile\n"
+          "collector) to PATH: after a one-shot run, every minute in the daemon.\n"
+          "Written atomically (temporary file + rename). Series are listed in btrdupd(8).");
+
+namespace btrdupd {
+namespace {
+
+// A label value: backslash, double quote and line feed escaped; bytes that are not
+// valid UTF-8 replaced (the format is UTF-8).
+std::string LabelValue(absl::string_view value) {
+  std::string out;
+  for (size_t i = 0; i < value.size();) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(value, i);
+      if (n == 0) {
+        out.append("\xef\xbf\xbd");  // U+FFFD
+        ++i;
+      } else {
+        out.append(value.data() + i, n);
+        i += n;
+      }
+      continue;
+    }
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '"') {
+      out.append("\\\"");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+    ++i;
+  }
+  return out;
+}
+
+class Family {
+ public:
+  Family(std::string* out, absl::string_view name, absl::string_view type,
+         absl::string_view help)
+      : out_(out), name_(name) {
+    absl::StrAppend(out_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  }
+  void Sample(absl::string_view volume, double value, absl::string_view kind = "") {
+    absl::StrAppend(out_, name_, "{volume=\"", LabelValue(volume), "\"");
+    if (!kind.empty()) absl::StrAppend(out_, ",kind=\"", LabelValue(kind), "\"");
+    absl::StrAppend(out_, "} ", absl::StrFormat("%.17g", value), "\n");
+  }
+
+ private:
+  std::string* out_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::string FormatMetrics(const std::vector<VolumeMetrics>& volumes) {
+  std::string out;
+  auto each = [&](absl::string_view name, absl::string_view type, absl::string_view help,
+                  const std::function<void(Family&, const VolumeMetrics&)>& emit) {
+    Family family(&out, name, type, help);
+    for (const VolumeMetrics& v : volumes) emit(family, v);
+  };
+  each("btrdupd_up", "gauge", "1 if btrdupd processed (one-shot) or serves (daemon) the volume.",
+       [](Family& f, const VolumeMetrics& v) { f.Sample(v.volume, v.up ? 1 : 0); });
+  each("btrdupd_deduped_files_total", "counter",
+       "Files newly deduped (verified shared) since the volume's database was made.",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.deduped_files_total));
+       });
+  each("btrdupd_deduped_bytes_total", "counter",
+       "Bytes of files newly deduped (now sharing the reference's extents) since the "
+       "volume's database was made.",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.deduped_bytes_total));
+       });
+  each("btrdupd_saveable_bytes", "gauge", "Bytes of hashed duplicates not yet deduped.",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.saveable_bytes));
+       });
+  each("btrdupd_files_tracked", "gauge", "Files in the volume's index.",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_tracked));
+       });
+  each("btrdupd_files_waiting", "gauge",
+       "Files in their stability wait (changed recently, not yet eligible).",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_waiting));
+       });
+  each("btrdupd_files_skipped", "gauge", "Files whose dedupe was refused (all kinds).",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_skipped));
+       });
+  each("btrdupd_skipped_files", "gauge", "Files whose dedupe was refused, by kind.",
+       [](Family& f, const VolumeMetrics& v) {
+         for (const auto& [kind, n] : v.skipped_by_kind) {
+           f.Sample(v.volume, static_cast<double>(n), kind);
+         }
+       });
+  each("btrdupd_last_full_scan_timestamp_seconds", "gauge",
+       "When the last full scan of the volume completed (Unix time).",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.last_full_scan.has_value()) {
+           f.Sample(v.volume, absl::ToDoubleSeconds(*v.last_full_scan - absl::UnixEpoch()));
+         }
+       });
+  each("btrdupd_errors_total", "counter",
+       "Errors by kind: since the daemon started, or of the one-shot run.",
+       [](Family& f, const VolumeMetrics& v) {
+         for (const auto& [kind, n] : v.errors) {
+           f.Sample(v.volume, static_cast<double>(n), kind);
+         }
+       });
+  each("btrdupd_database_bytes", "gauge", "Size of the volume's database.",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.database_bytes));
+       });
+  each("btrdupd_last_run_timestamp_seconds", "gauge",
+       "When these figures were taken (Unix time).", [](Family& f, const VolumeMetrics& v) {
+         if (v.taken != absl::InfinitePast()) {
+           f.Sample(v.volume, absl::ToDoubleSeconds(v.taken - absl::UnixEpoch()));
+         }
+       });
+  return out;
+}
+
+absl::Status WriteMetricsFile(const std::string& path, absl::string_view text) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  auto fail = [&](absl::string_view what) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return absl::Status(absl::ErrnoToStatusCode(err),
+                        absl::StrCat("metrics file ", path, ": ", what, ": ", strerror(err)));
+  };
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return fail("cannot create the temporary file");
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return fail("write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fchmod(fd, 0644) != 0 || close(fd) != 0) return fail("close");
+  if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  return absl::OkStatus();
+}
+
+std::string MetricsFileFromFlags() { return absl::GetFlag(FLAGS_metrics_file); }
+
+absl::StatusOr<VolumeMetrics> MetricsOfSession(VolumeSession& session, absl::Time now) {
+  VolumeMetrics m;
+  m.volume = session.path();
+  m.up = true;
+  m.taken = now;
+  absl::StatusOr<IndexStats> stats = session.index()->Stats(now);
+  if (!stats.ok()) return stats.status();
+  m.saveable_bytes = stats->bytes_saveable;
+  m.files_tracked = stats->files_tracked;
+  m.files_waiting = stats->files_waiting;
+  m.files_skipped = stats->files_skipped;
+  m.database_bytes = stats->database_bytes;
+  absl::StatusOr<std::vector<SkipKindSummary>> skipped = session.index()->SkippedByKind(0);
+  if (!skipped.ok()) return skipped.status();
+  for (const SkipKindSummary& kind : *skipped) {
+    m.skipped_by_kind[std::string(SkipKindName(kind.kind))] = kind.files;
+  }
+  absl::StatusOr<VolumeSession::Totals> totals = session.LoadTotals();
+  if (!totals.ok()) return totals.status();
+  m.deduped_files_total = totals->deduped_files;
+  m.deduped_bytes_total = totals->deduped_bytes;
+  absl::StatusOr<FullScanState> full = LoadFullScanState(session.index());
+  if (!full.ok()) return full.status();
+  if (full->ever_completed) m.last_full_scan = full->last_full;
+  return m;
+}
+
+}  // namespace btrdupd
