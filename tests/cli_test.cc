@@ -116,7 +116,9 @@ TEST(CliTest, OptionsWithoutMeaningInTheModeAreUsageErrorsNamingThem) {
       {{"--daemon-status", "--db-path=/x", "/mnt"}, "--db-path"},
       {{"--scan-interval=5m", "/mnt"}, "--scan-interval is for --daemon only, not for one-shot"},
       {{"--socket-dir=/x", "/mnt"}, "--socket-dir"},
-      {{"--json", "/mnt"}, "--json"},
+      {{"--daemon", "--json", "/mnt"}, "--json"},
+      {{"--daemon", "--jobs=2", "/mnt"}, "--jobs"},
+      {{"--status", "--metrics-file=/x", "/mnt"}, "--metrics-file"},
       {{"--daemon", "--status", "/mnt"}, "--daemon and --status cannot be combined"},
   };
   for (const Case& c : cases) {

@@ -667,3 +667,40 @@ TEST_F(DaemonTest, FilesBecomingEligibleDuringAPassAreNotForgotten) {
 
 }  // namespace
 }  // namespace btrdupd
+
+namespace btrdupd {
+namespace {
+
+TEST_F(DaemonTest, IdleActivityNamesTheNearestThingItWillDo) {
+  // Nothing to hash; the next vacuum is a month away, the next change check a minute.
+  Child* d = StartDaemon({a_});
+  std::string activity;
+  ASSERT_TRUE(WaitFor([&] {
+    const JsonValue s = Status(a_);
+    const JsonValue* a = s.Find("activity");
+    activity = a != nullptr ? a->string : "";
+    return absl::StartsWith(activity, "idle");
+  })) << activity << d->Log();
+  EXPECT_TRUE(absl::StartsWith(activity, "idle; next: change check at ")) << activity;
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
+TEST_F(DaemonTest, MetricsFileIsWrittenAtStartAndRewrittenEveryMinute) {
+  const std::string metrics = tmp_ + "/btrdupd.prom";
+  Child* d = StartDaemon({a_}, "", {"--metrics-file=" + metrics});
+  const std::string up =
+      absl::StrCat("btrdupd_up{volume=\"", Canonical(a_->mount_path()), "\"} 1\n");
+  auto written = [&] {
+    absl::StatusOr<std::string> text = ReadFile(metrics);
+    return text.ok() && absl::StrContains(*text, up) &&
+           absl::StrContains(*text, "# TYPE btrdupd_deduped_bytes_total counter\n");
+  };
+  ASSERT_TRUE(WaitFor(written)) << d->Log();
+  // A minute of the daemon's clock is a second here: it comes back.
+  ASSERT_EQ(unlink(metrics.c_str()), 0);
+  EXPECT_TRUE(WaitFor(written)) << d->Log();
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
+}  // namespace
+}  // namespace btrdupd
