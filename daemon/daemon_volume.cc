@@ -86,13 +86,11 @@ absl::Status DaemonVolume::Open() {
   absl::StatusOr<VolumeLocation> location = ResolveVolume(given_path_, options_.db_dir);
   if (!location.ok()) return location.status();
   display_path_ = location->path;
-  // The lock lives next to the database, so its directory must exist first.
-  const std::string db_dir = location->db_path.substr(0, location->db_path.rfind('/'));
-  absl::Status db_dir_ok = PrepareDatabaseDirectory(db_dir);
-  if (!db_dir_ok.ok()) return db_dir_ok;
+  // One btrdupd per filesystem and subvolume (daemon/instance_lock.h); the session
+  // creates the database directory itself (NOCOW), as in one-shot mode.
   if (lock_ == nullptr) {
     absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
-        InstanceLock::Acquire(LockPathForDatabase(location->db_path), location->path);
+        LockVolume(*location);
     if (!lock.ok()) {
       lock_refused_ = absl::IsFailedPrecondition(lock.status());
       return lock.status();

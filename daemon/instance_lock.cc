@@ -63,6 +63,11 @@ std::string LockPathForDatabase(absl::string_view db_path) {
   return absl::StrCat(db_path, ".lock");
 }
 
+std::string LockPathForVolume(absl::string_view lock_dir, absl::string_view fsid,
+                              uint64_t subvol_id) {
+  return absl::StrCat(lock_dir, "/", fsid, "-", subvol_id, ".lock");
+}
+
 absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(
     absl::string_view lock_path, absl::string_view what) {
   absl::MutexLock guard(&HeldMutex());

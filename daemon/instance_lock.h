@@ -1,11 +1,14 @@
 // InstanceLock: at most one btrdupd process works on a volume at a time.
 //
-// The lock is a file next to the volume's database (`<db_path>.lock`), held with
+// A volume is locked per btrfs filesystem and subvolume, whatever its database path or
+// the path it was named by: the lock file is
+// `/run/btrdupd/locks/<fsid>-<subvolume id>.lock` (LockPathForVolume; see LockVolume in
+// daemon/volume_session.h). It is held with
 // flock(LOCK_EX) for as long as the InstanceLock lives and released by the kernel when
 // the process dies in any way (kill -9 included), so a crash never leaves a stale lock.
 // The holder writes its pid into the file, so a second btrdupd (daemon or one-shot) is
 // refused with a message naming that pid:
-//   "/mnt/data is already being processed by btrdupd pid 1234 (lock /mnt/data/.btrdupd/btrdupd.db.lock)"
+//   "/mnt/data is already being processed by btrdupd pid 1234 (lock /run/btrdupd/locks/<fsid>-5.lock)"
 // The file itself is never deleted: deleting a lock file while another process waits to
 // open it would let two processes each hold a lock on a different inode.
 //
@@ -33,8 +36,16 @@
 
 namespace btrdupd {
 
-// The lock file that guards the database at `db_path`.
+// Where volume locks live (root-owned, not group/other-writable; the systemd unit keeps
+// it across daemon restarts).
+inline constexpr char kDefaultLockDir[] = "/run/btrdupd/locks";
+
+// The lock file that guards the database at `db_path` (older releases locked this).
 std::string LockPathForDatabase(absl::string_view db_path);
+
+// The lock file for subvolume `subvol_id` of the btrfs filesystem `fsid`.
+std::string LockPathForVolume(absl::string_view lock_dir, absl::string_view fsid,
+                              uint64_t subvol_id);
 
 class InstanceLock {
  public:

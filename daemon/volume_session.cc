@@ -24,6 +24,7 @@
 #include "ioctl/filesystem.h"
 #include "ioctl/inode_flags.h"
 #include "ioctl/trusted_file.h"
+#include "ioctl/subvolumes.h"
 #include "ioctl/unique_fd.h"
 
 namespace btrdupd {
@@ -114,6 +115,44 @@ absl::Status PrepareDatabaseDirectory(const std::string& path) {
   return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
 }
 
+namespace {
+
+// Creates `dir` (and its parent) root-owned 0755 if missing; refuses one another user
+// could write to, since whoever can replace a lock file can run two btrdupds at once.
+absl::Status PrepareLockDir(const std::string& dir) {
+  const std::string parent = dir.substr(0, dir.rfind('/'));
+  for (const std::string& d : {parent, dir}) {
+    if (d.empty()) continue;
+    if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) {
+      return btrdupd::ErrnoToStatus(errno, absl::StrCat("cannot create lock directory ", d));
+    }
+  }
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("lock directory ", dir));
+  }
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lock directory ", dir,
+        " must be a directory owned by btrdupd's user and writable by it alone"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InstanceLock>> LockVolume(const VolumeLocation& location,
+                                                         absl::string_view lock_dir) {
+  absl::StatusOr<std::string> fsid = Fsid(location.path);
+  if (!fsid.ok()) return fsid.status();
+  absl::StatusOr<SubvolumeInfo> subvol = GetSubvolumeInfo(location.path);
+  if (!subvol.ok()) return subvol.status();
+  const std::string dir(lock_dir);
+  absl::Status prepared = PrepareLockDir(dir);
+  if (!prepared.ok()) return prepared;
+  return InstanceLock::Acquire(LockPathForVolume(dir, *fsid, subvol->id), location.path);
+}
+
 absl::Status ValidateBackendName(absl::string_view backend) {
   if (backend == "native" || backend == "duperemove") return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -156,6 +195,13 @@ absl::StatusOr<std::unique_ptr<VolumeSession>> VolumeSession::Open(
 }
 
 absl::Status VolumeSession::Build() {
+  // One btrdupd per volume (daemon or one-shot), by fsid and subvolume id whatever the
+  // database path, taken before anything is created: held for the session's life;
+  // another holder is named by its pid.
+  absl::StatusOr<std::unique_ptr<InstanceLock>> lock = LockVolume(location_);
+  if (!lock.ok()) return lock.status();
+  lock_ = *std::move(lock);
+
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(location_.path);
   if (!config.ok()) {
     return absl::Status(config.status().code(),
@@ -171,12 +217,6 @@ absl::Status VolumeSession::Build() {
     absl::Status made = PrepareDatabaseDirectory(options_.db_dir);
     if (!made.ok()) return made;
   }
-  // One btrdupd per volume (daemon or one-shot): the lock next to the database is held
-  // for the session's life; another holder is named by its pid.
-  absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
-      InstanceLock::Acquire(LockPathForDatabase(location_.db_path), location_.path);
-  if (!lock.ok()) return lock.status();
-  lock_ = *std::move(lock);
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location_.db_path);
   if (!index.ok()) {
     return absl::Status(index.status().code(),

@@ -74,6 +74,13 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
 // FailedPrecondition saying how to fix it or to use --db-path; the volume is refused.
 absl::Status PrepareDatabaseDirectory(const std::string& path);
 
+// Takes the lock of the btrfs filesystem and subvolume at `location` (by fsid and
+// subvolume id, in `lock_dir`, created if missing: see daemon/instance_lock.h), so one
+// btrdupd works on it whatever database path or mount path the others use.
+// FailedPrecondition naming the holder's pid when another process holds it.
+absl::StatusOr<std::unique_ptr<InstanceLock>> LockVolume(
+    const VolumeLocation& location, absl::string_view lock_dir = "/run/btrdupd/locks");
+
 // "native" or "duperemove"; anything else is InvalidArgument naming the choices.
 absl::Status ValidateBackendName(absl::string_view backend);
 

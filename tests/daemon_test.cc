@@ -685,6 +685,28 @@ TEST_F(DaemonTest, IdleActivityNamesTheNearestThingItWillDo) {
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 
+TEST_F(DaemonTest, AnotherDatabasePathDoesNotGetAroundTheVolumeLock) {
+  Child* d = StartDaemon({a_});
+  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  // The volume is locked by filesystem and subvolume, not by database path.
+  const std::string dbs = tmp_ + "/dbs";
+  std::pair<int, std::string> one_shot =
+      RunBinary({"--db-path=" + dbs, "--no-wait", a_->mount_path()});
+  EXPECT_EQ(one_shot.first, 3);
+  EXPECT_THAT(one_shot.second, HasSubstr(absl::StrCat("pid ", d->pid())));
+  EXPECT_THAT(one_shot.second, HasSubstr("already being processed"));
+  const std::string other_dir = tmp_ + "/other";
+  ASSERT_EQ(mkdir(other_dir.c_str(), 0755), 0);
+  std::pair<int, std::string> daemon = RunBinary(
+      {"--daemon", "--db-path=" + dbs, "--socket-dir=" + other_dir, a_->mount_path()});
+  EXPECT_EQ(daemon.first, 3);
+  EXPECT_THAT(daemon.second, HasSubstr(absl::StrCat("pid ", d->pid())));
+  struct stat st;
+  EXPECT_NE(stat(dbs.c_str(), &st), 0) << "the refused run created its database directory";
+  EXPECT_TRUE(d->running());
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
 TEST_F(DaemonTest, MetricsFileIsWrittenAtStartAndRewrittenEveryMinute) {
   const std::string metrics = tmp_ + "/btrdupd.prom";
   Child* d = StartDaemon({a_}, "", {"--metrics-file=" + metrics});
