@@ -113,14 +113,22 @@ absl::Status Refuse(const std::string& path, absl::string_view why) {
 }
 
 // Reads the stamp and the list of objects with a read-only connection, and decides
-// whether the file may be opened for writing.
-absl::Status InspectExisting(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<SqliteDb>> db =
-      SqliteDb::Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW);
+// whether the file may be opened for writing. A database left with a hot rollback
+// journal (a run killed in the middle of a transaction) cannot be read read-only:
+// then it is inspected through a read-write connection, whose first read rolls the
+// interrupted transaction back, as SQLite requires.
+absl::Status InspectExisting(const std::string& path, bool read_write = false) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(
+      path, (read_write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOFOLLOW);
   // Cannot open read-only: most likely there is no file yet. Anything else (a symlink,
   // permissions) is reported by the read-write open that follows.
   if (!db.ok()) return absl::OkStatus();
   absl::StatusOr<int64_t> app_id = (*db)->QueryInt("PRAGMA application_id");
+  if (!app_id.ok() && !read_write &&
+      sqlite3_extended_errcode((*db)->get()) == SQLITE_READONLY_ROLLBACK) {
+    db->reset();
+    return InspectExisting(path, /*read_write=*/true);
+  }
   if (!app_id.ok()) {
     if (absl::IsDataLoss(app_id.status())) {
       // Damaged (garbage, or shorter than its header says: truncated). DataLoss, not
