@@ -147,12 +147,23 @@ struct ReadOnlyFlip {
 class VolumeIndex {
  public:
   // Opens or creates the database file at `db_path` (its directory must exist).
-  // FailedPrecondition, with the file left unchanged, when it is not SQLite, is another
-  // application's database, or has a newer schema version (see core/index_schema.h).
+  // With the file left unchanged: DataLoss when it is damaged (not an SQLite file, or
+  // shorter than its header says: truncated); FailedPrecondition when it is another
+  // application's database or has a newer schema version (see core/index_schema.h).
   // The implementation is SQLite (core/sqlite_index.h); this interface stays abstract so
   // callers can substitute a fake.
   static absl::StatusOr<std::unique_ptr<VolumeIndex>> Open(const std::string& db_path);
   virtual ~VolumeIndex() = default;
+
+  // Checks every page of the database at `db_path` (SQLite's quick_check: reads the
+  // whole file once) on a read-only connection; changes nothing. DataLoss naming the
+  // first problem when it is damaged; OK when it is sound or there is no file.
+  static absl::Status Verify(const std::string& db_path);
+  // The read-only flips recorded in a database that may be damaged (read-only
+  // connection), to carry into the index that replaces it. An error when even that
+  // table cannot be read.
+  static absl::StatusOr<std::vector<ReadOnlyFlip>> SalvageReadOnlyFlips(
+      const std::string& db_path);
 
   // --- Transactions ---
   // BeginBatch takes the write lock (BEGIN IMMEDIATE). Batches do not nest

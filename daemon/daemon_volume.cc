@@ -97,9 +97,12 @@ absl::Status DaemonVolume::Open() {
     }
     lock_ = *std::move(lock);
   }
+  SessionOptions options = options_;
+  options.verify_index = verify_index_;
   absl::StatusOr<std::unique_ptr<VolumeSession>> session =
-      VolumeSession::Open(given_path_, options_, clock_);
+      VolumeSession::Open(given_path_, options, clock_);
   if (!session.ok()) return session.status();
+  verify_index_ = false;
   struct stat st;
   if (stat(location->path.c_str(), &st) != 0) {
     return btrdupd::ErrnoToStatus(errno, absl::StrCat("stat ", location->path));
@@ -325,6 +328,7 @@ bool DaemonVolume::RecordError(absl::string_view kind, const absl::Status& statu
   ++errors_[std::string(kind)];
   last_error_ = absl::StrCat(kind, ": ", status.message());
   failure_code_ = status.code();
+  if (absl::IsDataLoss(status)) verify_index_ = true;
   // A condition (no space, read-only or unmounted) is one streak whichever step met it
   // (opening, scanning, deduping); any other failure is one per kind and code.
   const bool condition = absl::IsResourceExhausted(status) || absl::IsUnavailable(status);

@@ -143,6 +143,9 @@ class DaemonVolume {
   // and the code (for the status wording of a paused volume).
   std::string failing_;
   absl::StatusCode failure_code_ = absl::StatusCode::kOk;
+  // Check every page of the database at the next Open(): at start, and after a failure
+  // that met a damaged page (DataLoss).
+  bool verify_index_ = true;
   std::string activity_ = "starting";
   std::optional<absl::Time> idle_until_;
   std::string idle_what_;  // what happens at idle_until_ (for the status reply)

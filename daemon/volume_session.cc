@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/duperemove_backend.h"
 #include "daemon/file_opener.h"
+#include "daemon/index_recovery.h"
 #include "daemon/instance_lock.h"
 #include "daemon/log.h"
 #include "daemon/native_backend.h"
@@ -217,7 +218,8 @@ absl::Status VolumeSession::Build() {
     absl::Status made = PrepareDatabaseDirectory(options_.db_dir);
     if (!made.ok()) return made;
   }
-  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location_.db_path);
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = OpenIndexRecovering(
+      location_.db_path, options_.verify_index, location_.path, clock_->Now());
   if (!index.ok()) {
     return absl::Status(index.status().code(),
                         absl::StrCat("database ", location_.db_path, ": ",

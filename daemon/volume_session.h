@@ -98,6 +98,9 @@ struct SessionOptions {
   // (daemon/read_ahead_pool.h); hashing, the index and the dedupe calls stay on the
   // calling thread. The daemon keeps 1.
   int jobs = 1;
+  // Check every page of the database before using it (after a run met a damaged page);
+  // a damaged database is set aside and rebuilt either way (daemon/index_recovery.h).
+  bool verify_index = false;
   // Polled between reads while a file is hashed (EngineOptions::should_stop), so a stop
   // request (SIGTERM) need not wait for a huge file. May be empty.
   std::function<bool()> should_stop;

@@ -11,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -209,6 +211,117 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
       << d->Log();
   EXPECT_THAT(d->Log(), HasSubstr("working again"));
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
+// --- Damaged databases ---
+
+// Runs SQL on a raw connection (to stamp or look at a database).
+void RawSql(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// Names in `dir` that start with `prefix`.
+std::vector<std::string> Names(const std::string& dir, absl::string_view prefix) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (absl::StartsWith(e->d_name, prefix)) out.push_back(e->d_name);
+  }
+  closedir(d);
+  return out;
+}
+
+enum class Damage { kTruncated, kGarbage, kWalWithoutDatabase };
+
+class DamagedDatabaseTest : public FaultsTest,
+                            public ::testing::WithParamInterface<Damage> {
+ protected:
+  std::pair<int, std::string> RunOnce(LoopBtrfs* fs) {
+    absl::StatusOr<testing::CommandResult> r =
+        RunCommand({testing::DaemonBinaryPath(), "--no-wait", fs->mount_path()});
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {-1, ""};
+    return {r->exit_code, r->stdout_text + r->stderr_text};
+  }
+};
+
+// A damaged index is moved aside, said loudly, and rebuilt by a full scan: the run
+// goes on and dedupes a pair written meanwhile.
+TEST_P(DamagedDatabaseTest, IsSetAsideAndRebuiltByAFullScan) {
+  LoopBtrfs* fs = MakeVolume();
+  ASSERT_NE(fs, nullptr);
+  ASSERT_TRUE(WritePatternFile(fs->Path("p1"), 256 * 1024, 1).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("p2"), 256 * 1024, 1).ok());
+  auto [first_exit, first_out] = RunOnce(fs);
+  ASSERT_EQ(first_exit, 0) << first_out;
+  const std::string dir = fs->Path(".btrdupd");
+  const std::string db = dir + "/btrdupd.db";
+  struct stat st;
+  ASSERT_EQ(stat(db.c_str(), &st), 0);
+  ASSERT_GT(st.st_size, 8192);
+
+  switch (GetParam()) {
+    case Damage::kTruncated:
+      ASSERT_EQ(truncate(db.c_str(), st.st_size / 2), 0);
+      break;
+    case Damage::kGarbage:
+      ASSERT_TRUE(WriteFile(db, PatternBytes(st.st_size, 7)).ok());
+      break;
+    case Damage::kWalWithoutDatabase:
+      ASSERT_TRUE(WriteFile(db + "-wal", PatternBytes(64 * 1024, 8)).ok());
+      ASSERT_EQ(unlink(db.c_str()), 0);
+      break;
+  }
+  ASSERT_TRUE(WritePatternFile(fs->Path("q1"), 320 * 1024, 2).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("q2"), 320 * 1024, 2).ok());
+
+  auto [exit_code, out] = RunOnce(fs);
+  EXPECT_EQ(exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("ERROR")) << "said loudly";
+  EXPECT_THAT(out, HasSubstr("moved aside to " + db + ".corrupt-")) << out;
+  EXPECT_EQ(Names(dir, "btrdupd.db.corrupt-").size(), 1u) << out;
+  EXPECT_TRUE(Shared(fs->Path("q1"), fs->Path("q2"))) << out;
+  // The new index knows every file again (full scan).
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(db);
+  ASSERT_TRUE(index.ok()) << index.status();
+  absl::StatusOr<IndexStats> stats = (*index)->Stats(absl::Now());
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->files_tracked, 4);
+  EXPECT_TRUE(VolumeIndex::Verify(db).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, DamagedDatabaseTest,
+                         ::testing::Values(Damage::kTruncated, Damage::kGarbage,
+                                           Damage::kWalWithoutDatabase));
+
+// A database from a newer btrdupd is refused and left exactly as it is.
+TEST_F(FaultsTest, DatabaseFromANewerVersionIsRefusedNotOverwritten) {
+  LoopBtrfs* fs = MakeVolume();
+  ASSERT_NE(fs, nullptr);
+  ASSERT_TRUE(WritePatternFile(fs->Path("p1"), 256 * 1024, 1).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("p2"), 256 * 1024, 1).ok());
+  const std::string db = fs->Path(".btrdupd/btrdupd.db");
+  absl::StatusOr<testing::CommandResult> first =
+      RunCommand({testing::DaemonBinaryPath(), "--no-wait", fs->mount_path()});
+  ASSERT_TRUE(first.ok() && first->exit_code == 0);
+  RawSql(db, "PRAGMA user_version=99; CREATE TABLE future(x);");
+  absl::StatusOr<std::string> before = testing::ReadFile(db);
+  ASSERT_TRUE(before.ok());
+
+  absl::StatusOr<testing::CommandResult> r =
+      RunCommand({testing::DaemonBinaryPath(), "--no-wait", fs->mount_path()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 3) << "the only volume failed: " << r->stderr_text;
+  EXPECT_THAT(r->stderr_text, HasSubstr("schema version 99"));
+  EXPECT_EQ(testing::ReadFile(db).value_or(""), *before);
+  EXPECT_TRUE(Names(fs->Path(".btrdupd"), "btrdupd.db.corrupt-").empty());
 }
 
 }  // namespace
