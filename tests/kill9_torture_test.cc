@@ -100,7 +100,7 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
   // copies rewritten with the same bytes (new extents), and more copies at the top.
   Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'"));
   Sh(absl::StrCat("mkdir -p '", Path("sv/d1"), "' '", Path("sv/d2"), "' '", Path("top"), "'"));
-  const uint64_t groups = 40 * scale;
+  const uint64_t groups = 24 * scale;
   for (uint64_t g = 0; g < groups; ++g) {
     const uint64_t size = 12 * 1024 + (random() % (256 * 1024));
     groups_.emplace_back();
@@ -142,8 +142,9 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
   sync();
 
   // Each run first gets new work (a new group of copies), then is killed at a random
-  // moment within a window: 300 ms per scale unit at first, half as long again after
-  // each run the kill interrupted, the time the run took after one it did not; so the
+  // moment within a window: 300 ms per scale unit at first, half as long again (up to
+  // 1 s per scale unit) after each run the kill interrupted, the time the run took
+  // after one it did not; so the
   // kills land in start-up, scans, hashing, dedupes and commits alike.
   uint64_t window_us = 300000 * scale;
   int interrupted = 0;
@@ -165,7 +166,7 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     if (WIFSIGNALED(status)) {
       ++interrupted;
-      window_us = std::min<uint64_t>(window_us * 3 / 2, 20000000);  // reach further in
+      window_us = std::min<uint64_t>(window_us * 3 / 2, 1000000 * scale);  // reach further in
     } else {
       window_us = static_cast<uint64_t>(absl::ToInt64Microseconds(absl::Now() - started));
     }
