@@ -22,6 +22,11 @@ absl::StatusOr<FullScanState> LoadFullScanState(VolumeIndex* index) {
   absl::StatusOr<std::optional<std::string>> wanted = index->GetMeta(kMetaFullScanWanted);
   if (!wanted.ok()) return wanted.status();
   state.wanted = wanted->has_value() && !(*wanted)->empty();
+  absl::StatusOr<std::optional<std::string>> since = index->GetMeta(kMetaFullScanWantedSince);
+  if (!since.ok()) return since.status();
+  if (since->has_value() && absl::SimpleAtoi(**since, &seconds)) {
+    state.wanted_since = absl::FromUnixSeconds(seconds);
+  }
   return state;
 }
 
@@ -38,6 +43,14 @@ absl::Time NextFullScanTime(const FullScanState& state, const VolumeConfig& conf
   if (candidate < absl::CivilHour(info.cs)) candidate += 24;
   // The first instant of that local hour (a skipped hour at a DST change maps forward).
   return zone.At(absl::CivilSecond(candidate)).pre;
+}
+
+absl::Time MissedFullScanTime(const FullScanState& state, const VolumeConfig& config,
+                              absl::TimeZone zone) {
+  if (!state.wanted || !state.ever_completed || state.pending) return absl::InfiniteFuture();
+  absl::Time from = state.wanted_since;
+  if (from == absl::InfinitePast()) from = state.last_full;  // recorded by an older release
+  return NextFullScanTime(state, config, from, zone);
 }
 
 absl::StatusOr<absl::Time> NextFullScanDue(VolumeIndex* index, const VolumeConfig& config,

@@ -28,6 +28,7 @@ inline constexpr char kMetaLastFullScan[] = "scan.last_full";        // unix sec
 inline constexpr char kMetaFullScanPending[] = "scan.full_pending";  // "1" while running
 inline constexpr char kMetaFullScanDone[] = "scan.full_done";        // subvol ids done
 inline constexpr char kMetaFullScanWanted[] = "scan.full_wanted";    // why one is due
+inline constexpr char kMetaFullScanWantedSince[] = "scan.full_wanted_since";  // unix seconds
 inline constexpr char kMetaLastIncremental[] = "scan.last_incremental";  // unix seconds
 // The exclude patterns the index was last fully reconciled with (one per line). When
 // the configuration's list differs, the next pass is a full scan: files newly excluded
@@ -39,6 +40,7 @@ struct FullScanState {
   bool pending = false;         // one started and did not finish
   bool wanted = false;          // a generation gap asked for one
   absl::Time last_full = absl::InfinitePast();
+  absl::Time wanted_since = absl::InfinitePast();  // when the gap was first seen
 };
 
 absl::StatusOr<FullScanState> LoadFullScanState(VolumeIndex* index);
@@ -48,6 +50,15 @@ absl::StatusOr<FullScanState> LoadFullScanState(VolumeIndex* index);
 // otherwise the time described above.
 absl::Time NextFullScanTime(const FullScanState& state, const VolumeConfig& config,
                             absl::Time now, absl::TimeZone zone);
+
+// For a run that was not going at the scheduled time (one-shot mode, from cron at
+// another hour): when the full scan a generation gap asked for was scheduled, counted
+// from when the gap was seen — the first full_scan_hour at least
+// min_hours_between_full_scans after the last full scan and not before the gap was
+// seen. A time at or before `now` means it was missed and is due now.
+// InfiniteFuture() when none is wanted.
+absl::Time MissedFullScanTime(const FullScanState& state, const VolumeConfig& config,
+                              absl::TimeZone zone);
 
 // The same, read from the index (for the daemon's schedule and its status reply).
 absl::StatusOr<absl::Time> NextFullScanDue(VolumeIndex* index, const VolumeConfig& config,

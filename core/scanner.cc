@@ -58,8 +58,11 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
   absl::StatusOr<std::optional<std::string>> indexed_excludes = index_->GetMeta(kMetaExclude);
   if (!indexed_excludes.ok()) return indexed_excludes.status();
   const bool excludes_changed = indexed_excludes->value_or("") != excludes;
-  const bool full = mode == ScanMode::kForceFull || excludes_changed ||
-                    NextFullScanTime(*state, config_, start, options_.time_zone) <= start;
+  const bool full =
+      mode == ScanMode::kForceFull || excludes_changed ||
+      NextFullScanTime(*state, config_, start, options_.time_zone) <= start ||
+      (options_.catch_up_missed_full_scan &&
+       MissedFullScanTime(*state, config_, options_.time_zone) <= start);
   const ExcludeList exclude_list = ExcludeList::Parse(config_.exclude).value_or(ExcludeList());
   report.kind = full ? ScanKind::kFull : ScanKind::kIncremental;
 
@@ -151,6 +154,11 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
         // sees the running transaction, and finding nothing costs next to nothing.
         if (sub.generation > last && sub.generation - last > config_.max_generation_gap &&
             !full) {
+          if (!state->wanted) {
+            RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanWantedSince,
+                                            absl::StrCat(absl::ToUnixSeconds(start))));
+            state->wanted = true;
+          }
           RETURN_IF_ERROR(index_->SetMeta(
               kMetaFullScanWanted,
               absl::StrCat("subvolume ", sub.id, " '", sub.path, "' generation ", last,

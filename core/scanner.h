@@ -101,6 +101,10 @@ struct ScanOptions {
   int batch_rows = 4000;
   // The zone full_scan_hour is read in.
   absl::TimeZone time_zone = absl::LocalTimeZone();
+  // One-shot runs: a full scan a generation gap scheduled for a time that has passed
+  // (MissedFullScanTime, core/scan_policy.h) runs now, whatever the hour. The daemon,
+  // awake at full_scan_hour, leaves it false.
+  bool catch_up_missed_full_scan = false;
 };
 
 class Scanner {

@@ -48,7 +48,9 @@ VOLUME is the mount point of a btrfs filesystem (or a subvolume of one). Run as 
 
 One-shot mode (the default): for each VOLUME, find what changed since the last run
 (a full scan on the first run), hash the candidate files, dedupe the duplicates,
-print a summary line, and exit.
+print a summary line, and exit. Maintenance that came due is done too (VACUUM and
+dedupe-state reset after their intervals; a full scan scheduled for full_scan_hour
+is made up by a run at another hour, at most one per min_hours_between_full_scans).
 
 Files still being written are not worth hashing: a file becomes eligible
 initial_wait_minutes (default 5) after its last change (its ctime/mtime: a file

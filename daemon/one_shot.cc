@@ -295,6 +295,12 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
         HumanDuration(*summary.next_eligible - now),
         " (run again later, or use --no-wait)"));
   }
+  if (!summary.maintenance.empty()) {
+    parts.push_back(absl::StrCat("maintenance: ", absl::StrJoin(summary.maintenance, ", ")));
+  }
+  if (!summary.maintenance.empty()) {
+    parts.push_back(absl::StrCat("maintenance: ", absl::StrJoin(summary.maintenance, ", ")));
+  }
   if (summary.stopped) parts.push_back("interrupted");
   return absl::StrCat(volume, ": ", absl::StrJoin(parts, "; "));
 }

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/maintenance.h"
 #include "daemon/duperemove_backend.h"
 #include "daemon/file_opener.h"
 #include "daemon/index_recovery.h"
@@ -30,6 +31,13 @@
 
 namespace btrdupd {
 namespace {
+
+MaintenancePolicy MaintenancePolicyOf(const VolumeConfig& config) {
+  MaintenancePolicy policy;
+  policy.vacuum_interval = absl::Hours(24) * config.vacuum_interval_days;
+  policy.dedupe_reset_interval = absl::Hours(24) * config.dedup_reset_interval_days;
+  return policy;
+}
 
 // Metadata keys of VolumeSession::Totals (decimal).
 constexpr char kMetaDedupedFilesTotal[] = "totals.deduped_files";
@@ -278,6 +286,7 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
   ScanOptions scan_options;
   scan_options.progress = progress;
   scan_options.should_stop = should_stop;
+  scan_options.catch_up_missed_full_scan = catch_up_missed_full_scan_;
   Scanner scanner(parts_->volume_fs.get(), index_.get(), config_, clock_, scan_options);
   absl::StatusOr<ScanReport> report = scanner.Run(mode);
   if (!report.ok()) return report;
@@ -331,6 +340,8 @@ const EngineStats& VolumeSession::engine_stats() const { return parts_->engine->
 absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     const SessionObserver& observer, const std::function<bool()>& should_stop) {
   VolumeSummary summary;
+  // Not running at full_scan_hour: a full scan scheduled since the last run is made up.
+  catch_up_missed_full_scan_ = true;
   // One-shot: each scan starts with a commit, so the generations it records are exact
   // and the next run does not see the last transaction's changes again.
   parts_->volume_fs->set_commit_before_listing(true);
@@ -345,6 +356,21 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     return scan.status();
   }
   summary.scan = *scan;
+
+  // Maintenance that came due since the last run (a one-shot volume has no daemon to
+  // do it): a dedupe-state reset first, so this run re-verifies with FIEMAP.
+  MaintenanceTimes maintenance;
+  if (!options_.dry_run) {
+    absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*index_, clock_->Now());
+    if (!times.ok()) return times.status();
+    maintenance = *times;
+    if (clock_->Now() >= NextDedupeReset(maintenance, MaintenancePolicyOf(config_))) {
+      absl::Status reset =
+          RunMaintenance(*index_, MaintenanceTask::kDedupeReset, clock_->Now());
+      if (!reset.ok()) return reset;
+      summary.maintenance.push_back("dedupe states reset (all verified again)");
+    }
+  }
 
   while (true) {
     if (should_stop && should_stop()) {
@@ -410,6 +436,12 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     } else if (!settled.ok()) {
       return settled;
     }
+  }
+  if (!options_.dry_run && !summary.stopped &&
+      clock_->Now() >= NextVacuum(maintenance, MaintenancePolicyOf(config_))) {
+    absl::Status vacuumed = RunMaintenance(*index_, MaintenanceTask::kVacuum, clock_->Now());
+    if (!vacuumed.ok()) return vacuumed;
+    summary.maintenance.push_back("database vacuumed");
   }
   return summary;
 }

@@ -11,8 +11,10 @@
 // Work comes in small units so the daemon can serve volumes round-robin:
 //   Scan(mode)  one change-detection pass (incremental, or full when needed/forced);
 //   Step()      one unit of dedupe work (hash one file, or plan/dedupe/verify one group);
-// and RunOnce() does what one-shot mode needs: a scan, then steps until no work is
-// left (or `should_stop` turns true), and returns a summary. Its scans list the
+// and RunOnce() does what one-shot mode needs: a scan (making up a full scan that
+// was scheduled since the last run, see ScanOptions::catch_up_missed_full_scan), a
+// due dedupe-state reset, steps until no work is left (or `should_stop` turns true), a
+// due VACUUM (core/maintenance.h), and returns a summary. Its scans list the
 // subvolumes after committing the running transaction (RealVolumeFs
 // set_commit_before_listing), so the generations they record are exact; and when it
 // deduped files, it runs one more change check (Settle) while the trees it rewrote are
@@ -38,6 +40,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -120,6 +123,7 @@ struct VolumeSummary {
   // When the first file still in its stability wait becomes eligible, if any waits.
   std::optional<absl::Time> next_eligible;
   bool stopped = false;          // should_stop cut the run short
+  std::vector<std::string> maintenance;  // what was due and done, for people
   // Wall time of the scan and of the engine's steps by kind (for -v).
   absl::Duration scan_time;
   absl::Duration hash_time;    // kHashed / kHashCopied / kFileSkipped steps
@@ -201,6 +205,7 @@ class VolumeSession {
   std::unique_ptr<DedupeBackend> backend_;
   std::unique_ptr<Parts> parts_;
   bool scanned_once_ = false;
+  bool catch_up_missed_full_scan_ = false;  // RunOnce (one-shot): see ScanOptions
 };
 
 }  // namespace btrdupd
