@@ -201,9 +201,15 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::RunOnce(
       options_.min_deadline +
       absl::Seconds(bytes / static_cast<double>(std::max<uint64_t>(options_.min_bytes_per_second, 1)));
 
+  run_options.cancel = options_.should_stop;
   absl::StatusOr<ProcessResult> run = RunProcess(argv, run_options);
   if (!run.ok()) return run.status();
   const std::string who = absl::StrCat("duperemove ", dialect.version.text);
+  if (run->cancelled) {
+    return AllFailed(dests.size(),
+                     absl::UnavailableError(absl::StrCat(
+                         who, " was stopped because btrdupd is stopping; tried again later")));
+  }
   if (run->timed_out) {
     return AllFailed(dests.size(),
                      absl::UnavailableError(absl::StrCat(

@@ -38,8 +38,9 @@
 // process group (setsid: Ctrl-C on btrdupd's terminal does not reach it) with a
 // deadline (Options::min_deadline plus the time to compare its bytes at
 // Options::min_bytes_per_second); a run killed by a signal from outside (SIGTERM at
-// systemd stop, SIGINT, SIGKILL) or at its deadline fails its destinations with
-// Unavailable, so the engine tries them again in a later pass.
+// systemd stop, SIGINT, SIGKILL), at its deadline, or because btrdupd is stopping
+// (Options::should_stop: a Ctrl-C of btrdupd does not wait for the run) fails its
+// destinations with Unavailable, so the engine tries them again in a later pass.
 //
 // Outcomes are read conservatively from duperemove's output (daemon/duperemove_output.h)
 // and are claims the engine verifies with FIEMAP, as for every backend.
@@ -50,6 +51,7 @@
 #define BTRDUPD_DAEMON_DUPEREMOVE_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,6 +89,9 @@ class DuperemoveBackend : public DedupeBackend {
     // (the kernel compares both copies) at min_bytes_per_second.
     absl::Duration min_deadline = absl::Minutes(10);
     uint64_t min_bytes_per_second = uint64_t{4} << 20;
+    // When it returns true (btrdupd is asked to stop) a running invocation is killed
+    // and its destinations are tried again later (Unavailable). May be empty.
+    std::function<bool()> should_stop;
   };
 
   // `opener` (borrowed, must outlive the backend) is where every file comes from.

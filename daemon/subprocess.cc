@@ -119,19 +119,22 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                   : absl::Now() + options.deadline;
   char buf[65536];
   while (true) {
-    if (deadline != absl::InfiniteFuture()) {
+    if (deadline != absl::InfiniteFuture() || options.cancel) {
       const absl::Duration left = deadline - absl::Now();
+      int wait_ms = static_cast<int>(
+          std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 60 * 60 * 1000));
+      if (options.cancel) wait_ms = std::min(wait_ms, 200);
       struct pollfd pfd = {out[0], POLLIN, 0};
-      const int ready =
-          left <= absl::ZeroDuration()
-              ? 0
-              : poll(&pfd, 1,
-                     static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1,
-                                                        60 * 60 * 1000)));
+      const int ready = left <= absl::ZeroDuration() ? 0 : poll(&pfd, 1, wait_ms);
       if (ready < 0 && errno == EINTR) continue;
       if (ready == 0 && absl::Now() >= deadline) {
         kill(kill_target, SIGKILL);
         result.timed_out = true;
+        break;
+      }
+      if (ready == 0 && options.cancel && options.cancel()) {
+        kill(kill_target, SIGKILL);
+        result.cancelled = true;
         break;
       }
       if (ready == 0) continue;

@@ -16,6 +16,7 @@
 #define BTRDUPD_DAEMON_SUBPROCESS_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,12 +39,16 @@ struct ProcessOptions {
   // Descriptors (>= 3) the program inherits at the same numbers; they stay
   // close-on-exec in btrdupd.
   std::vector<int> inherit_fds;
+  // Polled about every 200 ms while the program runs; when it returns true the
+  // program (its group, with new_session) is killed with SIGKILL (btrdupd is stopping).
+  std::function<bool()> cancel;
 };
 
 struct ProcessResult {
   int exit_code = 0;    // exit status, or 128 + signal number if killed
   int term_signal = 0;  // the signal that killed it, 0 if it exited
   bool timed_out = false;  // killed by btrdupd at the deadline (term_signal SIGKILL)
+  bool cancelled = false;  // killed by btrdupd because `cancel` said so
   std::string output;   // stdout and stderr interleaved as written
 };
 

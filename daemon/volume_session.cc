@@ -241,6 +241,7 @@ absl::Status VolumeSession::Build() {
   if (options_.backend == "duperemove") {
     DuperemoveBackend::Options backend_options;
     backend_options.max_arg_length = config_.max_arg_length;
+    backend_options.should_stop = options_.should_stop;
     backend_ = std::make_unique<DuperemoveBackend>(opener_.get(), backend_options);
   } else {
     backend_ = std::make_unique<NativeBackend>(opener_.get());

@@ -149,6 +149,7 @@ TEST_F(DuperemoveFailuresTest, ProgramStoppedBySignalMeansTryAgainLater) {
 TEST_F(DuperemoveFailuresTest, DeadlineKillsTheProgramsWholeGroupAndMeansTryAgainLater) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string pids_file = absl::StrCat(tmp ? tmp : "/tmp", "/stub-pids-", getpid());
+  unlink(pids_file.c_str());
   StubEnv env(Vars{{"STUB_MODE", "hang"}, {"STUB_PIDS", pids_file}});
   DuperemoveBackend::Options options = StubOptions();
   options.min_deadline = absl::Seconds(1);
@@ -179,6 +180,24 @@ TEST_F(DuperemoveFailuresTest, DeadlineKillsTheProgramsWholeGroupAndMeansTryAgai
   absl::StatusOr<std::string> stat_text = ::btrdupd::testing::ReadFile(proc);
   EXPECT_TRUE(!stat_text.ok() || absl::StrContains(*stat_text, ") Z ")) << *stat_text;
   (void)st;
+}
+
+TEST_F(DuperemoveFailuresTest, StoppingBtrdupdStopsTheRunningProgramAndMeansTryAgainLater) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string pids_file = absl::StrCat(tmp ? tmp : "/tmp", "/stub-pids-stop-", getpid());
+  StubEnv env(Vars{{"STUB_MODE", "hang"}, {"STUB_PIDS", pids_file}});
+  DuperemoveBackend::Options options = StubOptions();
+  // Asked to stop once the program has started (it wrote its pids).
+  options.should_stop = [&] { return ::btrdupd::testing::ReadFile(pids_file).ok(); };
+  absl::StatusOr<std::vector<DedupeOutcome>> outcomes =
+      Backend(options).Dedupe(Request());
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (const DedupeOutcome& o : *outcomes) {
+    EXPECT_EQ(o.kind, Kind::kFailed);
+    EXPECT_TRUE(absl::IsUnavailable(o.error)) << o.error;
+    EXPECT_TRUE(absl::StrContains(o.error.message(), "btrdupd is stopping")) << o.error;
+  }
+  EXPECT_FALSE(SharedPaths(Path("ref"), Path("a")));
 }
 
 TEST_F(DuperemoveFailuresTest, MissingProgramIsAFailureOfTheBackend) {
