@@ -78,6 +78,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv) {
       continue;
     }
     if (arg == "-v") arg = "--verbose";
+    if (arg == "-q") arg = "--quiet";
     if (arg == "-h") arg = "--help";
     absl::string_view body = arg;
     if (!absl::ConsumePrefix(&body, "--")) absl::ConsumePrefix(&body, "-");
@@ -135,6 +136,7 @@ std::string FlagsHelp() {
     std::string spelled = absl::StrCat("--", Dashed(flag->Name()));
     std::string help = flag->Help();
     if (flag->Name() == "verbose") spelled = absl::StrCat("-v, ", spelled);
+    if (flag->Name() == "quiet") spelled = absl::StrCat("-q, ", spelled);
     if (flag->Name() == "help") spelled = absl::StrCat("-h, ", spelled);
     if (!flag->IsOfType<bool>()) {
       auto [metavar, rest] = SplitMetavar(help);

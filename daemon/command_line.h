@@ -3,7 +3,7 @@
 // Flags are defined with ABSL_FLAG next to the code that reads them, in any file under
 // daemon/. ParseCommandLine() accepts exactly those flags, written `--dry-run` or
 // `--dry_run`, `--name=value` or `--name value`, `--flag`/`--noflag` for booleans, `-v`
-// for `--verbose` and `-h` for `--help`; `--` ends the options. Unlike Abseil's parser it
+// for `--verbose`, `-q` for `--quiet` and `-h` for `--help`; `--` ends the options. Unlike Abseil's parser it
 // never exits: an unknown option or a bad value comes back as InvalidArgument whose
 // message names the option, so main() can print it and exit with the usage-error code.
 //

@@ -42,7 +42,10 @@ void WriteAll(absl::string_view text) {
 
 }  // namespace
 
+std::atomic<bool> quiet{false};
+
 void SetVerbose(bool v) { verbose.store(v); }
+void SetQuiet(bool q) { quiet.store(q); }
 bool IsVerbose() { return verbose.load(); }
 
 bool StderrIsTerminal() {
@@ -52,6 +55,7 @@ bool StderrIsTerminal() {
 
 void Log(LogLevel level, absl::string_view volume, absl::string_view message) {
   if (level == LogLevel::kDebug && !IsVerbose()) return;
+  if (level != LogLevel::kError && quiet.load()) return;
   std::string line = absl::StrCat("btrdupd[", getpid(), "]: ", LevelName(level), " ");
   // Paths in messages are bytes a user chose: no control character reaches stderr raw.
   if (!volume.empty()) absl::StrAppend(&line, EscapeControlCharacters(volume), ": ");
@@ -65,7 +69,7 @@ void Log(LogLevel level, absl::string_view volume, absl::string_view message) {
 }
 
 void ShowTransientLine(absl::string_view text) {
-  if (!StderrIsTerminal()) return;
+  if (!StderrIsTerminal() || quiet.load()) return;
   absl::MutexLock lock(&mu);
   WriteAll(absl::StrCat("\r", EscapeControlCharacters(text), "\033[K"));
   transient_showing = !text.empty();

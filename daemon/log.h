@@ -19,6 +19,8 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 void SetVerbose(bool verbose);
 bool IsVerbose();
+// SetQuiet(true) (`-q`): only ERROR lines are written, and no transient line.
+void SetQuiet(bool quiet);
 
 // Writes one line. `volume` may be empty. Newlines inside `message` are written as "\n"
 // so one event stays one line.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "core/config.h"
@@ -24,6 +25,7 @@
 #include "daemon/status_report.h"
 #include "daemon/version.h"
 
+ABSL_DECLARE_FLAG(bool, quiet);  // daemon/one_shot.cc
 ABSL_FLAG(bool, help, false, "Print this help and exit.");
 ABSL_FLAG(bool, version, false, "Print the version and exit.");
 ABSL_FLAG(bool, print_config, false,
@@ -109,7 +111,11 @@ int Main(int argc, char** argv) {
   if (!mode.ok()) return UsageError(mode.status().message());
   absl::Status fits = CheckOptionsForMode(*mode, command_line->given);
   if (!fits.ok()) return UsageError(fits.message());
+  if (absl::GetFlag(FLAGS_quiet) && absl::GetFlag(FLAGS_verbose)) {
+    return UsageError("-q (--quiet) and -v (--verbose) contradict each other: choose one");
+  }
   SetVerbose(absl::GetFlag(FLAGS_verbose));
+  SetQuiet(absl::GetFlag(FLAGS_quiet));
   const std::vector<std::string>& volumes = command_line->positional;
   if (volumes.empty()) return UsageError("no VOLUME given");
 

@@ -66,6 +66,9 @@ ABSL_FLAG(btrdupd::JobsFlag, jobs, btrdupd::JobsFlag(),
           "thread; nice 19 and the idle I/O class still apply. The daemon always keeps\n"
           "one processing thread.");
 ABSL_DECLARE_FLAG(bool, json);
+ABSL_FLAG(bool, quiet, false,
+          "Print nothing but errors: no summary lines, no progress, no warnings\n"
+          "(one-shot runs; the exit code says how it went; --json still prints).");
 
 namespace btrdupd {
 namespace {
@@ -112,6 +115,7 @@ void PrintPlannedGroup(const PlannedGroup& group) {
 // How the run reports: summary lines, or one JSON object; metrics file or not.
 struct Output {
   bool json = false;
+  bool quiet = false;
   std::string metrics_file;
 };
 
@@ -142,11 +146,16 @@ VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options
     scan_progress.UpdateText(absl::StrCat(ScanKindName(p.kind), " scan, ", p.files_seen,
                                           " files in ", p.dirs_listed, " directories"));
   };
-  uint64_t hashed = 0, read = 0, deduped = 0, groups = 0;
+  uint64_t hashed = 0, read = 0, deduped = 0, groups = 0, to_hash = 0;
+  absl::Time hashing_since = absl::InfinitePast();
+  observer.on_scanned = [&](uint64_t bytes) {
+    to_hash = bytes;
+    hashing_since = absl::Now();
+  };
   observer.on_step = [&](const StepResult& step) {
     scan_progress.Finish();
     if (step.kind == StepResult::Kind::kPlannedGroup && step.planned.has_value() &&
-        !output.json) {
+        !output.json && !output.quiet) {
       work_progress.Finish();
       PrintPlannedGroup(*step.planned);
     }
@@ -173,10 +182,20 @@ VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options
     if (step.kind == StepResult::Kind::kHashed) hashed += step.files_hashed;
     deduped += step.files_deduped;
     if (step.kind == StepResult::Kind::kPlannedGroup) ++groups;
-    work_progress.UpdateText(absl::StrCat(
-        "hashed ", hashed, " files (", HumanBytes(read), " read), ",
+    std::string read_text = HumanBytes(read);
+    if (to_hash > 0) absl::StrAppend(&read_text, " of at most ", HumanBytes(to_hash));
+    std::string text = absl::StrCat(
+        "hashed ", hashed, " files (", read_text, " read), ",
         options.dry_run ? absl::StrCat(groups, " groups to dedupe")
-                        : absl::StrCat(deduped, " files deduped")));
+                        : absl::StrCat(deduped, " files deduped"));
+    const absl::Duration elapsed = absl::Now() - hashing_since;
+    if (to_hash > read && read > 0 && elapsed >= absl::Seconds(2)) {
+      // Bytes left at the rate so far; prefix-only reads make it an upper bound.
+      const double rate = static_cast<double>(read) / absl::ToDoubleSeconds(elapsed);
+      absl::StrAppend(&text, ", ETA ",
+                      HumanDuration(absl::Seconds(static_cast<double>(to_hash - read) / rate)));
+    }
+    work_progress.UpdateText(text);
   };
   absl::StatusOr<VolumeSummary> summary =
       (*session)->RunOnce(observer, [] { return stop_requested.load(); });
@@ -197,7 +216,7 @@ VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options
            absl::ToDoubleSeconds(summary->dedupe_time),
            absl::ToDoubleSeconds(summary->other_time),
            absl::ToDoubleSeconds(summary->settle_time));
-  if (!output.json) {
+  if (!output.json && !output.quiet) {
     std::string line = FormatSummary(path, *summary, options.dry_run, clock->Now());
     std::fputs(absl::StrCat(line, "\n").c_str(), stdout);
     std::fflush(stdout);
@@ -320,6 +339,7 @@ int RunOneShot(const std::vector<std::string>& volumes, const SessionOptions& op
   ScaledClock clock(1.0, options.test_clock_offset);
   Output output;
   output.json = absl::GetFlag(FLAGS_json);
+  output.quiet = absl::GetFlag(FLAGS_quiet);
   output.metrics_file = MetricsFileFromFlags();
   int failed = 0;
   std::vector<VolumeOutcome> outcomes;

@@ -316,6 +316,21 @@ absl::StatusOr<StepResult> VolumeSession::Step() {
   return step;
 }
 
+absl::StatusOr<uint64_t> VolumeSession::BytesToHash() {
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<std::vector<uint64_t>> sizes = index_->SizesWithWork(config_.min_file_size, now);
+  if (!sizes.ok()) return sizes.status();
+  uint64_t bytes = 0;
+  for (uint64_t size : *sizes) {
+    absl::StatusOr<std::vector<FileRecord>> files = index_->FilesOfSize(size);
+    if (!files.ok()) return files.status();
+    for (const FileRecord& f : *files) {
+      if (f.hash_state != HashState::kFull && f.next_eligible <= now) bytes += f.size;
+    }
+  }
+  return bytes;
+}
+
 absl::StatusOr<VolumeSession::Totals> VolumeSession::LoadTotals() {
   Totals totals;
   for (auto [key, field] : {std::pair<const char*, uint64_t*>{kMetaDedupedFilesTotal,
@@ -357,6 +372,11 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     return scan.status();
   }
   summary.scan = *scan;
+  if (observer.on_scanned) {
+    absl::StatusOr<uint64_t> to_hash = BytesToHash();
+    if (!to_hash.ok()) return to_hash.status();
+    observer.on_scanned(*to_hash);
+  }
 
   // Maintenance that came due since the last run (a one-shot volume has no daemon to
   // do it): a dedupe-state reset first, so this run re-verifies with FIEMAP.

@@ -136,6 +136,9 @@ struct VolumeSummary {
 // lines, and (dry run) to print each planned group. Either may be null.
 struct SessionObserver {
   std::function<void(const ScanProgress&)> on_scan;
+  // After the scan: at most how many bytes this run will read to hash (eligible files
+  // not yet fully hashed that share their size with another file), for an ETA.
+  std::function<void(uint64_t bytes_to_hash)> on_scanned;
   std::function<void(const StepResult&)> on_step;
 };
 
@@ -180,6 +183,10 @@ class VolumeSession {
                                         const std::function<bool()>& should_stop);
 
   const EngineStats& engine_stats() const;
+
+  // At most how many bytes the engine will read to hash what is eligible now: files
+  // not yet fully hashed in the size groups that have work. One look at those groups.
+  absl::StatusOr<uint64_t> BytesToHash();
 
   // What this volume's sessions deduped since its database was made (kept in its
   // metadata, added to by Step(); a dry run adds nothing).

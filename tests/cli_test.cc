@@ -117,6 +117,8 @@ TEST(CliTest, OptionsWithoutMeaningInTheModeAreUsageErrorsNamingThem) {
       {{"--scan-interval=5m", "/mnt"}, "--scan-interval is for --daemon only, not for one-shot"},
       {{"--socket-dir=/x", "/mnt"}, "--socket-dir"},
       {{"--daemon", "--json", "/mnt"}, "--json"},
+      {{"--daemon", "-q", "/mnt"}, "--quiet"},
+      {{"-q", "-v", "/mnt"}, "choose one"},
       {{"--daemon", "--jobs=2", "/mnt"}, "--jobs"},
       {{"--status", "--metrics-file=/x", "/mnt"}, "--metrics-file"},
       {{"--daemon", "--status", "/mnt"}, "--daemon and --status cannot be combined"},

@@ -44,5 +44,29 @@ TEST_F(ModeOptionsTest, DryRunDaemonIsRefusedAndSharesNothing) {
   EXPECT_NE(access(Path(".btrdupd").c_str(), F_OK), 0) << "the volume was opened";
 }
 
+TEST_F(ModeOptionsTest, QuietRunPrintsNothingButErrors) {
+  ASSERT_TRUE(WritePatternFile(Path("a"), 256 * 1024, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path("b"), 256 * 1024, 1).ok());
+  sync();
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"daemon/btrdupd", "-q", "--no-wait", mount_path()});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
+  EXPECT_EQ(r->stdout_text, "");
+  EXPECT_EQ(r->stderr_text, "");
+  UniqueFd a(open(Path("a").c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd b(open(Path("b").c_str(), O_RDONLY | O_CLOEXEC));
+  absl::StatusOr<bool> shared = ShareAllExtents(a.get(), b.get());
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_TRUE(*shared) << "a quiet run still works";
+
+  // An error is still said: a volume that is not btrfs.
+  r = RunCommand({"daemon/btrdupd", "-q", "--no-wait", mount_path(), "/proc"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 1);
+  EXPECT_EQ(r->stdout_text, "");
+  EXPECT_TRUE(absl::StrContains(r->stderr_text, "ERROR /proc")) << r->stderr_text;
+}
+
 }  // namespace
 }  // namespace btrdupd
