@@ -83,29 +83,20 @@ DaemonVolume::~DaemonVolume() { Close(); }
 absl::Status DaemonVolume::Open() {
   lock_refused_ = false;
   activity_ = "opening";
-  absl::StatusOr<VolumeLocation> location = ResolveVolume(given_path_, options_.db_dir);
-  if (!location.ok()) return location.status();
-  display_path_ = location->path;
-  // One btrdupd per filesystem and subvolume (daemon/instance_lock.h); the session
-  // creates the database directory itself (NOCOW), as in one-shot mode.
-  if (lock_ == nullptr) {
-    absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
-        LockVolume(*location);
-    if (!lock.ok()) {
-      lock_refused_ = absl::IsFailedPrecondition(lock.status());
-      return lock.status();
-    }
-    lock_ = *std::move(lock);
-  }
+  // Opened as a one-shot run opens it (daemon/volume_open.h): the session holds the lock.
   SessionOptions options = options_;
   options.verify_index = verify_index_;
   absl::StatusOr<std::unique_ptr<VolumeSession>> session =
       VolumeSession::Open(given_path_, options, clock_);
-  if (!session.ok()) return session.status();
+  if (!session.ok()) {
+    lock_refused_ = IsLockRefusal(session.status());
+    return session.status();
+  }
   verify_index_ = false;
+  display_path_ = (*session)->path();
   struct stat st;
-  if (stat(location->path.c_str(), &st) != 0) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("stat ", location->path));
+  if (stat(display_path_.c_str(), &st) != 0) {
+    return btrdupd::ErrnoToStatus(errno, absl::StrCat("stat ", display_path_));
   }
   const absl::Time now = clock_->Now();
   absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*(*session)->index(), now);
@@ -121,7 +112,6 @@ absl::Status DaemonVolume::Open() {
 void DaemonVolume::Close() {
   // The session's destructor commits and restores any read-only flag still flipped.
   session_.reset();
-  lock_.reset();
   idle_until_.reset();
 }
 

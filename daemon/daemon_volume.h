@@ -1,12 +1,13 @@
 // DaemonVolume: one volume as the daemon serves it, unit by unit.
 //
-// It owns what the daemon keeps per volume: the instance lock, the VolumeSession (index,
+// It owns what the daemon keeps per volume: the VolumeSession (which holds the instance
+// lock and the index, opened exactly as a one-shot run opens them: daemon/volume_open.h;
 // scanner, engine, backend), the maintenance times, the status socket, and the figures
 // the status reply shows (rates, errors by kind, current activity). The daemon loop
 // (daemon/daemon_loop.h) decides *when* each unit runs (core/round_robin.h); this class
 // runs it:
-//   Open()         resolve the path, take the lock, open the session (restores read-only
-//                  flags a killed run left), read maintenance times;
+//   Open()         open the session (resolve, database directory, lock, database;
+//                  restores read-only flags a killed run left), read maintenance times;
 //   ChangeCheck()  one change-detection pass (the scanner decides incremental or full);
 //                  first checks the volume is still the filesystem that was opened;
 //   WorkUnit()     one engine step; when the engine is idle and maintenance is due
@@ -14,7 +15,7 @@
 //                  only goes to sleep after a whole pass that found nothing to do (a
 //                  pass that worked is followed by another: files may have become
 //                  eligible while it ran);
-//   Close()        drop the session (commits, restores flags) and the lock.
+//   Close()        drop the session (commits, restores flags, releases the lock).
 // Every failure is counted by kind, remembered for the status reply and returned; the
 // loop closes the volume and retries it later.
 //
@@ -39,7 +40,6 @@
 #include "core/clock.h"
 #include "core/maintenance.h"
 #include "core/rate_meter.h"
-#include "daemon/instance_lock.h"
 #include "daemon/metrics.h"
 #include "daemon/status_server.h"
 #include "daemon/volume_session.h"
@@ -128,7 +128,6 @@ class DaemonVolume {
   std::string display_path_;
   std::string volume_name_;
 
-  std::unique_ptr<InstanceLock> lock_;
   std::unique_ptr<VolumeSession> session_;
   std::unique_ptr<StatusServer> server_;
   bool lock_refused_ = false;

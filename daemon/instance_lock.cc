@@ -86,10 +86,12 @@ absl::StatusOr<std::unique_ptr<InstanceLock>> InstanceLock::Acquire(
     // The holder writes its pid right after locking; a reader racing with that write
     // may see an empty file, hence the fallback wording.
     std::optional<pid_t> pid = ReadPid(fd->get());
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, " is already being processed by ",
-        pid.has_value() ? absl::StrCat("btrdupd pid ", *pid) : "another btrdupd process",
-        " (lock ", lock_path, "); stop it first or wait for it to finish"));
+    return WithErrno(
+        absl::FailedPreconditionError(absl::StrCat(
+            what, " is already being processed by ",
+            pid.has_value() ? absl::StrCat("btrdupd pid ", *pid) : "another btrdupd process",
+            " (lock ", lock_path, "); stop it first or wait for it to finish")),
+        EWOULDBLOCK);
   }
   std::string pid_text = absl::StrCat(getpid(), "\n");
   if (ftruncate(fd->get(), 0) != 0 ||

@@ -3,7 +3,7 @@
 // A volume is locked per btrfs filesystem and subvolume, whatever its database path or
 // the path it was named by: the lock file is
 // `/run/btrdupd/locks/<fsid>-<subvolume id>.lock` (LockPathForVolume; see LockVolume in
-// daemon/volume_session.h). It is held with
+// daemon/volume_open.h). It is held with
 // flock(LOCK_EX) for as long as the InstanceLock lives and released by the kernel when
 // the process dies in any way (kill -9 included), so a crash never leaves a stale lock.
 // The holder writes its pid into the file, so a second btrdupd (daemon or one-shot) is
@@ -52,7 +52,8 @@ class InstanceLock {
   // Takes the lock at `lock_path` without waiting; the directory must exist.
   // `what` names the volume in the refusal message. Errors:
   //   FailedPrecondition  another process holds it ("... by btrdupd pid N ...", or
-  //                       "by another process" when its pid cannot be read);
+  //                       "by another process" when its pid cannot be read), with
+  //                       ErrnoOf() == EWOULDBLOCK (ioctl/errno_status.h);
   //   others              the file cannot be opened or locked (path and errno named).
   static absl::StatusOr<std::unique_ptr<InstanceLock>> Acquire(absl::string_view lock_path,
                                                                absl::string_view what);

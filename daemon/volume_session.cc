@@ -1,13 +1,5 @@
 #include "daemon/volume_session.h"
 
-#include <fcntl.h>
-#include <limits.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -15,19 +7,9 @@
 #include "core/maintenance.h"
 #include "daemon/duperemove_backend.h"
 #include "daemon/file_opener.h"
-#include "daemon/index_recovery.h"
-#include "daemon/instance_lock.h"
-#include "daemon/log.h"
 #include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
 #include "daemon/real_volume_fs.h"
-#include "daemon/volume_name.h"
-#include "ioctl/errno_status.h"
-#include "ioctl/filesystem.h"
-#include "ioctl/inode_flags.h"
-#include "ioctl/trusted_file.h"
-#include "ioctl/subvolumes.h"
-#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 namespace {
@@ -57,110 +39,7 @@ constexpr uint64_t kKeepHashedBytes = uint64_t{256} << 20;
 constexpr uint64_t kReadAheadBytesPerThread = uint64_t{1} << 20;
 constexpr uint64_t kReadAheadFileBytes = uint64_t{1} << 20;
 
-std::string ErrnoText(int err) { return std::strerror(err); }
-
 }  // namespace
-
-absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
-                                             absl::string_view db_dir) {
-  const std::string given(volume);
-  char resolved[PATH_MAX];
-  if (realpath(given.c_str(), resolved) == nullptr) {
-    const int err = errno;
-    return ErrnoToStatusWithMessage(
-        err, absl::StrCat(given, ": ", ErrnoText(err),
-                          err == EACCES ? " (run btrdupd as root)"
-                                        : " (give the mount point of a btrfs filesystem)"));
-  }
-  VolumeLocation location;
-  location.path = resolved;
-  struct stat st;
-  if (stat(location.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        location.path, " is not a directory (give the mount point of a btrfs filesystem)"));
-  }
-  if (access(location.path.c_str(), R_OK | X_OK) != 0) {
-    const int err = errno;
-    return absl::PermissionDeniedError(absl::StrCat(
-        location.path, " is not readable: ", ErrnoText(err), " (run btrdupd as root)"));
-  }
-  absl::Status btrfs = IsBtrfs(location.path);
-  if (!btrfs.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        btrfs.message(), " — btrdupd only works on btrfs; give a btrfs mount point"));
-  }
-  location.name = VolumeNameForPath(location.path);
-  if (db_dir.empty()) {
-    location.db_path = absl::StrCat(location.path, "/.btrdupd/btrdupd.db");
-  } else {
-    location.db_path = absl::StrCat(db_dir, "/", location.name, ".btrdupd.db");
-  }
-  return location;
-}
-
-// Creates the directory that holds the database. A new one is made NOCOW (when the
-// filesystem allows it): SQLite rewrites pages in place, and on a copy-on-write file each
-// commit would move them, fragmenting the database and giving the next change check a
-// trail of rewritten extent items to read. Best effort: without it btrdupd works the same.
-absl::Status PrepareDatabaseDirectory(const std::string& path) {
-  if (mkdir(path.c_str(), 0700) == 0) {
-    absl::Status trusted = CheckTrustedDirectory(path);  // e.g. a symlink made in between
-    if (!trusted.ok()) return trusted;
-    absl::StatusOr<UniqueFd> dir = OpenPath(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (dir.ok()) {
-      absl::Status nocow = SetNoCow(dir->get());
-      if (!nocow.ok()) LogDebug(path, "database directory stays copy-on-write: %s", nocow.message());
-    }
-    return absl::OkStatus();
-  }
-  if (errno == EEXIST) {
-    absl::Status trusted = CheckTrustedDirectory(path);
-    if (trusted.ok() || !absl::IsFailedPrecondition(trusted)) return trusted;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database directory ", trusted.message(),
-        "; or keep the database outside the volume with --db-path=DIR"));
-  }
-  const int err = errno;
-  return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
-}
-
-namespace {
-
-// Creates `dir` (and its parent) root-owned 0755 if missing; refuses one another user
-// could write to, since whoever can replace a lock file can run two btrdupds at once.
-absl::Status PrepareLockDir(const std::string& dir) {
-  const std::string parent = dir.substr(0, dir.rfind('/'));
-  for (const std::string& d : {parent, dir}) {
-    if (d.empty()) continue;
-    if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) {
-      return btrdupd::ErrnoToStatus(errno, absl::StrCat("cannot create lock directory ", d));
-    }
-  }
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) {
-    return btrdupd::ErrnoToStatus(errno, absl::StrCat("lock directory ", dir));
-  }
-  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "lock directory ", dir,
-        " must be a directory owned by btrdupd's user and writable by it alone"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<InstanceLock>> LockVolume(const VolumeLocation& location,
-                                                         absl::string_view lock_dir) {
-  absl::StatusOr<std::string> fsid = Fsid(location.path);
-  if (!fsid.ok()) return fsid.status();
-  absl::StatusOr<SubvolumeInfo> subvol = GetSubvolumeInfo(location.path);
-  if (!subvol.ok()) return subvol.status();
-  const std::string dir(lock_dir);
-  absl::Status prepared = PrepareLockDir(dir);
-  if (!prepared.ok()) return prepared;
-  return InstanceLock::Acquire(LockPathForVolume(dir, *fsid, subvol->id), location.path);
-}
 
 absl::Status ValidateBackendName(absl::string_view backend) {
   if (backend == "native" || backend == "duperemove") return absl::OkStatus();
@@ -174,8 +53,12 @@ struct VolumeSession::Parts {
   std::unique_ptr<DedupeEngine> engine;
 };
 
-VolumeSession::VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock)
-    : location_(std::move(location)), options_(std::move(options)), clock_(clock) {}
+VolumeSession::VolumeSession(OpenedVolume opened, SessionOptions options, Clock* clock)
+    : location_(std::move(opened.location)),
+      options_(std::move(options)),
+      clock_(clock),
+      lock_(std::move(opened.lock)),
+      index_(std::move(opened.index)) {}
 
 VolumeSession::~VolumeSession() {
   // The engine restores flags on every path of a batch; this only catches what a
@@ -189,28 +72,20 @@ absl::StatusOr<std::unique_ptr<VolumeSession>> VolumeSession::Open(
     absl::string_view volume, const SessionOptions& options, Clock* clock) {
   absl::Status backend_name = ValidateBackendName(options.backend);
   if (!backend_name.ok()) return backend_name;
-  absl::StatusOr<VolumeLocation> location = ResolveVolume(volume, options.db_dir);
-  if (!location.ok()) return location.status();
-  if (options.require_root && geteuid() != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        location->path, ": btrdupd must run as root to read every file and dedupe it "
-                        "(run it with sudo, or from root's crontab)"));
-  }
+  VolumeOpenOptions open_options;
+  open_options.db_dir = options.db_dir;
+  open_options.require_root = options.require_root;
+  open_options.verify_index = options.verify_index;
+  absl::StatusOr<OpenedVolume> opened = OpenVolumeForWork(volume, open_options, clock->Now());
+  if (!opened.ok()) return opened.status();
   std::unique_ptr<VolumeSession> session(
-      new VolumeSession(*std::move(location), options, clock));
+      new VolumeSession(*std::move(opened), options, clock));
   absl::Status built = session->Build();
   if (!built.ok()) return built;
   return session;
 }
 
 absl::Status VolumeSession::Build() {
-  // One btrdupd per volume (daemon or one-shot), by fsid and subvolume id whatever the
-  // database path, taken before anything is created: held for the session's life;
-  // another holder is named by its pid.
-  absl::StatusOr<std::unique_ptr<InstanceLock>> lock = LockVolume(location_);
-  if (!lock.ok()) return lock.status();
-  lock_ = *std::move(lock);
-
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(location_.path);
   if (!config.ok()) {
     return absl::Status(config.status().code(),
@@ -218,22 +93,6 @@ absl::Status VolumeSession::Build() {
                                      " — fix or remove the file; this volume is skipped"));
   }
   config_ = *config;
-
-  if (options_.db_dir.empty()) {
-    absl::Status made = PrepareDatabaseDirectory(absl::StrCat(location_.path, "/.btrdupd"));
-    if (!made.ok()) return made;
-  } else {
-    absl::Status made = PrepareDatabaseDirectory(options_.db_dir);
-    if (!made.ok()) return made;
-  }
-  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = OpenIndexRecovering(
-      location_.db_path, options_.verify_index, location_.path, clock_->Now());
-  if (!index.ok()) {
-    return absl::Status(index.status().code(),
-                        absl::StrCat("database ", location_.db_path, ": ",
-                                     index.status().message()));
-  }
-  index_ = *std::move(index);
 
   absl::StatusOr<std::unique_ptr<FileOpener>> opener = FileOpener::Open(location_.path);
   if (!opener.ok()) return opener.status();

@@ -1,9 +1,10 @@
 // VolumeSession: one btrfs volume opened for work, the unit both run modes drive.
 //
-// Open() checks the volume (an existing directory, on btrfs, readable; root for any
-// mode that dedupes), loads its `.btrdupd.conf`, opens its database (default
+// Open() opens the volume for work (daemon/volume_open.h: resolved, root checked,
+// database directory made NOCOW, lock taken, database opened - default
 // `<volume>/.btrdupd/btrdupd.db`; with a database directory DIR,
-// `DIR/<volumename>.btrdupd.db`, see daemon/volume_name.h), restores any read-only
+// `DIR/<volumename>.btrdupd.db`, see daemon/volume_name.h), loads its `.btrdupd.conf`,
+// restores any read-only
 // flag a previous run left flipped, and builds the scanner, the dedupe engine and the
 // chosen backend (whose CheckAvailable() must pass: a missing duperemove is an error
 // here, not mid-run). Every error names the volume and says what to do.
@@ -53,36 +54,11 @@
 #include "core/index.h"
 #include "core/scanner.h"
 #include "core/skip_kind.h"
+#include "daemon/volume_open.h"
 
 namespace btrdupd {
 
 class FileOpener;    // daemon/file_opener.h
-class InstanceLock;  // daemon/instance_lock.h
-
-// Where a volume's files are, resolved from what the user typed.
-struct VolumeLocation {
-  std::string path;     // canonical mount path (realpath)
-  std::string name;     // VolumeNameForPath(path)
-  std::string db_path;  // the database file
-};
-
-// Resolves `volume` and checks it is an existing, readable directory on btrfs.
-// `db_dir` empty means the default location inside the volume. Does not open anything.
-absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
-                                             absl::string_view db_dir);
-
-// Creates the directory that holds a volume's database (0700, NOCOW where possible), or
-// checks the one that is there: a directory, not a symlink, owned by root (or the running
-// user), not writable by group or others (ioctl/trusted_file.h). Anything else is
-// FailedPrecondition saying how to fix it or to use --db-path; the volume is refused.
-absl::Status PrepareDatabaseDirectory(const std::string& path);
-
-// Takes the lock of the btrfs filesystem and subvolume at `location` (by fsid and
-// subvolume id, in `lock_dir`, created if missing: see daemon/instance_lock.h), so one
-// btrdupd works on it whatever database path or mount path the others use.
-// FailedPrecondition naming the holder's pid when another process holds it.
-absl::StatusOr<std::unique_ptr<InstanceLock>> LockVolume(
-    const VolumeLocation& location, absl::string_view lock_dir = "/run/btrdupd/locks");
 
 // "native" or "duperemove"; anything else is InvalidArgument naming the choices.
 absl::Status ValidateBackendName(absl::string_view backend);
@@ -198,16 +174,17 @@ class VolumeSession {
 
  private:
   struct Parts;  // file system access, engine: see volume_session.cc
-  VolumeSession(VolumeLocation location, SessionOptions options, Clock* clock);
+  VolumeSession(OpenedVolume opened, SessionOptions options, Clock* clock);
 
   absl::Status Build();
 
   const VolumeLocation location_;
   const SessionOptions options_;
   Clock* const clock_;
-  VolumeConfig config_;
-  std::unique_ptr<InstanceLock> lock_;  // declared first: released last
+  // From OpenVolumeForWork, held for the session's life (the lock is released last).
+  std::unique_ptr<InstanceLock> lock_;
   std::unique_ptr<VolumeIndex> index_;
+  VolumeConfig config_;
   std::unique_ptr<FileOpener> opener_;  // every file opened after the scan goes through it
   std::unique_ptr<DedupeBackend> backend_;
   std::unique_ptr<Parts> parts_;

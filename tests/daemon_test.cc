@@ -445,6 +445,20 @@ TEST_F(DaemonTest, StatusReplyParsesAndItsCountsMatchTheDatabase) {
   EXPECT_EQ(stats->files_deduped, 15);
 }
 
+TEST_F(DaemonTest, DatabaseDirectoryTheDaemonCreatesIsNocow) {
+  Child* d = StartDaemon({a_});
+  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  // As a one-shot run makes it: SQLite rewrites pages in place, so copy-on-write would
+  // only fragment the database (daemon/volume_open.h).
+  absl::StatusOr<testing::CommandResult> lsattr =
+      RunCommand({"lsattr", "-d", a_->Path(".btrdupd")});
+  ASSERT_TRUE(lsattr.ok()) << lsattr.status();
+  ASSERT_EQ(lsattr->exit_code, 0) << lsattr->stderr_text;
+  const std::string flags = lsattr->stdout_text.substr(0, lsattr->stdout_text.find(' '));
+  EXPECT_NE(flags.find('C'), std::string::npos) << lsattr->stdout_text;
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
 TEST_F(DaemonTest, SecondInstanceIsRefusedNamingThePid) {
   Child* d = StartDaemon({a_});
   ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
