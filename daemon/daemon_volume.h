@@ -6,7 +6,7 @@
 // the status reply shows (rates, errors by kind, current activity). The daemon loop
 // (daemon/daemon_loop.h) decides *when* each unit runs (core/round_robin.h); this class
 // runs it:
-//   Open()         open the session (resolve, database directory, lock, database;
+//   Open()         open the session (resolve, lock, database directory, database;
 //                  restores read-only flags a killed run left), read maintenance times;
 //   ChangeCheck()  one change-detection pass (the scanner decides incremental or full);
 //                  first checks the volume is still the filesystem that was opened;
