@@ -37,7 +37,7 @@ namespace btrdupd {
 
 // The on-disk schema version this build writes. Older versions are migrated on open;
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
-inline constexpr int kIndexSchemaVersion = 2;
+inline constexpr int kIndexSchemaVersion = 3;
 
 enum class HashState : int {
   kNone = 0,     // never hashed, or the hash was invalidated by a change
@@ -66,6 +66,17 @@ struct SubvolumeRecord {
   bool read_only = false;
   uint64_t last_generation = 0;  // generation covered by the last completed pass
   absl::Time last_scan = absl::InfinitePast();
+  // Snapshots that share their source's rows (see "Snapshots" below); 0 when the
+  // subvolume has rows of its own for every file. Set by SetSnapshotSource only.
+  uint64_t source_id = 0;
+  uint64_t source_generation = 0;
+};
+
+// A file of a snapshot that has no row of its own: the same inode, with the same
+// extents, as the source row it was found through (see ImpliedCopies).
+struct ImpliedCopy {
+  uint64_t subvol_id = 0;
+  std::string path;  // relative to the volume root
 };
 
 // What a directory walk or a changed-inode lookup saw of one regular file.
@@ -185,6 +196,28 @@ class VolumeIndex {
   // Removes the subvolume and every directory and file recorded under it (the directories
   // whose subvol is `subvol_id` with their whole subtrees). Read-only flips are kept.
   virtual absl::Status RemoveSubvolume(uint64_t subvol_id) = 0;
+
+  // --- Snapshots ---
+  // A snapshot taken of an indexed subvolume holds, for every file unchanged in both since
+  // the snapshot was taken, the same inode with the same extents. Such files need no rows:
+  // a snapshot linked to its source (SetSnapshotSource) has rows only for the inodes where
+  // it differs (MarkSnapshotDiffers), and every source row r with r.generation <=
+  // source_generation and no difference recorded stands for the snapshot's copy at the
+  // same path below the snapshot (an ImpliedCopy). Chains (a snapshot of a snapshot) are
+  // followed. The index keeps this true by itself: before a source row changes (ObserveFile
+  // with a change, InvalidateFile) or goes (RemoveFile, RemoveDir, RemoveSubvolume), its
+  // implied copies get rows of their own (same hash, hash state and dedupe state, marked
+  // as differing), so the work is in proportion to what differs. Removing a snapshot that
+  // others are linked to hands its rows and differences down to them.
+  //
+  // Links `subvol_id` to `source_id` compared at the source's generation
+  // `source_generation`; source_id 0 unlinks it (and forgets its differences).
+  virtual absl::Status SetSnapshotSource(uint64_t subvol_id, uint64_t source_id,
+                                         uint64_t source_generation) = 0;
+  // Records that the linked snapshot `subvol_id` differs from its source at inode `ino`.
+  virtual absl::Status MarkSnapshotDiffers(uint64_t subvol_id, uint64_t ino) = 0;
+  // The implied copies of `file` in the snapshots linked to its subvolume (and theirs).
+  virtual absl::StatusOr<std::vector<ImpliedCopy>> ImpliedCopies(const FileRecord& file) = 0;
 
   // --- Directories ---
   // The id of the directory at `path` ("" = volume root, id 1), creating missing rows.

@@ -100,10 +100,29 @@ ALTER TABLE files ADD COLUMN skip_at INTEGER;
 UPDATE files SET dedupe_state = 0, skip = NULL WHERE dedupe_state = 3;
 )sql";
 
+// Schema version 3: snapshots that share their source's rows (core/index.h,
+// "Snapshots"). subvols.source is the subvolume whose rows stand for the snapshot's
+// unchanged files (NULL: the subvolume has rows of its own for every file), and
+// source_gen the source's generation the snapshot was compared at: a source row whose
+// gen is above it was written after the comparison, and the snapshot does not hold it.
+// snap_diff lists the inodes where a snapshot differs from its source (its own row, or
+// none when the snapshot lacks the file): a few bytes per differing file, nothing per
+// unchanged one.
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE subvols ADD COLUMN source INTEGER;
+ALTER TABLE subvols ADD COLUMN source_gen INTEGER;
+CREATE INDEX subvols_by_source ON subvols(source) WHERE source IS NOT NULL;
+CREATE TABLE snap_diff(
+  subvol INTEGER NOT NULL,
+  ino INTEGER NOT NULL,
+  PRIMARY KEY(subvol, ino)
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
 // there yet" (an empty file, or one whose tables were never created).
 const std::vector<const char*>& Migrations() {
-  static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2};
+  static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2, kSchemaV3};
   return *steps;
 }
 

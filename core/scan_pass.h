@@ -11,6 +11,7 @@
 #define BTRDUPD_CORE_SCAN_PASS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ namespace btrdupd {
 
 // The directory at the volume root that holds the database; never indexed.
 inline constexpr char kStateDirName[] = ".btrdupd";
+// The inode number of every subvolume's root directory.
+inline constexpr uint64_t kSnapshotRootInode = 256;
 
 class ScanPass {
  public:
@@ -54,6 +57,14 @@ class ScanPass {
   // Applies what changed in the subvolume since `since_generation`.
   absl::Status UpdateSubvolume(const VolumeSubvolume& sub, const VolumeDir& root,
                                uint64_t since_generation);
+
+  // A snapshot linked to `source` (core/snapshot_scan.cc): gives rows to what differs from
+  // the source. `source_since` (the snapshot's creation transaction) compares the source's
+  // side too, when the snapshot is linked now; later passes compare only the snapshot's
+  // own changes since `self_since`.
+  absl::Status CompareSnapshot(const VolumeSubvolume& sub, const VolumeSubvolume& source,
+                               const VolumeDir& root, std::optional<uint64_t> source_since,
+                               uint64_t self_since);
 
   void AddError(const absl::Status& status);
 
@@ -83,6 +94,21 @@ class ScanPass {
     uint64_t ino = 0;
     std::vector<Candidate> candidates;
   };
+
+  struct SnapshotContext {
+    SubvolumeContext ctx;
+    uint64_t source_id = 0;
+    std::string source_path;
+    // Inodes already given a row or recorded as missing in this comparison.
+    mutable absl::flat_hash_set<uint64_t> handled;
+  };
+  absl::Status CompareSnapshotFile(const SnapshotContext& snap, uint64_t ino, bool strict);
+  absl::Status CompareSnapshotDir(const SnapshotContext& snap, uint64_t ino);
+  absl::Status ObserveSnapshotFile(const SnapshotContext& snap, const std::string& path,
+                                   const VolumeStat& st);
+  absl::Status MarkSourceRowsMissing(const SnapshotContext& snap, const DirEntryRecord& row);
+  absl::Status WalkSnapshotSubtree(const SnapshotContext& snap, const std::string& start);
+  absl::StatusOr<int64_t> SnapshotDirRow(const SubvolumeContext& ctx, const std::string& path);
 
   // Full walk from one directory down (iterative: no descriptor is held per level).
   absl::Status WalkFrom(const SubvolumeContext& ctx, PendingDir start);

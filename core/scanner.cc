@@ -78,10 +78,9 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
     indexed_paths.insert(sub.path);
     subvolumes.push_back(std::move(sub));
   }
-  // Parents before the subvolumes nested in them.
+  // Parents before the subvolumes nested in them; snapshots after their sources.
   std::sort(subvolumes.begin(), subvolumes.end(),
             [](const VolumeSubvolume& a, const VolumeSubvolume& b) { return a.path < b.path; });
-
   absl::StatusOr<std::vector<SubvolumeRecord>> records = index_->ListSubvolumes();
   if (!records.ok()) return records.status();
   absl::flat_hash_map<uint64_t, SubvolumeRecord> known;
@@ -123,6 +122,57 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
     }
     RETURN_IF_ERROR(pass.Commit());
 
+    // Snapshots after their sources (by uuid, or by the link the index keeps when the
+    // snapshot in between went).
+    absl::flat_hash_map<std::string, const VolumeSubvolume*> by_uuid;
+    absl::flat_hash_map<uint64_t, const VolumeSubvolume*> by_id_now;
+    auto index_maps = [&]() {
+      by_uuid.clear();
+      by_id_now.clear();
+      for (const VolumeSubvolume& sub : subvolumes) {
+        if (!sub.uuid.empty()) by_uuid.emplace(sub.uuid, &sub);
+        by_id_now.emplace(sub.id, &sub);
+      }
+    };
+    auto SourceOf = [&](const VolumeSubvolume& sub) -> const VolumeSubvolume* {
+      if (sub.path.empty() || sub.created_generation == 0) return nullptr;
+      if (!sub.parent_uuid.empty()) {
+        if (auto found = by_uuid.find(sub.parent_uuid); found != by_uuid.end()) {
+          return found->second;
+        }
+      }
+      auto record = known.find(sub.id);
+      if (record == known.end() || record->second.source_id == 0) return nullptr;
+      auto linked = by_id_now.find(record->second.source_id);
+      return linked == by_id_now.end() ? nullptr : linked->second;
+    };
+    {
+      absl::StatusOr<std::vector<SubvolumeRecord>> now = index_->ListSubvolumes();
+      if (!now.ok()) return now.status();
+      known.clear();
+      for (SubvolumeRecord& record : *now) known.emplace(record.id, std::move(record));
+    }
+    index_maps();
+    absl::flat_hash_map<uint64_t, int> depth;
+    for (const VolumeSubvolume& sub : subvolumes) {
+      int d = 0;
+      const VolumeSubvolume* at = &sub;
+      while (d <= static_cast<int>(subvolumes.size())) {
+        const VolumeSubvolume* parent = SourceOf(*at);
+        if (parent == nullptr) break;
+        at = parent;
+        ++d;
+      }
+      depth[sub.id] = d;
+    }
+    std::stable_sort(subvolumes.begin(), subvolumes.end(),
+                     [&](const VolumeSubvolume& a, const VolumeSubvolume& b) {
+                       return depth[a.id] < depth[b.id];
+                     });
+    index_maps();
+
+    // Generation recorded this pass per subvolume done.
+    absl::flat_hash_map<uint64_t, uint64_t> ready;
     for (const VolumeSubvolume& sub : subvolumes) {
       auto record = known.find(sub.id);
       const bool is_new = record == known.end();
@@ -145,9 +195,37 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
           index_->FindDirByInode(sub.id, (*root)->self().ino);
       if (!root_row.ok()) return root_row.status();
       const uint64_t last = is_new ? 0 : record->second.last_generation;
+      // A snapshot of a subvolume done in this pass, taken before that subvolume's
+      // generation, is linked to it (core/index.h, "Snapshots").
+      const VolumeSubvolume* source = SourceOf(sub);
+      if (source != nullptr) {
+        auto source_gen = ready.find(source->id);
+        if (source_gen == ready.end()) continue;  // its source failed in this pass
+
+      }
+      const uint64_t linked_to = is_new ? 0 : record->second.source_id;
       const bool walk = (full && !done.contains(sub.id)) || last == 0 ||
                         !root_row->has_value() || sub.generation < last;
-      if (walk) {
+      if (source != nullptr) {
+        if (linked_to == source->id && !walk) {
+          RETURN_IF_ERROR(pass.CompareSnapshot(sub, *source, **root, std::nullopt, last));
+        } else {
+          if (!is_new) {
+            // Rows of an earlier link or of a whole walk go; the comparison starts over.
+            RETURN_IF_ERROR(index_->RemoveSubvolume(sub.id));
+            RETURN_IF_ERROR(index_->UpsertSubvolume(row));
+          }
+          RETURN_IF_ERROR(pass.CompareSnapshot(sub, *source, **root,
+                                                    sub.created_generation,
+                                                    sub.created_generation));
+          // The source's rows were read after the snapshot existed: rows up to this
+          // generation that the comparison did not mark are the snapshot's files too.
+          RETURN_IF_ERROR(index_->SetSnapshotSource(
+              sub.id, source->id, std::max(ready[source->id], sub.created_generation)));
+          ++report.subvolumes_walked;
+        }
+      } else if (walk || linked_to != 0) {
+        if (linked_to != 0) RETURN_IF_ERROR(index_->SetSnapshotSource(sub.id, 0, 0));
         RETURN_IF_ERROR(pass.WalkSubvolume(sub, **root));
       } else {
         // Searched even when the committed generation has not moved: the search also
@@ -167,6 +245,7 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
         RETURN_IF_ERROR(pass.UpdateSubvolume(sub, **root, last));
       }
       RETURN_IF_ERROR(index_->SetSubvolumeScanned(sub.id, sub.generation, clock_->Now()));
+      ready[sub.id] = sub.generation;
       if (full) {
         done.insert(sub.id);
         RETURN_IF_ERROR(index_->SetMeta(kMetaFullScanDone, FormatIds(done)));

@@ -10,6 +10,11 @@
 //    root is never indexed; with dedup_snapshots=false snapshot subvolumes below the
 //    volume root are not indexed (the root itself always is). Runs on the first pass (empty index), on ScanMode::kForceFull, and when a
 //    generation gap over max_generation_gap asked for one and NextFullScanDue() has come.
+//  - Snapshots of a subvolume indexed in the same pass (parent_uuid, or the link the
+//    index keeps) are not walked: they are linked to their source (core/index.h,
+//    "Snapshots") and only the inodes either side wrote after the snapshot was taken
+//    are compared (core/snapshot_scan.cc), in a full scan too; later passes compare
+//    what the snapshot itself wrote since. Sources are done before their snapshots.
 //  - Incremental pass: per subvolume, only the inodes written since the generation
 //    recorded last time (VolumeFs::ChangedInodesSince): changed directories are re-listed
 //    (removed and renamed entries leave the index, new ones enter it, new subdirectories

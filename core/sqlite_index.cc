@@ -138,7 +138,8 @@ absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes()
   ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("SELECT id, path, uuid, parent_uuid, received_uuid, read_only, "
-                      "last_generation, last_scan FROM subvols ORDER BY id"));
+                      "last_generation, last_scan, source, source_gen FROM subvols "
+                      "ORDER BY id"));
   std::vector<SubvolumeRecord> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -152,6 +153,8 @@ absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes()
     s.read_only = q.ColumnInt(5) != 0;
     s.last_generation = static_cast<uint64_t>(q.ColumnInt(6));
     s.last_scan = q.ColumnIsNull(7) ? absl::InfinitePast() : FromSeconds(q.ColumnInt(7));
+    s.source_id = static_cast<uint64_t>(q.ColumnInt(8));
+    s.source_generation = static_cast<uint64_t>(q.ColumnInt(9));
     out.push_back(std::move(s));
   }
   return out;
@@ -175,6 +178,13 @@ absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t
 
 absl::Status SqliteVolumeIndex::RemoveSubvolume(uint64_t subvol_id) {
   return Atomically([&]() -> absl::Status {
+    RETURN_IF_ERROR(HandDownSnapshot(subvol_id));
+    {
+      ASSIGN_OR_RETURN(Statement diff,
+                         statements_.Get("DELETE FROM snap_diff WHERE subvol = ?1"));
+      diff.Bind(1, static_cast<int64_t>(subvol_id));
+      RETURN_IF_ERROR(diff.Run());
+    }
     RETURN_IF_ERROR(CollectDoomedDirs(kDirsOfSubvolume, static_cast<int64_t>(subvol_id)));
     {
       ASSIGN_OR_RETURN(Statement files,
@@ -356,6 +366,7 @@ absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t d
 absl::Status SqliteVolumeIndex::RemoveDir(int64_t dir_id) {
   return Atomically([&]() -> absl::Status {
     RETURN_IF_ERROR(CollectDoomedDirs(kDirAndBelow, dir_id));
+    RETURN_IF_ERROR(MaterializeDoomedCopies());
     RETURN_IF_ERROR(DeleteDoomedDirs());
     return ReleaseOrphanedDependents();
   });

@@ -41,6 +41,11 @@ class SqliteVolumeIndex : public VolumeIndex {
                                    absl::Time when) override;
   absl::Status RemoveSubvolume(uint64_t subvol_id) override;
 
+  absl::Status SetSnapshotSource(uint64_t subvol_id, uint64_t source_id,
+                                 uint64_t source_generation) override;
+  absl::Status MarkSnapshotDiffers(uint64_t subvol_id, uint64_t ino) override;
+  absl::StatusOr<std::vector<ImpliedCopy>> ImpliedCopies(const FileRecord& file) override;
+
   absl::StatusOr<int64_t> EnsureDir(absl::string_view path, uint64_t subvol_id,
                                     uint64_t ino) override;
   absl::StatusOr<std::optional<int64_t>> FindDirByInode(uint64_t subvol_id,
@@ -100,6 +105,26 @@ class SqliteVolumeIndex : public VolumeIndex {
   // Files whose reference no longer exists (or is `gone_id`) go back to pending.
   absl::Status ReleaseDependents(int64_t gone_id);
   absl::Status ReleaseOrphanedDependents();
+
+  // Snapshots (sqlite_index_snapshots.cc).
+  struct Dependent {
+    uint64_t id = 0;
+    std::string path;
+    uint64_t source_generation = 0;
+  };
+  absl::StatusOr<std::vector<Dependent>> Dependents(uint64_t source_id);
+  absl::StatusOr<bool> SnapshotDiffers(uint64_t subvol_id, uint64_t ino);
+  absl::StatusOr<std::optional<std::string>> SubvolumePath(uint64_t subvol_id);
+  absl::StatusOr<int64_t> EnsureSnapshotDir(absl::string_view path, uint64_t subvol_id);
+  absl::Status CopyRowInto(const FileRecord& row, uint64_t subvol_id, const std::string& path);
+  // Gives the implied copies of `row` (or of the file `file_id`) rows of their own; call
+  // before the row changes or goes.
+  absl::Status MaterializeCopies(const FileRecord& row);
+  absl::Status MaterializeCopiesOf(int64_t file_id);
+  // The same for every file in temp.doomed's directories.
+  absl::Status MaterializeDoomedCopies();
+  // Re-links the snapshots linked to `subvol_id` (about to go) to its own source.
+  absl::Status HandDownSnapshot(uint64_t subvol_id);
 
   std::unique_ptr<SqliteDb> db_;
   StatementCache statements_;

@@ -136,6 +136,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
     return sqlite3_last_insert_rowid(db_->get());
   }
   RETURN_IF_ERROR(Atomically([&]() -> absl::Status {
+    RETURN_IF_ERROR(MaterializeCopiesOf(id));
     ASSIGN_OR_RETURN(
         Statement update,
         statements_.Get("UPDATE files SET subvol = ?2, ino = ?3, size = ?4, mtime = ?5, "
@@ -159,6 +160,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
 
 absl::Status SqliteVolumeIndex::RemoveFile(int64_t file_id) {
   return Atomically([&]() -> absl::Status {
+    RETURN_IF_ERROR(MaterializeCopiesOf(file_id));
     ASSIGN_OR_RETURN(Statement q, statements_.Get("DELETE FROM files WHERE id = ?1"));
     q.Bind(1, file_id);
     RETURN_IF_ERROR(q.Run());
@@ -287,6 +289,7 @@ absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
 absl::Status SqliteVolumeIndex::InvalidateFile(int64_t file_id, absl::Time now,
                                                const StabilityPolicy& policy) {
   return Atomically([&]() -> absl::Status {
+    RETURN_IF_ERROR(MaterializeCopiesOf(file_id));
     int level = 0;
     {
       ASSIGN_OR_RETURN(Statement find,

@@ -23,6 +23,7 @@
 //    Each comes with the size and mtime its item holds; an update not yet in the item
 //    (btrfs' delayed inodes) lands there with a transid above the generation that
 //    ListSubvolumes() reports now, so a later call lists the inode again.
+//  - InodePath(subvol, ino) names one path of an inode inside a subvolume (any type).
 //  - Errors are absl::Status with the errno's meaning (NotFound, PermissionDenied, ...)
 //    and the path in the message.
 //
@@ -36,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -79,6 +81,9 @@ struct VolumeSubvolume {
   // ListSubvolumes() returned has transid > generation. (btrfs reports the generation of
   // a transaction that may still be running; an implementation then reports one less.)
   uint64_t generation = 0;
+  // The transaction that created it (0 = unknown). A snapshot is its source as of this
+  // transaction: every item either of them wrote afterwards has a larger transid.
+  uint64_t created_generation = 0;
 };
 
 struct InodeChange {
@@ -124,6 +129,13 @@ class VolumeFs {
   // Inodes of the subvolume rooted at `subvol_path` written after `generation`.
   virtual absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(
       absl::string_view subvol_path, uint64_t generation) = 0;
+
+  // One path of inode `ino` relative to the root of the subvolume at `subvol_path` ("" for
+  // its root directory); NotFound when the subvolume has no such inode. A hint: callers
+  // stat what they find there. Unimplemented by default (callers then walk instead).
+  virtual absl::StatusOr<std::string> InodePath(absl::string_view subvol_path, uint64_t ino) {
+    return absl::UnimplementedError("VolumeFs::InodePath");
+  }
 };
 
 // Joins a directory path and a name ("" + "a" = "a", "a" + "b" = "a/b").

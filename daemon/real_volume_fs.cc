@@ -133,6 +133,7 @@ absl::StatusOr<std::vector<VolumeSubvolume>> RealVolumeFs::ListSubvolumes() {
     sub.parent_uuid = std::move(info.parent_uuid);
     sub.received_uuid = std::move(info.received_uuid);
     sub.read_only = info.read_only;
+    sub.created_generation = info.created_generation;
     sub.generation = info.generation < newest || info.generation <= committed ||
                              info.generation == 0
                          ? info.generation
@@ -177,6 +178,13 @@ absl::StatusOr<std::vector<InodeChange>> RealVolumeFs::ChangedInodesSince(
     out.push_back(change);
   }
   return out;
+}
+
+absl::StatusOr<std::string> RealVolumeFs::InodePath(absl::string_view subvol_path,
+                                                   uint64_t ino) {
+  absl::StatusOr<UniqueFd> fd = OpenDirFd(subvol_path);
+  if (!fd.ok()) return fd.status();
+  return btrdupd::InodePath(fd->get(), ino);
 }
 
 }  // namespace btrdupd

@@ -45,6 +45,7 @@ class RealVolumeFs : public VolumeFs {
   absl::StatusOr<VolumeStat> Stat(absl::string_view path) override;
   absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(absl::string_view subvol_path,
                                                               uint64_t generation) override;
+  absl::StatusOr<std::string> InodePath(absl::string_view subvol_path, uint64_t ino) override;
 
  private:
   RealVolumeFs(std::string root, UniqueFd root_fd, std::string fsid);

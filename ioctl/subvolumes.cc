@@ -68,6 +68,7 @@ SubvolumeInfo FromUtil(const struct btrfs_util_subvolume_info& util, std::string
   info.parent_uuid = UuidText(util.parent_uuid);
   info.received_uuid = UuidText(util.received_uuid);
   info.generation = util.generation;
+  info.created_generation = util.otransid;
   info.read_only = (util.flags & BTRFS_ROOT_SUBVOL_RDONLY) != 0;
   return info;
 }

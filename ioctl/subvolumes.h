@@ -35,6 +35,9 @@ struct SubvolumeInfo {
   std::string parent_uuid;    // the subvolume this one is a snapshot of
   std::string received_uuid;  // set by `btrfs receive`: never make these writable
   uint64_t generation = 0;    // transid of the subvolume's root
+  // Transaction that created it (otransid): a snapshot holds its source as of this
+  // transaction; items either of them wrote later carry a larger transid.
+  uint64_t created_generation = 0;
   bool read_only = false;
 };
 

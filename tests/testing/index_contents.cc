@@ -10,6 +10,7 @@ namespace testing {
 
 absl::StatusOr<std::map<std::string, IndexedFile>> IndexContents(VolumeIndex* index) {
   std::map<std::string, IndexedFile> out;
+  std::vector<FileRecord> rows;
   absl::StatusOr<int64_t> root = index->EnsureDir("", 0, 0);
   if (!root.ok()) return root.status();
   std::vector<std::pair<int64_t, std::string>> queue = {{*root, ""}};
@@ -29,6 +30,14 @@ absl::StatusOr<std::map<std::string, IndexedFile>> IndexContents(VolumeIndex* in
       if (!file->has_value()) continue;
       out[child] = IndexedFile{(*file)->subvol_id, (*file)->ino, (*file)->size,
                                (*file)->mtime_ns};
+      rows.push_back(**file);
+    }
+  }
+  for (const FileRecord& row : rows) {
+    absl::StatusOr<std::vector<ImpliedCopy>> copies = index->ImpliedCopies(row);
+    if (!copies.ok()) return copies.status();
+    for (const ImpliedCopy& copy : *copies) {
+      out.emplace(copy.path, IndexedFile{copy.subvol_id, row.ino, row.size, row.mtime_ns});
     }
   }
   return out;

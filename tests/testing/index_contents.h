@@ -34,7 +34,9 @@ inline std::ostream& operator<<(std::ostream& os, const IndexedFile& f) {
 }
 
 // Every tracked file by its path relative to the volume root, found by walking the
-// index's directory tree from the root.
+// index's directory tree from the root, with the implied copies of linked snapshots
+// (VolumeIndex::ImpliedCopies) as files of their own: what the index stands for, however
+// it stores it.
 absl::StatusOr<std::map<std::string, IndexedFile>> IndexContents(VolumeIndex* index);
 
 }  // namespace testing
