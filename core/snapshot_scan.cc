@@ -117,7 +117,9 @@ absl::Status ScanPass::ObserveSnapshotFile(const SnapshotContext& snap,
   RETURN_IF_ERROR(index_->MarkSnapshotDiffers(snap.ctx.id, st.ino));
   snap.handled.insert(st.ino);
   ++report_->files_seen;
-  if (st.size < config_.min_file_size) return absl::OkStatus();
+  if (st.size < config_.min_file_size || IsExcluded(path, EntryType::kRegular)) {
+    return absl::OkStatus();
+  }
   const auto [dir, name] = SplitLast(path);
   absl::StatusOr<int64_t> dir_id = SnapshotDirRow(snap.ctx, dir);
   if (!dir_id.ok()) {
@@ -336,7 +338,8 @@ absl::Status ScanPass::WalkSnapshotSubtree(const SnapshotContext& snap,
       if (st->type == EntryType::kRegular) {
         if (snap.handled.contains(st->ino)) continue;
         RETURN_IF_ERROR(ObserveSnapshotFile(snap, child, *st));
-      } else if (st->type == EntryType::kDirectory && st->dev == snap.ctx.dev) {
+      } else if (st->type == EntryType::kDirectory && st->dev == snap.ctx.dev &&
+                 !IsExcluded(child, EntryType::kDirectory)) {
         queue.push_back(child);
       }
     }
