@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "core/index_schema.h"
 #include "core/sqlite_index.h"
+#include "core/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -201,7 +202,9 @@ absl::Status SqliteVolumeIndex::MaterializeDoomedCopies() {
                       "(SELECT id FROM temp.doomed) AND subvol IN "
                       "(SELECT source FROM subvols WHERE source IS NOT NULL)"));
   ASSIGN_OR_RETURN(std::vector<FileRecord> rows, ReadFiles(q));
-  for (const FileRecord& row : rows) RETURN_IF_ERROR(MaterializeCopies(row));
+  for (const FileRecord& row : rows) {
+    RETURN_IF_ERROR(MaterializeCopies(row));
+  }
   return absl::OkStatus();
 }
 

@@ -809,6 +809,8 @@ TEST_F(IndexTest, Version1SkipsWithFreeTextGoBackToPendingKeepingTheirHash) {
   RawQuery(path_,
            "ALTER TABLE files DROP COLUMN skip_kind; ALTER TABLE files DROP COLUMN skip_at; "
            "UPDATE files SET dedupe_state = 3, skip = 'EPERM: refused'; "
+           "DROP TABLE snap_diff; DROP INDEX subvols_by_source; "
+           "ALTER TABLE subvols DROP COLUMN source; ALTER TABLE subvols DROP COLUMN source_gen; "
            "PRAGMA user_version = 1;");
   std::unique_ptr<VolumeIndex> index = MustOpen();
   ASSERT_NE(index, nullptr);
