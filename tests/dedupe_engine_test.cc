@@ -625,6 +625,29 @@ TEST_F(DedupeEngineTest, ErofsFromAReadOnlyMountOrAWritableSubvolumeIsSkippedNot
   EXPECT_TRUE(pending.empty());
 }
 
+// No space for the dedupe's metadata is the volume's condition, not the file's: the
+// step fails (the daemon pauses the volume) and nothing is recorded against a file.
+TEST_F(DedupeEngineTest, EnospcFromTheDedupeFailsTheStepAndSkipsNoFile) {
+  const std::string content = Bytes(20000, 'n');
+  int64_t a = Add("a", content, 11, absl::Hours(5));
+  int64_t b = Add("b", content, 12, absl::Hours(1));
+  backend_.FailFor(P("b"), ErrnoToStatus(ENOSPC, "dedupe into b"));
+  auto engine = Engine();
+  absl::StatusOr<StepResult> last = engine->RunUntilIdle(nullptr);
+  ASSERT_FALSE(last.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(last.status())) << last.status();
+  for (int64_t id : {a, b}) EXPECT_NE(Get(id).dedupe_state, DedupeState::kSkipped);
+
+  // The whole call failing with ENOSPC does not blame the reference either.
+  backend_.FailFor(P("b"), absl::OkStatus());
+  backend_.FailEveryCall(ErrnoToStatus(ENOSPC, "dedupe"));
+  auto again = Engine();
+  last = again->RunUntilIdle(nullptr);
+  ASSERT_FALSE(last.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(last.status())) << last.status();
+  for (int64_t id : {a, b}) EXPECT_NE(Get(id).dedupe_state, DedupeState::kSkipped);
+}
+
 TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverADestinationNorFlipped) {
   backend_.RefuseReadOnlySubvolumes();  // it would answer EROFS if asked
   const std::string content = Bytes(20000, 'e');

@@ -213,6 +213,36 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 
+// The filesystem goes read-only under the daemon (its database elsewhere, so the
+// daemon could go on writing it): the volume pauses with the reason in its status and
+// one warning, nothing is recorded against the files, and it resumes when writable.
+TEST_F(FaultsTest, ReadOnlyRemountPausesTheVolumeWithoutPerFileSkips) {
+  LoopBtrfs* fs = MakeVolume();
+  ASSERT_NE(fs, nullptr);
+  const std::string db_dir = tmp_ + "/db";
+  ASSERT_EQ(mkdir(db_dir.c_str(), 0700), 0);
+  ASSERT_TRUE(WritePatternFile(fs->Path("p1"), 256 * 1024, 1).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("p2"), 256 * 1024, 1).ok());
+  DaemonProcess* d = StartDaemon(fs, {"--db-path=" + db_dir});
+  ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
+
+  ASSERT_TRUE(RunChecked({"mount", "-o", "remount,ro", fs->mount_path()}).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(Str(Status(fs), "activity"), "mounted read-only");
+  })) << d->Log();
+  absl::SleepFor(absl::Seconds(5));  // several retries (0.5 s, 1 s, 2 s at scale 60)
+  ASSERT_TRUE(d->running()) << d->Log();
+  EXPECT_EQ(CountLines(d->Log(), "WARNING", "mounted read-only"), 1) << d->Log();
+
+  ASSERT_TRUE(RunChecked({"mount", "-o", "remount,rw", fs->mount_path()}).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("q1"), 320 * 1024, 2).ok());
+  ASSERT_TRUE(WritePatternFile(fs->Path("q2"), 320 * 1024, 2).ok());
+  ASSERT_TRUE(WaitFor([&] { return Shared(fs->Path("q1"), fs->Path("q2")); })) << d->Log();
+  EXPECT_THAT(d->Log(), HasSubstr("working again"));
+  EXPECT_EQ(Num(Status(fs), "files_skipped"), 0) << d->Log();
+  EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
 // --- Damaged databases ---
 
 // Runs SQL on a raw connection (to stamp or look at a database).
