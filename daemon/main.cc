@@ -65,7 +65,8 @@ Daemon mode (--daemon): serve every VOLUME continuously, one unit of work per vo
 per turn, looking for changes every --scan-interval and sleeping when nothing is due.
 SIGTERM/SIGINT stop it safely (exit 0), SIGHUP re-reads each .btrdupd.conf.
 `btrdupd --daemon-status VOLUME` asks it how that volume is doing (--json: raw).
-One btrdupd per volume: a second one (daemon or one-shot) is refused, naming the pid.
+One btrdupd per volume (per btrfs filesystem and subvolume, whatever --db-path): a
+second one (daemon or one-shot) is refused, naming the pid.
 
 Each volume keeps its state in a database, by default VOLUME/.btrdupd/btrdupd.db,
 and its settings in VOLUME/.btrdupd.conf (optional; an invalid file makes btrdupd
