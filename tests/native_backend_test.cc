@@ -1,4 +1,7 @@
 // NativeBackend (FIDEDUPERANGE) and RealFileAccess on a fresh loopback btrfs per test.
+// What core/file_access.h promises is checked on fake and real alike by
+// tests/file_access_contract_test.cc; here only what is the real one's own (page cache,
+// FIFOs) and the backend.
 
 #include "daemon/native_backend.h"
 
@@ -174,60 +177,6 @@ TEST_F(NativeBackendTest, MoreDestinationsThanOneIoctlTakes) {
   }
 }
 
-TEST_F(NativeBackendTest, RealFileAccessReportsAttributesSharingAndSubvolumeFlags) {
-  ASSERT_OK(WritePatternFile(Path("a"), 100000, 7));
-  ASSERT_OK(RunShellChecked(absl::StrCat("cp --reflink=always '", Path("a"), "' '",
-                                         Path("clone"), "'")));
-  ASSERT_OK(RunShellChecked(absl::StrCat("touch '", Path("nocow"), "' && chattr +C '",
-                                         Path("nocow"), "'")));
-  ASSERT_OK(WritePatternFile(Path("plain"), 100000, 7));
-  ASSERT_OK_AND_ASSIGN(bool a_shared, files_->HasSharedExtents(Ref("a")));
-  EXPECT_TRUE(a_shared);
-  ASSERT_OK_AND_ASSIGN(bool plain_shared, files_->HasSharedExtents(Ref("plain")));
-  EXPECT_FALSE(plain_shared);
-  EXPECT_TRUE(Shared("a", "clone"));
-  EXPECT_FALSE(Shared("a", "plain"));
-  ASSERT_OK_AND_ASSIGN(FileAttributes nocow, files_->GetAttributes(Ref("nocow")));
-  EXPECT_TRUE(nocow.nocow);
-  EXPECT_FALSE(nocow.swapfile);
-  ASSERT_OK_AND_ASSIGN(FileAttributes plain, files_->GetAttributes(Ref("plain")));
-  EXPECT_FALSE(plain.nocow || plain.immutable || plain.append_only || plain.swapfile);
-  EXPECT_TRUE(absl::IsNotFound(files_->GetAttributes(Ref("none")).status()));
-
-  ASSERT_OK(RunShellChecked(absl::StrCat("btrfs -q subvolume create '", Path("sv"),
-                                         "' && btrfs -q subvolume snapshot -r '", Path("sv"),
-                                         "' '", Path("snap"), "'")));
-  ASSERT_OK_AND_ASSIGN(SubvolumeFlags snap, files_->GetSubvolumeFlags(Sub("snap")));
-  EXPECT_TRUE(snap.read_only);
-  EXPECT_FALSE(snap.received);
-  ASSERT_OK(files_->SetSubvolumeReadOnly(Sub("snap"), false));
-  ASSERT_OK_AND_ASSIGN(snap, files_->GetSubvolumeFlags(Sub("snap")));
-  EXPECT_FALSE(snap.read_only);
-  ASSERT_OK(files_->SetSubvolumeReadOnly(Sub("snap"), true));
-  ASSERT_OK_AND_ASSIGN(snap, files_->GetSubvolumeFlags(Sub("snap")));
-  EXPECT_TRUE(snap.read_only);
-}
-
-TEST_F(NativeBackendTest, SequentialReadReturnsTheContentAndNoticesChanges) {
-  const std::string data = PatternBytes(3 << 20, 8);
-  ASSERT_OK(WriteFile(Path("a"), data));
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SequentialFile> file, files_->OpenForRead(Ref("a")));
-  ASSERT_OK_AND_ASSIGN(FileStat before, file->Stat());
-  EXPECT_EQ(before.size, data.size());
-  std::string read;
-  std::string buf(1 << 20, '\0');
-  while (true) {
-    ASSERT_OK_AND_ASSIGN(size_t got, file->Read(buf.data(), buf.size()));
-    if (got == 0) break;
-    read.append(buf.data(), got);
-  }
-  EXPECT_TRUE(read == data);
-  ASSERT_OK(RunShellChecked(absl::StrCat("printf x >> '", Path("a"), "'")));
-  ASSERT_OK_AND_ASSIGN(FileStat after, file->Stat());
-  EXPECT_NE(after, before);
-  EXPECT_TRUE(absl::IsNotFound(files_->OpenForRead(Ref("none")).status()));
-}
-
 TEST_F(NativeBackendTest, HashingReadsLeaveNothingInThePageCache) {
   const size_t size = 32 << 20;
   ASSERT_OK(WritePatternFile(Path("big"), size, 9));
@@ -272,13 +221,6 @@ TEST_F(NativeBackendTest, PreallocatedSpacePastTheEndDoesNotHideSharing) {
   EXPECT_EQ(out[0].kind, DedupeOutcome::Kind::kDeduped) << out[0].error;
   EXPECT_TRUE(Shared("a", "b"));
   EXPECT_TRUE(Shared("b", "a"));
-}
-
-TEST_F(NativeBackendTest, FilesThatAreOnlyHolesCountAsSharing) {
-  ASSERT_OK(RunShellChecked(absl::StrCat("truncate -s 1M '", Path("s1"), "' '", Path("s2"), "'")));
-  ASSERT_OK(WritePatternFile(Path("data"), 1 << 20, 12));
-  EXPECT_TRUE(Shared("s1", "s2"));
-  EXPECT_FALSE(Shared("s1", "data"));
 }
 
 }  // namespace

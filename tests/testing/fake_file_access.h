@@ -3,7 +3,10 @@
 // FakeFileAccess holds files by absolute path: contents, inode number, mtime,
 // attributes, and an "extent id" standing for the physical extents (two files share all
 // extents iff their extent ids are equal; a reflink copy or a dedupe gives the
-// destination the source's id). It counts the bytes read per path, so tests can assert
+// destination the source's id). A file that is only holes has extent id 0: it stores
+// nothing, so two such files share all extents and neither shares any (as FIEMAP says).
+// An open file keeps what it was opened on: after an unlink or a replacement of its
+// path, Read() and Stat() still answer for the opened inode (like an fd). It counts the bytes read per path, so tests can assert
 // how much I/O the engine did. Subvolumes are path prefixes with flags.
 //
 // FakeDedupeBackend shares a destination with the reference when their contents are
@@ -13,6 +16,7 @@
 // answers EROFS for every read-only subvolume, like older kernels. It records every call.
 //
 // Its errors are made by ioctl/errno_status.h, with the errno the kernel would give.
+// tests/file_access_contract_test.cc holds FakeFileAccess to RealFileAccess.
 //
 // Header-only; not thread-safe.
 
@@ -62,6 +66,13 @@ class FakeFileAccess : public FileAccess {
     return f;
   }
 
+  // Adds (or replaces) a file of `size` zero bytes that is only holes (truncate -s).
+  File& AddHoles(const std::string& path, uint64_t size, uint64_t ino) {
+    File& f = AddFile(path, std::string(size, '\0'), ino);
+    f.extent_id = 0;
+    return f;
+  }
+
   // `dest` gets `src`'s extents (and contents), like a reflink copy or a snapshot.
   void ShareExtents(const std::string& dest, const std::string& src) {
     files_[dest].contents = files_[src].contents;
@@ -97,6 +108,11 @@ class FakeFileAccess : public FileAccess {
 
   bool SameExtents(const std::string& a, const std::string& b) const {
     return files_.at(a).extent_id == files_.at(b).extent_id;
+  }
+
+  // Appends `more` to a file in place: new extents, mtime + 1.
+  void Append(const std::string& path, const std::string& more) {
+    Modify(path, files_.at(path).contents + more);
   }
 
   // The subvolume (longest matching prefix) `path` lies in, or "" for the top level.
@@ -154,8 +170,10 @@ class FakeFileAccess : public FileAccess {
     absl::Status found = Check(ref, "fiemap");
     if (!found.ok()) return found;
     const std::string& path = ref.display;
+    const int64_t extent_id = files_.at(path).extent_id;
+    if (extent_id == 0) return false;  // only holes
     for (const auto& [other, f] : files_) {
-      if (other != path && f.extent_id == files_.at(path).extent_id) return true;
+      if (other != path && f.extent_id == extent_id) return true;
     }
     return false;
   }
@@ -209,17 +227,16 @@ class FakeFileAccess : public FileAccess {
   class Reader : public SequentialFile {
    public:
     Reader(FakeFileAccess* fs, std::string path)
-        : fs_(fs), path_(std::move(path)), stat_at_open_(fs->StatPath(path_)) {}
+        : fs_(fs), path_(std::move(path)), at_open_(fs->files_.at(path_)) {}
     absl::StatusOr<FileStat> Stat() override {
-      if (!fs_->Exists(path_)) return stat_at_open_;  // unlinked but open
-      return fs_->StatPath(path_);
+      const File& f = Opened();
+      return FileStat{f.ino, f.contents.size(), f.mtime_ns};
     }
     absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-      if (!fs_->Exists(path_)) return size_t{0};
       if (fs_->failing_reads_.count(path_)) {
         return ErrnoToStatus(EIO, absl::StrCat("read ", path_));
       }
-      const std::string& c = fs_->files_.at(path_).contents;
+      const std::string& c = Opened().contents;
       if (offset_ >= c.size()) return size_t{0};
       size_t got = std::min<size_t>(n, c.size() - offset_);
       std::memcpy(buf, c.data() + offset_, got);
@@ -231,9 +248,17 @@ class FakeFileAccess : public FileAccess {
     }
 
    private:
+    // The opened inode: the file at the path while it is still that inode (changes in
+    // place are seen), else the file as it was when opened (unlinked or replaced).
+    const File& Opened() const {
+      auto it = fs_->files_.find(path_);
+      if (it != fs_->files_.end() && it->second.ino == at_open_.ino) return it->second;
+      return at_open_;
+    }
+
     FakeFileAccess* fs_;
     std::string path_;
-    FileStat stat_at_open_;
+    File at_open_;
     size_t offset_ = 0;
   };
 
