@@ -5,7 +5,7 @@ at random moments, then every file checked against what the workload last wrote.
   sudo bench/soak_bench.py [--minutes=10] [--seed=1] [--binary=PATH]
   (or: sudo bazel run -c opt //bench:soak_bench -- [options])
 
-Makes a sparse loopback btrfs (2 GiB) in a temporary directory, a subvolume `data` with
+Makes a sparse loopback btrfs (4 GiB) in a temporary directory, a subvolume `data` with
 20 directories, and runs `btrdupd --daemon --test-time-scale=60` on it (one real second
 is one daemon minute; initial_wait_minutes=1: a file is deduped seconds after it
 settles). For --minutes, one workload thread writes: creates from a pool of 48 shared
@@ -22,6 +22,7 @@ minute and overall, and the bytes the daemon reports deduped.
 """
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ import time
 POOL = 48
 MAX_SNAPSHOTS = 60
 DIRS = 20
+MAX_FILES = 2500  # beyond this many live files, creates give way to deletes
 
 
 def sh(*argv, check=True):
@@ -68,6 +70,7 @@ class Workload:
 
     def write(self, rel, data, append=False):
         path = os.path.join(self.data, rel)
+        self.files[rel] = None  # being written (see step)
         with open(path, "ab" if append else "wb") as f:
             f.write(data)
         if append:
@@ -77,8 +80,25 @@ class Workload:
             self.files[rel] = hashlib.sha256(data).hexdigest()
 
     def step(self):
+        try:
+            self.step_once()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # The volume is full (snapshots keep deleted data): what was being written is
+            # incomplete, so it is deleted and forgotten; deletes free space again.
+            self.count("ENOSPC")
+            for rel in list(self.files):
+                path = os.path.join(self.data, rel)
+                if self.files[rel] is None:
+                    os.unlink(path)
+                    del self.files[rel]
+
+    def step_once(self):
         r = self.rnd.random()
         names = list(self.files)
+        if len(names) > MAX_FILES and r < 0.40:
+            r = 0.9  # a delete instead
         if r < 0.40 or len(names) < 20:
             self.counter += 1
             rel = f"{self.rnd.choice(self.dirs)}/f{self.counter}"
@@ -169,7 +189,7 @@ def main():
     os.mkdir(mnt)
     os.mkdir(sock)
     with open(image, "wb") as f:
-        f.truncate(2 << 30)
+        f.truncate(4 << 30)
     sh("mkfs.btrfs", "-q", "-f", image)
     sh("mount", "-o", "loop", image, mnt)
     daemon = None

@@ -739,6 +739,15 @@ TEST_F(DedupeEngineTest, ReadErrorSkipsTheFileWithReason) {
   EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kSkipped);
   EXPECT_EQ(Get(bad).skip_kind, SkipKind::kIoError);
   EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+
+  // The periodic dedupe reset gives the file another chance: readable again, it joins.
+  fs_.HealReads(P("bad"));
+  Run(*engine);
+  EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kSkipped) << "not before the reset";
+  ASSERT_OK(index_->ResetDedupeStates());
+  Run(*engine);
+  EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kDeduped);
+  EXPECT_TRUE(fs_.SameExtents(P("a"), P("bad")));
 }
 
 TEST_F(DedupeEngineTest, InterruptedHashingRecordsNothing) {

@@ -30,6 +30,7 @@
 #include "daemon/status_server.h"
 #include "daemon/volume_name.h"
 #include "ioctl/fiemap.h"
+#include "absl/strings/numbers.h"
 #include "ioctl/unique_fd.h"
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
@@ -241,6 +242,71 @@ TEST_F(FaultsTest, ReadOnlyRemountPausesTheVolumeWithoutPerFileSkips) {
   EXPECT_THAT(d->Log(), HasSubstr("working again"));
   EXPECT_EQ(Num(Status(fs), "files_skipped"), 0) << d->Log();
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
+}
+
+// A real I/O error: a data block of one file of a group is overwritten in the image
+// underneath btrfs, so reading it fails its checksum (EIO). The file is skipped with
+// kind "I/O error", the run goes on, and its copies are deduped.
+TEST_F(FaultsTest, IoErrorReadingOneFileOfAGroupSkipsItAndTheRunGoesOn) {
+  LoopBtrfs* fs = MakeVolume();
+  ASSERT_NE(fs, nullptr);
+  constexpr uint64_t kSize = 256 * 1024;
+  for (const char* name : {"a", "b", "bad"}) {
+    ASSERT_TRUE(WritePatternFile(fs->Path(name), kSize, 5).ok());
+  }
+  ASSERT_TRUE(RunChecked({"btrfs", "filesystem", "sync", fs->mount_path()}).ok());
+  uint64_t logical = 0;
+  {
+    absl::StatusOr<UniqueFd> fd = OpenPath(fs->Path("bad"), O_RDONLY);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    absl::StatusOr<std::vector<Extent>> extents = ReadExtents(fd->get());
+    ASSERT_TRUE(extents.ok() && !extents->empty());
+    logical = (*extents)[0].physical;
+  }
+  // Where that btrfs address lies in the image (single data profile: one mirror).
+  absl::StatusOr<std::string> map = RunChecked(
+      {"btrfs-map-logical", "-l", absl::StrCat(logical), fs->image_path()});
+  ASSERT_TRUE(map.ok()) << map.status();
+  uint64_t physical = 0;
+  for (absl::string_view line : absl::StrSplit(*map, '\n')) {
+    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    for (size_t i = 0; i + 1 < words.size(); ++i) {
+      if (words[i] == "physical") ASSERT_TRUE(absl::SimpleAtoi(words[i + 1], &physical));
+    }
+    if (physical != 0) break;
+  }
+  ASSERT_NE(physical, 0u) << *map;
+  // Unmounted while the block is overwritten, so no cached page hides the damage.
+  ASSERT_TRUE(RunChecked({"umount", fs->mount_path()}).ok());
+  {
+    int fd = open(fs->image_path().c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    const std::string garbage = PatternBytes(4096, 666);
+    ASSERT_EQ(pwrite(fd, garbage.data(), garbage.size(), physical), 4096);
+    fsync(fd);
+    close(fd);
+  }
+  ASSERT_TRUE(
+      RunChecked({"mount", "-o", "loop", fs->image_path(), fs->mount_path()}).ok());
+
+  absl::StatusOr<testing::CommandResult> r =
+      RunCommand({testing::DaemonBinaryPath(), "--no-wait", fs->mount_path()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->stdout_text << r->stderr_text;
+  EXPECT_TRUE(Shared(fs->Path("a"), fs->Path("b")));
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+      VolumeIndex::Open(fs->Path(".btrdupd/btrdupd.db"));
+  ASSERT_TRUE(index.ok()) << index.status();
+  absl::StatusOr<std::vector<FileRecord>> files = (*index)->FilesOfSize(kSize);
+  ASSERT_TRUE(files.ok());
+  bool seen = false;
+  for (const FileRecord& f : *files) {
+    if (f.path != "bad") continue;
+    seen = true;
+    EXPECT_EQ(f.dedupe_state, DedupeState::kSkipped);
+    EXPECT_EQ(f.skip_kind, SkipKind::kIoError) << f.skip_detail;
+  }
+  EXPECT_TRUE(seen);
 }
 
 // --- Damaged databases ---

@@ -205,6 +205,8 @@ class FakeFileAccess : public FileAccess {
   void MakeUnreadable(const std::string& path) { unreadable_[path] = true; }
   // Read() of `path` fails with an I/O error (a bad sector).
   void FailReads(const std::string& path) { failing_reads_[path] = true; }
+  // Reads of `path` work again (the sector was rewritten or remapped).
+  void HealReads(const std::string& path) { failing_reads_.erase(path); }
   int fiemaps() const { return fiemaps_; }
 
  private:
