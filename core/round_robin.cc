@@ -26,6 +26,12 @@ absl::Time RoundRobin::DueAt(const VolumeState& v) const {
 }
 
 std::optional<RoundRobin::Turn> RoundRobin::Next(absl::Time now) {
+  for (VolumeState& v : volumes_) {  // see the header: clock steps
+    if (v.next_change_check != absl::InfinitePast()) {
+      v.next_change_check = std::min(v.next_change_check, now + options_.scan_interval);
+    }
+    if (v.failed) v.retry_at = std::min(v.retry_at, now + v.retry_delay);
+  }
   const int n = volume_count();
   for (int step = 1; step <= n; ++step) {
     const int candidate = (last_served_ + step) % n;

@@ -58,6 +58,10 @@ class RoundRobin {
 
   // The next volume to serve at `now`, starting after the one served last; nullopt when
   // no volume has anything due (sleep until NextWake(now)).
+  // Clock steps: a change check is never due more than scan_interval after `now`, nor a
+  // retry more than its current delay, whatever times were reported before; so a wall
+  // clock stepped back (NTP, by a day) delays nothing by the size of the step, and one
+  // stepped forward only makes things due at once.
   std::optional<Turn> Next(absl::Time now);
 
   // The earliest time at which some volume has something due; InfinitePast() if

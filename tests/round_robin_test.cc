@@ -169,6 +169,62 @@ TEST(RoundRobinTest, FailedVolumeIsRetriedWithDoublingBackoffWhileOthersGoOn) {
   EXPECT_EQ(rr.retry_at(0), now + absl::Seconds(30));
 }
 
+// NTP steps the wall clock back a day, then forward a month: change checks and retries
+// stay at most their own interval away (the injected times play the clock).
+TEST(RoundRobinTest, ClockSteppedBackOrForwardKeepsSchedulesSane) {
+  RoundRobin rr(Options());  // scan_interval 60 s, retries from 30 s
+  rr.AddVolume();
+  rr.AddVolume();
+  absl::Time now = kT0;
+  for (int v = 0; v < 2; ++v) {
+    std::optional<RoundRobin::Turn> t = rr.Next(now);
+    ASSERT_TRUE(t.has_value());
+    ASSERT_EQ(t->kind, RoundRobin::Kind::kOpen);
+    if (t->volume == 0) {
+      rr.ReportOpened(0, now);
+    } else {
+      rr.ReportFailed(1, now);  // volume 1 cannot be opened: retried in 30 s
+    }
+  }
+  std::optional<RoundRobin::Turn> t = rr.Next(now);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->kind, RoundRobin::Kind::kChangeCheck);
+  rr.ReportChangeChecked(0, now);
+  rr.ReportIdle(0, now, std::nullopt);
+
+  // Back a day: nothing is a day away.
+  now = kT0 - absl::Hours(24);
+  EXPECT_FALSE(rr.Next(now).has_value());
+  EXPECT_LE(rr.NextWake(now), now + absl::Seconds(60));
+  EXPECT_LE(rr.next_change_check(0), now + absl::Seconds(60));
+  EXPECT_LE(rr.retry_at(1), now + absl::Seconds(30));
+  now += absl::Seconds(60);
+  bool checked = false, retried = false;
+  for (int i = 0; i < 2; ++i) {
+    t = rr.Next(now);
+    ASSERT_TRUE(t.has_value());
+    if (t->volume == 0) {
+      EXPECT_EQ(t->kind, RoundRobin::Kind::kChangeCheck);
+      rr.ReportChangeChecked(0, now);
+      rr.ReportIdle(0, now, std::nullopt);
+      checked = true;
+    } else {
+      EXPECT_EQ(t->kind, RoundRobin::Kind::kOpen);
+      rr.ReportFailed(1, now);  // still failing: 60 s next
+      retried = true;
+    }
+  }
+  EXPECT_TRUE(checked && retried);
+
+  // Forward a month: both are due at once, and then back to their intervals.
+  now += absl::Hours(24 * 30);
+  t = rr.Next(now);
+  ASSERT_TRUE(t.has_value());
+  std::optional<RoundRobin::Turn> u = rr.Next(now);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_NE(t->volume, u->volume);
+}
+
 TEST(RoundRobinTest, AShorterCapKeepsRetriesOfAFullVolumeFrequent) {
   RoundRobin rr(Options());  // min_retry 30 s ... max_retry 240 s
   rr.AddVolume();
