@@ -35,15 +35,31 @@ class DedupeEngine::FileHasher {
         should_stop_(should_stop) {}
 
   // Reads until `end` bytes were read or the file ends. Returns false at end of file,
-  // Cancelled when should_stop says so.
+  // Cancelled when should_stop says so. Holes are skipped, not read (SequentialFile::
+  // NextData): only data is fed to the digests, and the holes' places and lengths are
+  // added when a digest is finished, so the same bytes with another hole layout hash
+  // differently, and the result does not depend on how the reads were cut.
   absl::StatusOr<bool> ReadTo(uint64_t end) {
     while (offset_ < end) {
       if (should_stop_ != nullptr && *should_stop_ && (*should_stop_)()) {
         return absl::CancelledError("interrupted");
       }
-      size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_->size(), end - offset_));
+      if (data_left_ == 0) {
+        ASSIGN_OR_RETURN(SequentialFile::DataSpan span, file_->NextData());
+        if (span.hole > 0) {
+          AddHole(offset_, span.hole);
+          offset_ += span.hole;
+        }
+        data_left_ = span.data;
+        if (offset_ >= end) break;
+        if (data_left_ == 0) data_left_ = UINT64_MAX;  // at the end: the read says so
+      }
+      size_t want = static_cast<size_t>(
+          std::min<uint64_t>({buffer_->size(), end - offset_, data_left_}));
       ASSIGN_OR_RETURN(size_t got, file_->Read(buffer_->data(), want));
       if (got == 0) return false;
+      if (data_left_ != UINT64_MAX) data_left_ -= got;
+      data_read_ += got;
       absl::string_view chunk(buffer_->data(), got);
       if (offset_ < prefix_bytes_) {
         size_t in_prefix = static_cast<size_t>(std::min<uint64_t>(got, prefix_bytes_ - offset_));
@@ -69,9 +85,18 @@ class DedupeEngine::FileHasher {
     return after == before_;
   }
 
-  absl::StatusOr<std::string> PrefixDigest() { return prefix_.Finish(); }
-  absl::StatusOr<std::string> FullDigest() { return full_.Finish(); }
+  absl::StatusOr<std::string> PrefixDigest() {
+    RETURN_IF_ERROR(prefix_.Update(HoleLayout(prefix_bytes_)));
+    return prefix_.Finish();
+  }
+  absl::StatusOr<std::string> FullDigest() {
+    RETURN_IF_ERROR(full_.Update(HoleLayout(UINT64_MAX)));
+    return full_.Finish();
+  }
+  // Where the reading is (holes included).
   uint64_t offset() const { return offset_; }
+  // Bytes of data read (holes excluded).
+  uint64_t data_read() const { return data_read_; }
 
  private:
   std::unique_ptr<SequentialFile> file_;
@@ -80,8 +105,36 @@ class DedupeEngine::FileHasher {
   Sha256 prefix_;
   Sha256 full_;
   std::string* buffer_;
+  // Records a hole, merged with the one before when they touch.
+  void AddHole(uint64_t start, uint64_t length) {
+    if (!holes_.empty() && holes_.back().first + holes_.back().second == start) {
+      holes_.back().second += length;
+    } else {
+      holes_.emplace_back(start, length);
+    }
+  }
+
+  // The holes below `limit` ("" for a file without holes, so such a file hashes as the
+  // plain SHA-256 of its bytes): a marker, then (start, length) of each, 8 bytes each,
+  // little-endian.
+  std::string HoleLayout(uint64_t limit) const {
+    std::string out;
+    for (const auto& [start, length] : holes_) {
+      if (start >= limit) break;
+      if (out.empty()) out.assign("\0btrdupd-holes", 14);
+      const uint64_t clipped = std::min(length, limit - start);
+      for (uint64_t v : {start, clipped}) {
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+      }
+    }
+    return out;
+  }
+
   const std::function<bool()>* should_stop_;
   uint64_t offset_ = 0;
+  uint64_t data_read_ = 0;
+  uint64_t data_left_ = 0;  // of the current data span (MAX: unknown)
+  std::vector<std::pair<uint64_t, uint64_t>> holes_;  // (start, length), merged
 };
 
 absl::StatusOr<std::unique_ptr<DedupeEngine::FileHasher>> DedupeEngine::OpenHasher(
@@ -231,7 +284,7 @@ absl::StatusOr<std::optional<std::string>> DedupeEngine::PrefixOfFullGroup(
     FileHasher hasher(std::move(*opened), *before, options_.prefix_bytes, std::move(prefix),
                       std::move(full), &buffer_, &options_.should_stop);
     absl::StatusOr<bool> more = hasher.ReadTo(options_.prefix_bytes);
-    result.bytes_read += hasher.offset();
+    result.bytes_read += hasher.data_read();
     if (!more.ok() || !*more) continue;
     absl::StatusOr<bool> unchanged = hasher.Unchanged();
     if (!unchanged.ok() || !*unchanged) continue;
@@ -285,7 +338,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   // A read that fails or is interrupted ends the step without a hash: an interruption
   // records nothing (the file is hashed next time), a read error skips the file.
   auto read_failed = [&](const absl::Status& status) -> absl::StatusOr<StepResult> {
-    result.bytes_read = hasher->offset();
+    result.bytes_read = hasher->data_read();
     if (absl::IsCancelled(status)) {
       result.kind = StepResult::Kind::kExamined;
       result.detail = "interrupted";
@@ -303,7 +356,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
     absl::StatusOr<bool> read = hasher->ReadTo(options_.prefix_bytes);
     if (!read.ok()) return read_failed(read.status());
     const bool more = *read;
-    result.bytes_read = hasher->offset();
+    result.bytes_read = hasher->data_read();
     if (!more) {
       RETURN_IF_ERROR(Changed(file, result));  // shorter than the index says
       return result;
@@ -336,7 +389,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   const bool prefix_from_read = whole && prefix_digest.empty();
 
   if (whole) {
-    const uint64_t before_whole = hasher->offset();
+    const uint64_t before_whole = hasher->data_read();
     absl::StatusOr<bool> read = hasher->ReadTo(file.size);
     bool ends_here = false;  // nothing after file.size: it did not grow
     if (read.ok()) {
@@ -350,11 +403,11 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
     if (!read.ok()) {
       const uint64_t prefix_part = result.bytes_read;
       absl::StatusOr<StepResult> failed = read_failed(read.status());
-      if (failed.ok()) failed->bytes_read = prefix_part + hasher->offset() - before_whole;
+      if (failed.ok()) failed->bytes_read = prefix_part + hasher->data_read() - before_whole;
       return failed;
     }
     const bool more = *read;
-    result.bytes_read += hasher->offset() - before_whole;
+    result.bytes_read += hasher->data_read() - before_whole;
     (void)more;  // a short file shows as offset != size
     if (!ends_here || hasher->offset() != file.size) {
       RETURN_IF_ERROR(Changed(file, result));
@@ -364,6 +417,12 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
   absl::StatusOr<bool> unchanged = hasher->Unchanged();
   if (!unchanged.ok() || !*unchanged) {
     RETURN_IF_ERROR(Changed(file, result));
+    return result;
+  }
+  if (whole && hasher->data_read() == 0 && file.size > 0) {
+    // Only holes: nothing on disk to share, so not a dedupe candidate at all.
+    result.kind = StepResult::Kind::kFileSkipped;
+    RETURN_IF_ERROR(Skip(file, SkipKind::kAllHoles, "no data on disk", result));
     return result;
   }
   if (whole) {

@@ -103,6 +103,16 @@ class SequentialFile {
   virtual absl::StatusOr<FileStat> Stat() = 0;
   // Reads up to `n` bytes into `buf`; returns how many were read, 0 at end of file.
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
+  // Where the data is (SEEK_DATA / SEEK_HOLE): skips the hole at the current offset, if
+  // any, so the next Read() continues after it, and says how many bytes of data follow
+  // before the next hole. Holes are never read, so a sparse file costs only its data.
+  struct DataSpan {
+    uint64_t hole = 0;                 // bytes of hole skipped (the rest of the file when
+                                       // only holes remain)
+    uint64_t data = UINT64_MAX;        // bytes of data from the new offset; MAX: unknown
+  };
+  // The default knows of no holes.
+  virtual absl::StatusOr<DataSpan> NextData() { return DataSpan(); }
 };
 
 class FileAccess {

@@ -22,6 +22,7 @@ absl::string_view SkipKindName(SkipKind kind) {
     case SkipKind::kNotShared: return "not_shared";
     case SkipKind::kBadReference: return "bad_reference";
     case SkipKind::kDedupeFailed: return "dedupe_failed";
+    case SkipKind::kAllHoles: return "all_holes";
   }
   return "unknown";
 }
@@ -42,6 +43,7 @@ absl::string_view SkipKindDescription(SkipKind kind) {
     case SkipKind::kNotShared: return "not shared after dedupe (FIEMAP)";
     case SkipKind::kBadReference: return "unusable as reference";
     case SkipKind::kDedupeFailed: return "dedupe failed";
+    case SkipKind::kAllHoles: return "only holes (sparse): nothing to share";
   }
   return "unknown";
 }

@@ -39,15 +39,16 @@ enum class SkipKind {
   kNotShared = 11,        // the backend said done, but FIEMAP shows it does not share
   kBadReference = 12,     // as reference, the whole request failed (its copies wait)
   kDedupeFailed = 13,     // the backend failed on it for another reason
+  kAllHoles = 14,         // sparse, only holes: no data on disk, nothing to share
 };
 
 // Every kind, in numeric order (for summaries that list all of them).
-inline constexpr std::array<SkipKind, 14> kAllSkipKinds = {
+inline constexpr std::array<SkipKind, 15> kAllSkipKinds = {
     SkipKind::kUnknown,          SkipKind::kImmutable,        SkipKind::kAppendOnly,
     SkipKind::kSwapfile,         SkipKind::kNotPermitted,     SkipKind::kNodatasumMismatch,
     SkipKind::kHardLink,         SkipKind::kReceivedSnapshot, SkipKind::kReadOnly,
     SkipKind::kIoError,          SkipKind::kUnreadable,       SkipKind::kNotShared,
-    SkipKind::kBadReference,     SkipKind::kDedupeFailed,
+    SkipKind::kBadReference,     SkipKind::kDedupeFailed,     SkipKind::kAllHoles,
 };
 
 // Files skipped, by kind.
@@ -72,7 +73,7 @@ class SkipCounts {
 
 // "immutable", "append_only", "swapfile", "not_permitted", "nodatasum_mismatch",
 // "hard_link", "received_snapshot", "read_only", "io_error", "unreadable",
-// "not_shared", "bad_reference", "dedupe_failed", "unknown".
+// "not_shared", "bad_reference", "dedupe_failed", "all_holes", "unknown".
 absl::string_view SkipKindName(SkipKind kind);
 
 // A few words for people ("immutable (chattr +i)").

@@ -97,6 +97,39 @@ class RealSequentialFile : public SequentialFile {
     return ToFileStat(st);
   }
 
+  absl::StatusOr<DataSpan> NextData() override {
+    DataSpan span;
+    const off_t data = lseek(fd_.get(), static_cast<off_t>(offset_), SEEK_DATA);
+    uint64_t to = 0;
+    if (data >= 0) {
+      to = static_cast<uint64_t>(data);
+      const off_t hole = lseek(fd_.get(), data, SEEK_HOLE);
+      if (hole < 0 || lseek(fd_.get(), data, SEEK_SET) < 0) {
+        return btrdupd::ErrnoToStatus(errno, absl::StrCat("lseek ", DescribeFd(fd_.get())));
+      }
+      span.data = static_cast<uint64_t>(hole) - to;
+    } else if (errno == ENXIO) {  // only holes up to the end of the file
+      struct stat st;
+      if (fstat(fd_.get(), &st) != 0) {
+        return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", DescribeFd(fd_.get())));
+      }
+      to = std::max<uint64_t>(static_cast<uint64_t>(st.st_size), offset_);
+      if (lseek(fd_.get(), static_cast<off_t>(to), SEEK_SET) < 0) {
+        return btrdupd::ErrnoToStatus(errno, absl::StrCat("lseek ", DescribeFd(fd_.get())));
+      }
+      span.data = 0;
+    } else if (errno == EINVAL || errno == EOPNOTSUPP) {
+      return span;  // no hole information: read everything
+    } else {
+      return btrdupd::ErrnoToStatus(errno, absl::StrCat("lseek ", DescribeFd(fd_.get())));
+    }
+    if (to > offset_) {
+      span.hole = to - offset_;
+      offset_ = to;
+    }
+    return span;
+  }
+
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     while (true) {
       ssize_t got = read(fd_.get(), buf, n);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
@@ -230,12 +231,73 @@ absl::StatusOr<std::vector<DedupeResult>> DedupeRange(int src_fd, uint64_t src_o
   return results;
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> DataRanges(int fd, uint64_t length) {
+  struct stat st;
+  const uint64_t block =
+      fstat(fd, &st) == 0 && st.st_blksize > 0 ? static_cast<uint64_t>(st.st_blksize) : 4096;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  uint64_t at = 0;
+  while (at < length) {
+    const off_t data = lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only holes from here to the end
+      return {{0, length}};       // no hole information: the whole file
+    }
+    if (static_cast<uint64_t>(data) >= length) break;
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return {{0, length}};
+    const uint64_t start = static_cast<uint64_t>(data) / block * block;
+    uint64_t end = std::min<uint64_t>(
+        (static_cast<uint64_t>(hole) + block - 1) / block * block, length);
+    if (!ranges.empty() && start <= ranges.back().second) {
+      ranges.back().second = std::max(ranges.back().second, end);
+    } else {
+      ranges.emplace_back(start, end);
+    }
+    at = std::max<uint64_t>(end, static_cast<uint64_t>(hole));
+  }
+  return ranges;
+}
+
 absl::StatusOr<std::vector<DedupeResult>> DedupeFile(int src_fd, uint64_t length,
                                                      absl::Span<const int> dest_fds) {
   std::vector<DedupeTarget> targets;
   targets.reserve(dest_fds.size());
   for (int fd : dest_fds) targets.push_back(DedupeTarget{fd, 0});
-  return DedupeRange(src_fd, 0, length, targets);
+  struct stat src_st;
+  const bool plain_source = fstat(src_fd, &src_st) == 0 && S_ISREG(src_st.st_mode) &&
+                            static_cast<uint64_t>(src_st.st_size) == length;
+  const std::vector<std::pair<uint64_t, uint64_t>> ranges =
+      plain_source ? DataRanges(src_fd, length)
+                   : std::vector<std::pair<uint64_t, uint64_t>>{{0, length}};
+  if (ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == length) {
+    return DedupeRange(src_fd, 0, length, targets);  // every check and error as documented
+  }
+  // A sparse source: only its data ranges are shared (holes hold no extents), so a
+  // 1 TiB hole is neither compared nor read. Each destination stops at its first range
+  // that differs or fails; what was shared before stays shared.
+  std::vector<DedupeResult> results(dest_fds.size());
+  for (DedupeResult& r : results) r.kind = DedupeResult::Kind::kDeduped;
+  for (const auto& [start, end] : ranges) {
+    std::vector<DedupeTarget> live;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (results[i].kind != DedupeResult::Kind::kDeduped) continue;
+      live.push_back(DedupeTarget{targets[i].fd, start});
+      which.push_back(i);
+    }
+    if (live.empty()) break;
+    absl::StatusOr<std::vector<DedupeResult>> part =
+        DedupeRange(src_fd, start, end - start, live);
+    if (!part.ok()) return part.status();
+    for (size_t j = 0; j < which.size() && j < part->size(); ++j) {
+      DedupeResult& r = results[which[j]];
+      const uint64_t before = r.bytes_deduped;
+      r = (*part)[j];
+      r.bytes_deduped += before;
+    }
+  }
+  return results;
 }
 
 }  // namespace btrdupd

@@ -36,6 +36,7 @@
 #define BTRDUPD_IOCTL_DEDUPE_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -91,9 +92,16 @@ absl::StatusOr<std::vector<DedupeResult>> DedupeRange(int src_fd, uint64_t src_o
 
 // Shares [0, length) of `src_fd` with [0, length) of each of `dest_fds`.
 // To share whole files pass their exact size (see the EOF rule above); a
-// destination whose size is not `length` then fails (it changed).
+// destination whose size is not `length` then fails (it changed). Of a sparse
+// source only the data ranges (SEEK_DATA/SEEK_HOLE, widened to whole blocks) are
+// shared: holes hold no extents, and comparing them would read zeros for as long
+// as the hole is. bytes_deduped then counts the data ranges.
 absl::StatusOr<std::vector<DedupeResult>> DedupeFile(int src_fd, uint64_t length,
                                                      absl::Span<const int> dest_fds);
+
+// The data ranges of the first `length` bytes of `fd` (SEEK_DATA/SEEK_HOLE), widened
+// to whole blocks, merged, in order; [0, length) when the kernel says nothing of holes.
+std::vector<std::pair<uint64_t, uint64_t>> DataRanges(int fd, uint64_t length);
 
 }  // namespace btrdupd
 
