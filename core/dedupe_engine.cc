@@ -47,11 +47,8 @@ FileRef DedupeEngine::RefOf(const FileRecord& file) const {
   ref.path = file.path;
   ref.ino = file.ino;
   ref.display = AbsPath(file.path);
-  for (const SubvolumeRecord& subvol : subvolumes_) {
-    if (subvol.id == file.subvol_id) {
-      ref.subvol_path = subvol.path;
-      break;
-    }
+  if (auto it = subvol_paths_.find(file.subvol_id); it != subvol_paths_.end()) {
+    ref.subvol_path = it->second;
   }
   // An unknown subvolume leaves subvol_path "": the open finds another subvolume there
   // and answers Aborted, which sends the file back to the scanner.
@@ -106,7 +103,8 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     ASSIGN_OR_RETURN(std::vector<uint64_t> sizes,
                      index_->SizesWithWork(config_.min_file_size, now));
     sizes_.assign(sizes.begin(), sizes.end());
-    ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
+    ASSIGN_OR_RETURN(std::vector<SubvolumeRecord> subvolumes, index_->ListSubvolumes());
+    SetSubvolumes(std::move(subvolumes));
     attempted_.clear();
     attrs_cache_.clear();
     hinted_.clear();

@@ -244,6 +244,20 @@ class DedupeEngine {
     SubvolumeFlags flags;
   };
 
+  // Lookups into one step's copy of a size group, built once per step (so no per-file
+  // step walks the whole group): members by path inside their subvolume and by inode,
+  // and the first member of each distinct hash (full, prefix).
+  struct MemberIndex {
+    const std::vector<FileRecord>* members = nullptr;
+    size_t count = 0;
+    int64_t first_id = 0;
+    int64_t last_id = 0;
+    int64_t step = -1;
+    absl::flat_hash_map<std::string, std::vector<size_t>> by_path;
+    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> by_inode;
+    std::vector<size_t> reps[2];                    // [0] full hashes, [1] prefixes
+    absl::flat_hash_set<std::string> rep_hashes[2];
+  };
   std::string AbsPath(const std::string& relative) const;
   // The identity FileAccess and the backend open `file` by (core/file_access.h).
   FileRef RefOf(const FileRecord& file) const;
@@ -264,6 +278,13 @@ class DedupeEngine {
                                         absl::Time now);
   // `file`'s path relative to its subvolume's root (snapshots keep it).
   std::string PathInSubvolume(const FileRecord& file) const;
+  void SetSubvolumes(std::vector<SubvolumeRecord> subvolumes);
+  MemberIndex& IndexMembers(const std::vector<FileRecord>& members);
+  void NoteHashed(const std::vector<FileRecord>& members, size_t i);
+  // Dedupes the snapshot copies of `dest` that have no rows (VolumeIndex::ImpliedCopies)
+  // against `reference` after `dest` itself was: they held dest's old extents.
+  absl::Status DedupeImpliedCopies(const FileRecord& reference, const FileRef& reference_ref,
+                                   const FileRecord& dest, StepResult& result);
   absl::StatusOr<bool> TryCopyHash(std::vector<FileRecord>& members,
                                    const FileRecord& file, bool prefix_task,
                                    StepResult& result);
@@ -318,6 +339,8 @@ class DedupeEngine {
   std::deque<uint64_t> sizes_;
   absl::flat_hash_set<int64_t> attempted_;  // members of the current size handled this pass
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
+  absl::flat_hash_map<uint64_t, std::string> subvol_paths_;  // id -> path, of subvolumes_
+  MemberIndex member_index_;
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
   absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group

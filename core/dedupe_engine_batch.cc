@@ -177,6 +177,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
           result.bytes_deduped += dest.size;
           RETURN_IF_ERROR(
               index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
+          RETURN_IF_ERROR(DedupeImpliedCopies(reference, request.reference, dest, result));
         } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
         } else if (!shared.ok() && IsTreeChanged(shared.status())) {
@@ -229,6 +230,45 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
     RETURN_IF_ERROR(DedupeBatch(reference, retry, subvol_id, result));
     // A retry that failed as a whole gave up the reference (its copies wait for another).
     if (!attempted_.contains(retry.front()->id)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DedupeEngine::DedupeImpliedCopies(const FileRecord& reference,
+                                               const FileRef& reference_ref,
+                                               const FileRecord& dest, StepResult& result) {
+  ASSIGN_OR_RETURN(std::vector<ImpliedCopy> copies, index_->ImpliedCopies(dest));
+  if (copies.empty()) return absl::OkStatus();
+  DedupeRequest request;
+  request.reference = reference_ref;
+  request.reference_path = reference_ref.display;
+  request.size = reference.size;
+  for (const ImpliedCopy& copy : copies) {
+    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(copy.subvol_id));
+    // Received snapshots are never destinations (incremental send keeps working); a
+    // read-only mount refuses anyway. No flag is flipped for a copy: one that an older
+    // kernel refuses keeps its extents.
+    if ((subvol.flags.read_only && subvol.flags.received) || subvol.flags.on_read_only_mount) {
+      continue;
+    }
+    FileRecord as = dest;
+    as.subvol_id = copy.subvol_id;
+    as.path = copy.path;
+    request.destinations.push_back(RefOf(as));
+    request.destination_paths.push_back(request.destinations.back().display);
+  }
+  if (request.destinations.empty()) return absl::OkStatus();
+  ++stats_.backend_calls;
+  absl::StatusOr<std::vector<DedupeOutcome>> outcomes = backend_->Dedupe(request);
+  if (!outcomes.ok()) return absl::OkStatus();  // the copies keep their extents
+  for (size_t i = 0; i < outcomes->size() && i < request.destinations.size(); ++i) {
+    if ((*outcomes)[i].kind != DedupeOutcome::Kind::kDeduped) continue;
+    absl::StatusOr<bool> shared =
+        files_->SharesAllExtents(reference_ref, request.destinations[i]);
+    if (shared.ok() && *shared) {
+      ++result.files_deduped;
+      result.bytes_deduped += dest.size;
+    }
   }
   return absl::OkStatus();
 }

@@ -41,7 +41,8 @@ absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subv
       if (s.id == subvol_id) record = &s;
     }
     if (record == nullptr && attempt == 0) {
-      ASSIGN_OR_RETURN(subvolumes_, index_->ListSubvolumes());
+      ASSIGN_OR_RETURN(std::vector<SubvolumeRecord> subvolumes, index_->ListSubvolumes());
+      SetSubvolumes(std::move(subvolumes));
     }
   }
   if (record != nullptr && subvol_id != kTopLevelSubvolume) {

@@ -186,29 +186,65 @@ absl::Status DedupeEngine::SetHashForInode(std::vector<FileRecord>& members,
                                            const FileRecord& file, HashState state,
                                            const std::string& hash) {
   const std::string value = hash;  // `hash` may live in `members`
-  const uint64_t subvol = file.subvol_id;
-  const uint64_t ino = file.ino;
   const uint64_t size = file.size;
-  for (FileRecord& m : members) {
-    if (m.subvol_id == subvol && m.ino == ino && m.size == size) {
-      RETURN_IF_ERROR(index_->SetHash(m.id, state, value));
-      m.hash_state = state;  // keep the step's copy of the group current
-      m.hash = value;
-    }
+  MemberIndex& index = IndexMembers(members);
+  auto same = index.by_inode.find(std::make_pair(file.subvol_id, file.ino));
+  if (same == index.by_inode.end()) return absl::OkStatus();
+  for (size_t i : same->second) {
+    FileRecord& m = members[i];
+    if (m.size != size) continue;
+    RETURN_IF_ERROR(index_->SetHash(m.id, state, value));
+    m.hash_state = state;  // keep the step's copy of the group current
+    m.hash = value;
+    NoteHashed(members, i);
   }
   return absl::OkStatus();
 }
 
+void DedupeEngine::SetSubvolumes(std::vector<SubvolumeRecord> subvolumes) {
+  subvolumes_ = std::move(subvolumes);
+  subvol_paths_.clear();
+  for (const SubvolumeRecord& s : subvolumes_) subvol_paths_[s.id] = s.path;
+}
+
 std::string DedupeEngine::PathInSubvolume(const FileRecord& file) const {
-  for (const SubvolumeRecord& subvol : subvolumes_) {
-    if (subvol.id != file.subvol_id || subvol.path.empty()) continue;
-    if (file.path.size() > subvol.path.size() &&
-        file.path.compare(0, subvol.path.size(), subvol.path) == 0 &&
-        file.path[subvol.path.size()] == '/') {
-      return file.path.substr(subvol.path.size() + 1);
-    }
+  auto it = subvol_paths_.find(file.subvol_id);
+  if (it == subvol_paths_.end() || it->second.empty()) return file.path;
+  const std::string& base = it->second;
+  if (file.path.size() > base.size() && file.path.compare(0, base.size(), base) == 0 &&
+      file.path[base.size()] == '/') {
+    return file.path.substr(base.size() + 1);
   }
   return file.path;
+}
+
+DedupeEngine::MemberIndex& DedupeEngine::IndexMembers(const std::vector<FileRecord>& members) {
+  MemberIndex& index = member_index_;
+  const int64_t first_id = members.empty() ? 0 : members.front().id;
+  const int64_t last_id = members.empty() ? 0 : members.back().id;
+  if (index.members == &members && index.count == members.size() &&
+      index.step == stats_.steps && index.first_id == first_id && index.last_id == last_id) {
+    return index;
+  }
+  index = MemberIndex();
+  index.members = &members;
+  index.count = members.size();
+  index.first_id = first_id;
+  index.last_id = last_id;
+  index.step = stats_.steps;
+  for (size_t i = 0; i < members.size(); ++i) {
+    index.by_path[PathInSubvolume(members[i])].push_back(i);
+    index.by_inode[std::make_pair(members[i].subvol_id, members[i].ino)].push_back(i);
+    NoteHashed(members, i);
+  }
+  return index;
+}
+
+void DedupeEngine::NoteHashed(const std::vector<FileRecord>& members, size_t i) {
+  const FileRecord& m = members[i];
+  if (m.hash_state == HashState::kNone) return;
+  const int k = m.hash_state == HashState::kFull ? 0 : 1;
+  if (member_index_.rep_hashes[k].insert(m.hash).second) member_index_.reps[k].push_back(i);
 }
 
 absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
@@ -216,38 +252,39 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
                                                StepResult& result) {
   const FileRef ref = RefOf(file);
   // Candidates: first the members at the same path inside their own subvolume (the
-  // snapshots of this file), then one member per other hash.
+  // snapshots of this file), then one member per other hash; at most kMaxHashCopyChecks
+  // are checked, so no more are collected (from the step's MemberIndex, not by walking
+  // the group).
+  MemberIndex& index = IndexMembers(members);
   std::vector<size_t> order;
-  absl::flat_hash_set<std::string> seen;
+  absl::flat_hash_set<size_t> listed;
+  auto add = [&](size_t i, HashState wanted) {
+    const FileRecord& other = members[i];
+    if (SameInode(other, file) || other.hash_state != wanted) return;
+    if (listed.insert(i).second) order.push_back(i);
+  };
   const std::string own = PathInSubvolume(file);
+  auto same_path = index.by_path.find(own);
   for (HashState wanted : {HashState::kFull, HashState::kPrefix}) {
     if (wanted == HashState::kPrefix && !prefix_task) break;
-    for (size_t i = 0; i < members.size(); ++i) {
-      const FileRecord& other = members[i];
-      if (!SameInode(other, file) && other.hash_state == wanted &&
-          PathInSubvolume(other) == own) {
-        order.push_back(i);
-      }
+    if (same_path == index.by_path.end()) break;
+    for (size_t i : same_path->second) {
+      if (order.size() >= static_cast<size_t>(kMaxHashCopyChecks)) break;
+      add(i, wanted);
     }
   }
   for (HashState wanted : {HashState::kFull, HashState::kPrefix}) {
     if (wanted == HashState::kPrefix && !prefix_task) break;
-    for (size_t i = 0; i < members.size(); ++i) {
-      const FileRecord& other = members[i];
-      if (SameInode(other, file) || other.hash_state != wanted) continue;
-      if (seen.insert(other.hash).second) order.push_back(i);
+    for (size_t i : index.reps[wanted == HashState::kFull ? 0 : 1]) {
+      if (order.size() >= static_cast<size_t>(kMaxHashCopyChecks)) break;
+      add(i, wanted);
     }
   }
   // No hashed member to copy from (the group's first file): no FIEMAP needed.
   if (order.empty()) return false;
   absl::StatusOr<bool> shared = files_->HasSharedExtents(ref);
   if (!shared.ok() || !*shared) return false;
-  int checks = 0;
-  absl::flat_hash_set<size_t> checked;
   for (size_t i : order) {
-    if (checks >= kMaxHashCopyChecks) break;
-    if (!checked.insert(i).second) continue;
-    ++checks;
     const FileRecord& other = members[i];
     const FileRef other_ref = RefOf(other);
     absl::StatusOr<bool> same = files_->SharesAllExtents(other_ref, ref);
