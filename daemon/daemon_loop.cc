@@ -235,7 +235,11 @@ void Daemon::RunTurn(const RoundRobin::Turn& turn) {
           vol.ChangeCheck([this] { return stop_ || signals_->StopPending(); });
       if (!r.ok()) {
         if (absl::IsCancelled(r.status())) {
-          stop_ = true;  // a stop signal is waiting: PollEvents takes it
+          // A stop signal is waiting (StopPending only looks): take it now. Run() leaves
+          // its loop as soon as stop_ is set, and a signal left pending would be
+          // delivered with its default action (death) when the watcher unblocks it.
+          PollEvents(absl::ZeroDuration());
+          stop_ = true;
           return;
         }
         Fail(v, "scan", r.status());
