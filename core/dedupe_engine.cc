@@ -237,6 +237,7 @@ void DedupeEngine::Account(const StepResult& result) {
   stats_.bytes_read += result.bytes_read;
   stats_.files_deduped += result.files_deduped;
   stats_.bytes_deduped += result.bytes_deduped;
+  stats_.bytes_freed += result.bytes_freed;
   stats_.files_already_shared += result.files_already_shared;
   stats_.files_differ += result.files_differ;
   stats_.files_skipped += result.files_skipped;

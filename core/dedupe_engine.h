@@ -56,7 +56,10 @@
 //     send runs, EBUSY): left pending and tried again in the next pass; and EROFS on a
 //     read-only snapshot (7).
 //  6. Verify: a destination is kDeduped (and its bytes counted) only if FIEMAP shows it
-//     now shares all extents with the reference.
+//     now shares all extents with the reference. Two figures: bytes_deduped ("shared":
+//     size * files) and bytes_freed ("freed": the destinations' old extents nothing else
+//     still holds, taken with FileAccess::HeldExtents before the call; see
+//     core/freed_space.h), which is also added to the index (kBytesFreedMetaKey).
 //  7. Read-only snapshots are deduped as they are, flag untouched: btrfs allows
 //     FIDEDUPERANGE into a read-only subvolume (only clone is refused; the bytes are
 //     compared first, so the snapshot's contents cannot change), and clearing the flag
@@ -165,13 +168,17 @@ struct StepResult {
   std::string path;  // the file hashed/skipped, or the group's reference
   std::string detail;  // why a file was skipped, for logs
   uint64_t size = 0;   // size of the file or of the group's files
-  int files_hashed = 0;  // kHashed/kHashCopied: files whose full hash this step computed
-                         // or copied (a step hashes small files of one size group
-                         // together, up to 64 files or 8 MiB read); a prefix-only read
-                         // counts 0 (its bytes are in bytes_read)
+  int files_hashed = 0;  // kHashed: files whose full hash this step computed by reading
+                         // them (a step hashes small files of one size group together,
+                         // up to 64 files or 8 MiB read)
+  int prefixes_read = 0;  // files of which only the first prefix_bytes were read and
+                          // hashed (bytes in bytes_read; a later full read counts in
+                          // files_hashed then)
+  int hashes_copied = 0;  // hashes copied from a member sharing all extents: no read
   uint64_t bytes_read = 0;
   int files_deduped = 0;         // newly shared and verified
-  uint64_t bytes_deduped = 0;    // size * files_deduped
+  uint64_t bytes_deduped = 0;    // "shared": size * files_deduped
+  uint64_t bytes_freed = 0;      // "freed": of those, space returned (core/freed_space.h)
   int files_already_shared = 0;  // found sharing all extents: no dedupe call needed
   int files_differ = 0;          // changed since hashing: invalidated, waiting again
   int files_skipped = 0;         // refused (kind and detail recorded in the index)
@@ -192,7 +199,8 @@ struct EngineStats {
   int64_t hashes_copied = 0;       // from shared extents, no read
   uint64_t bytes_read = 0;
   int64_t files_deduped = 0;
-  uint64_t bytes_deduped = 0;
+  uint64_t bytes_deduped = 0;      // "shared"
+  uint64_t bytes_freed = 0;        // "freed"
   int64_t files_already_shared = 0;
   int64_t files_differ = 0;
   int64_t files_skipped = 0;
@@ -313,6 +321,8 @@ class DedupeEngine {
   // Returned as the step's error (ResourceExhausted / Unavailable) so that nothing is
   // recorded against the files and the caller pauses the volume; OK for anything else.
   absl::Status VolumeCondition(const absl::Status& error);
+  // Adds `bytes` to the volume's total freed (index meta kBytesFreedMetaKey).
+  absl::Status AddFreedToIndex(uint64_t bytes);
 
   // Outcomes for one file (dedupe_engine.cc / _hash.cc).
   absl::Status Skip(const FileRecord& file, SkipKind kind, absl::string_view detail,

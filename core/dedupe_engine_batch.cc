@@ -3,15 +3,18 @@
 // snapshot is read-only, with the flag cleared for that retry only (see dedupe_engine.h).
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/config.h"
 #include "core/dedupe_engine.h"
 #include "core/dedupe_engine_internal.h"
+#include "core/freed_space.h"
 
 namespace btrdupd {
 namespace {
@@ -87,6 +90,14 @@ absl::Status DedupeEngine::VolumeCondition(const absl::Status& error) {
   return absl::OkStatus();
 }
 
+absl::Status DedupeEngine::AddFreedToIndex(uint64_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::optional<std::string> text, index_->GetMeta(kBytesFreedMetaKey));
+  uint64_t total = 0;
+  if (text.has_value() && !absl::SimpleAtoi(*text, &total)) total = 0;
+  return index_->SetMeta(kBytesFreedMetaKey, absl::StrCat(total + bytes));
+}
+
 absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
                                        const std::vector<const FileRecord*>& batch,
                                        uint64_t flip_subvol, StepResult& result) {
@@ -99,6 +110,16 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
     request.destinations.push_back(RefOf(*d));
     request.destination_paths.push_back(request.destinations.back().display);
   }
+
+  // What each destination holds before the call, to count what the dedupe frees
+  // (core/freed_space.h). A destination whose extents cannot be read counts nothing.
+  std::vector<std::optional<std::vector<HeldExtent>>> held(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    absl::StatusOr<std::vector<HeldExtent>> extents =
+        files_->HeldExtents(request.destinations[i], /*resolve_shared=*/true);
+    if (extents.ok()) held[i] = std::move(*extents);
+  }
+  std::vector<DedupedHolder> deduped;
 
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes;
   std::string restore_error;
@@ -175,6 +196,9 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         if (shared.ok() && *shared) {
           ++result.files_deduped;
           result.bytes_deduped += dest.size;
+          if (held[i].has_value()) {
+            deduped.push_back(DedupedHolder{InodeKey{dest.subvol_id, dest.ino}, *held[i]});
+          }
           RETURN_IF_ERROR(
               index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
           RETURN_IF_ERROR(DedupeImpliedCopies(reference, request.reference, dest, result));
@@ -225,6 +249,11 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         }
         break;
     }
+  }
+  if (!deduped.empty()) {
+    const uint64_t freed = FreedBytes(deduped);
+    result.bytes_freed += freed;
+    RETURN_IF_ERROR(AddFreedToIndex(freed));
   }
   for (const auto& [subvol_id, retry] : flip_retries) {
     RETURN_IF_ERROR(DedupeBatch(reference, retry, subvol_id, result));

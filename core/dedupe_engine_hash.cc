@@ -295,7 +295,7 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
     const std::string hash = other.hash;
     RETURN_IF_ERROR(SetHashForInode(members, file, state, hash));
     ++stats_.hashes_copied;
-    result.files_hashed = 1;
+    result.hashes_copied = 1;
     result.kind = StepResult::Kind::kHashCopied;
     result.detail = absl::StrCat("shares all extents with ", other_ref.display);
     return true;
@@ -479,6 +479,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
     // Not counted as a hashed file: only its first bytes were read (bytes_read says so),
     // and it is counted once its full hash is computed, if ever.
     result.files_hashed = 0;
+    result.prefixes_read = 1;
     result.detail = "prefix";
   }
   return result;
@@ -578,6 +579,8 @@ absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& membe
       total.path = one.path;
       total.detail = one.detail;
       total.files_hashed += one.files_hashed;
+      total.prefixes_read += one.prefixes_read;
+      total.hashes_copied += one.hashes_copied;
       total.bytes_read += one.bytes_read;
     }
     if (one.kind != StepResult::Kind::kHashed && one.kind != StepResult::Kind::kHashCopied) {

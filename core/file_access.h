@@ -34,9 +34,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/freed_space.h"
 
 namespace btrdupd {
 
@@ -146,6 +148,18 @@ class FileAccess {
   // True if any extent of `file` is shared with another file or snapshot (FIEMAP's
   // SHARED flag).
   virtual absl::StatusOr<bool> HasSharedExtents(const FileRef& file) = 0;
+
+  // The on-disk extents `file` holds (each once, with its whole allocated size), for
+  // counting what a dedupe of it frees (core/freed_space.h). A shared extent's
+  // referrers are left unknown unless `resolve_shared` (a backref walk per shared
+  // extent; the real implementation may commit the filesystem first so the walk sees
+  // recent writes). The default answers Unimplemented: nothing is counted as freed.
+  virtual absl::StatusOr<std::vector<HeldExtent>> HeldExtents(const FileRef& file,
+                                                              bool resolve_shared) {
+    (void)file;
+    (void)resolve_shared;
+    return absl::UnimplementedError("HeldExtents");
+  }
 
   // The read-only / received state of `subvol`, and whether the mount it lies on is
   // read-only.

@@ -39,6 +39,9 @@ namespace btrdupd {
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
 inline constexpr int kIndexSchemaVersion = 3;
 
+// Meta key: decimal total of bytes freed by every dedupe on the volume (IndexStats).
+inline constexpr char kBytesFreedMetaKey[] = "bytes_freed";
+
 enum class HashState : int {
   kNone = 0,     // never hashed, or the hash was invalidated by a change
   kPrefix = 1,   // `hash` holds the SHA-256 of the first block only (decoy filter)
@@ -143,7 +146,10 @@ struct IndexStats {
   int64_t duplicate_groups = 0;  // (size, full hash) groups with >= 2 files
   int64_t files_deduped = 0;
   int64_t files_skipped = 0;
-  uint64_t bytes_deduped = 0;    // sum of sizes of kDeduped files
+  uint64_t bytes_deduped = 0;    // "shared": sum of sizes of kDeduped files
+  // "freed": space btrdupd's dedupes returned on this volume since the database was
+  // made (meta kBytesFreedMetaKey, added to by the dedupe engine; core/freed_space.h).
+  uint64_t bytes_freed = 0;
   uint64_t bytes_saveable = 0;   // sizes of hashed duplicates not yet deduped
   int64_t database_bytes = 0;
 };

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/index_schema.h"
 #include "core/sqlite_index.h"
@@ -394,6 +395,12 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
       ++stats.duplicate_groups;
       const int64_t left = q.ColumnInt(1) - 1 - q.ColumnInt(2);
       if (left > 0) stats.bytes_saveable += static_cast<uint64_t>(left) * q.ColumnInt(0);
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(std::optional<std::string> freed, GetMeta(kBytesFreedMetaKey));
+    if (freed.has_value() && !absl::SimpleAtoi(*freed, &stats.bytes_freed)) {
+      stats.bytes_freed = 0;
     }
   }
   ASSIGN_OR_RETURN(int64_t pages, db_->QueryInt("PRAGMA page_count"));

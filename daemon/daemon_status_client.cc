@@ -100,8 +100,10 @@ absl::StatusOr<std::string> FormatStatusForPeople(const JsonValue& reply) {
         Num(overall->Find("files_per_second")),
         Bytes(Num(overall->Find("bytes_per_second"))));
   }
-  absl::StrAppendFormat(&out, "  deduped:          %s files, %s shared; %s more saveable\n",
-                        Str(reply, "files_deduped"), Bytes(Num(reply.Find("bytes_deduped"))),
+  absl::StrAppendFormat(&out,
+                        "  deduped:          %s files, %s shared, %s freed; %s more saveable\n",
+                        Str(reply, "files_deduped"), Bytes(Num(reply.Find("bytes_shared"))),
+                        Bytes(Num(reply.Find("bytes_freed"))),
                         Bytes(Num(reply.Find("bytes_saveable"))));
   std::string skipped;
   if (const JsonValue* k = reply.Find("skipped_by_kind"); k != nullptr) {

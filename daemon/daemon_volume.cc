@@ -395,7 +395,8 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
       s.files_waiting = stats->files_waiting;
       s.duplicate_groups = stats->duplicate_groups;
       s.files_deduped = stats->files_deduped;
-      s.bytes_deduped = stats->bytes_deduped;
+      s.bytes_shared = stats->bytes_deduped;
+      s.bytes_freed = stats->bytes_freed;
       s.bytes_saveable = stats->bytes_saveable;
       s.files_skipped = stats->files_skipped;
       s.database_bytes = stats->database_bytes;

@@ -96,6 +96,12 @@ std::string FormatMetrics(const std::vector<VolumeMetrics>& volumes) {
        [](Family& f, const VolumeMetrics& v) {
          if (v.up) f.Sample(v.volume, static_cast<double>(v.deduped_bytes_total));
        });
+  each("btrdupd_freed_bytes_total", "counter",
+       "Disk space those dedupes returned: the old extents nothing else still held "
+       "(less than the shared bytes when snapshots or reflinks hold copies).",
+       [](Family& f, const VolumeMetrics& v) {
+         if (v.up) f.Sample(v.volume, static_cast<double>(v.freed_bytes_total));
+       });
   each("btrdupd_saveable_bytes", "gauge", "Bytes of hashed duplicates not yet deduped.",
        [](Family& f, const VolumeMetrics& v) {
          if (v.up) f.Sample(v.volume, static_cast<double>(v.saveable_bytes));
@@ -185,6 +191,7 @@ absl::StatusOr<VolumeMetrics> MetricsOfSession(VolumeSession& session, absl::Tim
   m.files_waiting = stats->files_waiting;
   m.files_skipped = stats->files_skipped;
   m.database_bytes = stats->database_bytes;
+  m.freed_bytes_total = stats->bytes_freed;
   absl::StatusOr<std::vector<SkipKindSummary>> skipped = session.index()->SkippedByKind(0);
   if (!skipped.ok()) return skipped.status();
   for (const SkipKindSummary& kind : *skipped) {

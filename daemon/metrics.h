@@ -5,6 +5,7 @@
 //   btrdupd_up                              gauge    1 if the volume was processed/served
 //   btrdupd_deduped_files_total             counter  files newly shared, since the
 //   btrdupd_deduped_bytes_total             counter  database was made ("shared" bytes)
+//   btrdupd_freed_bytes_total               counter  space those dedupes returned ("freed")
 //   btrdupd_saveable_bytes                  gauge    hashed duplicates not yet shared
 //   btrdupd_files_tracked                   gauge    files in the index
 //   btrdupd_files_waiting                   gauge    files in their stability wait
@@ -41,6 +42,7 @@ struct VolumeMetrics {
   bool up = false;
   uint64_t deduped_files_total = 0;
   uint64_t deduped_bytes_total = 0;
+  uint64_t freed_bytes_total = 0;  // IndexStats::bytes_freed (core/freed_space.h)
   uint64_t saveable_bytes = 0;
   int64_t files_tracked = 0;
   int64_t files_waiting = 0;

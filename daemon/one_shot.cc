@@ -97,7 +97,7 @@ std::string HumanDuration(absl::Duration d) {
 
 void PrintPlannedGroup(const PlannedGroup& group) {
   std::string text = absl::StrFormat(
-      "would dedupe %s of %s (sha256 %s), saving %s; reference %s\n",
+      "would dedupe %s of %s (sha256 %s), sharing %s; reference %s\n",
       Plural(group.destination_paths.size(), "copy", "copies"), HumanBytes(group.size),
       group.hash_hex.substr(0, 16), HumanBytes(group.bytes_saveable),
       PrintablePath(group.reference_path));
@@ -280,18 +280,30 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
                                summary.scan.files_added, " new, ",
                                summary.scan.files_changed, " changed, ",
                                summary.scan.files_removed, " gone)"));
-  parts.push_back(absl::StrCat("hashed ", Plural(summary.files_hashed, "file", "files"), " (",
-                               HumanBytes(summary.bytes_read), " read)"));
+  std::string hashed = absl::StrCat("hashed ", Plural(summary.files_hashed, "file", "files"),
+                                    " (", HumanBytes(summary.bytes_read), " read");
+  if (summary.prefixes_read > 0) {
+    absl::StrAppend(&hashed, ", ", summary.prefixes_read, " prefix ",
+                    summary.prefixes_read == 1 ? "check" : "checks");
+  }
+  if (summary.hashes_copied > 0) {
+    absl::StrAppend(&hashed, ", ", summary.hashes_copied,
+                    summary.hashes_copied == 1 ? " hash" : " hashes",
+                    " copied from shared extents");
+  }
+  parts.push_back(absl::StrCat(hashed, ")"));
   if (dry_run) {
     parts.push_back(absl::StrCat("would dedupe ",
                                  Plural(summary.files_deduped, "file", "files"), " in ",
-                                 Plural(summary.groups, "group", "groups"), ", saving ",
-                                 HumanBytes(summary.bytes_reclaimed), " (",
-                                 summary.bytes_reclaimed, " bytes)"));
+                                 Plural(summary.groups, "group", "groups"), ", sharing ",
+                                 HumanBytes(summary.bytes_shared), " (",
+                                 summary.bytes_shared, " bytes)"));
   } else {
     parts.push_back(absl::StrCat("deduped ", Plural(summary.files_deduped, "file", "files"),
-                                 ", reclaimed ", HumanBytes(summary.bytes_reclaimed), " (",
-                                 summary.bytes_reclaimed, " bytes)"));
+                                 ": shared ", HumanBytes(summary.bytes_shared), " (",
+                                 summary.bytes_shared, " bytes), freed ",
+                                 HumanBytes(summary.bytes_freed), " (", summary.bytes_freed,
+                                 " bytes)"));
   }
   if (summary.files_already_shared > 0) {
     parts.push_back(absl::StrCat(summary.files_already_shared, " already shared"));

@@ -3,7 +3,8 @@
 // deduped and verified; then btrdupd exits.
 //
 // Per volume it prints one summary line on standard output (files scanned, hashed,
-// deduped, bytes reclaimed, skipped with reasons, files still waiting); with --dry-run
+// deduped, bytes shared and bytes freed (core/freed_space.h), skipped with reasons, files
+// still waiting); with --dry-run
 // also every group it would dedupe with the bytes that would be saved. Progress goes to
 // stderr: one updating line on a terminal, occasional log lines otherwise. A volume
 // that cannot be opened (not btrfs, unreadable, not root, bad config, backend missing)

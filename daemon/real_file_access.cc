@@ -13,7 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "ioctl/errno_status.h"
+#include "ioctl/extent_refs.h"
 #include "ioctl/fiemap.h"
+#include "ioctl/filesystem.h"
 #include "ioctl/inode_flags.h"
 #include "ioctl/subvolumes.h"
 #include "ioctl/unique_fd.h"
@@ -307,6 +309,42 @@ absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const FileRef& file) {
   absl::StatusOr<SharingSummary> summary = SummarizeSharing(fd->get());
   if (!summary.ok()) return summary.status();
   return summary->shared_bytes > 0;
+}
+
+absl::StatusOr<std::vector<HeldExtent>> RealFileAccess::HeldExtents(const FileRef& file,
+                                                                    bool resolve_shared) {
+  // A file with more shared extents than this keeps the rest unresolved (not freed).
+  constexpr int kMaxBackrefWalks = 1024;
+  absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<std::vector<Extent>> fiemap = ReadExtents(fd->get());  // syncs the file
+  if (!fiemap.ok()) return fiemap.status();
+  absl::StatusOr<std::vector<FileExtentItem>> items = ReadFileExtentItems(fd->get());
+  if (!items.ok()) return items.status();
+  std::vector<HeldExtent> held;
+  bool synced = false;
+  int walks = 0;
+  for (const DiskExtent& d : DiskExtentsOf(*items, *fiemap)) {
+    HeldExtent h;
+    h.bytenr = d.bytenr;
+    h.disk_bytes = d.disk_bytes;
+    h.shared = d.shared;
+    if (d.shared && resolve_shared && walks++ < kMaxBackrefWalks) {
+      absl::StatusOr<std::vector<ExtentReferrer>> refs = ExtentReferrers(fd->get(), d.bytenr);
+      if (!refs.ok() && absl::IsNotFound(refs.status()) && !synced) {
+        // Made in the running transaction: the backref walk needs it committed.
+        synced = true;
+        if (SyncFilesystem(fd->get()).ok()) refs = ExtentReferrers(fd->get(), d.bytenr);
+      }
+      if (refs.ok()) {
+        std::vector<InodeKey> keys;
+        for (const ExtentReferrer& r : *refs) keys.push_back(InodeKey{r.root, r.ino});
+        h.referrers = std::move(keys);
+      }
+    }
+    held.push_back(std::move(h));
+  }
+  return held;
 }
 
 absl::StatusOr<SubvolumeFlags> RealFileAccess::GetSubvolumeFlags(const SubvolumeRef& subvol) {

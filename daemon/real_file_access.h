@@ -66,6 +66,10 @@ class RealFileAccess : public FileAccess {
   absl::StatusOr<FileAttributes> GetAttributes(const FileRef& file) override;
   absl::StatusOr<bool> SharesAllExtents(const FileRef& a, const FileRef& b) override;
   absl::StatusOr<bool> HasSharedExtents(const FileRef& file) override;
+  // FIEMAP, the inode's extent items and, for shared extents, LOGICAL_INO_V2
+  // (ioctl/extent_refs.h); commits the filesystem once if a walk needs it.
+  absl::StatusOr<std::vector<HeldExtent>> HeldExtents(const FileRef& file,
+                                                      bool resolve_shared) override;
   absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const SubvolumeRef& subvol) override;
   absl::Status SetSubvolumeReadOnly(const SubvolumeRef& subvol, bool read_only) override;
 

@@ -6,13 +6,15 @@
 //                 "duration_seconds": 1.5, "interrupted": false,
 //                 "scan": {"kind": "full", "files_seen": N, "files_added": N,
 //                          "files_changed": N, "files_removed": N, "errors": N},
-//                 "files_hashed": N, "bytes_read": N, "groups": N,
-//                 "files_deduped": N, "bytes_shared": N, "files_already_shared": N,
+//                 "files_hashed": N, "prefixes_read": N, "hashes_copied": N,
+//                 "bytes_read": N, "groups": N, "files_deduped": N,
+//                 "bytes_shared": N, "bytes_freed": N, "files_already_shared": N,
 //                 "files_changed_since_hashing": N, "skipped": {"<kind>": N, ...},
 //                 "files_waiting": N, "next_eligible": "<RFC 3339>" | null}, ...]}
 //
 // A volume that failed has "ok": false, its "error", and only the figures it reached.
-// In a dry run "files_deduped" and "bytes_shared" are what would be.
+// In a dry run "files_deduped" and "bytes_shared" are what would be; "bytes_freed" is 0.
+// "shared" and "freed": core/freed_space.h.
 
 #ifndef BTRDUPD_DAEMON_RUN_REPORT_H_
 #define BTRDUPD_DAEMON_RUN_REPORT_H_

@@ -196,7 +196,8 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.EndObject();
   w.EndObject();
   w.Key("files_deduped").Int(s.files_deduped);
-  w.Key("bytes_deduped").Uint(s.bytes_deduped);
+  w.Key("bytes_shared").Uint(s.bytes_shared);
+  w.Key("bytes_freed").Uint(s.bytes_freed);
   w.Key("bytes_saveable").Uint(s.bytes_saveable);
   w.Key("files_skipped").Int(s.files_skipped);
   w.Key("skipped_by_kind").BeginObject();

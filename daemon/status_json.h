@@ -88,7 +88,8 @@ struct DaemonStatus {
   double bytes_per_second_since_start = 0;
   // Totals.
   int64_t files_deduped = 0;       // verified shared, from the database
-  uint64_t bytes_deduped = 0;      // from the database
+  uint64_t bytes_shared = 0;       // size of the deduped files, from the database
+  uint64_t bytes_freed = 0;        // space returned by all dedupes, from the database
   uint64_t bytes_saveable = 0;     // hashed duplicates not yet shared
   int64_t files_skipped = 0;       // left alone for good (from the database)
   std::map<std::string, int64_t> skipped_by_kind;  // SkipKindName -> files (database)

@@ -22,9 +22,10 @@
 
 ABSL_FLAG(bool, status, false,
           "Print what each VOLUME's database knows (files tracked, hashed, pending,\n"
-          "duplicate groups, bytes deduped and still saveable, files skipped per kind\n"
-          "with the last few of each, last scan and generation per subvolume) and exit.\n"
-          "Scans nothing and changes nothing. With --json: one JSON object per volume.");
+          "duplicate groups, bytes shared, freed and still saveable, files skipped\n"
+          "per kind with the last few of each, last scan and generation per subvolume)\n"
+          "and exit. Scans nothing and changes nothing. With --json: one JSON object per\n"
+          "volume.");
 ABSL_FLAG(bool, json, false,
           "In a one-shot run: print the run's summary as one JSON object on standard\n"
           "output instead of the summary lines (per volume: scanned, hashed, bytes\n"
@@ -72,7 +73,8 @@ std::string FormatStatusReport(const VolumeStatus& status) {
                             PrintablePath(file.path), PrintablePath(file.detail));
     }
   }
-  row("bytes deduped", Bytes(stats.bytes_deduped));
+  row("bytes shared", Bytes(stats.bytes_deduped));
+  row("bytes freed", Bytes(stats.bytes_freed));
   row("bytes still saveable", Bytes(stats.bytes_saveable));
   absl::StrAppendFormat(&text, "  subvolumes: %d\n", status.subvolumes.size());
   absl::StrAppendFormat(&text, "    %-8s %-12s %-25s %-3s %s\n", "ID", "GENERATION",
@@ -100,7 +102,8 @@ std::string VolumeStatusToJson(const VolumeStatus& status) {
   w.Key("duplicate_groups").Int(stats.duplicate_groups);
   w.Key("files_deduped").Int(stats.files_deduped);
   w.Key("files_skipped").Int(stats.files_skipped);
-  w.Key("bytes_deduped").Uint(stats.bytes_deduped);
+  w.Key("bytes_shared").Uint(stats.bytes_deduped);
+  w.Key("bytes_freed").Uint(stats.bytes_freed);
   w.Key("bytes_saveable").Uint(stats.bytes_saveable);
   w.Key("skipped").BeginArray();
   for (const SkipKindSummary& kind : status.skipped) {

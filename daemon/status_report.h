@@ -1,9 +1,9 @@
 // `btrdupd --status VOLUME...`: what each volume's database knows, for people.
 //
 // Reads the database only (no scan, no root needed beyond reading the database): files
-// tracked, hashed, pending, duplicate groups, files and bytes deduped, bytes still
-// saveable, files skipped by kind (core/skip_kind.h) with the most recently skipped
-// files of each kind, database size, and per subvolume its path, id, generation seen
+// tracked, hashed, pending, duplicate groups, files deduped, bytes shared and freed,
+// bytes still saveable, files skipped by kind (core/skip_kind.h) with the most recently
+// skipped files of each kind, database size, and per subvolume its path, id, generation seen
 // and last scan time. With --json: the same as one JSON object per volume and line
 // (see VolumeStatusToJson). A volume without a database says so and how to make one.
 
@@ -41,7 +41,7 @@ std::string FormatStatusReport(const VolumeStatus& status);
 
 // One line of JSON: {"volume", "database", "database_bytes", "files_tracked",
 // "files_hashed", "files_pending", "files_waiting", "duplicate_groups", "files_deduped",
-// "files_skipped", "bytes_deduped", "bytes_saveable", "skipped": [{"kind",
+// "files_skipped", "bytes_shared", "bytes_freed", "bytes_saveable", "skipped": [{"kind",
 // "description", "files", "recent": [{"path", "detail", "skipped_at"}]}],
 // "subvolumes": [{"id", "path", "generation", "last_scan", "read_only"}]}.
 std::string VolumeStatusToJson(const VolumeStatus& status);

@@ -280,12 +280,16 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     summary.skipped += step->skipped;
     switch (step->kind) {
       case StepResult::Kind::kHashed:
+      case StepResult::Kind::kHashCopied:
         summary.files_hashed += step->files_hashed;
+        summary.prefixes_read += step->prefixes_read;
+        summary.hashes_copied += step->hashes_copied;
         break;
       case StepResult::Kind::kDedupeBatch:
         ++summary.groups;
         summary.files_deduped += step->files_deduped;
-        summary.bytes_reclaimed += step->bytes_deduped;
+        summary.bytes_shared += step->bytes_deduped;
+        summary.bytes_freed += step->bytes_freed;
         summary.files_already_shared += step->files_already_shared;
         summary.files_changed += step->files_differ;
         break;
@@ -293,7 +297,7 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
         ++summary.groups;
         if (step->planned.has_value()) {
           summary.files_deduped += step->planned->destination_paths.size();
-          summary.bytes_reclaimed += step->planned->bytes_saveable;
+          summary.bytes_shared += step->planned->bytes_saveable;
           summary.files_already_shared += step->planned->already_shared;
         }
         break;

@@ -440,7 +440,8 @@ TEST_F(DaemonTest, StatusReplyParsesAndItsCountsMatchTheDatabase) {
   EXPECT_EQ(Num(s, "files_tracked"), stats->files_tracked);
   EXPECT_EQ(stats->files_tracked, 2 + 3 + 4 + 5 + 6 + 1);
   EXPECT_EQ(Num(s, "files_deduped"), stats->files_deduped);
-  EXPECT_EQ(Num(s, "bytes_deduped"), static_cast<double>(stats->bytes_deduped));
+  EXPECT_EQ(Num(s, "bytes_shared"), static_cast<double>(stats->bytes_deduped));
+  EXPECT_EQ(Num(s, "bytes_freed"), static_cast<double>(stats->bytes_freed));
   EXPECT_EQ(Num(s, "duplicate_groups"), stats->duplicate_groups);
   EXPECT_EQ(Num(s, "files_skipped"), stats->files_skipped);
   EXPECT_EQ(stats->files_deduped, 15);

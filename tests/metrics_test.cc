@@ -176,6 +176,7 @@ TEST(MetricsFormatTest, FollowsTheExpositionFormatForAnyVolumePath) {
   a.up = true;
   a.deduped_files_total = 3;
   a.deduped_bytes_total = 12345678901ULL;
+  a.freed_bytes_total = 2345678901ULL;
   a.files_tracked = 10;
   a.skipped_by_kind = {{"immutable", 2}, {"busy", 1}};
   a.errors = {{"scan", 4}};
@@ -189,6 +190,7 @@ TEST(MetricsFormatTest, FollowsTheExpositionFormatForAnyVolumePath) {
   std::vector<Series> all = ParseExposition(FormatMetrics({a, b}), &types);
   const std::string a_label = "/mnt/odd \"name\"\\with\nnewline\xef\xbf\xbd";
   EXPECT_EQ(Value(all, "btrdupd_deduped_bytes_total", a_label), 12345678901.0);
+  EXPECT_EQ(Value(all, "btrdupd_freed_bytes_total", a_label), 2345678901.0);
   EXPECT_EQ(Value(all, "btrdupd_skipped_files", a_label, "immutable"), 2);
   EXPECT_EQ(Value(all, "btrdupd_last_full_scan_timestamp_seconds", a_label), 1764460800);
   EXPECT_EQ(Value(all, "btrdupd_up", "/srv/backup"), 0);
@@ -240,6 +242,7 @@ TEST_F(MetricsFileTest, OneShotWritesMetricsAndJsonThatMatchTheRun) {
   const JsonValue& again = json->Find("volumes")->array[0];
   EXPECT_EQ(again.Find("files_deduped")->number, 2);
   EXPECT_EQ(again.Find("bytes_shared")->number, 2 * kSize);
+  EXPECT_EQ(again.Find("bytes_freed")->number, 2 * kSize);  // plain copies: all freed
   EXPECT_EQ(again.Find("files_waiting")->number, 0);
   EXPECT_EQ(again.Find("skipped")->type, JsonValue::Type::kObject);
   const std::string volume = again.Find("volume")->string;
@@ -251,6 +254,7 @@ TEST_F(MetricsFileTest, OneShotWritesMetricsAndJsonThatMatchTheRun) {
   EXPECT_EQ(Value(all, "btrdupd_up", volume), 1);
   EXPECT_EQ(Value(all, "btrdupd_deduped_files_total", volume), 2);
   EXPECT_EQ(Value(all, "btrdupd_deduped_bytes_total", volume), 2 * kSize);
+  EXPECT_EQ(Value(all, "btrdupd_freed_bytes_total", volume), 2 * kSize);
   EXPECT_EQ(Value(all, "btrdupd_files_tracked", volume), 5);
   EXPECT_EQ(Value(all, "btrdupd_files_waiting", volume), 0);
   EXPECT_GT(Value(all, "btrdupd_last_full_scan_timestamp_seconds", volume), 0);

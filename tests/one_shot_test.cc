@@ -133,7 +133,7 @@ TEST_F(OneShotTest, NoWaitDedupesEveryDuplicateAndKeepsContents) {
   ExpectContentsIntact();
   EXPECT_TRUE(absl::StrContains(r.stdout_text, absl::StrCat(mount_path(), ": full scan")))
       << r.stdout_text;
-  EXPECT_TRUE(absl::StrContains(r.stdout_text, absl::StrCat("deduped 3 files, reclaimed ")))
+  EXPECT_TRUE(absl::StrContains(r.stdout_text, absl::StrCat("deduped 3 files: shared ")))
       << r.stdout_text;
   EXPECT_TRUE(absl::StrContains(r.stdout_text, absl::StrCat("(", kReclaimable, " bytes)")))
       << r.stdout_text;
@@ -267,7 +267,11 @@ TEST_F(OneShotTest, StatusReportsWhatTheDatabaseHolds) {
   expect_row("files pending", absl::StrCat(stats->files_pending));
   expect_row("duplicate groups", absl::StrCat(stats->duplicate_groups));
   expect_row("files deduped", "3");
-  expect_row("bytes deduped", absl::StrCat("8.2 MiB (", kReclaimable, " bytes)"));
+  expect_row("bytes shared", absl::StrCat("8.2 MiB (", kReclaimable, " bytes)"));
+  // Freed: the copies' whole extents (the big files' last block is allocated whole).
+  const uint64_t freed = 2 * (kBig - 5 + 4096) + kMedium;
+  EXPECT_EQ(stats->bytes_freed, freed);
+  expect_row("bytes freed", absl::StrCat("8.2 MiB (", freed, " bytes)"));
   expect_row("bytes still saveable", absl::StrCat("0 B (", stats->bytes_saveable, " bytes)"));
   absl::StatusOr<std::vector<SubvolumeRecord>> subvols = index->ListSubvolumes();
   ASSERT_TRUE(subvols.ok()) << subvols.status();

@@ -94,7 +94,8 @@ TEST(DaemonStatusJsonTest, RoundTripsEveryField) {
   s.files_per_second_last_minute = 2.5;
   s.bytes_per_second_since_start = 1e6;
   s.files_deduped = 99;
-  s.bytes_deduped = 5'000'000'000ull;
+  s.bytes_shared = 5'000'000'000ull;
+  s.bytes_freed = 4'000'000'000ull;
   s.bytes_saveable = 4096;
   s.files_skipped = 2;
   s.errors = {{"scan", 1}, {"dedupe", 4}};
@@ -119,7 +120,8 @@ TEST(DaemonStatusJsonTest, RoundTripsEveryField) {
       v->Find("rate")->Find("last_minute")->Find("files_per_second")->number, 2.5);
   EXPECT_DOUBLE_EQ(
       v->Find("rate")->Find("since_start")->Find("bytes_per_second")->number, 1e6);
-  EXPECT_DOUBLE_EQ(v->Find("bytes_deduped")->number, 5e9);
+  EXPECT_DOUBLE_EQ(v->Find("bytes_shared")->number, 5e9);
+  EXPECT_DOUBLE_EQ(v->Find("bytes_freed")->number, 4e9);
   EXPECT_DOUBLE_EQ(v->Find("errors")->Find("dedupe")->number, 4);
   EXPECT_EQ(v->Find("last_full_scan")->string, "2027-01-15T08:00:00Z");
   EXPECT_EQ(v->Find("next_full_scan")->type, JsonValue::Type::kNull);
