@@ -5,11 +5,11 @@ at random moments, then every file checked against what the workload last wrote.
   sudo bench/soak_bench.py [--minutes=10] [--seed=1] [--binary=PATH]
   (or: sudo bazel run -c opt //bench:soak_bench -- [options])
 
-Makes a sparse loopback btrfs (4 GiB) in a temporary directory, a subvolume `data` with
+Makes a sparse loopback btrfs (8 GiB) in a temporary directory, a subvolume `data` with
 20 directories, and runs `btrdupd --daemon --test-time-scale=60` on it (one real second
 is one daemon minute; initial_wait_minutes=1: a file is deduped seconds after it
 settles). For --minutes, one workload thread writes: creates from a pool of 48 shared
-contents (16 KiB - 1 MiB), overwrites, appends, renames of files and directories,
+contents (16-516 KiB), overwrites, appends, renames of files and directories,
 deletes, and read-only snapshots of `data` (at most 60). Every 10-60 s (random) the
 daemon is killed with SIGKILL and started again. Its RSS is sampled every second.
 
@@ -48,7 +48,7 @@ def sh(*argv, check=True):
 
 def content(i):
     rnd = random.Random(1000 + i)
-    size = rnd.choice([16, 32, 64, 128, 256, 512, 1024]) * 1024 + rnd.randrange(0, 4096)
+    size = rnd.choice([16, 32, 64, 128, 256, 512]) * 1024 + rnd.randrange(0, 4096)
     return rnd.randbytes(size)
 
 
@@ -189,7 +189,7 @@ def main():
     os.mkdir(mnt)
     os.mkdir(sock)
     with open(image, "wb") as f:
-        f.truncate(4 << 30)
+        f.truncate(8 << 30)
     sh("mkfs.btrfs", "-q", "-f", image)
     sh("mount", "-o", "loop", image, mnt)
     daemon = None

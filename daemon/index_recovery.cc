@@ -110,13 +110,20 @@ absl::StatusOr<std::unique_ptr<VolumeIndex>> OpenIndexRecovering(const std::stri
              "aside to %s; a new index is built by a full scan",
              wal, aside);
   }
-  if (verify) {
-    absl::Status checked = VolumeIndex::Verify(db_path);
-    if (absl::IsDataLoss(checked)) return Replace(db_path, checked, volume, now);
-    if (!checked.ok()) return checked;
-  }
+  // Opened first: a read-write connection rolls back the hot journal a killed run left,
+  // which the read-only connection of Verify() could not.
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(db_path);
   if (absl::IsDataLoss(index.status())) return Replace(db_path, index.status(), volume, now);
+  if (!index.ok() || !verify) return index;
+  absl::Status checked = VolumeIndex::Verify(db_path);
+  if (absl::IsDataLoss(checked)) {
+    index->reset();
+    return Replace(db_path, checked, volume, now);
+  }
+  if (!checked.ok()) {
+    LogWarning(volume, "could not check the index database (used as it is): %s",
+               checked.message());
+  }
   return index;
 }
 

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -26,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/index.h"
+#include "daemon/index_recovery.h"
 #include "daemon/status_json.h"
 #include "daemon/status_server.h"
 #include "daemon/volume_name.h"
@@ -396,6 +398,42 @@ TEST_P(DamagedDatabaseTest, IsSetAsideAndRebuiltByAFullScan) {
 INSTANTIATE_TEST_SUITE_P(Kinds, DamagedDatabaseTest,
                          ::testing::Values(Damage::kTruncated, Damage::kGarbage,
                                            Damage::kWalWithoutDatabase));
+
+// A run killed mid-transaction leaves a hot journal; the next open (with the page
+// check the daemon runs at start) rolls it back and keeps the index: not "damaged".
+TEST(IndexRecoveryTest, HotJournalOfAKilledRunIsRolledBackNotSetAside) {
+  char templ[] = "/tmp/btrdupd-hj-XXXXXX";
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  const std::string db = dir + "/btrdupd.db";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(db);
+    if (!index.ok() || !(*index)->SetMeta("kept", "yes").ok()) _exit(2);
+    if (!(*index)->BeginBatch().ok()) _exit(3);
+    for (int i = 0; i < 20000; ++i) {  // enough to spill pages into the file
+      if (!(*index)->SetMeta(absl::StrCat("lost", i), std::string(100, 'x')).ok()) _exit(4);
+    }
+    kill(getpid(), SIGKILL);
+    _exit(5);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus));
+  struct stat st;
+  ASSERT_EQ(stat((db + "-journal").c_str(), &st), 0);
+  ASSERT_GT(st.st_size, 0) << "a hot journal";
+
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+      OpenIndexRecovering(db, /*verify=*/true, "test", absl::Now());
+  ASSERT_TRUE(index.ok()) << index.status();
+  absl::StatusOr<std::optional<std::string>> kept = (*index)->GetMeta("kept");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "yes");
+  EXPECT_TRUE(Names(dir, "btrdupd.db.corrupt-").empty());
+  RunCommand({"rm", "-rf", dir}).IgnoreError();
+}
 
 // A database from a newer btrdupd is refused and left exactly as it is.
 TEST_F(FaultsTest, DatabaseFromANewerVersionIsRefusedNotOverwritten) {
