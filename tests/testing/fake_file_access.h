@@ -11,7 +11,11 @@
 //
 // FakeDedupeBackend shares a destination with the reference when their contents are
 // equal (like the kernel, which compares bytes), reports "differs" otherwise, and fails
-// for paths given a forced error. Like current kernels it dedupes into read-only
+// for paths given a forced error. Like the native backend it fails the whole request
+// when the reference is another inode (Aborted) or not of the request's size
+// (FailedPrecondition), and a destination that is another inode (Aborted) or immutable
+// (EPERM; the kernel does dedupe into an append-only file). Like current kernels it
+// dedupes into read-only
 // subvolumes, except on a read-only mount (EROFS); after RefuseReadOnlySubvolumes() it
 // answers EROFS for every read-only subvolume, like older kernels. It records every call.
 //
@@ -293,8 +297,18 @@ class FakeDedupeBackend : public DedupeBackend {
     if (!fs_->Exists(request.reference_path)) {
       return ErrnoToStatus(ENOENT, absl::StrCat("open ", request.reference_path));
     }
+    const FakeFileAccess::File& reference = fs_->file(request.reference_path);
+    if (request.reference.ino != 0 && reference.ino != request.reference.ino) {
+      return absl::AbortedError(absl::StrCat(request.reference_path, ": another inode"));
+    }
+    if (reference.contents.size() != request.size) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(request.reference_path, ": size changed"));
+    }
     std::vector<DedupeOutcome> out;
-    for (const std::string& dest : request.destination_paths) {
+    for (size_t i = 0; i < request.destination_paths.size(); ++i) {
+      const std::string& dest = request.destination_paths[i];
+      const uint64_t dest_ino = i < request.destinations.size() ? request.destinations[i].ino : 0;
       DedupeOutcome o;
       o.destination_path = dest;
       auto forced = errors_.find(dest);
@@ -305,6 +319,12 @@ class FakeDedupeBackend : public DedupeBackend {
       } else if (!fs_->Exists(dest)) {
         o.kind = DedupeOutcome::Kind::kFailed;
         o.error = ErrnoToStatus(ENOENT, absl::StrCat("open ", dest));
+      } else if (dest_ino != 0 && fs_->file(dest).ino != dest_ino) {
+        o.kind = DedupeOutcome::Kind::kFailed;
+        o.error = absl::AbortedError(absl::StrCat(dest, ": another inode"));
+      } else if (fs_->file(dest).attrs.immutable) {
+        o.kind = DedupeOutcome::Kind::kFailed;
+        o.error = ErrnoToStatus(EPERM, absl::StrCat("dedupe into ", dest));
       } else if (!subvol.empty() && (fs_->subvolume(subvol).on_read_only_mount ||
                                      (refuse_read_only_ && fs_->subvolume(subvol).read_only))) {
         o.kind = DedupeOutcome::Kind::kFailed;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "daemon/file_opener.h"
+#include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
 #include "tests/testing/command.h"
 #include "tests/testing/fake_file_access.h"
@@ -23,6 +24,7 @@ constexpr char kFakeRoot[] = "/vol";
 class FakeWorld : public FileWorld {
  public:
   FileAccess* access() override { return &fake_; }
+  DedupeBackend* backend() override { return &backend_; }
   absl::Status Write(const std::string& path, const std::string& bytes) override {
     fake_.AddFile(Abs(path), bytes, ++last_ino_);
     return absl::OkStatus();
@@ -87,6 +89,7 @@ class FakeWorld : public FileWorld {
   static std::string Abs(const std::string& path) { return absl::StrCat(kFakeRoot, "/", path); }
 
   FakeFileAccess fake_;
+  FakeDedupeBackend backend_{&fake_};
   uint64_t last_ino_ = 256;
 };
 
@@ -98,17 +101,20 @@ class RealWorld : public FileWorld {
   absl::Status Init() {
     ASSIGN_OR_RETURN(opener_, FileOpener::Open(fs_->mount_path()));
     access_ = std::make_unique<RealFileAccess>(opener_.get());
+    backend_ = std::make_unique<NativeBackend>(opener_.get());
     return absl::OkStatus();
   }
   ~RealWorld() override {
     // chattr +i/+a files could not be removed with the image otherwise; harmless if none.
     (void)RunShell(absl::StrCat("chattr -R -i -a ", Quoted(fs_->mount_path()),
                                 " 2>/dev/null"));
+    backend_.reset();
     access_.reset();
     opener_.reset();
   }
 
   FileAccess* access() override { return access_.get(); }
+  DedupeBackend* backend() override { return backend_.get(); }
   absl::Status Write(const std::string& path, const std::string& bytes) override {
     return WriteFile(fs_->Path(path), bytes);
   }
@@ -162,6 +168,7 @@ class RealWorld : public FileWorld {
   std::unique_ptr<LoopBtrfs> fs_;
   std::unique_ptr<FileOpener> opener_;
   std::unique_ptr<RealFileAccess> access_;
+  std::unique_ptr<NativeBackend> backend_;
 };
 
 }  // namespace

@@ -1,7 +1,9 @@
-// The same small file trees arranged for a FileAccess (core/file_access.h) in two
-// worlds: the fake (tests/testing/fake_file_access.h) and the real RealFileAccess on a
-// fresh loopback btrfs. The FileAccess contract suite (tests/file_access_contract_test.cc)
-// runs every case in both, so the fake is held to what the kernel does.
+// The same small file trees arranged for a FileAccess (core/file_access.h) and a
+// DedupeBackend (core/dedupe_backend.h) in two worlds: the fakes
+// (tests/testing/fake_file_access.h) and the real RealFileAccess + NativeBackend on a
+// fresh loopback btrfs. The contract suites (tests/file_access_contract_test.cc,
+// tests/dedupe_backend_contract_test.cc) run every case in both, so the fakes are held
+// to what the kernel does.
 //
 // Paths are relative to the volume root. Refs are built as the index would: the file's
 // current inode (0 if it is gone) in the volume's top-level subvolume.
@@ -17,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/dedupe_backend.h"
 #include "core/file_access.h"
 
 namespace btrdupd {
@@ -26,8 +29,9 @@ class FileWorld {
  public:
   virtual ~FileWorld() = default;
 
-  // The FileAccess under test. Valid while the world lives.
+  // The FileAccess and DedupeBackend under test. Valid while the world lives.
   virtual FileAccess* access() = 0;
+  virtual DedupeBackend* backend() = 0;
 
   // A new file (a new inode) holding `bytes`.
   virtual absl::Status Write(const std::string& path, const std::string& bytes) = 0;
@@ -56,7 +60,7 @@ class FileWorld {
 // FakeFileAccess. Preallocation past the end is nothing in the fake's extent model.
 std::unique_ptr<FileWorld> MakeFakeFileWorld();
 
-// RealFileAccess over a new loopback btrfs (unmounted when the world is destroyed).
+// RealFileAccess and NativeBackend over a new loopback btrfs (unmounted when the world is destroyed).
 absl::StatusOr<std::unique_ptr<FileWorld>> MakeRealFileWorld();
 
 }  // namespace testing
