@@ -401,6 +401,19 @@ absl::Status SqliteVolumeIndex::DeleteDoomedDirs() {
 // --- Read-only flips ---
 
 absl::Status SqliteVolumeIndex::RecordReadOnlyFlip(const ReadOnlyFlip& flip) {
+  // The record must be on disk before the flag is cleared, even if the power fails
+  // right after (the database runs with synchronous=OFF otherwise).
+  if (in_batch_) {
+    return absl::FailedPreconditionError("index: RecordReadOnlyFlip inside a batch");
+  }
+  RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL"));
+  absl::Status recorded = InsertReadOnlyFlip(flip);
+  absl::Status restored = db_->Exec("PRAGMA synchronous=OFF");
+  RETURN_IF_ERROR(recorded);
+  return restored;
+}
+
+absl::Status SqliteVolumeIndex::InsertReadOnlyFlip(const ReadOnlyFlip& flip) {
   ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("INSERT OR REPLACE INTO ro_flips(subvol, path, "
                                      "flipped_at) VALUES (?1, ?2, ?3)"));

@@ -88,6 +88,8 @@ class SqliteVolumeIndex : public VolumeIndex {
   absl::Status Vacuum() override;
 
  private:
+  // The INSERT of RecordReadOnlyFlip, without the durability around it.
+  absl::Status InsertReadOnlyFlip(const ReadOnlyFlip& flip);
   // Runs `body` inside SAVEPOINT; rolled back to it if `body` fails.
   absl::Status Atomically(const std::function<absl::Status()>& body);
   // Path of a directory, memoized in `memo` for the duration of one query.

@@ -928,6 +928,19 @@ TEST_F(IndexTest, ReadOnlyFlipsPersistAcrossReopen) {
   EXPECT_TRUE(flips.empty());
 }
 
+// The flip record is committed on its own (durably) before the flag is cleared, so it
+// can never ride in a batch that might still roll back.
+TEST_F(IndexTest, ReadOnlyFlipInsideABatchIsRefused) {
+  std::unique_ptr<VolumeIndex> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  ASSERT_OK(index->BeginBatch());
+  EXPECT_EQ(index->RecordReadOnlyFlip({256, "snaps/a", clock_.Now()}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK(index->CommitBatch());
+  ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> flips, index->PendingReadOnlyFlips());
+  EXPECT_TRUE(flips.empty());
+}
+
 // --- Transactions and crashes ---
 
 TEST_F(IndexTest, BatchesCommitOrRollBackAsAWhole) {
