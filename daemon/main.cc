@@ -22,6 +22,7 @@
 #include "daemon/one_shot.h"
 #include "daemon/priority.h"
 #include "daemon/session_flags.h"
+#include "daemon/explain.h"
 #include "daemon/status_report.h"
 #include "daemon/version.h"
 
@@ -68,6 +69,10 @@ SIGTERM/SIGINT stop it safely (exit 0), SIGHUP re-reads each .btrdupd.conf.
 One btrdupd per volume (per btrfs filesystem and subvolume, whatever --db-path): a
 second one (daemon or one-shot) is refused, naming the pid.
 
+`btrdupd --explain PATH...` says why a file is or is not deduped (tracked or not and
+why, its size group, hash state, stability wait and dedupe state; -v lists its
+identical files, --json prints one object per path). It reads the database only.
+
 Each volume keeps its state in a database, by default VOLUME/.btrdupd/btrdupd.db,
 and its settings in VOLUME/.btrdupd.conf (optional; an invalid file makes btrdupd
 refuse that volume, naming the file, line and key).
@@ -79,7 +84,7 @@ Options:
       FlagsHelp(),
       R"(
 Exit codes:
-  0  every VOLUME was processed (or reported, with --status)
+  0  every VOLUME was processed (or reported, with --status; explained, --explain)
   1  some VOLUMEs were processed, at least one failed (see the ERROR lines)
   2  usage error: unknown option, bad option value, an option that means nothing
      in the chosen mode (e.g. --dry-run with --daemon), or no VOLUME; nothing was done
@@ -130,6 +135,9 @@ int Main(int argc, char** argv) {
       return RunDaemon(volumes, DaemonOptionsFromFlags());
     case RunMode::kStatus:
       return RunStatus(volumes, SessionOptionsFromFlags().db_dir);
+    case RunMode::kExplain:
+      return RunExplain(volumes, SessionOptionsFromFlags().db_dir,
+                        absl::GetFlag(FLAGS_verbose));
     case RunMode::kOneShot:
       break;
   }

@@ -15,7 +15,8 @@ constexpr int kOneShot = 1 << static_cast<int>(RunMode::kOneShot);
 constexpr int kDaemon = 1 << static_cast<int>(RunMode::kDaemon);
 constexpr int kStatus = 1 << static_cast<int>(RunMode::kStatus);
 constexpr int kDaemonStatus = 1 << static_cast<int>(RunMode::kDaemonStatus);
-constexpr int kAll = kOneShot | kDaemon | kStatus | kDaemonStatus;
+constexpr int kExplain = 1 << static_cast<int>(RunMode::kExplain);
+constexpr int kAll = kOneShot | kDaemon | kStatus | kDaemonStatus | kExplain;
 
 // The modes each option means something in. An option missing here is a mode-less
 // option of the program itself (kAll). A new option adds its line.
@@ -28,14 +29,15 @@ const std::map<std::string, int>& OptionModes() {
       {"daemon", kDaemon},
       {"status", kStatus},
       {"daemon_status", kDaemonStatus},
+      {"explain", kExplain},
       {"dry_run", kOneShot},
       {"no_wait", kOneShot},
       {"jobs", kOneShot},
       {"quiet", kOneShot},
-      {"json", kOneShot | kStatus | kDaemonStatus},
+      {"json", kOneShot | kStatus | kDaemonStatus | kExplain},
       {"force_rescan", kOneShot | kDaemon},
       {"backend", kOneShot | kDaemon},
-      {"db_path", kOneShot | kDaemon | kStatus},
+      {"db_path", kOneShot | kDaemon | kStatus | kExplain},
       {"metrics_file", kOneShot | kDaemon},
       {"test_clock_offset", kOneShot | kDaemon},
       {"socket_dir", kDaemon | kDaemonStatus},
@@ -59,6 +61,8 @@ const char* ModeName(RunMode mode) {
       return "--status";
     case RunMode::kDaemonStatus:
       return "--daemon-status";
+    case RunMode::kExplain:
+      return "--explain";
   }
   return "?";
 }
@@ -70,7 +74,8 @@ absl::StatusOr<RunMode> ModeOf(const std::set<std::string>& given) {
   RunMode mode = RunMode::kOneShot;
   for (const auto& [name, m] : {std::pair<const char*, RunMode>{"daemon", RunMode::kDaemon},
                                 {"status", RunMode::kStatus},
-                                {"daemon_status", RunMode::kDaemonStatus}}) {
+                                {"daemon_status", RunMode::kDaemonStatus},
+                                {"explain", RunMode::kExplain}}) {
     if (given.count(name) > 0) {
       chosen.push_back(Dashed(name));
       mode = m;
@@ -91,7 +96,7 @@ absl::Status CheckOptionsForMode(RunMode mode, const std::set<std::string>& give
     if ((modes & bit) != 0) continue;
     std::vector<std::string> for_modes;
     for (RunMode m : {RunMode::kOneShot, RunMode::kDaemon, RunMode::kStatus,
-                      RunMode::kDaemonStatus}) {
+                      RunMode::kDaemonStatus, RunMode::kExplain}) {
       if ((modes & (1 << static_cast<int>(m))) != 0) for_modes.push_back(ModeName(m));
     }
     return absl::InvalidArgumentError(

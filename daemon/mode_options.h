@@ -17,7 +17,7 @@
 
 namespace btrdupd {
 
-enum class RunMode { kOneShot, kDaemon, kStatus, kDaemonStatus };
+enum class RunMode { kOneShot, kDaemon, kStatus, kDaemonStatus, kExplain };
 
 // The mode the given options choose; InvalidArgument naming both when two mode options
 // are given. `given` holds flag names as Abseil spells them (dry_run).
