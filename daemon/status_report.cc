@@ -32,7 +32,7 @@ ABSL_FLAG(bool, json, false,
           "read, deduped, bytes shared, skipped by kind, waiting, duration, errors;\n"
           "a dry run's group listing is left out). With --status: print each volume's\n"
           "status as one JSON object per line. With --daemon-status: print the\n"
-          "daemon's raw JSON reply.");
+          "daemon's raw JSON reply. With --explain: one JSON object per path.");
 
 namespace btrdupd {
 namespace {
