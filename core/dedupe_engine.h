@@ -107,6 +107,7 @@
 #include "core/config.h"
 #include "core/dedupe_backend.h"
 #include "core/file_access.h"
+#include "core/freed_space.h"
 #include "core/index.h"
 #include "core/planner.h"
 #include "core/skip_kind.h"
@@ -291,8 +292,12 @@ class DedupeEngine {
   void NoteHashed(const std::vector<FileRecord>& members, size_t i);
   // Dedupes the snapshot copies of `dest` that have no rows (VolumeIndex::ImpliedCopies)
   // against `reference` after `dest` itself was: they held dest's old extents.
-  absl::Status DedupeImpliedCopies(const FileRecord& reference, const FileRef& reference_ref,
-                                   const FileRecord& dest, StepResult& result);
+  // Returns the copies now verified sharing the reference (for the freed count: they
+  // held the destination's extents).
+  absl::StatusOr<std::vector<InodeKey>> DedupeImpliedCopies(const FileRecord& reference,
+                                                            const FileRef& reference_ref,
+                                                            const FileRecord& dest,
+                                                            StepResult& result);
   absl::StatusOr<bool> TryCopyHash(std::vector<FileRecord>& members,
                                    const FileRecord& file, bool prefix_task,
                                    StepResult& result);

@@ -196,12 +196,18 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         if (shared.ok() && *shared) {
           ++result.files_deduped;
           result.bytes_deduped += dest.size;
-          if (held[i].has_value()) {
-            deduped.push_back(DedupedHolder{InodeKey{dest.subvol_id, dest.ino}, *held[i]});
-          }
           RETURN_IF_ERROR(
               index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
-          RETURN_IF_ERROR(DedupeImpliedCopies(reference, request.reference, dest, result));
+          ASSIGN_OR_RETURN(std::vector<InodeKey> copies,
+                           DedupeImpliedCopies(reference, request.reference, dest, result));
+          if (held[i].has_value()) {
+            deduped.push_back(DedupedHolder{InodeKey{dest.subvol_id, dest.ino}, *held[i]});
+            // Row-less snapshot copies held the same extents as the destination (that is
+            // what makes them implied): deduped too, they no longer hold them.
+            for (const InodeKey& copy : copies) {
+              deduped.push_back(DedupedHolder{copy, *held[i]});
+            }
+          }
         } else if (!shared.ok() && absl::IsNotFound(shared.status())) {
           RETURN_IF_ERROR(RemoveVanished(dest, result));
         } else if (!shared.ok() && IsTreeChanged(shared.status())) {
@@ -263,11 +269,12 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
   return absl::OkStatus();
 }
 
-absl::Status DedupeEngine::DedupeImpliedCopies(const FileRecord& reference,
-                                               const FileRef& reference_ref,
-                                               const FileRecord& dest, StepResult& result) {
+absl::StatusOr<std::vector<InodeKey>> DedupeEngine::DedupeImpliedCopies(
+    const FileRecord& reference, const FileRef& reference_ref, const FileRecord& dest,
+    StepResult& result) {
+  std::vector<InodeKey> now_shared;
   ASSIGN_OR_RETURN(std::vector<ImpliedCopy> copies, index_->ImpliedCopies(dest));
-  if (copies.empty()) return absl::OkStatus();
+  if (copies.empty()) return now_shared;
   DedupeRequest request;
   request.reference = reference_ref;
   request.reference_path = reference_ref.display;
@@ -286,10 +293,10 @@ absl::Status DedupeEngine::DedupeImpliedCopies(const FileRecord& reference,
     request.destinations.push_back(RefOf(as));
     request.destination_paths.push_back(request.destinations.back().display);
   }
-  if (request.destinations.empty()) return absl::OkStatus();
+  if (request.destinations.empty()) return now_shared;
   ++stats_.backend_calls;
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes = backend_->Dedupe(request);
-  if (!outcomes.ok()) return absl::OkStatus();  // the copies keep their extents
+  if (!outcomes.ok()) return now_shared;  // the copies keep their extents
   for (size_t i = 0; i < outcomes->size() && i < request.destinations.size(); ++i) {
     if ((*outcomes)[i].kind != DedupeOutcome::Kind::kDeduped) continue;
     absl::StatusOr<bool> shared =
@@ -297,9 +304,10 @@ absl::Status DedupeEngine::DedupeImpliedCopies(const FileRecord& reference,
     if (shared.ok() && *shared) {
       ++result.files_deduped;
       result.bytes_deduped += dest.size;
+      now_shared.push_back(InodeKey{request.destinations[i].subvol_id, dest.ino});
     }
   }
-  return absl::OkStatus();
+  return now_shared;
 }
 
 }  // namespace btrdupd
