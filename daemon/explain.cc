@@ -79,15 +79,17 @@ std::string When(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", t, absl::LocalTimeZone());
 }
 
-// The mount id of `path` (statx STX_MNT_ID), or nullopt where the kernel has none.
+// The mount id of `path` (not following a final symlink), or nullopt when unknown.
 std::optional<uint64_t> MountId(const std::string& path) {
-#ifdef STX_MNT_ID
-  struct statx stx;
-  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STX_MNT_ID, &stx) == 0 &&
-      (stx.stx_mask & STX_MNT_ID) != 0) {
-    return stx.stx_mnt_id;
+  struct {
+    struct file_handle handle;
+    unsigned char bytes[MAX_HANDLE_SZ];
+  } buffer;
+  buffer.handle.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (name_to_handle_at(AT_FDCWD, path.c_str(), &buffer.handle, &mount_id, 0) == 0) {
+    return static_cast<uint64_t>(mount_id);
   }
-#endif
   return std::nullopt;
 }
 
@@ -113,7 +115,7 @@ absl::StatusOr<VolumeLocation> FindManagedVolume(const std::string& path,
     if (dir == "/") break;
   }
   return absl::NotFoundError(absl::StrCat(
-      PrintablePath(path), " is on no volume btrdupd manages (no database found above it; "
+      "on no volume btrdupd manages (no database found above it; "
       "run 'btrdupd VOLUME' on its volume first",
       db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
 }
@@ -142,7 +144,7 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
   char resolved[PATH_MAX];
   if (realpath(given.c_str(), resolved) == nullptr) {
     return ErrnoToStatusWithMessage(
-        errno, absl::StrCat("cannot find ", PrintablePath(given), ": ", std::strerror(errno)));
+        errno, absl::StrCat("cannot find this path: ", std::strerror(errno)));
   }
   Explanation out;
   out.now = now;
@@ -233,9 +235,9 @@ std::string DedupeText(const Explanation& e) {
       return absl::StrCat("the reference copy of its group (", e.identical.size(),
                           " other identical file(s) share its extents or will)");
     case DedupeState::kSkipped:
-      return absl::StrCat("skipped: ", SkipKindName(r.skip_kind), " (",
-                          SkipKindDescription(r.skip_kind), ")",
-                          r.skip_detail.empty() ? "" : ": ", PrintablePath(r.skip_detail));
+      return absl::StrCat("skipped (", SkipKindName(r.skip_kind), "): ",
+                          r.skip_detail.empty() ? std::string(SkipKindDescription(r.skip_kind))
+                                                : PrintablePath(r.skip_detail));
     case DedupeState::kUnique:
       return "no partner: no other file of its size has its contents (it differs)";
     case DedupeState::kPending:

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -23,11 +24,23 @@ namespace {
 using ::btrdupd::testing::BtrfsTest;
 using ::btrdupd::testing::CommandResult;
 using ::btrdupd::testing::RunCommand;
+using ::btrdupd::testing::RunShell;
+using ::btrdupd::testing::RunShellChecked;
 using ::btrdupd::testing::WriteFile;
 using ::btrdupd::testing::WritePatternFile;
 
 constexpr char kBinary[] = "daemon/btrdupd";
 constexpr uint64_t kSize = 64 * 1024;
+
+// Runs a shell command when it goes out of scope (undoing a chattr or a mount).
+class Cleanup {
+ public:
+  explicit Cleanup(std::string command) : command_(std::move(command)) {}
+  ~Cleanup() { (void)RunShell(command_); }
+
+ private:
+  std::string command_;
+};
 
 class ExplainTest : public BtrfsTest {
  protected:
@@ -62,6 +75,11 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   ASSERT_TRUE(WritePatternFile(Path("lone"), kSize + 1, 2).ok());
   ASSERT_TRUE(WritePatternFile(Path("tiny"), 100, 3).ok());
   ASSERT_TRUE(WritePatternFile(Path("x.skip"), kSize, 1).ok());
+  // Identical and both immutable: the one that would be deduped is skipped.
+  ASSERT_TRUE(WritePatternFile(Path("i1"), kSize + 4, 8).ok());
+  ASSERT_TRUE(WritePatternFile(Path("i2"), kSize + 4, 8).ok());
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("chattr +i '", Path("i1"), "' '", Path("i2"), "'")).ok());
+  Cleanup mutable_again(absl::StrCat("chattr -i '", Path("i1"), "' '", Path("i2"), "'"));
   sync();
   CommandResult run = Btrdupd({"--no-wait", mount_path()});
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
@@ -71,6 +89,10 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
   // Written after the last run.
   ASSERT_TRUE(WritePatternFile(Path("new"), kSize, 5).ok());
+  // Another mount below the volume (a bind mount of dir made after the runs).
+  ASSERT_EQ(mkdir(Path("bound").c_str(), 0755), 0);
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("mount --bind '", Path("dir"), "' '", Path("bound"), "'")).ok());
+  Cleanup unbind(absl::StrCat("umount '", Path("bound"), "'"));
 
   const std::string a = Json("dir/a");
   const std::string b = Json("dir/b");
@@ -102,11 +124,16 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   EXPECT_TRUE(absl::StrContains(Json("x.skip"), R"("reason":"excluded")"));
   EXPECT_TRUE(absl::StrContains(Json("dir"), R"("reason":"not_regular")"));
   EXPECT_TRUE(absl::StrContains(Json("new"), R"("reason":"not_scanned")"));
+  EXPECT_TRUE(absl::StrContains(Json("bound/a"), R"("reason":"other_mount")"));
+  const std::string skipped = Json("i1") + Json("i2");
+  EXPECT_TRUE(absl::StrContains(skipped, R"("dedupe_state":"skipped","skip_kind":"immutable")"))
+      << skipped;
 
   // The text form, with -v, for people (and for the README).
   CommandResult text = Btrdupd({"--explain", "-v", Path("dir/a"), Path("dir/b"),
                                 Path("dir/differs"), Path("lone"), Path("late"),
-                                Path("tiny"), Path("x.skip"), Path("new")});
+                                Path("tiny"), Path("x.skip"), Path("new"), Path("bound/a"),
+                                Path("i1"), Path("i2")});
   ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
   std::cout << text.stdout_text;
   EXPECT_TRUE(absl::StrContains(text.stdout_text, "identical files:\n    dir/b")) << text.stdout_text;
