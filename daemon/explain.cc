@@ -52,6 +52,7 @@ struct Explanation {
   int64_t size_group = 0;
   std::vector<std::string> identical;  // the other members with its full hash
   std::string reference_path;          // kDeduped: what it shares with
+  bool changed = false;  // its size or mtime now differ from what the last pass recorded
   absl::Time now;
 };
 
@@ -171,6 +172,9 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
   if (out.record.has_value()) {
     out.tracked = true;
     const FileRecord& r = *out.record;
+    const int64_t mtime_ns =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    out.changed = out.size != r.size || mtime_ns != r.mtime_ns;
     ASSIGN_OR_RETURN(std::vector<FileRecord> same_size, index->FilesOfSize(r.size));
     out.size_group = static_cast<int64_t>(same_size.size());
     if (r.hash_state == HashState::kFull) {
@@ -274,6 +278,11 @@ std::string FormatText(const Explanation& e, bool verbose) {
                     "), backoff level ", r.backoff_level, ".\n");
   }
   absl::StrAppend(&text, "  dedupe: ", DedupeText(e), ".\n");
+  if (e.changed) {
+    absl::StrAppend(&text,
+                    "  changed since the last pass (size or mtime differ): what is recorded "
+                    "above is stale; the next pass sees the change and the file waits again.\n");
+  }
   if (verbose && !e.identical.empty()) {
     absl::StrAppend(&text, "  identical files:\n");
     for (const std::string& p : e.identical) absl::StrAppend(&text, "    ", PrintablePath(p), "\n");
@@ -309,6 +318,7 @@ std::string FormatJson(const Explanation& e) {
     w.Key("skip_detail").String(r.skip_detail);
   }
   w.Key("detail").String(DedupeText(e));
+  w.Key("changed").Bool(e.changed);
   w.Key("identical").BeginArray();
   for (const std::string& p : e.identical) w.String(p);
   w.EndArray();

@@ -89,6 +89,8 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
   // Written after the last run.
   ASSERT_TRUE(WritePatternFile(Path("new"), kSize, 5).ok());
+  // Changed after the last pass recorded it.
+  ASSERT_TRUE(WritePatternFile(Path("dir/differs"), kSize + 9, 9).ok());
   // Another mount below the volume (a bind mount of dir made after the runs).
   ASSERT_EQ(mkdir(Path("bound").c_str(), 0755), 0);
   ASSERT_TRUE(RunShellChecked(absl::StrCat("mount --bind '", Path("dir"), "' '", Path("bound"), "'")).ok());
@@ -111,6 +113,8 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   const std::string d = Json("dir/differs");
   EXPECT_TRUE(absl::StrContains(d, R"("dedupe_state":"unique")")) << d;
   EXPECT_TRUE(absl::StrContains(d, R"("identical":[])")) << d;
+  EXPECT_TRUE(absl::StrContains(d, R"("changed":true)")) << d;
+  EXPECT_TRUE(absl::StrContains(a, R"("changed":false)")) << a;
 
   const std::string lone = Json("lone");
   EXPECT_TRUE(absl::StrContains(lone, R"("size_group":1)")) << lone;
