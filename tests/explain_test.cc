@@ -85,6 +85,7 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   // Seen by a run without --no-wait: tracked, still in its stability wait.
   ASSERT_TRUE(WritePatternFile(Path("late"), kSize + 2, 4).ok());
+  ASSERT_TRUE(WritePatternFile(Path("late2"), kSize + 2, 10).ok());
   sync();
   ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
   // Written after the last run.
@@ -123,6 +124,8 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
 
   const std::string late = Json("late");
   EXPECT_TRUE(absl::StrContains(late, R"("waiting":true)")) << late;
+  EXPECT_TRUE(absl::StrContains(late, R"("dedupe_state":"pending")")) << late;
+  EXPECT_TRUE(absl::StrContains(late, "waits for its stability wait to end")) << late;
 
   EXPECT_TRUE(absl::StrContains(Json("tiny"), R"("reason":"too_small")"));
   EXPECT_TRUE(absl::StrContains(Json("x.skip"), R"("reason":"excluded")"));
@@ -168,6 +171,7 @@ TEST_F(ExplainTest, UnknownPathNoVolumeAndBadDatabaseAreOneLineErrors) {
   ASSERT_TRUE(WriteFile(Path(".btrdupd/btrdupd.db"), std::string(8192, 'z')).ok());
   CommandResult damaged = Btrdupd({"--explain", Path("f")});
   EXPECT_EQ(damaged.exit_code, 3);
+  EXPECT_TRUE(absl::StrContains(damaged.stderr_text, "damaged")) << damaged.stderr_text;
   EXPECT_EQ(std::count(damaged.stderr_text.begin(), damaged.stderr_text.end(), '\n'), 1)
       << damaged.stderr_text;
 
