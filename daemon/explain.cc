@@ -264,7 +264,7 @@ std::string FormatText(const Explanation& e, bool verbose) {
                   e.size_group, " file(s) of that size.\n");
   absl::StrAppend(&text, "  hash: ",
                   r.hash_state == HashState::kNone     ? "none yet"
-                  : r.hash_state == HashState::kPrefix ? "first block only (differs from the others of its size there)"
+                  : r.hash_state == HashState::kPrefix ? "its start only (enough to tell it from the others of its size)"
                                                        : "full",
                   r.hash_state == HashState::kFull
                       ? absl::StrCat(", ", e.identical.size(), " identical file(s)")

@@ -75,6 +75,9 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   ASSERT_TRUE(WritePatternFile(Path("lone"), kSize + 1, 2).ok());
   ASSERT_TRUE(WritePatternFile(Path("tiny"), 100, 3).ok());
   ASSERT_TRUE(WritePatternFile(Path("x.skip"), kSize, 1).ok());
+  // Same size (past the prefix stage), different start: one is hashed no further.
+  ASSERT_TRUE(WritePatternFile(Path("p1"), 200 * 1024, 6).ok());
+  ASSERT_TRUE(WritePatternFile(Path("p2"), 200 * 1024, 7).ok());
   // Identical and both immutable: the one that would be deduped is skipped.
   ASSERT_TRUE(WritePatternFile(Path("i1"), kSize + 4, 8).ok());
   ASSERT_TRUE(WritePatternFile(Path("i2"), kSize + 4, 8).ok());
@@ -132,6 +135,8 @@ TEST_F(ExplainTest, SaysForEachFileWhyItIsOrIsNotDeduped) {
   EXPECT_TRUE(absl::StrContains(Json("dir"), R"("reason":"not_regular")"));
   EXPECT_TRUE(absl::StrContains(Json("new"), R"("reason":"not_scanned")"));
   EXPECT_TRUE(absl::StrContains(Json("bound/a"), R"("reason":"other_mount")"));
+  const std::string prefixes = Json("p1") + Json("p2");
+  EXPECT_TRUE(absl::StrContains(prefixes, R"("hash_state":"prefix")")) << prefixes;
   const std::string skipped = Json("i1") + Json("i2");
   EXPECT_TRUE(absl::StrContains(skipped, R"("dedupe_state":"skipped","skip_kind":"immutable")"))
       << skipped;
