@@ -242,7 +242,9 @@ def main():
                     check=False)
         bytes_deduped = None
         try:
-            bytes_deduped = json.loads(status.stdout).get("bytes_deduped")
+            reply = json.loads(status.stdout)
+            bytes_deduped = (f'shared {reply["bytes_shared"]}, freed {reply["bytes_freed"]}'
+                             if "bytes_shared" in reply else None)
         except (ValueError, AttributeError):
             pass
         if bytes_deduped is None:
