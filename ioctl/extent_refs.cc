@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "ioctl/errno_status.h"
+#include "ioctl/tree_search_items.h"
 #include "ioctl/unique_fd.h"
 
 namespace btrdupd {
@@ -62,59 +63,19 @@ absl::StatusOr<std::vector<FileExtentItem>> ReadFileExtentItems(int fd) {
     const int err = errno;
     return ErrnoToStatus(err, absl::StrCat("fstat ", DescribeFd(fd)));
   }
-  std::vector<uint64_t> storage;  // uint64_t keeps the arguments aligned
-  size_t buffer_bytes = kSearchBufferBytes;
   std::vector<FileExtentItem> items;
-  uint64_t next_offset = 0;
-  for (;;) {
-    storage.assign((sizeof(btrfs_ioctl_search_args_v2) + buffer_bytes) / sizeof(uint64_t) + 1,
-                   0);
-    auto* args = reinterpret_cast<btrfs_ioctl_search_args_v2*>(storage.data());
-    btrfs_ioctl_search_key& sk = args->key;
-    sk.tree_id = 0;  // the subvolume of fd
-    sk.min_objectid = sk.max_objectid = st.st_ino;
-    sk.min_type = sk.max_type = BTRFS_EXTENT_DATA_KEY;
-    sk.min_offset = next_offset;
-    sk.max_offset = std::numeric_limits<uint64_t>::max();
-    sk.min_transid = 0;
-    sk.max_transid = std::numeric_limits<uint64_t>::max();
-    sk.nr_items = std::numeric_limits<uint32_t>::max();
-    args->buf_size = buffer_bytes;
-    int rc;
-    do {
-      rc = ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-      const int err = errno;
-      if (err == EOVERFLOW && args->buf_size > buffer_bytes) {
-        buffer_bytes = args->buf_size;
-        continue;
-      }
-      return ErrnoToStatus(err, absl::StrCat("TREE_SEARCH_V2 extents of ", DescribeFd(fd)));
+  TreeSearchRange range;
+  range.min = TreeKey{static_cast<uint64_t>(st.st_ino), BTRFS_EXTENT_DATA_KEY, 0};
+  range.max = TreeKey{static_cast<uint64_t>(st.st_ino), BTRFS_EXTENT_DATA_KEY,
+                      std::numeric_limits<uint64_t>::max()};
+  range.buffer_bytes = kSearchBufferBytes;
+  const std::string what = absl::StrCat("extents of ", DescribeFd(fd));
+  absl::Status status = ForEachTreeItem(fd, range, what.c_str(), [&](const TreeItem& item) {
+    if (item.key.objectid == st.st_ino && item.key.type == BTRFS_EXTENT_DATA_KEY) {
+      items.push_back(DecodeItem(item.key.offset, item.data, item.len));
     }
-    if (sk.nr_items == 0) break;
-    const uint8_t* cursor = reinterpret_cast<const uint8_t*>(args->buf);
-    const uint8_t* const end = cursor + buffer_bytes;
-    btrfs_ioctl_search_header header;
-    uint64_t last_offset = 0;
-    for (uint32_t i = 0; i < sk.nr_items; ++i) {
-      if (cursor + sizeof(header) > end) {
-        return absl::InternalError("TREE_SEARCH_V2: item header past the buffer");
-      }
-      memcpy(&header, cursor, sizeof(header));
-      cursor += sizeof(header);
-      if (cursor + header.len > end) {
-        return absl::InternalError("TREE_SEARCH_V2: item past the buffer");
-      }
-      if (header.objectid == st.st_ino && header.type == BTRFS_EXTENT_DATA_KEY) {
-        items.push_back(DecodeItem(header.offset, cursor, header.len));
-      }
-      last_offset = header.offset;
-      cursor += header.len;
-    }
-    if (last_offset == std::numeric_limits<uint64_t>::max()) break;
-    next_offset = last_offset + 1;
-  }
+  });
+  if (!status.ok()) return status;
   return items;
 }
 

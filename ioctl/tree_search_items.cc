@@ -1,0 +1,93 @@
+#include "ioctl/tree_search_items.h"
+
+#include <errno.h>
+#include <linux/btrfs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
+
+namespace btrdupd {
+namespace {
+
+// The key right after `key`. Returns false if there is none up to `max`'s objectid.
+bool NextKey(TreeKey& key, uint64_t max_objectid) {
+  if (key.offset < std::numeric_limits<uint64_t>::max()) {
+    ++key.offset;
+  } else if (key.type < std::numeric_limits<uint8_t>::max()) {
+    ++key.type;
+    key.offset = 0;
+  } else if (key.objectid < max_objectid) {
+    ++key.objectid;
+    key.type = 0;
+    key.offset = 0;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status ForEachTreeItem(int fd, const TreeSearchRange& range, const char* what,
+                             const std::function<void(const TreeItem&)>& visit) {
+  size_t buffer_bytes = range.buffer_bytes;
+  std::vector<uint64_t> storage;  // uint64_t keeps the arguments aligned
+  TreeKey next = range.min;
+  for (;;) {
+    storage.assign((sizeof(btrfs_ioctl_search_args_v2) + buffer_bytes) / sizeof(uint64_t) + 1,
+                   0);
+    auto* args = reinterpret_cast<btrfs_ioctl_search_args_v2*>(storage.data());
+    btrfs_ioctl_search_key& sk = args->key;
+    sk.tree_id = 0;  // the subvolume of fd
+    sk.min_objectid = next.objectid;
+    sk.min_type = next.type;
+    sk.min_offset = next.offset;
+    sk.max_objectid = range.max.objectid;
+    sk.max_type = range.max.type;
+    sk.max_offset = range.max.offset;
+    sk.min_transid = range.min_transid;
+    sk.max_transid = std::numeric_limits<uint64_t>::max();
+    sk.nr_items = std::numeric_limits<uint32_t>::max();
+    args->buf_size = buffer_bytes;
+
+    int rc;
+    do {
+      rc = ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      const int err = errno;
+      if (err == EOVERFLOW && args->buf_size > buffer_bytes) {
+        buffer_bytes = args->buf_size;  // one item needs more room
+        continue;
+      }
+      return ErrnoToStatus(err, absl::StrCat("TREE_SEARCH_V2 ", what));
+    }
+    if (sk.nr_items == 0) return absl::OkStatus();
+
+    // Items: a native-endian search header, then the item's on-disk bytes.
+    const uint8_t* cursor = reinterpret_cast<const uint8_t*>(args->buf);
+    const uint8_t* const end = cursor + buffer_bytes;
+    btrfs_ioctl_search_header header;
+    for (uint32_t i = 0; i < sk.nr_items; ++i) {
+      if (cursor + sizeof(header) > end) {
+        return absl::InternalError("TREE_SEARCH_V2: item header past the buffer");
+      }
+      memcpy(&header, cursor, sizeof(header));
+      cursor += sizeof(header);
+      if (cursor + header.len > end) {
+        return absl::InternalError("TREE_SEARCH_V2: item past the buffer");
+      }
+      next = TreeKey{header.objectid, header.type, header.offset};
+      visit(TreeItem{next, cursor, header.len});
+      cursor += header.len;
+    }
+    if (!NextKey(next, range.max.objectid)) return absl::OkStatus();
+  }
+}
+
+}  // namespace btrdupd
