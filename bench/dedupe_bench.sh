@@ -56,12 +56,11 @@ for arg in "$@"; do
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "--runs must be a positive integer, not '$runs'" >&2; exit 2; }
-if [[ -z "$btrdupd" ]]; then
-  for candidate in "$PWD/daemon/btrdupd" "$here/../daemon/btrdupd" "$here/../bazel-bin/daemon/btrdupd"; do
-    [[ -x "$candidate" ]] && btrdupd="$(cd "$(dirname "$candidate")" && pwd)/btrdupd" && break
-  done
-fi
-[[ -x "$btrdupd" ]] || { echo "btrdupd binary not found: pass its path, or build it with: bazel build -c opt //daemon:btrdupd" >&2; exit 2; }
+# Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
+bench_lib="$here/bench_lib.sh"
+[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
+source "$bench_lib"
+btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
 if [[ -n "$dupe_current" && ! -x "$dupe_current" ]]; then
   echo "--duperemove-current: $dupe_current is not an executable" >&2; exit 2
 fi
@@ -70,38 +69,8 @@ if [[ -n "$compare" && ! -x "$compare" ]]; then
 fi
 datagen="$here/dedupe_bench.py"
 [[ -f "$datagen" ]] || datagen="$PWD/bench/dedupe_bench.py"
-[[ "$(id -u)" == 0 ]] || { echo "dedupe_bench.sh must run as root (mount, drop_caches)" >&2; exit 2; }
-for tool in mkfs.btrfs btrfs duperemove jdupes python3 losetup; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (run the setup script)" >&2; exit 2; }
-done
-[[ -x /usr/bin/time ]] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
-
-work="$(mktemp -d /var/tmp/btrdupd-dedupe-bench.XXXXXX)"
-mnt="$work/mnt"
-mkdir -p "$mnt"
-loopdev=""
-cleanup() {
-  if mountpoint -q "$mnt"; then umount "$mnt" || umount -l "$mnt"; fi
-  [[ -n "$loopdev" ]] && losetup -d "$loopdev" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-attach_and_mount() {  # image
-  loopdev="$(losetup --find --show "$1")"
-  mount "$loopdev" "$mnt"
-}
-unmount_and_detach() {
-  umount "$mnt"
-  losetup -d "$loopdev"
-  loopdev=""
-}
-data_used() {
-  btrfs filesystem usage -b "$mnt" | sed -n 's/^Data,[^:]*:.*Used:\([0-9]*\).*/\1/p' | head -1
-}
-sectors_read() {
-  awk '{print $3}' "/sys/block/$(basename "$loopdev")/stat"
-}
+bench_require_root_and_tools dedupe_bench.sh mkfs.btrfs btrfs duperemove jdupes python3 losetup
+bench_make_workspace dedupe-bench
 
 echo "Preparing the data set in $work ..." >&2
 truncate -s 3G "$work/master.img"

@@ -37,33 +37,15 @@ for arg in "$@"; do
   esac
 done
 [[ "$files" =~ ^[1-9][0-9]*$ && "$files" -ge 1000 ]] || { echo "--files must be a number >= 1000" >&2; exit 2; }
-if [[ -z "$btrdupd" ]]; then
-  for candidate in "$PWD/daemon/btrdupd" "$here/../daemon/btrdupd" "$here/../bazel-bin/daemon/btrdupd"; do
-    [[ -x "$candidate" ]] && btrdupd="$(cd "$(dirname "$candidate")" && pwd)/btrdupd" && break
-  done
-fi
-[[ -x "$btrdupd" ]] || { echo "btrdupd binary not found: pass its path, or build it with: bazel build -c opt //daemon:btrdupd" >&2; exit 2; }
-[[ "$(id -u)" == 0 ]] || { echo "many_files_bench.sh must run as root (mount, drop_caches)" >&2; exit 2; }
-for tool in mkfs.btrfs python3 losetup; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
-done
+# Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
+bench_lib="$here/bench_lib.sh"
+[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
+source "$bench_lib"
+btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
+bench_require_root_and_tools many_files_bench.sh mkfs.btrfs python3 losetup
 [[ "$run_jdupes" == 0 ]] || command -v jdupes >/dev/null || { echo "missing jdupes (or pass --no-jdupes)" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
-
-work="$(mktemp -d /var/tmp/btrdupd-many-bench.XXXXXX)"
-mnt="$work/mnt"
-mkdir -p "$mnt" "$work/db"
-loopdev=""
-cleanup() {
-  if mountpoint -q "$mnt"; then umount "$mnt" || umount -l "$mnt"; fi
-  [[ -n "$loopdev" ]] && losetup -d "$loopdev" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-attach_and_mount() { loopdev="$(losetup --find --show "$1")"; mount "$loopdev" "$mnt"; }
-unmount_and_detach() { umount "$mnt"; losetup -d "$loopdev"; loopdev=""; }
-sectors_read() { awk '{print $3}' "/sys/block/$(basename "$loopdev")/stat"; }
+bench_make_workspace many-bench
+mkdir -p "$work/db"
 
 timed() {  # label, command...: runs it with cold caches; prints wall, RSS, device reads
   local label="$1"; shift

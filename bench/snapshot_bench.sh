@@ -48,42 +48,16 @@ else
 fi
 [[ "$files" =~ ^[0-9]+$ && "$files" -ge 2 ]] || { echo "--files must be an integer >= 2" >&2; exit 2; }
 [[ "$snapshots" =~ ^[0-9]+$ && "$snapshots" -ge 1 ]] || { echo "--snapshots must be an integer >= 1" >&2; exit 2; }
-if [[ -z "$btrdupd" ]]; then
-  for candidate in "$PWD/daemon/btrdupd" "$here/../daemon/btrdupd" "$here/../bazel-bin/daemon/btrdupd"; do
-    [[ -x "$candidate" ]] && btrdupd="$(cd "$(dirname "$candidate")" && pwd)/btrdupd" && break
-  done
-fi
-[[ -x "$btrdupd" ]] || { echo "btrdupd binary not found: pass --btrdupd=PATH, or build it with: bazel build -c opt //daemon:btrdupd" >&2; exit 2; }
+# Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
+bench_lib="$here/bench_lib.sh"
+[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
+source "$bench_lib"
+btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
 if [[ -n "$duperemove" && ! -x "$duperemove" ]]; then
   echo "--duperemove=$duperemove is not an executable file" >&2; exit 2
 fi
-[[ "$(id -u)" == 0 ]] || { echo "snapshot_bench.sh must run as root (mount, drop_caches)" >&2; exit 2; }
-for tool in mkfs.btrfs btrfs python3 losetup; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (run the setup script)" >&2; exit 2; }
-done
-[[ -x /usr/bin/time ]] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
-
-work="$(mktemp -d /var/tmp/btrdupd-snapshot-bench.XXXXXX)"
-mnt="$work/mnt"
-mkdir -p "$mnt"
-loopdev=""
-cleanup() {
-  if mountpoint -q "$mnt"; then umount "$mnt" || umount -l "$mnt"; fi
-  [[ -n "$loopdev" ]] && losetup -d "$loopdev" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-attach_and_mount() {  # image
-  loopdev="$(losetup --find --show "$1")"
-  mount "$loopdev" "$mnt"
-}
-unmount_and_detach() {
-  umount "$mnt"
-  losetup -d "$loopdev"
-  loopdev=""
-}
-sectors_read() { awk '{print $3}' "/sys/block/$(basename "$loopdev")/stat"; }
+bench_require_root_and_tools snapshot_bench.sh mkfs.btrfs btrfs python3 losetup
+bench_make_workspace snapshot-bench
 
 # Fills SUBVOL with N distinct files of 8-58 KiB, 500 per directory.
 generate() {  # dir count
