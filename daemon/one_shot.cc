@@ -20,11 +20,13 @@
 #include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/no_space.h"
 #include "daemon/progress.h"
 #include "daemon/run_report.h"
 #include "daemon/scaled_clock.h"
 #include "daemon/session_flags.h"
 #include "daemon/utf8.h"
+#include "daemon/volume_open.h"
 
 ABSL_FLAG(bool, dry_run, false,
           "Only show what would be done: print each group of identical files that\n"
@@ -126,8 +128,16 @@ VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options
   outcome.volume = volume;
   const absl::Time start = absl::Now();
   auto failed = [&](absl::string_view where, const absl::Status& status) {
-    LogError(where, "%s", status.message());
-    outcome.error = std::string(status.message());
+    std::string message(status.message());
+    if (absl::IsResourceExhausted(status)) {
+      // Which filesystem is full, and what to do (a full volume or database location).
+      absl::StatusOr<VolumeLocation> location = ResolveVolume(volume, options.db_dir);
+      absl::StrAppend(&message, "; ",
+                      location.ok() ? NoSpaceAdvice(location->path, location->db_path)
+                                    : NoSpaceAdvice(where, ""));
+    }
+    LogError(where, "%s", message);
+    outcome.error = message;
     outcome.duration = absl::Now() - start;
     return outcome;
   };

@@ -1,10 +1,7 @@
 // Faults the daemon must live through (issue 13), end to end on loopback btrfs: the
-// built `btrdupd --daemon` runs as a child process (tests/testing/daemon_process.h) and
-// is watched through its status socket, its log and the files' extents.
-//
-// Time: every daemon here runs with --test-time-scale=60 (one real second is one minute
-// for the daemon: daemon/scaled_clock.h) and initial_wait_minutes=1, so stability waits,
-// change checks and retry backoff take seconds. Nothing asserts a duration.
+// built `btrdupd --daemon` runs as a child process and is watched through its status
+// socket, its log and the files' extents (fixture: tests/faults_fixture.h). A full disk
+// holding only the database, and one-shot runs on a full disk: tests/full_disk_test.cc.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +34,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/files.h"
+#include "tests/faults_fixture.h"
 #include "tests/testing/loop_btrfs.h"
 
 namespace btrdupd {
@@ -52,121 +50,6 @@ using ::btrdupd::testing::WaitFor;
 using ::btrdupd::testing::WriteFile;
 using ::btrdupd::testing::WritePatternFile;
 using ::testing::HasSubstr;
-
-class FaultsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    // Short paths: a Unix socket path holds at most 107 bytes.
-    char templ[] = "/tmp/btrdupd-ft-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    tmp_ = templ;
-    const char* old = getenv("TEST_TMPDIR");
-    if (old != nullptr) saved_tmpdir_ = old;
-    setenv("TEST_TMPDIR", tmp_.c_str(), 1);
-    socket_dir_ = tmp_ + "/sock";
-    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
-  }
-
-  void TearDown() override {
-    children_.clear();  // kill and reap before unmounting
-    volumes_.clear();
-    if (!saved_tmpdir_.empty()) setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
-    RunCommand({"rm", "-rf", tmp_}).IgnoreError();
-  }
-
-  LoopBtrfs* MakeVolume(uint64_t size_bytes = uint64_t{512} << 20) {
-    LoopBtrfs::Options options;
-    options.size_bytes = size_bytes;
-    absl::StatusOr<std::unique_ptr<LoopBtrfs>> fs = LoopBtrfs::Create(options);
-    EXPECT_TRUE(fs.ok()) << "cannot make a loopback btrfs: " << fs.status();
-    if (!fs.ok()) return nullptr;
-    LoopBtrfs* raw = fs->get();
-    volumes_.push_back(*std::move(fs));
-    EXPECT_TRUE(WriteFile(raw->Path(".btrdupd.conf"),
-                          "[DEFAULT]\ninitial_wait_minutes = 1\nmin_file_size = 4096\n")
-                    .ok());
-    return raw;
-  }
-
-  DaemonProcess* StartDaemon(LoopBtrfs* fs, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {testing::DaemonBinaryPath(), "--daemon", "-v",
-                                     "--socket-dir=" + socket_dir_, "--test-time-scale=60",
-                                     "--scan-interval=60s"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(fs->mount_path());
-    const std::string log = absl::StrCat(tmp_, "/daemon", children_.size(), ".log");
-    children_.push_back(std::make_unique<DaemonProcess>(argv, log));
-    return children_.back().get();
-  }
-
-  std::string SocketOf(LoopBtrfs* fs) {
-    return SocketPathFor(socket_dir_, VolumeNameForPath(CanonicalPath(fs->mount_path())));
-  }
-
-  // The daemon's status reply for `fs`, parsed; a null value if it does not answer.
-  JsonValue Status(LoopBtrfs* fs) {
-    absl::StatusOr<std::string> reply =
-        QueryStatusSocket(SocketOf(fs), "status", absl::Seconds(30));
-    if (!reply.ok()) return JsonValue();
-    absl::StatusOr<JsonValue> v = ParseJson(*reply);
-    return v.ok() ? *v : JsonValue();
-  }
-
-  static double Num(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
-  }
-  static std::string Str(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kString ? m->string : "";
-  }
-
-  static bool Shared(const std::string& a, const std::string& b) {
-    absl::StatusOr<UniqueFd> fa = OpenPath(a, O_RDONLY);
-    absl::StatusOr<UniqueFd> fb = OpenPath(b, O_RDONLY);
-    if (!fa.ok() || !fb.ok()) return false;
-    absl::StatusOr<bool> shared = ShareAllExtents(fa->get(), fb->get());
-    return shared.ok() && *shared;
-  }
-
-  static int CountLines(const std::string& log, absl::string_view a, absl::string_view b) {
-    int n = 0;
-    for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      if (absl::StrContains(line, a) && absl::StrContains(line, b)) ++n;
-    }
-    return n;
-  }
-
-  // Writes 1 MiB blocks to `path` until the filesystem says ENOSPC; returns the bytes
-  // written.
-  static uint64_t FillUntilFull(const std::string& path) {
-    const std::string block = PatternBytes(1 << 20, 99);
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_GE(fd, 0) << path;
-    uint64_t written = 0;
-    while (fd >= 0) {
-      ssize_t n = write(fd, block.data(), block.size());
-      if (n <= 0) {
-        EXPECT_EQ(errno, ENOSPC) << "filling " << path;
-        break;
-      }
-      written += n;
-      if (written % (16 << 20) == 0 && fsync(fd) != 0) break;
-    }
-    if (fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-    sync();
-    return written;
-  }
-
-  std::string tmp_;
-  std::string saved_tmpdir_;
-  std::string socket_dir_;
-  std::vector<std::unique_ptr<LoopBtrfs>> volumes_;
-  std::vector<std::unique_ptr<DaemonProcess>> children_;
-};
 
 // The volume fills up while the daemon serves it (its database is on it): the daemon
 // stays alive (no SIGBUS from a memory-mapped file), answers its status socket, says
