@@ -254,6 +254,7 @@ uint64_t FakeVolumeFs::CreateSubvolume(const std::string& path) {
   Subvolume sub;
   sub.id = next_subvol_id_++;
   sub.uuid = absl::StrCat("uuid-", sub.id);
+  sub.created_generation = t;
   sub.root = node;
   subvol_by_dev_[node->dev] = sub.id;
   const uint64_t id = sub.id;
@@ -377,6 +378,7 @@ absl::StatusOr<std::vector<VolumeSubvolume>> FakeVolumeFs::ListSubvolumes() {
     info.parent_uuid = sub.parent_uuid;
     info.read_only = sub.read_only;
     info.generation = sub.generation;
+    info.created_generation = sub.created_generation;
     out.push_back(std::move(info));
   }
   return out;
@@ -402,10 +404,17 @@ absl::StatusOr<VolumeStat> FakeVolumeFs::Stat(absl::string_view path) {
   return StatOf(*node);
 }
 
+std::shared_ptr<FakeVolumeFs::Node> FakeVolumeFs::SubvolumeRootAt(
+    absl::string_view path) const {
+  std::shared_ptr<Node> root = Lookup(path);
+  if (root == nullptr || !subvol_by_dev_.count(root->dev)) return nullptr;
+  return root;
+}
+
 absl::StatusOr<std::vector<InodeChange>> FakeVolumeFs::ChangedInodesSince(
     absl::string_view subvol_path, uint64_t generation) {
-  std::shared_ptr<Node> root = Lookup(subvol_path);
-  if (root == nullptr || !subvol_by_dev_.count(root->dev)) {
+  std::shared_ptr<Node> root = SubvolumeRootAt(subvol_path);
+  if (root == nullptr) {
     return ErrnoToStatus(ENOENT, absl::StrCat("no subvolume at /fake/", subvol_path));
   }
   std::map<uint64_t, InodeChange> found;
@@ -428,6 +437,34 @@ absl::StatusOr<std::vector<InodeChange>> FakeVolumeFs::ChangedInodesSince(
   std::vector<InodeChange> out;
   for (auto& [ino, change] : found) out.push_back(change);
   return out;
+}
+
+absl::StatusOr<std::string> FakeVolumeFs::InodePath(absl::string_view subvol_path,
+                                                   uint64_t ino) {
+  std::shared_ptr<Node> root = SubvolumeRootAt(subvol_path);
+  if (root == nullptr) {
+    return ErrnoToStatus(ENOENT, absl::StrCat("no subvolume at /fake/", subvol_path));
+  }
+  // Depth first in name order, staying in the subvolume (as INO_LOOKUP does).
+  std::function<bool(const Node&, const std::string&, std::string*)> find =
+      [&](const Node& dir, const std::string& prefix, std::string* out) {
+        for (const auto& [name, child] : dir.children) {
+          if (child->dev != root->dev) continue;
+          const std::string path = JoinVolumePath(prefix, name);
+          if (child->ino == ino) {
+            *out = path;
+            return true;
+          }
+          if (child->type == EntryType::kDirectory && find(*child, path, out)) return true;
+        }
+        return false;
+      };
+  std::string path;
+  if (ino == root->ino) return path;
+  if (!find(*root, "", &path)) {
+    return ErrnoToStatus(ENOENT, absl::StrCat("inode ", ino, " in /fake/", subvol_path));
+  }
+  return path;
 }
 
 }  // namespace testing

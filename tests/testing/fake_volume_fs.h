@@ -6,7 +6,10 @@
 // inode numbers and transids, with parent_uuid set); another filesystem mounted over a
 // directory (a different st_dev, not a subvolume); and btrfs's change tracking: every
 // mutation is one transaction that stamps the inodes it writes (and the directories whose
-// entries change) with a new transid and raises their subvolume's generation.
+// entries change) with a new transid and raises their subvolume's generation. A
+// subvolume records the transaction that created it (created_generation), and
+// InodePath finds an inode by walking its subvolume. tests/volume_fs_contract_test.cc
+// holds all of this to RealVolumeFs on btrfs.
 //
 // Error injection: FailStat/FailOpen make lstat or opening a path return a given status.
 //
@@ -83,6 +86,7 @@ class FakeVolumeFs : public VolumeFs {
   absl::StatusOr<VolumeStat> Stat(absl::string_view path) override;
   absl::StatusOr<std::vector<InodeChange>> ChangedInodesSince(absl::string_view subvol_path,
                                                               uint64_t generation) override;
+  absl::StatusOr<std::string> InodePath(absl::string_view subvol_path, uint64_t ino) override;
 
   struct Node;
 
@@ -94,6 +98,7 @@ class FakeVolumeFs : public VolumeFs {
     std::string parent_uuid;
     bool read_only = false;
     uint64_t generation = 0;
+    uint64_t created_generation = 0;  // the transaction that created it
     uint64_t next_ino = 257;
     std::shared_ptr<Node> root;
   };
@@ -106,6 +111,8 @@ class FakeVolumeFs : public VolumeFs {
   std::string PathOfSubvolume(const Subvolume& sub) const;
   bool FindPath(const Node* from, const Node* target, const std::string& prefix,
                 std::string* out) const;
+  // The subvolume whose root directory is at `path`, or null.
+  std::shared_ptr<Node> SubvolumeRootAt(absl::string_view path) const;
   VolumeStat StatOf(const Node& node) const;
 
   uint64_t transid_ = 10;
