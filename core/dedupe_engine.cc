@@ -33,7 +33,10 @@ DedupeEngine::DedupeEngine(VolumeIndex* index, FileAccess* files, DedupeBackend*
       config_(config),
       clock_(clock),
       volume_root_(TrimTrailingSlashes(std::move(volume_root))),
-      options_(options) {}
+      options_(options),
+      hasher_(files, FileHasherOptions{options.prefix_bytes, options.read_buffer_bytes,
+                                       options.should_stop}),
+      read_ahead_(options.prefetch_bytes, options.prefetch_file_bytes, options.prefix_bytes) {}
 
 std::string DedupeEngine::AbsPath(const std::string& relative) const {
   if (relative.empty()) return volume_root_;
@@ -107,9 +110,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     SetSubvolumes(std::move(subvolumes));
     attempted_.clear();
     attrs_cache_.clear();
-    hinted_.clear();
-    hinted_bytes_ = 0;
-    lookahead_ = 1;
+    read_ahead_.Reset();
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
   }
@@ -129,8 +130,8 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       sizes_.pop_front();
       attrs_cache_.clear();
       attempted_.clear();
-      if (lookahead_ > 1) --lookahead_;
-      ForgetHintsUpTo(size);
+      read_ahead_.SizeDone();
+      read_ahead_.ForgetUpTo(size);
     }
     // Only a size with nothing to do at all is passed over silently (up to a limit).
     const bool nothing = result->kind == StepResult::Kind::kExamined &&
@@ -161,18 +162,16 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     *size_done = true;
     return examined;
   }
-  uint64_t side_bytes = 0;
-  ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> full_group_prefixes,
-                   LearnFullGroupPrefixes(members, now, &side_bytes));
-  std::optional<HashTask> task = NextHashTask(members, now, options_.prefix_bytes, attempted_,
-                                              full_group_prefixes);
+  ASSIGN_OR_RETURN(KnownPrefixes known, LearnFullGroupPrefixes(members, now));
+  std::optional<HashTask> task =
+      NextHashTask(members, now, options_.prefix_bytes, attempted_, known.prefixes);
   if (task.has_value()) {
     RETURN_IF_ERROR(PrefetchAhead(members, now));
     ASSIGN_OR_RETURN(StepResult result, HashSome(members, *task, now));
-    result.bytes_read += side_bytes;
+    result.bytes_read += known.bytes_read;
     return result;
   }
-  stats_.bytes_read += side_bytes;
+  stats_.bytes_read += known.bytes_read;
 
   std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);
   for (const std::vector<size_t>& indices : groups) {

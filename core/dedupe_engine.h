@@ -107,9 +107,12 @@
 #include "core/config.h"
 #include "core/dedupe_backend.h"
 #include "core/file_access.h"
+#include "core/file_hasher.h"
 #include "core/freed_space.h"
+#include "core/hash_copy.h"
 #include "core/index.h"
 #include "core/planner.h"
+#include "core/read_ahead.h"
 #include "core/skip_kind.h"
 
 namespace btrdupd {
@@ -246,27 +249,24 @@ class DedupeEngine {
 
  private:
   struct Group;       // dedupe_engine_internal.h
-  class FileHasher;   // dedupe_engine_hash.cc
   struct SubvolInfo {
     uint64_t id = 0;
     std::string relative_path;
     SubvolumeFlags flags;
   };
-
-  // Lookups into one step's copy of a size group, built once per step (so no per-file
-  // step walks the whole group): members by path inside their subvolume and by inode,
-  // and the first member of each distinct hash (full, prefix).
-  struct MemberIndex {
-    const std::vector<FileRecord>* members = nullptr;
-    size_t count = 0;
-    int64_t first_id = 0;
-    int64_t last_id = 0;
-    int64_t step = -1;
-    absl::flat_hash_map<std::string, std::vector<size_t>> by_path;
-    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> by_inode;
-    std::vector<size_t> reps[2];                    // [0] full hashes, [1] prefixes
-    absl::flat_hash_set<std::string> rep_hashes[2];
+  // Prefix digests of the full-hash groups of a size group, and the bytes read to learn
+  // them.
+  struct KnownPrefixes {
+    absl::flat_hash_set<std::string> prefixes;
+    uint64_t bytes_read = 0;
   };
+  // Whether a file whose prefix was just hashed is read on to its end, and the bytes
+  // read from other members to decide it.
+  struct ReadOn {
+    bool whole = false;
+    uint64_t side_bytes = 0;
+  };
+
   std::string AbsPath(const std::string& relative) const;
   // The identity FileAccess and the backend open `file` by (core/file_access.h).
   FileRef RefOf(const FileRecord& file) const;
@@ -276,20 +276,24 @@ class DedupeEngine {
   // Hashing (dedupe_engine_hash.cc).
   absl::StatusOr<StepResult> HashSome(std::vector<FileRecord>& members, HashTask task,
                                       absl::Time now);
-  // Reading ahead (see EngineOptions::prefetch_bytes).
-  absl::Status PrefetchAhead(const std::vector<FileRecord>& members, absl::Time now);
-  void HintMembers(const std::vector<FileRecord>& members, absl::Time now);
-  void HintConsumed(int64_t file_id);
-  void ForgetHintsUpTo(uint64_t size);
-  absl::StatusOr<absl::flat_hash_set<std::string>> LearnFullGroupPrefixes(
-      const std::vector<FileRecord>& members, absl::Time now, uint64_t* bytes_read);
   absl::StatusOr<StepResult> HashMember(std::vector<FileRecord>& members, const HashTask& task,
                                         absl::Time now);
+  // Reading ahead (see EngineOptions::prefetch_bytes, core/read_ahead.h).
+  absl::Status PrefetchAhead(const std::vector<FileRecord>& members, absl::Time now);
+  absl::StatusOr<KnownPrefixes> LearnFullGroupPrefixes(const std::vector<FileRecord>& members,
+                                                       absl::Time now);
+  // See FileHasher::ReadOnDecision.
+  absl::StatusOr<ReadOn> ReadsOn(const std::vector<FileRecord>& members,
+                                 const FileRecord& file, const std::string& prefix_digest);
+  // The prefix digest of the group of members whose full hash is `full_hash` (cached in
+  // prefix_of_full_, else read from one of them); no digest when none can be read.
+  absl::StatusOr<PrefixReading> PrefixOfFullGroup(const std::vector<FileRecord>& members,
+                                                  const std::string& full_hash);
   // `file`'s path relative to its subvolume's root (snapshots keep it).
   std::string PathInSubvolume(const FileRecord& file) const;
   void SetSubvolumes(std::vector<SubvolumeRecord> subvolumes);
+  // The step's MemberIndex of `members` (built once per step).
   MemberIndex& IndexMembers(const std::vector<FileRecord>& members);
-  void NoteHashed(const std::vector<FileRecord>& members, size_t i);
   // Dedupes the snapshot copies of `dest` that have no rows (VolumeIndex::ImpliedCopies)
   // against `reference` after `dest` itself was: they held dest's old extents.
   // Returns the copies now verified sharing the reference (for the freed count: they
@@ -298,14 +302,11 @@ class DedupeEngine {
                                                             const FileRef& reference_ref,
                                                             const FileRecord& dest,
                                                             StepResult& result);
+  // Copies the hash of a member `file` shares all extents with (core/hash_copy.h);
+  // false if there is none.
   absl::StatusOr<bool> TryCopyHash(std::vector<FileRecord>& members,
                                    const FileRecord& file, bool prefix_task,
                                    StepResult& result);
-  absl::StatusOr<std::unique_ptr<FileHasher>> OpenHasher(const FileRecord& file,
-                                                         StepResult& result, bool* handled);
-  absl::StatusOr<std::optional<std::string>> PrefixOfFullGroup(
-      const std::vector<FileRecord>& members, const std::string& full_hash,
-      StepResult& result);
   absl::Status SetHashForInode(std::vector<FileRecord>& members,
                                const FileRecord& file, HashState state,
                                const std::string& hash);
@@ -339,6 +340,10 @@ class DedupeEngine {
   absl::Status BackToScanner(const FileRecord& file, const absl::Status& why,
                              StepResult& result);
   absl::Status RemoveVanished(const FileRecord& file, StepResult& result);
+  // FileAccess could not reach `file` while `doing` something: back to the scanner (the
+  // tree changed), removed (vanished) or skipped (unreadable), by the error.
+  absl::Status FileTrouble(const FileRecord& file, const absl::Status& error,
+                           absl::string_view doing, StepResult& result);
   void Account(const StepResult& result);
 
   VolumeIndex* const index_;
@@ -356,17 +361,12 @@ class DedupeEngine {
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
   absl::flat_hash_map<uint64_t, std::string> subvol_paths_;  // id -> path, of subvolumes_
   MemberIndex member_index_;
+  int64_t member_index_step_ = -1;  // stats_.steps when member_index_ was built
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
   absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group
-  std::string buffer_;                                            // read buffer
-  struct Hint {
-    uint64_t size = 0;   // of the file (its size group)
-    uint64_t bytes = 0;  // hinted
-  };
-  absl::flat_hash_map<int64_t, Hint> hinted_;  // hinted this pass, not read yet
-  uint64_t hinted_bytes_ = 0;                  // sum of hinted_
-  size_t lookahead_ = 1;  // sizes_[1, lookahead_) have been hinted
+  FileHasher hasher_;
+  ReadAheadWindow read_ahead_;
   EngineStats stats_;
 };
 

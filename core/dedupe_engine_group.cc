@@ -19,7 +19,6 @@
 namespace btrdupd {
 
 using engine_internal::kTopLevelSubvolume;
-using engine_internal::Matches;
 using engine_internal::NeedsDedupe;
 
 namespace {
@@ -239,7 +238,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     result.kind = StepResult::Kind::kDedupeBatch;
     return std::optional<StepResult>(result);
   }
-  if (!ref_stat.ok() || !Matches(*ref_stat, reference)) {
+  if (!ref_stat.ok() || !MatchesRecord(*ref_stat, reference)) {
     RETURN_IF_ERROR(Changed(reference, result));
     result.kind = StepResult::Kind::kDedupeBatch;
     return std::optional<StepResult>(result);

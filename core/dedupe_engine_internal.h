@@ -29,14 +29,6 @@ struct DedupeEngine::Group {
 namespace engine_internal {
 
 inline constexpr uint64_t kTopLevelSubvolume = 5;
-// How many differently hashed members a file is compared with (FIEMAP) before it is
-// read, to copy the hash of a member it already shares all extents with.
-inline constexpr int kMaxHashCopyChecks = 8;
-
-// The file at the path is still the one the index recorded.
-inline bool Matches(const FileStat& stat, const FileRecord& file) {
-  return stat.size == file.size && stat.mtime_ns == file.mtime_ns && stat.ino == file.ino;
-}
 
 // A member that still needs dedupe work against the reference `ref_id`.
 inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
