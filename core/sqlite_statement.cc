@@ -54,35 +54,34 @@ absl::Status SqliteDb::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> SqliteDb::QueryInt(const char* sql) {
+absl::Status SqliteDb::QueryFirstRow(const char* sql,
+                                     absl::FunctionRef<void(sqlite3_stmt*)> read_row) {
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db_, rc, path_, sql);
   rc = sqlite3_step(stmt);
-  int64_t value = 0;
-  if (rc == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+  if (rc == SQLITE_ROW) read_row(stmt);
   absl::Status status = (rc == SQLITE_ROW || rc == SQLITE_DONE)
                             ? absl::OkStatus()
                             : SqliteError(db_, rc, path_, sql);
   sqlite3_finalize(stmt);
+  return status;
+}
+
+absl::StatusOr<int64_t> SqliteDb::QueryInt(const char* sql) {
+  int64_t value = 0;
+  absl::Status status =
+      QueryFirstRow(sql, [&](sqlite3_stmt* stmt) { value = sqlite3_column_int64(stmt, 0); });
   if (!status.ok()) return status;
   return value;
 }
 
 absl::StatusOr<std::string> SqliteDb::QueryText(const char* sql) {
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(db_, rc, path_, sql);
-  rc = sqlite3_step(stmt);
   std::string value;
-  if (rc == SQLITE_ROW) {
+  absl::Status status = QueryFirstRow(sql, [&](sqlite3_stmt* stmt) {
     const unsigned char* text = sqlite3_column_text(stmt, 0);
     if (text != nullptr) value = reinterpret_cast<const char*>(text);
-  }
-  absl::Status status = (rc == SQLITE_ROW || rc == SQLITE_DONE)
-                            ? absl::OkStatus()
-                            : SqliteError(db_, rc, path_, sql);
-  sqlite3_finalize(stmt);
+  });
   if (!status.ok()) return status;
   return value;
 }

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -48,6 +49,8 @@ class SqliteDb {
 
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // Runs `sql` and hands its first row, if any, to `read_row`.
+  absl::Status QueryFirstRow(const char* sql, absl::FunctionRef<void(sqlite3_stmt*)> read_row);
   sqlite3* db_;
   std::string path_;
 };

@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "daemon/absolute_path.h"
 #include "daemon/exit_codes.h"
 #include "daemon/progress.h"
 #include "daemon/status_server.h"
@@ -49,15 +50,6 @@ std::string Time(const JsonValue& reply, absl::string_view key) {
   const JsonValue* v = reply.Find(key);
   if (v == nullptr || v->type != JsonValue::Type::kString) return "never";
   return v->string;
-}
-
-std::string CanonicalPath(const std::string& path) {
-  char resolved[PATH_MAX];
-  if (realpath(path.c_str(), resolved) != nullptr) return resolved;
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[PATH_MAX];
-  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
-  return absl::StrCat(cwd, "/", path);
 }
 
 }  // namespace
@@ -142,7 +134,7 @@ int RunDaemonStatus(const std::vector<std::string>& volumes) {
   std::string socket_dir = absl::GetFlag(FLAGS_socket_dir);
   int failed = 0;
   for (const std::string& volume : volumes) {
-    const std::string path = CanonicalPath(volume);
+    const std::string path = AbsolutePath(volume);
     const std::string socket = SocketPathFor(socket_dir, VolumeNameForPath(path));
     absl::StatusOr<std::string> reply =
         QueryStatusSocket(socket, "status", absl::Seconds(30));

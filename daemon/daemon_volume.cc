@@ -18,6 +18,7 @@
 #include "core/scan_policy.h"
 #include "core/scanner.h"
 #include "core/skip_kind.h"
+#include "daemon/absolute_path.h"
 #include "daemon/log.h"
 #include "daemon/status_json.h"
 #include "daemon/version.h"
@@ -30,15 +31,6 @@ namespace {
 // Size groups looked at to count the queues for one status reply; beyond this the
 // counts are lower bounds (flagged in the reply's activity text).
 constexpr int kMaxQueueSizes = 256;
-
-std::string AbsolutePath(const std::string& path) {
-  char resolved[PATH_MAX];
-  if (realpath(path.c_str(), resolved) != nullptr) return resolved;
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[PATH_MAX];
-  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
-  return absl::StrCat(cwd, "/", path);
-}
 
 std::optional<absl::Time> MetaTime(VolumeIndex* index, absl::string_view key) {
   absl::StatusOr<std::optional<std::string>> value = index->GetMeta(key);
