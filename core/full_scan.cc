@@ -129,11 +129,7 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
     }
   }
   for (const auto& [name, row] : unclaimed) {
-    if (row.is_dir) {
-      RETURN_IF_ERROR(RemoveDirRow(row.id));
-    } else {
-      RETURN_IF_ERROR(RemoveFileRow(row.id));
-    }
+    RETURN_IF_ERROR(RemoveEntryRow(row));
   }
   return absl::OkStatus();
 }

@@ -151,11 +151,7 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
     // Symlinks and special files are not indexed; a row under their name goes below.
   }
   for (const auto& [name, row] : unclaimed) {
-    if (row.is_dir) {
-      RETURN_IF_ERROR(RemoveDirRow(row.id));
-    } else {
-      RETURN_IF_ERROR(RemoveFileRow(row.id));
-    }
+    RETURN_IF_ERROR(RemoveEntryRow(row));
   }
   if (!result.candidates.empty()) out->push_back(std::move(result));
   return absl::OkStatus();

@@ -130,4 +130,8 @@ absl::Status ScanPass::RemoveDirRow(int64_t dir_id) {
   return Wrote();
 }
 
+absl::Status ScanPass::RemoveEntryRow(const DirEntryRecord& row) {
+  return row.is_dir ? RemoveDirRow(row.id) : RemoveFileRow(row.id);
+}
+
 }  // namespace btrdupd

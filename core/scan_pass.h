@@ -135,6 +135,8 @@ class ScanPass {
 
   absl::Status RemoveFileRow(int64_t file_id);
   absl::Status RemoveDirRow(int64_t dir_id);
+  // RemoveDirRow or RemoveFileRow, as the listing row says.
+  absl::Status RemoveEntryRow(const DirEntryRecord& row);
   absl::Status Wrote();
   absl::Status CheckStop();
   void ReportProgress(const SubvolumeContext& ctx);

@@ -277,11 +277,7 @@ absl::Status ScanPass::CompareSnapshotDir(const SnapshotContext& snap, uint64_t 
   }
   // The snapshot's own rows for names gone from it.
   for (const auto& [name, row] : own_rows) {
-    if (row.is_dir) {
-      RETURN_IF_ERROR(RemoveDirRow(row.id));
-    } else {
-      RETURN_IF_ERROR(RemoveFileRow(row.id));
-    }
+    RETURN_IF_ERROR(RemoveEntryRow(row));
   }
   return absl::OkStatus();
 }

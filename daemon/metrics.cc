@@ -83,42 +83,38 @@ std::string FormatMetrics(const std::vector<VolumeMetrics>& volumes) {
     Family family(&out, name, type, help);
     for (const VolumeMetrics& v : volumes) emit(family, v);
   };
+  // A figure every volume that is up has, read from one field.
+  auto up_figure = [&](absl::string_view name, absl::string_view type, absl::string_view help,
+                       auto field) {  // a pointer to a VolumeMetrics member
+    each(name, type, help, [field](Family& f, const VolumeMetrics& v) {
+      if (v.up) f.Sample(v.volume, static_cast<double>(v.*field));
+    });
+  };
   each("btrdupd_up", "gauge", "1 if btrdupd processed (one-shot) or serves (daemon) the volume.",
        [](Family& f, const VolumeMetrics& v) { f.Sample(v.volume, v.up ? 1 : 0); });
-  each("btrdupd_deduped_files_total", "counter",
-       "Files newly deduped (verified shared) since the volume's database was made.",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.deduped_files_total));
-       });
-  each("btrdupd_deduped_bytes_total", "counter",
-       "Bytes of files newly deduped (now sharing the reference's extents) since the "
-       "volume's database was made.",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.deduped_bytes_total));
-       });
-  each("btrdupd_freed_bytes_total", "counter",
-       "Disk space those dedupes returned: the old extents nothing else still held "
-       "(less than the shared bytes when snapshots or reflinks hold copies).",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.freed_bytes_total));
-       });
-  each("btrdupd_saveable_bytes", "gauge", "Bytes of hashed duplicates not yet deduped.",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.saveable_bytes));
-       });
-  each("btrdupd_files_tracked", "gauge", "Files in the volume's index.",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_tracked));
-       });
-  each("btrdupd_files_waiting", "gauge",
-       "Files in their stability wait (changed recently, not yet eligible).",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_waiting));
-       });
-  each("btrdupd_files_skipped", "gauge", "Files whose dedupe was refused (all kinds).",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.files_skipped));
-       });
+  up_figure("btrdupd_deduped_files_total", "counter",
+            "Files newly deduped (verified shared) since the volume's database was made.",
+            &VolumeMetrics::deduped_files_total);
+  up_figure("btrdupd_deduped_bytes_total", "counter",
+            "Bytes of files newly deduped (now sharing the reference's extents) since the "
+            "volume's database was made.",
+            &VolumeMetrics::deduped_bytes_total);
+  up_figure("btrdupd_freed_bytes_total", "counter",
+            "Disk space those dedupes returned: the old extents nothing else still held "
+            "(less than the shared bytes when snapshots or reflinks hold copies).",
+            &VolumeMetrics::freed_bytes_total);
+  up_figure("btrdupd_saveable_bytes", "gauge",
+            "Bytes of hashed duplicates not yet deduped.",
+            &VolumeMetrics::saveable_bytes);
+  up_figure("btrdupd_files_tracked", "gauge",
+            "Files in the volume's index.",
+            &VolumeMetrics::files_tracked);
+  up_figure("btrdupd_files_waiting", "gauge",
+            "Files in their stability wait (changed recently, not yet eligible).",
+            &VolumeMetrics::files_waiting);
+  up_figure("btrdupd_files_skipped", "gauge",
+            "Files whose dedupe was refused (all kinds).",
+            &VolumeMetrics::files_skipped);
   each("btrdupd_skipped_files", "gauge", "Files whose dedupe was refused, by kind.",
        [](Family& f, const VolumeMetrics& v) {
          for (const auto& [kind, n] : v.skipped_by_kind) {
@@ -139,10 +135,9 @@ std::string FormatMetrics(const std::vector<VolumeMetrics>& volumes) {
            f.Sample(v.volume, static_cast<double>(n), kind);
          }
        });
-  each("btrdupd_database_bytes", "gauge", "Size of the volume's database.",
-       [](Family& f, const VolumeMetrics& v) {
-         if (v.up) f.Sample(v.volume, static_cast<double>(v.database_bytes));
-       });
+  up_figure("btrdupd_database_bytes", "gauge",
+            "Size of the volume's database.",
+            &VolumeMetrics::database_bytes);
   each("btrdupd_last_run_timestamp_seconds", "gauge",
        "When these figures were taken (Unix time).", [](Family& f, const VolumeMetrics& v) {
          if (v.taken != absl::InfinitePast()) {
