@@ -313,6 +313,9 @@ class DedupeEngine {
 
   // Groups (dedupe_engine_group.cc).
   absl::StatusOr<std::optional<StepResult>> ProcessGroup(Group& group, absl::Time now);
+  // What the planner needs to know of each member (core/planner.h).
+  absl::StatusOr<std::vector<MemberFacts>> FactsOf(const std::vector<FileRecord>& members,
+                                                   const std::vector<FileAttributes>& attrs);
   absl::StatusOr<std::optional<StepResult>> ProcessPartition(
       const Group& group, const std::vector<FileRecord>& members,
       const std::vector<FileAttributes>& attrs, absl::Time now);

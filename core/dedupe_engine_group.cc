@@ -19,15 +19,40 @@
 namespace btrdupd {
 
 using engine_internal::kTopLevelSubvolume;
-using engine_internal::NeedsDedupe;
 
 namespace {
 
-constexpr char kReceivedReason[] =
-    "read-only received snapshot: never a dedupe destination (its extents stay as received, "
-    "for incremental send)";
+// Why a destination is refused (PlanDestinations), for the skip record.
+absl::string_view RefusalDetail(SkipKind kind) {
+  switch (kind) {
+    case SkipKind::kSwapfile:
+      return "active swap file: never deduped";
+    case SkipKind::kImmutable:
+      return "immutable (chattr +i): cannot be changed";
+    case SkipKind::kAppendOnly:
+      return "append-only (chattr +a): cannot be changed";
+    case SkipKind::kReceivedSnapshot:
+      return "read-only received snapshot: never a dedupe destination (its extents stay as "
+             "received, for incremental send)";
+    default:
+      return SkipKindName(kind);
+  }
+}
 
 }  // namespace
+
+absl::StatusOr<std::vector<MemberFacts>> DedupeEngine::FactsOf(
+    const std::vector<FileRecord>& members, const std::vector<FileAttributes>& attrs) {
+  std::vector<MemberFacts> facts(members.size());
+  for (size_t i = 0; i < members.size(); ++i) {
+    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
+    facts[i].swapfile = attrs[i].swapfile;
+    facts[i].immutable = attrs[i].immutable;
+    facts[i].append_only = attrs[i].append_only;
+    facts[i].received_snapshot = subvol.flags.read_only && subvol.flags.received;
+  }
+  return facts;
+}
 
 absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subvol_id) {
   auto cached = subvol_cache_.find(subvol_id);
@@ -63,24 +88,9 @@ absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subv
 absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& group,
                                                                     absl::Time now) {
   // Cheap test first (no I/O): is anything in this group not settled?
-  absl::flat_hash_set<int64_t> references;
-  for (const FileRecord& m : group.members) {
-    if (m.dedupe_state == DedupeState::kReference) references.insert(m.id);
+  if (!GroupHasWork(group.members, attempted_, config_.dedupe_across_owners)) {
+    return std::optional<StepResult>();
   }
-  bool work = false;
-  for (const FileRecord& m : group.members) {
-    if (attempted_.contains(m.id)) continue;
-    if (m.dedupe_state == DedupeState::kPending ||
-        (m.dedupe_state == DedupeState::kDeduped && !references.contains(m.reference_id)) ||
-        // Two references are merged - unless they are of different owners, which
-        // stay apart when dedupe_across_owners is off.
-        (m.dedupe_state == DedupeState::kReference && references.size() > 1 &&
-         config_.dedupe_across_owners)) {
-      work = true;
-      break;
-    }
-  }
-  if (!work) return std::optional<StepResult>();
 
   subvol_cache_.clear();
   StepResult result;
@@ -172,59 +182,14 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   result.kind = StepResult::Kind::kDedupeBatch;
   result.size = group.size;
 
-  // A member that is never a destination: immutable, append-only, or in a received
-  // snapshot. Such a member is the best reference: its copies can still share with it.
-  auto never_destination = [&](size_t i) -> absl::StatusOr<bool> {
-    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
-    return attrs[i].immutable || attrs[i].append_only ||
-           (subvol.flags.read_only && subvol.flags.received);
-  };
-
-  // --- The reference: the remembered one, else the best candidate. ---
-  std::optional<size_t> ref;
-  for (size_t i = 0; i < members.size() && !ref; ++i) {
-    if (members[i].dedupe_state == DedupeState::kReference && !attrs[i].swapfile &&
-        !attempted_.contains(members[i].id)) {
-      ref = i;
-    }
-  }
-  if (ref) {
-    // A remembered reference that could be a destination gives way to a new copy that
-    // cannot (e.g. a received snapshot's), which would otherwise stay unshared.
-    ASSIGN_OR_RETURN(const bool ref_fixed, never_destination(*ref));
-    for (size_t i = 0; i < members.size() && !ref_fixed; ++i) {
-      if (i == *ref || attrs[i].swapfile || attempted_.contains(members[i].id) ||
-          !NeedsDedupe(members[i], members[*ref].id)) {
-        continue;
-      }
-      ASSIGN_OR_RETURN(const bool fixed, never_destination(i));
-      if (fixed) {
-        ref.reset();
-        break;
-      }
-    }
-  }
-  const bool remembered = ref.has_value();
-  if (!ref) {
-    std::vector<ReferenceCandidate> candidates;
-    std::vector<size_t> where;
-    for (size_t i = 0; i < members.size(); ++i) {
-      if (attempted_.contains(members[i].id)) continue;
-      ASSIGN_OR_RETURN(const bool fixed, never_destination(i));
-      ReferenceCandidate c;
-      c.id = members[i].id;
-      c.first_seen = members[i].first_seen;
-      c.can_be_source = !attrs[i].swapfile;
-      c.can_be_destination = !fixed;
-      c.has_shared_extents = files_->HasSharedExtents(RefOf(members[i])).value_or(false);
-      candidates.push_back(c);
-      where.push_back(i);
-    }
-    std::optional<size_t> best = ChooseReference(candidates);
-    if (!best) return std::optional<StepResult>();
-    ref = where[*best];
-  }
-  const FileRecord& reference = members[*ref];
+  ASSIGN_OR_RETURN(std::vector<MemberFacts> facts, FactsOf(members, attrs));
+  std::optional<ReferenceChoice> choice =
+      PlanReference(members, facts, attempted_, [&](size_t i) {
+        return files_->HasSharedExtents(RefOf(members[i])).value_or(false);
+      });
+  if (!choice) return std::optional<StepResult>();
+  const bool remembered = choice->remembered;
+  const FileRecord& reference = members[choice->member];
   const std::string ref_path = AbsPath(reference.path);
   result.path = ref_path;
   const FileRef ref_file = RefOf(reference);
@@ -249,67 +214,22 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   }
 
   // --- Destinations: one per inode, checked, then one batch. ---
-  int limit = DestinationsPerCall(CountInodes(members), config_);
-  if (group.size > 0) {
-    const uint64_t by_bytes = std::max<uint64_t>(options_.max_batch_bytes / group.size, 1);
-    limit = static_cast<int>(std::min<uint64_t>(limit, by_bytes));
-  }
-  std::map<std::pair<uint64_t, uint64_t>, std::vector<size_t>> inodes;  // by key
-  std::vector<std::pair<uint64_t, uint64_t>> inode_order;
-  for (size_t i = 0; i < members.size(); ++i) {
-    auto key = std::make_pair(members[i].subvol_id, members[i].ino);
-    auto [it, inserted] = inodes.emplace(key, std::vector<size_t>());
-    if (inserted) inode_order.push_back(key);
-    it->second.push_back(i);
-  }
+  const int limit =
+      BatchLimit(CountInodes(members), group.size, config_, options_.max_batch_bytes);
   std::vector<size_t> todo;
-  for (const auto& key : inode_order) {
-    const std::vector<size_t>& links = inodes[key];
-    std::vector<size_t> pending;
-    std::optional<size_t> done;
-    for (size_t i : links) {
-      if (i == *ref) continue;
-      const FileRecord& m = members[i];
-      if (m.dedupe_state == DedupeState::kDeduped && m.reference_id == reference.id) done = i;
-      if (!attempted_.contains(m.id) && NeedsDedupe(m, reference.id)) pending.push_back(i);
-    }
-    if (pending.empty()) continue;
-    const bool ref_inode = SameInode(members[links.front()], reference);
-    size_t first_hard_link = 0;
-    if (ref_inode || done.has_value()) {
-      const FileRecord& of = ref_inode ? reference : members[*done];
-      for (size_t i : pending) {
-        RETURN_IF_ERROR(Skip(members[i], SkipKind::kHardLink,
-                             absl::StrCat("hard link of ", AbsPath(of.path),
-                                          ": one inode, nothing to share"),
-                             result));
-      }
-      continue;
-    }
-    first_hard_link = 1;
-    for (size_t j = first_hard_link; j < pending.size(); ++j) {
-      RETURN_IF_ERROR(Skip(members[pending[j]], SkipKind::kHardLink,
-                           absl::StrCat("hard link of ", AbsPath(members[pending[0]].path),
+  for (const InodePlan& inode : PlanDestinations(members, facts, choice->member, attempted_)) {
+    for (size_t i : inode.hard_links) {
+      RETURN_IF_ERROR(Skip(members[i], SkipKind::kHardLink,
+                           absl::StrCat("hard link of ", AbsPath(members[inode.link_of].path),
                                         ": one inode, nothing to share"),
                            result));
     }
-    const size_t d = pending[0];
-    const FileRecord& dest = members[d];
+    if (!inode.destination.has_value()) continue;
     if (!options_.dry_run && static_cast<int>(todo.size()) >= limit) continue;
-    if (attrs[d].immutable || attrs[d].append_only || attrs[d].swapfile) {
-      RETURN_IF_ERROR(Skip(dest,
-                           attrs[d].swapfile    ? SkipKind::kSwapfile
-                           : attrs[d].immutable ? SkipKind::kImmutable
-                                                : SkipKind::kAppendOnly,
-                           attrs[d].swapfile    ? "active swap file: never deduped"
-                           : attrs[d].immutable ? "immutable (chattr +i): cannot be changed"
-                                                : "append-only (chattr +a): cannot be changed",
-                           result));
-      continue;
-    }
-    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(dest.subvol_id));
-    if (subvol.flags.read_only && subvol.flags.received) {
-      RETURN_IF_ERROR(Skip(dest, SkipKind::kReceivedSnapshot, kReceivedReason, result));
+    const size_t d = *inode.destination;
+    const FileRecord& dest = members[d];
+    if (inode.refusal.has_value()) {
+      RETURN_IF_ERROR(Skip(dest, *inode.refusal, RefusalDetail(*inode.refusal), result));
       continue;
     }
     absl::StatusOr<bool> shared = files_->SharesAllExtents(ref_file, RefOf(dest));

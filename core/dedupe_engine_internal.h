@@ -30,22 +30,6 @@ namespace engine_internal {
 
 inline constexpr uint64_t kTopLevelSubvolume = 5;
 
-// A member that still needs dedupe work against the reference `ref_id`.
-inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
-  switch (m.dedupe_state) {
-    case DedupeState::kPending:
-    case DedupeState::kUnique:  // matched nothing before; a new copy changes that
-      return true;
-    case DedupeState::kDeduped:
-      return m.reference_id != ref_id;
-    case DedupeState::kReference:
-      return m.id != ref_id;
-    case DedupeState::kSkipped:
-      return false;
-  }
-  return false;
-}
-
 // The backend's error is EROFS (both backends attach the errno: ioctl/errno_status.h).
 inline bool IsReadOnlyRefusal(const absl::Status& error) { return ErrnoOf(error) == EROFS; }
 

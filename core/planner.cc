@@ -161,4 +161,126 @@ int DestinationsPerCall(size_t group_inodes, const VolumeConfig& config) {
   return std::max(limit, 1);
 }
 
+int BatchLimit(size_t group_inodes, uint64_t size, const VolumeConfig& config,
+               uint64_t max_batch_bytes) {
+  int limit = DestinationsPerCall(group_inodes, config);
+  if (size > 0) {
+    const uint64_t by_bytes = std::max<uint64_t>(max_batch_bytes / size, 1);
+    limit = static_cast<int>(std::min<uint64_t>(limit, by_bytes));
+  }
+  return limit;
+}
+
+bool GroupHasWork(const std::vector<FileRecord>& members,
+                  const absl::flat_hash_set<int64_t>& attempted, bool across_owners) {
+  absl::flat_hash_set<int64_t> references;
+  for (const FileRecord& m : members) {
+    if (m.dedupe_state == DedupeState::kReference) references.insert(m.id);
+  }
+  for (const FileRecord& m : members) {
+    if (attempted.contains(m.id)) continue;
+    if (m.dedupe_state == DedupeState::kPending ||
+        (m.dedupe_state == DedupeState::kDeduped && !references.contains(m.reference_id)) ||
+        (m.dedupe_state == DedupeState::kReference && references.size() > 1 &&
+         across_owners)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<ReferenceChoice> PlanReference(
+    const std::vector<FileRecord>& members, const std::vector<MemberFacts>& facts,
+    const absl::flat_hash_set<int64_t>& attempted,
+    const std::function<bool(size_t)>& has_shared_extents) {
+  std::optional<size_t> ref;
+  for (size_t i = 0; i < members.size() && !ref; ++i) {
+    if (members[i].dedupe_state == DedupeState::kReference && !facts[i].swapfile &&
+        !attempted.contains(members[i].id)) {
+      ref = i;
+    }
+  }
+  if (ref && !facts[*ref].NeverDestination()) {
+    // The remembered reference gives way to a copy needing work that cannot be a
+    // destination.
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i == *ref || facts[i].swapfile || attempted.contains(members[i].id) ||
+          !NeedsDedupe(members[i], members[*ref].id)) {
+        continue;
+      }
+      if (facts[i].NeverDestination()) {
+        ref.reset();
+        break;
+      }
+    }
+  }
+  if (ref) return ReferenceChoice{*ref, /*remembered=*/true};
+  std::vector<ReferenceCandidate> candidates;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (attempted.contains(members[i].id)) continue;
+    ReferenceCandidate c;
+    c.id = members[i].id;
+    c.first_seen = members[i].first_seen;
+    c.can_be_source = !facts[i].swapfile;
+    c.can_be_destination = !facts[i].NeverDestination();
+    c.has_shared_extents = has_shared_extents(i);
+    candidates.push_back(c);
+    where.push_back(i);
+  }
+  std::optional<size_t> best = ChooseReference(candidates);
+  if (!best) return std::nullopt;
+  return ReferenceChoice{where[*best], /*remembered=*/false};
+}
+
+std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
+                                        const std::vector<MemberFacts>& facts,
+                                        size_t reference,
+                                        const absl::flat_hash_set<int64_t>& attempted) {
+  const FileRecord& ref = members[reference];
+  // Names by inode, inodes in the order of their first name.
+  absl::flat_hash_map<InodeKey, size_t> slot;
+  std::vector<std::vector<size_t>> inodes;
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto [it, inserted] = slot.emplace(KeyOf(members[i]), inodes.size());
+    if (inserted) inodes.emplace_back();
+    inodes[it->second].push_back(i);
+  }
+  std::vector<InodePlan> plans;
+  for (const std::vector<size_t>& links : inodes) {
+    std::vector<size_t> pending;
+    std::optional<size_t> done;
+    for (size_t i : links) {
+      if (i == reference) continue;
+      const FileRecord& m = members[i];
+      if (m.dedupe_state == DedupeState::kDeduped && m.reference_id == ref.id) done = i;
+      if (!attempted.contains(m.id) && NeedsDedupe(m, ref.id)) pending.push_back(i);
+    }
+    if (pending.empty()) continue;
+    InodePlan plan;
+    if (SameInode(members[links.front()], ref) || done.has_value()) {
+      plan.hard_links = pending;
+      plan.link_of = done.has_value() ? *done : reference;
+      plans.push_back(std::move(plan));
+      continue;
+    }
+    const size_t d = pending[0];
+    plan.hard_links.assign(pending.begin() + 1, pending.end());
+    plan.link_of = d;
+    plan.destination = d;
+    const MemberFacts& f = facts[d];
+    if (f.swapfile) {
+      plan.refusal = SkipKind::kSwapfile;
+    } else if (f.immutable) {
+      plan.refusal = SkipKind::kImmutable;
+    } else if (f.append_only) {
+      plan.refusal = SkipKind::kAppendOnly;
+    } else if (f.received_snapshot) {
+      plan.refusal = SkipKind::kReceivedSnapshot;
+    }
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
 }  // namespace btrdupd

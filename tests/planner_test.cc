@@ -1,9 +1,11 @@
-// core/planner: which member to hash next, hash groups, reference choice, batch sizes.
+// core/planner: which member to hash next, hash groups, reference choice, batch sizes,
+// and the plan of one group (reference, hard links, refusals) - all without I/O.
 
 #include "core/planner.h"
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -122,6 +124,154 @@ TEST(PlannerTest, DestinationsPerCallFollowsGroupSize) {
   EXPECT_EQ(DestinationsPerCall(401, config), 50);
   config.max_dedup_batch = 0;
   EXPECT_EQ(DestinationsPerCall(2, config), 1);
+}
+
+TEST(PlannerTest, BatchLimitCapsTheBytesOfOneCall) {
+  VolumeConfig config;  // max_dedup_batch 5
+  EXPECT_EQ(BatchLimit(2, 1 << 20, config, uint64_t{256} << 20), 5);
+  EXPECT_EQ(BatchLimit(2, 100 << 20, config, uint64_t{256} << 20), 2);
+  EXPECT_EQ(BatchLimit(2, 300 << 20, config, uint64_t{256} << 20), 1);
+  EXPECT_EQ(BatchLimit(2, 0, config, uint64_t{256} << 20), 5);
+}
+
+// A (size, hash) group member in a given dedupe state.
+FileRecord Member(int64_t id, uint64_t ino, DedupeState state, int64_t reference_id = 0) {
+  FileRecord f = File(id, ino, 1 << 20, HashState::kFull, "H");
+  f.dedupe_state = state;
+  f.reference_id = reference_id;
+  f.first_seen = kNow - absl::Hours(100 - id);  // lower id: older
+  return f;
+}
+
+std::function<bool(size_t)> NoSharing() {
+  return [](size_t) { return false; };
+}
+
+TEST(PlannerTest, GroupHasWorkOnlyWhenSomethingIsUnsettled) {
+  const absl::flat_hash_set<int64_t> none;
+  std::vector<FileRecord> settled = {Member(1, 10, DedupeState::kReference),
+                                     Member(2, 11, DedupeState::kDeduped, 1)};
+  EXPECT_FALSE(GroupHasWork(settled, none, true));
+  std::vector<FileRecord> pending = settled;
+  pending.push_back(Member(3, 12, DedupeState::kPending));
+  EXPECT_TRUE(GroupHasWork(pending, none, true));
+  EXPECT_FALSE(GroupHasWork(pending, {3}, true));
+  // Deduped against a reference that left the group.
+  std::vector<FileRecord> orphan = {Member(1, 10, DedupeState::kDeduped, 9),
+                                    Member(2, 11, DedupeState::kDeduped, 9)};
+  EXPECT_TRUE(GroupHasWork(orphan, none, true));
+  // Two references merge only across owners.
+  std::vector<FileRecord> two = {Member(1, 10, DedupeState::kReference),
+                                 Member(2, 11, DedupeState::kReference)};
+  EXPECT_TRUE(GroupHasWork(two, none, true));
+  EXPECT_FALSE(GroupHasWork(two, none, false));
+}
+
+TEST(PlannerTest, RememberedReferenceIsKept) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kPending),
+                               Member(2, 11, DedupeState::kReference),
+                               Member(3, 12, DedupeState::kPending)};
+  std::vector<MemberFacts> facts(3);
+  int asked = 0;
+  auto choice = PlanReference(m, facts, {}, [&](size_t) { return ++asked, false; });
+  ASSERT_TRUE(choice.has_value());
+  EXPECT_EQ(choice->member, 1u);
+  EXPECT_TRUE(choice->remembered);
+  EXPECT_EQ(asked, 0);  // no FIEMAP when the reference is remembered
+}
+
+TEST(PlannerTest, RememberedReferenceGivesWayToACopyThatCannotBeADestination) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kReference),
+                               Member(2, 11, DedupeState::kDeduped, 1),
+                               Member(3, 12, DedupeState::kPending)};
+  std::vector<MemberFacts> facts(3);
+  facts[2].received_snapshot = true;  // arrived later in a received snapshot
+  auto choice = PlanReference(m, facts, {}, NoSharing());
+  ASSERT_TRUE(choice.has_value());
+  EXPECT_EQ(choice->member, 2u);
+  EXPECT_FALSE(choice->remembered);
+}
+
+TEST(PlannerTest, RememberedReferenceThatCannotBeADestinationStays) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kReference),
+                               Member(2, 11, DedupeState::kPending)};
+  std::vector<MemberFacts> facts(2);
+  facts[0].immutable = true;
+  facts[1].received_snapshot = true;
+  auto choice = PlanReference(m, facts, {}, NoSharing());
+  ASSERT_TRUE(choice.has_value());
+  EXPECT_EQ(choice->member, 0u);
+  EXPECT_TRUE(choice->remembered);
+}
+
+TEST(PlannerTest, ASwapFileIsNeverTheReference) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kReference),
+                               Member(2, 11, DedupeState::kPending)};
+  std::vector<MemberFacts> facts(2);
+  facts[0].swapfile = true;
+  auto choice = PlanReference(m, facts, {}, NoSharing());
+  ASSERT_TRUE(choice.has_value());
+  EXPECT_EQ(choice->member, 1u);
+  EXPECT_FALSE(choice->remembered);
+  facts[1].swapfile = true;
+  EXPECT_FALSE(PlanReference(m, facts, {}, NoSharing()).has_value());
+}
+
+TEST(PlannerTest, NewReferenceIsTheMemberAlreadySharingExtents) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kPending),
+                               Member(2, 11, DedupeState::kPending),
+                               Member(3, 12, DedupeState::kPending)};
+  std::vector<MemberFacts> facts(3);
+  // members[0] is the oldest but shares nothing; members[1] (id 2) shares but was
+  // handled earlier in this pass.
+  auto choice = PlanReference(m, facts, {2}, [](size_t i) { return i >= 1; });
+  ASSERT_TRUE(choice.has_value());
+  EXPECT_EQ(choice->member, 2u);
+}
+
+TEST(PlannerTest, DestinationsOneNamePerInodeTheOtherNamesAreHardLinks) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kReference),
+                               Member(2, 10, DedupeState::kPending),  // link of the reference
+                               Member(3, 11, DedupeState::kPending),
+                               Member(4, 11, DedupeState::kPending),  // link of member 3
+                               Member(5, 12, DedupeState::kDeduped, 1),
+                               Member(6, 12, DedupeState::kPending)};  // link of a done one
+  std::vector<MemberFacts> facts(m.size());
+  std::vector<InodePlan> plan = PlanDestinations(m, facts, 0, {});
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].hard_links, (std::vector<size_t>{1}));
+  EXPECT_EQ(plan[0].link_of, 0u);
+  EXPECT_FALSE(plan[0].destination.has_value());
+  EXPECT_EQ(plan[1].destination, 2u);
+  EXPECT_EQ(plan[1].hard_links, (std::vector<size_t>{3}));
+  EXPECT_EQ(plan[1].link_of, 2u);
+  EXPECT_FALSE(plan[1].refusal.has_value());
+  EXPECT_EQ(plan[2].hard_links, (std::vector<size_t>{5}));
+  EXPECT_EQ(plan[2].link_of, 4u);
+  EXPECT_FALSE(plan[2].destination.has_value());
+}
+
+TEST(PlannerTest, DestinationsAreRefusedByAttributesFirstThenReceivedSnapshot) {
+  std::vector<FileRecord> m = {Member(1, 10, DedupeState::kReference),
+                               Member(2, 11, DedupeState::kPending),
+                               Member(3, 12, DedupeState::kPending),
+                               Member(4, 13, DedupeState::kPending),
+                               Member(5, 14, DedupeState::kPending),
+                               Member(6, 15, DedupeState::kDeduped, 1),  // settled
+                               Member(7, 16, DedupeState::kPending)};    // attempted
+  std::vector<MemberFacts> facts(m.size());
+  facts[1].swapfile = true;
+  facts[2].immutable = true;
+  facts[2].received_snapshot = true;
+  facts[3].append_only = true;
+  facts[4].received_snapshot = true;
+  std::vector<InodePlan> plan = PlanDestinations(m, facts, 0, {7});
+  ASSERT_EQ(plan.size(), 4u);
+  EXPECT_EQ(plan[0].refusal, SkipKind::kSwapfile);
+  EXPECT_EQ(plan[1].refusal, SkipKind::kImmutable);
+  EXPECT_EQ(plan[2].refusal, SkipKind::kAppendOnly);
+  EXPECT_EQ(plan[3].refusal, SkipKind::kReceivedSnapshot);
+  EXPECT_EQ(plan[3].destination, 4u);
 }
 
 }  // namespace
