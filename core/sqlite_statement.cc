@@ -1,8 +1,10 @@
 #include "core/sqlite_statement.h"
 
+#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 
@@ -12,6 +14,16 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
   const std::string message =
       absl::StrCat("index database ", db_path, ": ", what, ": ", detail, " (sqlite code ",
                    rc, ")");
+  // A file that cannot be opened says why in its errno (a missing directory is
+  // NotFound, not PermissionDenied); a symlink refused by SQLITE_OPEN_NOFOLLOW has none.
+  if ((rc & 0xff) == SQLITE_CANTOPEN) {
+    const int extended = db != nullptr ? sqlite3_extended_errcode(db) : rc;
+    if (extended == SQLITE_CANTOPEN_SYMLINK) {
+      return WithErrno(absl::FailedPreconditionError(message), ELOOP);
+    }
+    const int err = db != nullptr ? sqlite3_system_errno(db) : 0;
+    if (err != 0) return ErrnoToStatusWithMessage(err, message);
+  }
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:

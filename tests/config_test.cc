@@ -237,7 +237,7 @@ TEST(ConfigTest, LoadReadsTheFileAtTheVolumeRootAndNamesItInErrors) {
     out << "[DEFAULT]\nbogus = 1\n";
   }
   c = LoadVolumeConfig(dir + "/");
-  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
   EXPECT_THAT(std::string(c.status().message()),
               HasSubstr(absl::StrCat(dir, "/.btrdupd.conf:2: unknown key bogus")));
 }
@@ -247,7 +247,7 @@ TEST(ConfigTest, UnreadableFileIsAnError) {
   // A directory where the file should be cannot be read as a config file.
   ASSERT_EQ(mkdir((dir + "/.btrdupd.conf").c_str(), 0755), 0);
   absl::StatusOr<VolumeConfig> c = LoadVolumeConfig(dir);
-  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(c.status())) << c.status();
   EXPECT_THAT(std::string(c.status().message()), HasSubstr(".btrdupd.conf"));
 }
 

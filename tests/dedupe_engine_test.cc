@@ -594,7 +594,8 @@ TEST_F(DedupeEngineTest, FlagThatCannotBeRestoredKeepsItsRecordForTheNextOpen) {
   EXPECT_EQ(pending[0].subvol_id, 256u);
 
   // The next open restores it (and a failure there keeps the record again).
-  EXPECT_FALSE(Engine()->RestorePendingReadOnlyFlips().ok());
+  const absl::Status restore = Engine()->RestorePendingReadOnlyFlips();
+  EXPECT_TRUE(absl::IsInternal(restore)) << restore;
   ASSERT_OK_AND_ASSIGN(pending, index_->PendingReadOnlyFlips());
   EXPECT_EQ(pending.size(), 1u);
   fs_.FailSetReadOnly("/vol/snap", true, absl::OkStatus());

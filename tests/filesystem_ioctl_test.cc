@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <string>
 
 #include "absl/strings/str_replace.h"
+#include "ioctl/errno_status.h"
 #include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
@@ -83,7 +85,8 @@ TEST_F(FilesystemIoctlTest, FsInfoReportsBlockSizes) {
 TEST_F(FilesystemIoctlTest, FsidOfNonBtrfsDescriptorIsAnError) {
   ASSERT_OK_AND_ASSIGN(UniqueFd proc, OpenPath("/proc", O_RDONLY | O_DIRECTORY));
   absl::StatusOr<std::string> fsid = Fsid(proc.get());
-  EXPECT_FALSE(fsid.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(fsid.status())) << fsid.status();
+  EXPECT_EQ(ErrnoOf(fsid.status()), ENOTTY);
   EXPECT_THAT(std::string(fsid.status().message()), HasSubstr("/proc"));
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -20,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
+#include "ioctl/errno_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_macros.h"
@@ -159,7 +161,7 @@ TEST_F(IndexTest, RefusesSqliteDatabaseOfSomeoneElse) {
   const std::string other = dir_ + "/other.db";
   RawQuery(other, "PRAGMA application_id=1234; CREATE TABLE t(x);");
   index = VolumeIndex::Open(other);
-  ASSERT_FALSE(index.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(index.status())) << index.status();
   EXPECT_THAT(std::string(index.status().message()), HasSubstr("another application"));
 }
 
@@ -182,7 +184,8 @@ TEST_F(IndexTest, RefusesSymlinkInPlaceOfTheDatabase) {
   const std::string target = dir_ + "/elsewhere.db";
   ASSERT_EQ(symlink(target.c_str(), path_.c_str()), 0);
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path_);
-  EXPECT_FALSE(index.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(index.status())) << index.status();
+  EXPECT_EQ(ErrnoOf(index.status()), ELOOP);
   EXPECT_THAT(std::string(index.status().message()), HasSubstr(path_));
   EXPECT_FALSE(Exists(target));
 }
@@ -190,7 +193,8 @@ TEST_F(IndexTest, RefusesSymlinkInPlaceOfTheDatabase) {
 TEST_F(IndexTest, MissingDirectoryIsAClearError) {
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
       VolumeIndex::Open(dir_ + "/no/such/dir/btrdupd.db");
-  EXPECT_FALSE(index.ok());
+  EXPECT_TRUE(absl::IsNotFound(index.status())) << index.status();
+  EXPECT_EQ(ErrnoOf(index.status()), ENOENT);
   EXPECT_THAT(std::string(index.status().message()), HasSubstr("/no/such/dir/btrdupd.db"));
 }
 
@@ -963,7 +967,9 @@ TEST_F(IndexTest, BatchesCommitOrRollBackAsAWhole) {
   EXPECT_FALSE(meta.has_value());
   // A failed composite mutation inside a batch leaves the batch usable.
   ASSERT_OK(index->BeginBatch());
-  EXPECT_FALSE(index->ObserveFile(424242, "x", Seen(3, 10000), clock_.Now(), policy_).ok());
+  const absl::Status no_dir =
+      index->ObserveFile(424242, "x", Seen(3, 10000), clock_.Now(), policy_).status();
+  EXPECT_TRUE(absl::IsNotFound(no_dir)) << no_dir;
   ASSERT_OK(index->ObserveFile(1, "after", Seen(4, 10000), clock_.Now(), policy_).status());
   ASSERT_OK(index->CommitBatch());
   ASSERT_OK_AND_ASSIGN(root, index->ListDir(1));

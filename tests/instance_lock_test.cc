@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "ioctl/errno_status.h"
 
 namespace btrdupd {
 namespace {
@@ -98,7 +100,9 @@ TEST(InstanceLockTest, LockOfAKilledProcessIsFreeAtOnce) {
   close(pipefd[0]);
   ASSERT_EQ(c, 'y');
   EXPECT_EQ(InstanceLock::Holder(path), child);
-  EXPECT_FALSE(InstanceLock::Acquire(path, "v").ok());
+  const absl::Status held = InstanceLock::Acquire(path, "v").status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(held)) << held;
+  EXPECT_EQ(ErrnoOf(held), EWOULDBLOCK);
 
   kill(child, SIGKILL);
   int wstatus;
@@ -124,7 +128,8 @@ TEST(InstanceLockTest, SameProcessSharesTheHoldUntilTheLastHolderGoes) {
 TEST(InstanceLockTest, MissingDirectoryIsAClearError) {
   absl::StatusOr<std::unique_ptr<InstanceLock>> lock =
       InstanceLock::Acquire("/nonexistent-btrdupd-dir/x.lock", "v");
-  ASSERT_FALSE(lock.ok());
+  EXPECT_TRUE(absl::IsNotFound(lock.status())) << lock.status();
+  EXPECT_EQ(ErrnoOf(lock.status()), ENOENT);
   EXPECT_THAT(std::string(lock.status().message()), HasSubstr("/nonexistent-btrdupd-dir"));
 }
 

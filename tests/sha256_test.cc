@@ -35,8 +35,10 @@ TEST(Sha256Test, FinishTwiceFailsUntilReset) {
   ASSERT_OK_AND_ASSIGN(Sha256 h, Sha256::Create());
   ASSERT_OK(h.Update("abc"));
   ASSERT_OK(h.Finish());
-  EXPECT_FALSE(h.Finish().ok());
-  EXPECT_FALSE(h.Update("x").ok());
+  const absl::Status finish_again = h.Finish().status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(finish_again)) << finish_again;
+  const absl::Status update_after = h.Update("x");
+  EXPECT_TRUE(absl::IsFailedPrecondition(update_after)) << update_after;
   ASSERT_OK(h.Reset());
   ASSERT_OK(h.Update("abc"));
   ASSERT_OK_AND_ASSIGN(std::string again, h.Finish());

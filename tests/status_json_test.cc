@@ -7,6 +7,9 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
 namespace btrdupd {
 namespace {
 
@@ -69,11 +72,14 @@ TEST(ParseJsonTest, RejectsMalformedInput) {
   for (const char* bad : {"", "{", "{\"a\":}", "[1,]", "\"unterminated", "tru", "01x",
                           "{\"a\":1} extra", "\"\\ud800\"", "\"bad \\q escape\"",
                           "\"raw\ncontrol\""}) {
-    EXPECT_FALSE(ParseJson(bad).ok()) << bad;
+    const absl::Status parsed = ParseJson(bad).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(parsed)) << bad << ": " << parsed;
   }
   std::string deep(100, '[');
   deep += std::string(100, ']');
-  EXPECT_FALSE(ParseJson(deep).ok());
+  const absl::Status parsed = ParseJson(deep).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(parsed)) << parsed;
+  EXPECT_NE(parsed.message().find("nested too deep"), absl::string_view::npos) << parsed;
 }
 
 TEST(DaemonStatusJsonTest, RoundTripsEveryField) {

@@ -11,7 +11,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <atomic>
 #include <thread>
@@ -19,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "daemon/status_json.h"
+#include "ioctl/errno_status.h"
+#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 namespace {
@@ -202,7 +206,7 @@ TEST_F(StatusServerTest, StaleSocketIsReplacedLiveOneAndOtherFilesAreRefused) {
   ASSERT_NE(f, nullptr);
   fclose(f);
   absl::StatusOr<std::unique_ptr<StatusServer>> over_file = StatusServer::Listen(path_, {});
-  ASSERT_FALSE(over_file.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(over_file.status())) << over_file.status();
   EXPECT_THAT(std::string(over_file.status().message()), HasSubstr("not a socket"));
 }
 
@@ -214,14 +218,31 @@ TEST_F(StatusServerTest, UnsafeSocketDirectoryIsRefused) {
   EXPECT_EQ(st.st_mode & 0777, 0755u);
   ASSERT_EQ(chmod(sub.c_str(), 0777), 0);
   absl::Status unsafe = PrepareSocketDir(sub);
-  ASSERT_FALSE(unsafe.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(unsafe)) << unsafe;
   EXPECT_THAT(std::string(unsafe.message()), HasSubstr("writable by group or others"));
 }
 
-TEST_F(StatusServerTest, NoServerIsNotFoundOrUnavailable) {
+TEST_F(StatusServerTest, NoSocketIsNotFound) {
   absl::StatusOr<std::string> r = QueryStatusSocket(path_, "status", absl::Seconds(1));
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(absl::IsNotFound(r.status()) || absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  EXPECT_EQ(ErrnoOf(r.status()), ENOENT);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(path_));
+}
+
+// The socket of a daemon that died: the file is there, nobody listens.
+TEST_F(StatusServerTest, ASocketNobodyListensOnIsUnavailable) {
+  {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
+    ASSERT_TRUE(fd.valid());
+    sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(path_.size(), sizeof(addr.sun_path));
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    ASSERT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  }
+  absl::StatusOr<std::string> r = QueryStatusSocket(path_, "status", absl::Seconds(1));
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_EQ(ErrnoOf(r.status()), ECONNREFUSED);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr(path_));
 }
 
