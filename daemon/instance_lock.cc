@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <unistd.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include <cstdlib>
 #include <map>
@@ -50,10 +50,7 @@ std::optional<pid_t> ReadPid(int fd) {
 }
 
 int FlockNoWait(int fd, int op) {
-  int rc;
-  do {
-    rc = flock(fd, op | LOCK_NB);
-  } while (rc != 0 && errno == EINTR);
+  int rc = TEMP_FAILURE_RETRY(flock(fd, op | LOCK_NB));
   return rc;
 }
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include <algorithm>
 #include <limits>
@@ -92,10 +92,7 @@ void DedupeBatch(int src_fd, uint64_t src_offset, uint64_t length, uint64_t done
     args->info[i].dest_offset = target.offset + done;
   }
 
-  int rc;
-  do {
-    rc = ioctl(src_fd, FIDEDUPERANGE, args);
-  } while (rc < 0 && errno == EINTR);
+  int rc = TEMP_FAILURE_RETRY(ioctl(src_fd, FIDEDUPERANGE, args));
   const int call_errno = rc < 0 ? errno : 0;
 
   for (size_t i = 0; i < batch.size(); ++i) {

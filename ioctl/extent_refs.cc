@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include <algorithm>
 #include <cstddef>
@@ -90,10 +91,7 @@ absl::StatusOr<std::vector<ExtentReferrer>> ExtentReferrers(int fd, uint64_t dis
     args.size = bytes;
     args.flags = BTRFS_LOGICAL_INO_ARGS_IGNORE_OFFSET;
     args.inodes = reinterpret_cast<uintptr_t>(container);
-    int rc;
-    do {
-      rc = ioctl(fd, BTRFS_IOC_LOGICAL_INO_V2, &args);
-    } while (rc < 0 && errno == EINTR);
+    int rc = TEMP_FAILURE_RETRY(ioctl(fd, BTRFS_IOC_LOGICAL_INO_V2, &args));
     if (rc < 0) {
       const int err = errno;
       return ErrnoToStatus(err, absl::StrCat("LOGICAL_INO_V2 of extent ", disk_bytenr,

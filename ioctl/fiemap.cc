@@ -4,6 +4,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include <algorithm>
 
@@ -49,10 +50,7 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(int fd) {
     map->fm_length = FIEMAP_MAX_OFFSET - start;
     map->fm_flags = FIEMAP_FLAG_SYNC;
     map->fm_extent_count = kExtentsPerCall;
-    int rc;
-    do {
-      rc = ioctl(fd, FS_IOC_FIEMAP, map);
-    } while (rc < 0 && errno == EINTR);
+    int rc = TEMP_FAILURE_RETRY(ioctl(fd, FS_IOC_FIEMAP, map));
     if (rc < 0) {
       const int err = errno;
       return ErrnoToStatus(err, absl::StrCat("FIEMAP ", DescribeFd(fd)));

@@ -4,6 +4,7 @@
 #include <linux/btrfs.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include <limits>
 #include <vector>
@@ -55,10 +56,7 @@ absl::Status ForEachTreeItem(int fd, const TreeSearchRange& range, const char* w
     sk.nr_items = std::numeric_limits<uint32_t>::max();
     args->buf_size = buffer_bytes;
 
-    int rc;
-    do {
-      rc = ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args);
-    } while (rc < 0 && errno == EINTR);
+    int rc = TEMP_FAILURE_RETRY(ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args));
     if (rc < 0) {
       const int err = errno;
       if (err == EOVERFLOW && args->buf_size > buffer_bytes) {

@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <unistd.h>
+#include <unistd.h>  // TEMP_FAILURE_RETRY
 
 #include "absl/strings/str_cat.h"
 #include "ioctl/errno_status.h"
@@ -32,10 +32,7 @@ absl::StatusOr<UniqueFd> OpenPath(absl::string_view path, int flags, mode_t mode
 
 absl::StatusOr<UniqueFd> OpenAt(int dirfd, absl::string_view name, int flags, mode_t mode) {
   const std::string name_str(name);
-  int fd;
-  do {
-    fd = openat(dirfd, name_str.c_str(), flags | O_CLOEXEC, mode);
-  } while (fd < 0 && errno == EINTR);
+  int fd = TEMP_FAILURE_RETRY(openat(dirfd, name_str.c_str(), flags | O_CLOEXEC, mode));
   if (fd < 0) {
     const int err = errno;
     std::string where = name_str;
