@@ -3,7 +3,7 @@
 # with its device counters. Each bench keeps its own options, data and table.
 #
 #   here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-#   source "$here/bench_lib.sh"   # under bazel run: "$PWD/bench/bench_lib.sh"
+#   source "$here/bench_lib.sh" 2>/dev/null || source "$PWD/bench/bench_lib.sh"  # bazel run
 #   btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
 #   bench_require_root_and_tools NAME mkfs.btrfs losetup ...
 #   bench_make_workspace NAME          # sets work, mnt, loopdev; removes all on exit
@@ -26,6 +26,11 @@ bench_find_btrdupd() {  # given, here
     return 1
   fi
   echo "$given"
+}
+
+# Exits 2 unless PATH is empty (the option was not given) or an executable file.
+bench_require_executable() {  # option name, path
+  [[ -z "$2" || -x "$2" ]] || { echo "$1=$2 is not an executable file" >&2; exit 2; }
 }
 
 # Exits 2 with a message naming what is missing: root, a tool, GNU time.

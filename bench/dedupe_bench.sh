@@ -57,16 +57,10 @@ for arg in "$@"; do
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "--runs must be a positive integer, not '$runs'" >&2; exit 2; }
 # Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
-bench_lib="$here/bench_lib.sh"
-[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
-source "$bench_lib"
+source "$here/bench_lib.sh" 2>/dev/null || source "$PWD/bench/bench_lib.sh"
 btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
-if [[ -n "$dupe_current" && ! -x "$dupe_current" ]]; then
-  echo "--duperemove-current: $dupe_current is not an executable" >&2; exit 2
-fi
-if [[ -n "$compare" && ! -x "$compare" ]]; then
-  echo "--compare: $compare is not an executable" >&2; exit 2
-fi
+bench_require_executable --duperemove-current "$dupe_current"
+bench_require_executable --compare "$compare"
 datagen="$here/dedupe_bench.py"
 [[ -f "$datagen" ]] || datagen="$PWD/bench/dedupe_bench.py"
 bench_require_root_and_tools dedupe_bench.sh mkfs.btrfs btrfs duperemove jdupes python3 losetup

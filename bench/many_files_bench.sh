@@ -38,9 +38,7 @@ for arg in "$@"; do
 done
 [[ "$files" =~ ^[1-9][0-9]*$ && "$files" -ge 1000 ]] || { echo "--files must be a number >= 1000" >&2; exit 2; }
 # Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
-bench_lib="$here/bench_lib.sh"
-[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
-source "$bench_lib"
+source "$here/bench_lib.sh" 2>/dev/null || source "$PWD/bench/bench_lib.sh"
 btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
 bench_require_root_and_tools many_files_bench.sh mkfs.btrfs python3 losetup
 [[ "$run_jdupes" == 0 ]] || command -v jdupes >/dev/null || { echo "missing jdupes (or pass --no-jdupes)" >&2; exit 2; }

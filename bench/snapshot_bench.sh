@@ -49,13 +49,9 @@ fi
 [[ "$files" =~ ^[0-9]+$ && "$files" -ge 2 ]] || { echo "--files must be an integer >= 2" >&2; exit 2; }
 [[ "$snapshots" =~ ^[0-9]+$ && "$snapshots" -ge 1 ]] || { echo "--snapshots must be an integer >= 1" >&2; exit 2; }
 # Beside this script in a checkout; in the runfiles (the working directory) under bazel run.
-bench_lib="$here/bench_lib.sh"
-[[ -f "$bench_lib" ]] || bench_lib="$PWD/bench/bench_lib.sh"
-source "$bench_lib"
+source "$here/bench_lib.sh" 2>/dev/null || source "$PWD/bench/bench_lib.sh"
 btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
-if [[ -n "$duperemove" && ! -x "$duperemove" ]]; then
-  echo "--duperemove=$duperemove is not an executable file" >&2; exit 2
-fi
+bench_require_executable --duperemove "$duperemove"
 bench_require_root_and_tools snapshot_bench.sh mkfs.btrfs btrfs python3 losetup
 bench_make_workspace snapshot-bench
 

@@ -28,32 +28,21 @@ namespace {
 // A label value: backslash, double quote and line feed escaped; bytes that are not
 // valid UTF-8 replaced (the format is UTF-8).
 std::string LabelValue(absl::string_view value) {
-  std::string out;
-  for (size_t i = 0; i < value.size();) {
-    const unsigned char c = static_cast<unsigned char>(value[i]);
-    if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(value, i);
-      if (n == 0) {
-        out.append("\xef\xbf\xbd");  // U+FFFD
-        ++i;
-      } else {
-        out.append(value.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
-    if (c == '\\') {
-      out.append("\\\\");
-    } else if (c == '"') {
-      out.append("\\\"");
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-    ++i;
-  }
-  return out;
+  return MapUtf8(
+      value,
+      [](std::string& out, unsigned char c) {
+        if (c == '\\') {
+          out.append("\\\\");
+        } else if (c == '"') {
+          out.append("\\\"");
+        } else if (c == '\n') {
+          out.append("\\n");
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+      },
+      [](std::string& out, unsigned char) { out.append("\xef\xbf\xbd"); },  // U+FFFD
+      /*c1_is_bad=*/false);
 }
 
 class Family {

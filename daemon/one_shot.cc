@@ -261,25 +261,16 @@ void WriteRunMetrics(const std::string& file, const std::vector<VolumeOutcome>& 
 }  // namespace
 
 std::string PrintablePath(absl::string_view path) {
-  std::string out;
-  for (size_t i = 0; i < path.size();) {
-    const unsigned char c = static_cast<unsigned char>(path[i]);
-    if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(path, i);
-      if (n > 0 && !IsC1Control(path, i)) {
-        out.append(path.data() + i, n);
-        i += n;
-        continue;
-      }
-    }
-    if (c < 0x20 || c == 0x7f || c == '\\' || c >= 0x80) {
-      absl::StrAppendFormat(&out, "\\x%02x", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-    ++i;
-  }
-  return out;
+  return MapUtf8(
+      path,
+      [](std::string& out, unsigned char c) {
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+          AppendHexEscape(out, c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+      },
+      AppendHexEscape, /*c1_is_bad=*/true);
 }
 
 std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary,

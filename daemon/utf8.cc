@@ -40,32 +40,23 @@ bool IsC1Control(absl::string_view s, size_t i) {
          static_cast<unsigned char>(s[i + 1]) <= 0x9F;
 }
 
-std::string EscapeControlCharacters(absl::string_view text) {
+std::string MapUtf8(absl::string_view text,
+                    absl::FunctionRef<void(std::string& out, unsigned char c)> ascii,
+                    absl::FunctionRef<void(std::string& out, unsigned char c)> bad_byte,
+                    bool c1_is_bad) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '\n') {
-      out.append("\\n");
-      ++i;
-      continue;
-    }
-    if (c < 0x20 || c == 0x7f) {
-      absl::StrAppendFormat(&out, "\\x%02x", c);
-      ++i;
-      continue;
-    }
     if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
+      ascii(out, c);
       ++i;
       continue;
     }
     const size_t n = Utf8SequenceLength(text, i);
-    if (n == 0 || IsC1Control(text, i)) {
+    if (n == 0 || (c1_is_bad && IsC1Control(text, i))) {
       const size_t bad = n == 0 ? 1 : n;
-      for (size_t k = 0; k < bad; ++k) {
-        absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(text[i + k]));
-      }
+      for (size_t k = 0; k < bad; ++k) bad_byte(out, static_cast<unsigned char>(text[i + k]));
       i += bad;
       continue;
     }
@@ -73,6 +64,25 @@ std::string EscapeControlCharacters(absl::string_view text) {
     i += n;
   }
   return out;
+}
+
+void AppendHexEscape(std::string& out, unsigned char c) {
+  absl::StrAppendFormat(&out, "\\x%02x", c);
+}
+
+std::string EscapeControlCharacters(absl::string_view text) {
+  return MapUtf8(
+      text,
+      [](std::string& out, unsigned char c) {
+        if (c == '\n') {
+          out.append("\\n");
+        } else if (c < 0x20 || c == 0x7f) {
+          AppendHexEscape(out, c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+      },
+      AppendHexEscape, /*c1_is_bad=*/true);
 }
 
 }  // namespace btrdupd
