@@ -90,7 +90,7 @@ absl::StatusOr<StepResult> DedupeEngine::RunUntilIdle(
   while (true) {
     if (should_stop && should_stop()) {
       StepResult stopped;
-      stopped.kind = StepResult::Kind::kExamined;
+      stopped.kind = StepResult::Kind::kInterrupted;
       stopped.detail = "stopped";
       return stopped;
     }
@@ -115,6 +115,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     in_pass_ = true;
   }
   int examined = 0;
+  EngineCounts passed_over;  // of the sizes with nothing to do (bytes read to learn that)
   while (!sizes_.empty()) {
     const uint64_t size = sizes_.front();
     bool size_done = false;
@@ -134,16 +135,22 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       read_ahead_.ForgetUpTo(size);
     }
     // Only a size with nothing to do at all is passed over silently (up to a limit).
-    const bool nothing = result->kind == StepResult::Kind::kExamined &&
-                         result->detail.empty() && result->files_retry_later == 0;
+    const bool nothing = result->kind == StepResult::Kind::kNothingToDo;
     if (!nothing || ++examined >= std::max(options_.max_sizes_per_step, 1)) {
+      if (nothing) {
+        *result += passed_over;
+      } else {
+        result->bytes_read += passed_over.bytes_read;
+      }
       Account(*result);
       return result;
     }
+    passed_over += *result;
   }
   in_pass_ = false;
   StepResult idle;
   idle.kind = StepResult::Kind::kIdle;
+  idle += passed_over;
   ASSIGN_OR_RETURN(std::optional<absl::Time> next, index_->NextEligibleAfter(now));
   idle.next_eligible = next.has_value() ? *next : absl::InfiniteFuture();
   Account(idle);
@@ -153,7 +160,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
 absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
                                                   bool* size_done) {
   StepResult examined;
-  examined.kind = StepResult::Kind::kExamined;
+  examined.kind = StepResult::Kind::kNothingToDo;
   examined.size = size;
   ASSIGN_OR_RETURN(std::vector<FileRecord> members, index_->FilesOfSize(size));
   std::sort(members.begin(), members.end(),
@@ -171,7 +178,7 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     result.bytes_read += known.bytes_read;
     return result;
   }
-  stats_.bytes_read += known.bytes_read;
+  examined.bytes_read = known.bytes_read;
 
   std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);
   for (const std::vector<size_t>& indices : groups) {
@@ -180,7 +187,11 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     group.hash = members[indices.front()].hash;
     for (size_t i : indices) group.members.push_back(members[i]);
     ASSIGN_OR_RETURN(std::optional<StepResult> result, ProcessGroup(group, now));
-    if (result.has_value()) return *result;
+    if (result.has_value()) {
+      if (result->kind == StepResult::Kind::kDedupeBatch) result->batches = 1;
+      result->bytes_read += known.bytes_read;
+      return *result;
+    }
   }
   *size_done = true;
   if (!options_.dry_run) {
@@ -215,7 +226,7 @@ absl::Status DedupeEngine::Skip(const FileRecord& file, SkipKind kind,
 absl::Status DedupeEngine::BackToScanner(const FileRecord& file, const absl::Status& why,
                                          StepResult& result) {
   attempted_.insert(file.id);
-  ++result.files_differ;
+  ++result.files_changed;
   if (result.detail.empty()) {
     result.detail = absl::StrCat(AbsPath(file.path), ": not the file the scan recorded (",
                                  why.message(), "); back to the scanner");
@@ -233,20 +244,7 @@ absl::Status DedupeEngine::RemoveVanished(const FileRecord& file, StepResult& re
 void DedupeEngine::Account(const StepResult& result) {
   ++stats_.steps;
   if (result.kind == StepResult::Kind::kIdle) ++stats_.passes;
-  stats_.bytes_read += result.bytes_read;
-  stats_.files_deduped += result.files_deduped;
-  stats_.bytes_deduped += result.bytes_deduped;
-  stats_.bytes_freed += result.bytes_freed;
-  stats_.files_already_shared += result.files_already_shared;
-  stats_.files_differ += result.files_differ;
-  stats_.files_skipped += result.files_skipped;
-  stats_.skipped += result.skipped;
-  stats_.files_retry_later += result.files_retry_later;
-  stats_.files_removed += result.files_removed;
-  if (result.planned.has_value()) {
-    ++stats_.groups_planned;
-    stats_.bytes_saveable += result.planned->bytes_saveable;
-  }
+  stats_ += result;
 }
 
 }  // namespace btrdupd

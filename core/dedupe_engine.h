@@ -114,6 +114,7 @@
 #include "core/planner.h"
 #include "core/read_ahead.h"
 #include "core/skip_kind.h"
+#include "core/step_result.h"
 
 namespace btrdupd {
 
@@ -142,79 +143,8 @@ struct EngineOptions {
   uint64_t prefetch_file_bytes = uint64_t{256} << 10;
   // Checked between reads while hashing (every read_buffer_bytes). When it returns true
   // the file being hashed is abandoned with nothing recorded and Step() returns
-  // kExamined with detail "interrupted", so SIGTERM need not wait for a huge file.
+  // kInterrupted, so SIGTERM need not wait for a huge file.
   std::function<bool()> should_stop;
-};
-
-// A group the engine would dedupe (dry run), or did (one batch at a time otherwise).
-struct PlannedGroup {
-  uint64_t size = 0;
-  std::string hash_hex;
-  std::string reference_path;  // absolute
-  std::vector<std::string> destination_paths;  // absolute; would be deduped
-  int already_shared = 0;      // members already sharing all extents with the reference
-  int not_dedupable = 0;       // members that would be skipped (received snapshot, +i, ...)
-  uint64_t bytes_saveable = 0;  // size * destination_paths.size()
-};
-
-struct StepResult {
-  enum class Kind {
-    kHashed,        // one file hashed (prefix or full); `path`, `bytes_read`
-    kHashCopied,    // hash copied from a member it shares all extents with; no read
-    kFileSkipped,   // a file could not be hashed (vanished, unreadable, changed, swap)
-    kDedupeBatch,   // one batch of one group processed (counts below)
-    kPlannedGroup,  // dry run: one group that would be deduped (`planned`)
-    kExamined,      // no progress: size groups with nothing to do, an interrupted hash,
-                    // or a batch whose destinations were all busy (files_retry_later)
-    kIdle,          // the pass is over; nothing to do before `next_eligible`
-  };
-  Kind kind = Kind::kIdle;
-  std::string path;  // the file hashed/skipped, or the group's reference
-  std::string detail;  // why a file was skipped, for logs
-  uint64_t size = 0;   // size of the file or of the group's files
-  int files_hashed = 0;  // kHashed: files whose full hash this step computed by reading
-                         // them (a step hashes small files of one size group together,
-                         // up to 64 files or 8 MiB read)
-  int prefixes_read = 0;  // files of which only the first prefix_bytes were read and
-                          // hashed (bytes in bytes_read; a later full read counts in
-                          // files_hashed then)
-  int hashes_copied = 0;  // hashes copied from a member sharing all extents: no read
-  uint64_t bytes_read = 0;
-  int files_deduped = 0;         // newly shared and verified
-  uint64_t bytes_deduped = 0;    // "shared": size * files_deduped
-  uint64_t bytes_freed = 0;      // "freed": of those, space returned (core/freed_space.h)
-  int files_already_shared = 0;  // found sharing all extents: no dedupe call needed
-  int files_differ = 0;          // changed since hashing: invalidated, waiting again
-  int files_skipped = 0;         // refused (kind and detail recorded in the index)
-  SkipCounts skipped;            // the same files by kind
-  int files_retry_later = 0;     // busy now (EAGAIN: a send runs): left pending for a later pass
-  int files_removed = 0;         // vanished
-  std::optional<PlannedGroup> planned;  // kPlannedGroup only
-  // kIdle: when the next waiting file becomes eligible; InfiniteFuture if none waits.
-  absl::Time next_eligible = absl::InfiniteFuture();
-};
-
-// Totals since the engine was made.
-struct EngineStats {
-  int64_t steps = 0;
-  int64_t passes = 0;              // completed passes (kIdle results)
-  int64_t files_hashed = 0;        // full hashes computed by reading
-  int64_t prefixes_hashed = 0;
-  int64_t hashes_copied = 0;       // from shared extents, no read
-  uint64_t bytes_read = 0;
-  int64_t files_deduped = 0;
-  uint64_t bytes_deduped = 0;      // "shared"
-  uint64_t bytes_freed = 0;        // "freed"
-  int64_t files_already_shared = 0;
-  int64_t files_differ = 0;
-  int64_t files_skipped = 0;
-  SkipCounts skipped;
-  int64_t files_retry_later = 0;
-  int64_t files_removed = 0;
-  int64_t backend_calls = 0;
-  int64_t read_only_flips = 0;    // EROFS retries with a snapshot made writable
-  int64_t groups_planned = 0;      // dry run
-  uint64_t bytes_saveable = 0;     // dry run: sum of PlannedGroup::bytes_saveable
 };
 
 class DedupeEngine {

@@ -145,9 +145,9 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         return absl::OkStatus();
       }
       guard = std::move(*begun);
-      ++stats_.read_only_flips;
+      ++result.read_only_flips;
     }
-    ++stats_.backend_calls;
+    ++result.backend_calls;
     outcomes = backend_->Dedupe(request);
     if (guard != nullptr) {
       absl::Status restored = guard->Restore();
@@ -195,7 +195,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
             files_->SharesAllExtents(request.reference, request.destinations[i]);
         if (shared.ok() && *shared) {
           ++result.files_deduped;
-          result.bytes_deduped += dest.size;
+          result.bytes_shared += dest.size;
           RETURN_IF_ERROR(
               index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
           ASSIGN_OR_RETURN(std::vector<InodeKey> copies,
@@ -224,7 +224,7 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         break;
       }
       case DedupeOutcome::Kind::kDiffers:
-        ++result.files_differ;
+        ++result.files_changed;
         RETURN_IF_ERROR(index_->InvalidateFile(dest.id, clock_->Now(), policy));
         break;
       case DedupeOutcome::Kind::kFailed:
@@ -294,7 +294,7 @@ absl::StatusOr<std::vector<InodeKey>> DedupeEngine::DedupeImpliedCopies(
     request.destination_paths.push_back(request.destinations.back().display);
   }
   if (request.destinations.empty()) return now_shared;
-  ++stats_.backend_calls;
+  ++result.backend_calls;
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes = backend_->Dedupe(request);
   if (!outcomes.ok()) return now_shared;  // the copies keep their extents
   for (size_t i = 0; i < outcomes->size() && i < request.destinations.size(); ++i) {
@@ -303,7 +303,7 @@ absl::StatusOr<std::vector<InodeKey>> DedupeEngine::DedupeImpliedCopies(
         files_->SharesAllExtents(reference_ref, request.destinations[i]);
     if (shared.ok() && *shared) {
       ++result.files_deduped;
-      result.bytes_deduped += dest.size;
+      result.bytes_shared += dest.size;
       now_shared.push_back(InodeKey{request.destinations[i].subvol_id, dest.ino});
     }
   }

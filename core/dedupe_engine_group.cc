@@ -272,6 +272,9 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     plan.not_dedupable = result.files_skipped;
     plan.bytes_saveable = group.size * todo.size();
     result.kind = StepResult::Kind::kPlannedGroup;
+    result.groups_planned = 1;
+    result.files_planned = static_cast<int64_t>(plan.destination_paths.size());
+    result.bytes_saveable = plan.bytes_saveable;
     result.planned = std::move(plan);
     return std::optional<StepResult>(result);
   }
@@ -287,11 +290,11 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   RETURN_IF_ERROR(DedupeBatch(reference, batch, /*flip_subvol=*/0, result));
   if (result.files_retry_later > 0 &&
       result.files_deduped + result.files_already_shared + result.files_skipped +
-              result.files_differ + result.files_removed ==
+              result.files_changed + result.files_removed ==
           0) {
     // Nothing changed (every destination was busy): not progress, so a caller that
     // starts another pass after a pass with progress does not spin on a busy file.
-    result.kind = StepResult::Kind::kExamined;
+    result.kind = StepResult::Kind::kBusy;
     if (result.detail.empty()) result.detail = "every destination busy; retried next pass";
   }
   return std::optional<StepResult>(result);

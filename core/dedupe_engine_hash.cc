@@ -29,7 +29,7 @@ absl::Status DedupeEngine::FileTrouble(const FileRecord& file, const absl::Statu
 
 absl::Status DedupeEngine::Changed(const FileRecord& file, StepResult& result) {
   attempted_.insert(file.id);
-  ++result.files_differ;
+  ++result.files_changed;
   result.kind = StepResult::Kind::kFileSkipped;
   result.detail = absl::StrCat(AbsPath(file.path), ": changed while being read; waits again");
   if (options_.dry_run) return absl::OkStatus();
@@ -93,7 +93,6 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
   const HashState state = other.hash_state;
   const std::string hash = other.hash;
   RETURN_IF_ERROR(SetHashForInode(members, file, state, hash));
-  ++stats_.hashes_copied;
   result.hashes_copied = 1;
   result.kind = StepResult::Kind::kHashCopied;
   result.detail = absl::StrCat("shares all extents with ", display);
@@ -192,7 +191,7 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
       return result;
     case HashReading::Outcome::kInterrupted:
       // Nothing recorded: the file is hashed next time.
-      result.kind = StepResult::Kind::kExamined;
+      result.kind = StepResult::Kind::kInterrupted;
       result.detail = "interrupted";
       return result;
     case HashReading::Outcome::kAllHoles:
@@ -205,16 +204,14 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
       if (file.size > 2 * options_.prefix_bytes && !reading.prefix_digest.empty()) {
         prefix_of_full_[reading.full_digest] = reading.prefix_digest;
       }
-      ++stats_.files_hashed;
       result.files_hashed = 1;
       return result;
     case HashReading::Outcome::kPrefix:
       RETURN_IF_ERROR(
           SetHashForInode(members, file, HashState::kPrefix, reading.prefix_digest));
-      ++stats_.prefixes_hashed;
       // Not counted as a hashed file: only its first bytes were read (bytes_read says
       // so), and it is counted once its full hash is computed, if ever.
-      result.prefixes_read = 1;
+      result.prefixes_hashed = 1;
       result.detail = "prefix";
       return result;
   }
@@ -276,19 +273,9 @@ absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& membe
     } else {
       total.path = one.path;
       total.detail = one.detail;
-      total.files_hashed += one.files_hashed;
-      total.prefixes_read += one.prefixes_read;
-      total.hashes_copied += one.hashes_copied;
-      total.bytes_read += one.bytes_read;
+      total += one;  // keep what was done; a failed member's counts report the trouble
     }
     if (one.kind != StepResult::Kind::kHashed && one.kind != StepResult::Kind::kHashCopied) {
-      if (n > 0) {
-        // Keep what was done; report the trouble.
-        total.files_skipped += one.files_skipped;
-        total.skipped += one.skipped;
-        total.files_differ += one.files_differ;
-        total.files_removed += one.files_removed;
-      }
       break;
     }
     if (total.bytes_read >= kMaxBytesPerStep) break;
@@ -301,6 +288,10 @@ absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& membe
     task = *next;
   }
   total.bytes_read += side_bytes;
+  if (total.kind == StepResult::Kind::kHashCopied &&
+      total.files_hashed + total.prefixes_hashed > 0) {
+    total.kind = StepResult::Kind::kHashed;  // some of the hashes were read
+  }
   return total;
 }
 

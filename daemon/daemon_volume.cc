@@ -209,12 +209,10 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
                  (after.hashes_copied - before.hashes_copied) +
                  (after.files_deduped - before.files_deduped) +
                  (after.files_already_shared - before.files_already_shared),
-             (after.bytes_read - before.bytes_read) + (after.bytes_deduped - before.bytes_deduped));
+             (after.bytes_read - before.bytes_read) + (after.bytes_shared - before.bytes_shared));
   UnitResult result;
   result.worked = true;
-  if (step->kind != StepResult::Kind::kIdle && step->kind != StepResult::Kind::kExamined) {
-    pass_did_work_ = true;
-  }
+  if (step->MadeProgress()) pass_did_work_ = true;
   switch (step->kind) {
     case StepResult::Kind::kHashed:
       activity_ = absl::StrCat("hashing (last: ", step->path, ")");
@@ -230,10 +228,10 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
     case StepResult::Kind::kDedupeBatch:
       activity_ = absl::StrCat("deduping (last group: ", step->path, ")");
       if (step->files_skipped > 0) errors_["dedupe_refused"] += step->files_skipped;
-      if (step->files_differ > 0) errors_["changed_before_dedupe"] += step->files_differ;
+      if (step->files_changed > 0) errors_["changed_before_dedupe"] += step->files_changed;
       if (step->files_deduped > 0) {
         LogInfo(display_path_, "deduped %d files against %s: %d bytes shared",
-                step->files_deduped, step->path, step->bytes_deduped);
+                step->files_deduped, step->path, step->bytes_shared);
       }
       break;
     case StepResult::Kind::kIdle: {

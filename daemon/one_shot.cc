@@ -183,13 +183,13 @@ VolumeOutcome RunVolume(const std::string& volume, const SessionOptions& options
                  "group of %d-byte files, reference %s: %d deduped, %d already shared, "
                  "%d changed, %d skipped",
                  step.size, PrintablePath(step.path), step.files_deduped,
-                 step.files_already_shared, step.files_differ, step.files_skipped);
+                 step.files_already_shared, step.files_changed, step.files_skipped);
         break;
       default:
         break;
     }
     read += step.bytes_read;
-    if (step.kind == StepResult::Kind::kHashed) hashed += step.files_hashed;
+    hashed += step.files_hashed;
     deduped += step.files_deduped;
     if (step.kind == StepResult::Kind::kPlannedGroup) ++groups;
     std::string read_text = HumanBytes(read);
@@ -283,9 +283,9 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
                                summary.scan.files_removed, " gone)"));
   std::string hashed = absl::StrCat("hashed ", Plural(summary.files_hashed, "file", "files"),
                                     " (", HumanBytes(summary.bytes_read), " read");
-  if (summary.prefixes_read > 0) {
-    absl::StrAppend(&hashed, ", ", summary.prefixes_read, " prefix ",
-                    summary.prefixes_read == 1 ? "check" : "checks");
+  if (summary.prefixes_hashed > 0) {
+    absl::StrAppend(&hashed, ", ", summary.prefixes_hashed, " prefix ",
+                    summary.prefixes_hashed == 1 ? "check" : "checks");
   }
   if (summary.hashes_copied > 0) {
     absl::StrAppend(&hashed, ", ", summary.hashes_copied,
@@ -295,10 +295,10 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
   parts.push_back(absl::StrCat(hashed, ")"));
   if (dry_run) {
     parts.push_back(absl::StrCat("would dedupe ",
-                                 Plural(summary.files_deduped, "file", "files"), " in ",
-                                 Plural(summary.groups, "group", "groups"), ", sharing ",
-                                 HumanBytes(summary.bytes_shared), " (",
-                                 summary.bytes_shared, " bytes)"));
+                                 Plural(summary.files_planned, "file", "files"), " in ",
+                                 Plural(summary.groups_planned, "group", "groups"), ", sharing ",
+                                 HumanBytes(summary.bytes_saveable), " (",
+                                 summary.bytes_saveable, " bytes)"));
   } else {
     parts.push_back(absl::StrCat("deduped ", Plural(summary.files_deduped, "file", "files"),
                                  ": shared ", HumanBytes(summary.bytes_shared), " (",
@@ -319,7 +319,7 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
                                reasons.empty() ? "" : absl::StrCat(" (", absl::StrJoin(reasons, ", "), ")")));
   if (summary.files_changed > 0) {
     parts.push_back(absl::StrCat(Plural(summary.files_changed, "file", "files"),
-                                 " changed since hashing (retried later)"));
+                                 " changed while being hashed or deduped (retried later)"));
   }
   if (summary.next_eligible.has_value()) {
     parts.push_back(absl::StrCat(

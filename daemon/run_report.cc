@@ -37,12 +37,13 @@ std::string OneShotJson(const std::vector<VolumeOutcome>& outcomes, bool dry_run
       w.Key("errors").Int(s.scan.errors);
       w.EndObject();
       w.Key("files_hashed").Uint(s.files_hashed);
-      w.Key("prefixes_read").Uint(s.prefixes_read);
+      w.Key("prefixes_read").Uint(s.prefixes_hashed);
       w.Key("hashes_copied").Uint(s.hashes_copied);
       w.Key("bytes_read").Uint(s.bytes_read);
-      w.Key("groups").Uint(s.groups);
-      w.Key("files_deduped").Uint(s.files_deduped);
-      w.Key("bytes_shared").Uint(s.bytes_shared);
+      // A dry run reports what it would do under the same keys.
+      w.Key("groups").Uint(s.batches + s.groups_planned);
+      w.Key("files_deduped").Uint(s.files_deduped + s.files_planned);
+      w.Key("bytes_shared").Uint(s.bytes_shared + s.bytes_saveable);
       w.Key("bytes_freed").Uint(s.bytes_freed);
       w.Key("files_already_shared").Uint(s.files_already_shared);
       w.Key("files_changed_since_hashing").Uint(s.files_changed);

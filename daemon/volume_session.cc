@@ -169,7 +169,7 @@ absl::StatusOr<StepResult> VolumeSession::Step() {
       kMetaDedupedFilesTotal, absl::StrCat(totals->deduped_files + step->files_deduped));
   if (saved.ok()) {
     saved = index_->SetMeta(kMetaDedupedBytesTotal,
-                            absl::StrCat(totals->deduped_bytes + step->bytes_deduped));
+                            absl::StrCat(totals->deduped_bytes + step->bytes_shared));
   }
   if (!saved.ok()) return saved;
   return step;
@@ -276,34 +276,7 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
         break;
     }
     if (observer.on_step) observer.on_step(*step);
-    summary.bytes_read += step->bytes_read;
-    summary.skipped += step->skipped;
-    switch (step->kind) {
-      case StepResult::Kind::kHashed:
-      case StepResult::Kind::kHashCopied:
-        summary.files_hashed += step->files_hashed;
-        summary.prefixes_read += step->prefixes_read;
-        summary.hashes_copied += step->hashes_copied;
-        break;
-      case StepResult::Kind::kDedupeBatch:
-        ++summary.groups;
-        summary.files_deduped += step->files_deduped;
-        summary.bytes_shared += step->bytes_deduped;
-        summary.bytes_freed += step->bytes_freed;
-        summary.files_already_shared += step->files_already_shared;
-        summary.files_changed += step->files_differ;
-        break;
-      case StepResult::Kind::kPlannedGroup:
-        ++summary.groups;
-        if (step->planned.has_value()) {
-          summary.files_deduped += step->planned->destination_paths.size();
-          summary.bytes_shared += step->planned->bytes_saveable;
-          summary.files_already_shared += step->planned->already_shared;
-        }
-        break;
-      default:
-        break;
-    }
+    summary += *step;
     if (step->kind == StepResult::Kind::kIdle) {
       if (step->next_eligible != absl::InfiniteFuture()) {
         summary.next_eligible = step->next_eligible;

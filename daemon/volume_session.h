@@ -85,21 +85,11 @@ struct SessionOptions {
   std::function<bool()> should_stop;
 };
 
-// What RunOnce() did, for the per-volume summary line.
-struct VolumeSummary {
+// What RunOnce() did, for the per-volume summary line: the scan's report, and the
+// engine's steps added up (EngineCounts, core/step_result.h: a dry run counts
+// groups_planned / files_planned / bytes_saveable instead of deduping).
+struct VolumeSummary : EngineCounts {
   ScanReport scan;
-  uint64_t files_hashed = 0;     // full hashes computed by reading the whole file
-  uint64_t prefixes_read = 0;    // prefix-only reads (a same-size look-alike ruled out,
-                                 // or the start of a later full read)
-  uint64_t hashes_copied = 0;    // copied from a file sharing all extents: nothing read
-  uint64_t bytes_read = 0;       // by hashing
-  uint64_t groups = 0;           // batches deduped, or groups planned in a dry run
-  uint64_t files_deduped = 0;    // verified shared (would be, in a dry run)
-  uint64_t bytes_shared = 0;     // size * files deduped (would be, in a dry run)
-  uint64_t bytes_freed = 0;      // space returned (core/freed_space.h); 0 in a dry run
-  uint64_t files_already_shared = 0;
-  uint64_t files_changed = 0;    // changed since hashing: they wait again
-  SkipCounts skipped;            // files skipped for good this run, by kind
   // When the first file still in its stability wait becomes eligible, if any waits.
   std::optional<absl::Time> next_eligible;
   bool stopped = false;          // should_stop cut the run short

@@ -166,7 +166,7 @@ TEST_F(DedupeEngineTest, DedupesIdenticalFilesAndLeavesUniqueSizesUnread) {
   EXPECT_EQ(Get(b).reference_id, a);
   EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
   EXPECT_EQ(engine->stats().files_deduped, 1);
-  EXPECT_EQ(engine->stats().bytes_deduped, 20000u);
+  EXPECT_EQ(engine->stats().bytes_shared, 20000u);
 }
 
 TEST_F(DedupeEngineTest, ReferenceIsOldestWhenNoneShares) {
@@ -209,6 +209,37 @@ TEST_F(DedupeEngineTest, CopyOfSharedFileGetsItsHashWithoutBeingRead) {
   EXPECT_EQ(Get(copy).dedupe_state, DedupeState::kDeduped);
   EXPECT_TRUE(backend_.calls().empty());
   EXPECT_EQ(engine->stats().hashes_copied, 1);
+}
+
+TEST_F(DedupeEngineTest, StepCountsAddUpToTheEngineStats) {
+  // A copied hash, prefix checks (three 1 MiB files, one a decoy), whole reads, dedupes.
+  Add("a", Bytes(50000, 'h'), 11);
+  fs_.AddFile(P("snap_copy"), "", 12, 1012);
+  fs_.ShareExtents(P("snap_copy"), P("a"));
+  Add("snap_copy", Bytes(50000, 'h'), 12);
+  Add("big1", Bytes(1 << 20, 'p'), 13);
+  Add("big2", Bytes(1 << 20, 'p'), 14);
+  Add("decoy", Bytes(1 << 20, 'q'), 15);
+  auto engine = Engine();
+  EngineCounts sum;
+  for (const StepResult& step : Run(*engine)) sum += step;
+  const EngineStats& stats = engine->stats();
+  EXPECT_EQ(sum.hashes_copied, 1);
+  EXPECT_EQ(sum.prefixes_hashed, 2);  // big1 and the decoy; big2 read on in one read
+  EXPECT_EQ(sum.files_hashed, 3);  // a, big1, big2
+  EXPECT_EQ(sum.files_deduped, 1);
+  EXPECT_EQ(sum.files_already_shared, 1);
+  EXPECT_EQ(sum.backend_calls, 1);
+  EXPECT_EQ(sum.batches, 2);
+  EXPECT_EQ(stats.hashes_copied, sum.hashes_copied);
+  EXPECT_EQ(stats.prefixes_hashed, sum.prefixes_hashed);
+  EXPECT_EQ(stats.files_hashed, sum.files_hashed);
+  EXPECT_EQ(stats.bytes_read, sum.bytes_read);
+  EXPECT_EQ(stats.files_deduped, sum.files_deduped);
+  EXPECT_EQ(stats.bytes_shared, sum.bytes_shared);
+  EXPECT_EQ(stats.files_already_shared, sum.files_already_shared);
+  EXPECT_EQ(stats.backend_calls, sum.backend_calls);
+  EXPECT_EQ(stats.batches, sum.batches);
 }
 
 TEST_F(DedupeEngineTest, NewCopyIsDedupedAgainstTheRememberedReferenceAlone) {
@@ -298,7 +329,7 @@ TEST_F(DedupeEngineTest, DestinationThatDiffersIsInvalidatedAndWaits) {
   EXPECT_EQ(rec.dedupe_state, DedupeState::kPending);
   EXPECT_GT(rec.next_eligible, clock_.Now());
   EXPECT_FALSE(fs_.SameExtents(P("a"), P("b")));
-  EXPECT_EQ(engine->stats().files_differ, 1);
+  EXPECT_EQ(engine->stats().files_changed, 1);
   EXPECT_EQ(engine->stats().files_skipped, 0);
 }
 
@@ -760,8 +791,7 @@ TEST_F(DedupeEngineTest, InterruptedHashingRecordsNothing) {
   fs_.OnRead([&](const std::string&) { stop = true; });  // after the first 1 MiB read
   auto engine = Engine(options);
   ASSERT_OK_AND_ASSIGN(StepResult step, engine->Step());
-  EXPECT_EQ(step.kind, StepResult::Kind::kExamined);
-  EXPECT_EQ(step.detail, "interrupted");
+  EXPECT_EQ(step.kind, StepResult::Kind::kInterrupted);
   EXPECT_EQ(Get(a).hash_state, HashState::kNone);
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kPending);
   // Once allowed to go on, the engine hashes and dedupes as usual.
@@ -885,7 +915,7 @@ TEST_F(DedupeEngineTest, BusyDestinationIsLeftPendingForTheNextPass) {
   EXPECT_EQ(engine->stats().files_retry_later, 1);
   for (const StepResult& step : steps) {  // a busy file is no progress (no busy loop)
     if (step.files_retry_later > 0) {
-      EXPECT_EQ(step.kind, StepResult::Kind::kExamined);
+      EXPECT_EQ(step.kind, StepResult::Kind::kBusy);
     }
   }
   backend_.FailFor(P("b"), absl::OkStatus());

@@ -301,7 +301,7 @@ TEST_F(DedupeSafetyTest, EveryFileIsByteIdenticalAfterARun) {
   ExpectNotShared("d1/mid", "d1/late_diff");
   ExpectNotShared("d1/small", "d2/small");
   EXPECT_EQ(stats.files_deduped, 4);
-  EXPECT_EQ(stats.bytes_deduped, 8192u + 2 * ((1u << 20) + 123) + 300 * 1024);
+  EXPECT_EQ(stats.bytes_shared, 8192u + 2 * ((1u << 20) + 123) + 300 * 1024);
   EXPECT_EQ(stats.files_skipped, 0);
 }
 
@@ -317,7 +317,7 @@ TEST_F(DedupeSafetyTest, FileModifiedAfterHashingKeepsItsNewContentAndIsNotShare
   ASSERT_OK_AND_ASSIGN(std::string now_b, ReadFile(Path("b")));
   EXPECT_TRUE(now_b == changed);
   ExpectNotShared("a", "b");
-  EXPECT_EQ(stats.files_differ, 1);
+  EXPECT_EQ(stats.files_changed, 1);
   EXPECT_EQ(stats.files_deduped, 0);
   FileRecord b = Record("b");
   EXPECT_EQ(b.hash_state, HashState::kNone);  // waits to be hashed again
@@ -474,7 +474,7 @@ TEST_F(DedupeSafetyTest, HundredMebibyteFile) {
   EngineStats stats = Run();
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("big1", "big2");
-  EXPECT_EQ(stats.bytes_deduped, size);
+  EXPECT_EQ(stats.bytes_shared, size);
   // Read once each, plus the prefix of each.
   EXPECT_LE(stats.bytes_read, 2 * size + 2 * EngineOptions().prefix_bytes);
 }

@@ -186,7 +186,7 @@ TEST_P(TrustRaceTest, NothingBehindTheSwappedSymlinkIsEverOpenedAndTheFilesAreDe
   const EngineStats attacked = RunEngine();
   attack_ = false;
   EXPECT_GT(swaps_, 0) << "the hook never ran: the race was not tried";
-  EXPECT_GT(attacked.files_differ, 0) << "the files were not sent back to the scanner";
+  EXPECT_GT(attacked.files_changed, 0) << "the files were not sent back to the scanner";
   EXPECT_EQ(attacked.files_skipped, 0) << "a swapped tree is not a reason to skip";
   EXPECT_EQ(attacked.bytes_read, 0u);
   EXPECT_EQ(OpensOutside(), 0) << "btrdupd opened something behind the symlink";
@@ -216,7 +216,7 @@ TEST_P(TrustRaceTest, ADirectoryRenamedBetweenScanAndHashIsNotFollowedThenDedupe
   EXPECT_EQ(first.bytes_read, 0u);
   EXPECT_EQ(first.files_skipped, 0);
   EXPECT_EQ(first.files_deduped, 0);
-  EXPECT_GT(first.files_differ, 0);  // back to the scanner
+  EXPECT_GT(first.files_changed, 0);  // back to the scanner
   Scan();
   const EngineStats second = RunEngine();
   EXPECT_EQ(second.files_deduped, 2);
