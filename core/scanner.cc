@@ -39,6 +39,21 @@ std::string FormatIds(const absl::flat_hash_set<uint64_t>& ids) {
   return absl::StrJoin(sorted, ",");
 }
 
+// A read-only subvolume recorded as it is now, whose generation did not move since the
+// pass that recorded it, and linked as before (to `source`, or to nothing): its tree has
+// not changed. The root item's generation is its tree root's, which any change moves
+// (committed before the read-only flag can be set again), and the last pass covered
+// everything up to it; a change still running shows in a later generation, which the
+// next pass searches from last_generation on.
+bool Unchanged(const VolumeSubvolume& sub, const SubvolumeRecord& record,
+               const VolumeSubvolume* source) {
+  return sub.read_only && record.read_only && record.last_generation != 0 &&
+         sub.generation == record.last_generation && sub.path == record.path &&
+         sub.uuid == record.uuid && sub.parent_uuid == record.parent_uuid &&
+         sub.received_uuid == record.received_uuid &&
+         record.source_id == (source == nullptr ? 0 : source->id);
+}
+
 }  // namespace
 
 const char* ScanKindName(ScanKind kind) {
@@ -177,6 +192,16 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       auto record = known.find(sub.id);
       const bool is_new = record == known.end();
       if (is_new) ++report.subvolumes_added;
+      const VolumeSubvolume* source = SourceOf(sub);
+      if (!is_new && Unchanged(sub, record->second, source) &&
+          !(full && !done.contains(sub.id)) &&
+          (source == nullptr || ready.contains(source->id))) {
+        // A read-only subvolume whose tree did not move since the last pass: nothing to
+        // search, open or write (a backup host keeps hundreds of these).
+        ready[sub.id] = sub.generation;
+        ++report.subvolumes_unchanged;
+        continue;
+      }
       SubvolumeRecord row;
       row.id = sub.id;
       row.path = sub.path;
@@ -197,7 +222,6 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       const uint64_t last = is_new ? 0 : record->second.last_generation;
       // A snapshot of a subvolume done in this pass, taken before that subvolume's
       // generation, is linked to it (core/index.h, "Snapshots").
-      const VolumeSubvolume* source = SourceOf(sub);
       if (source != nullptr) {
         auto source_gen = ready.find(source->id);
         if (source_gen == ready.end()) continue;  // its source failed in this pass

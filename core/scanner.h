@@ -87,6 +87,8 @@ struct ScanReport {
   int64_t subvolumes_added = 0;
   int64_t subvolumes_removed = 0;
   int64_t subvolumes_walked = 0;  // walked whole (full scan, new, or lost their rows)
+  // Read-only subvolumes whose generation did not move: not searched, opened or written.
+  int64_t subvolumes_unchanged = 0;
   int64_t errors = 0;
   std::vector<std::string> first_errors;  // up to kMaxReportedErrors messages
   absl::Duration duration;

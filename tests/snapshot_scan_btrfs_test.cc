@@ -169,6 +169,30 @@ TEST_F(SnapshotScanBtrfsTest, SnapshotsOfAnUnchangedSubvolumeAddNoRows) {
   EXPECT_EQ(Indexed().count("snaps/2/d/g"), 1u);
 }
 
+TEST_F(SnapshotScanBtrfsTest, UnchangedReadOnlySnapshotsAreLeftAloneUntilTheyMove) {
+  for (int i = 0; i < 4; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
+  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
+  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/3")});
+  Scan();
+
+  // Nothing moved: the three read-only snapshots are not looked at again.
+  EXPECT_EQ(Scan().subvolumes_unchanged, 3);
+
+  // One of them made writable, written to and made read-only again: its generation
+  // moved, so it is compared again and the index follows.
+  Btrfs({"property", "set", Path("snaps/2"), "ro", "false"});
+  Write("snaps/2/f1", 12000, 77);
+  Write("snaps/2/new", 15000, 78);
+  Sync();
+  Btrfs({"property", "set", Path("snaps/2"), "ro", "true"});
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.subvolumes_unchanged, 2);
+  EXPECT_EQ(Indexed(), OnDisk());
+  EXPECT_EQ(std::get<1>(Indexed()["snaps/2/f1"]), 12000u);
+}
+
 TEST_F(SnapshotScanBtrfsTest, ChangesOnBothSidesOfAWritableSnapshotGetRows) {
   for (int i = 0; i < 6; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
   ASSERT_EQ(mkdir(Path("data/d").c_str(), 0755), 0);
