@@ -3,9 +3,16 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <limits.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "ioctl/directory.h"
 #include "ioctl/filesystem.h"
 #include "ioctl/subvolumes.h"
@@ -75,6 +82,51 @@ class RealDir : public VolumeDir {
   VolumeStat self_;
 };
 
+// Undoes the octal escapes of a mountinfo field ("\040" for a space, ...).
+std::string UnescapeMountField(absl::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      const absl::string_view digits = field.substr(i + 1, 3);
+      if (digits.size() == 3 && digits[0] >= '0' && digits[0] <= '3' && digits[1] >= '0' &&
+          digits[1] <= '7' && digits[2] >= '0' && digits[2] <= '7') {
+        out.push_back(static_cast<char>((digits[0] - '0') * 64 + (digits[1] - '0') * 8 +
+                                        (digits[2] - '0')));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(field[i]);
+  }
+  return out;
+}
+
+// True when nothing is mounted anywhere below the directory open as `fd` (the process'
+// mount table, /proc/self/mountinfo, lists none); false when that cannot be known.
+bool NothingMountedBelow(int fd) {
+  char target[PATH_MAX + 1];
+  const std::string link = absl::StrCat("/proc/self/fd/", fd);
+  const ssize_t n = readlink(link.c_str(), target, PATH_MAX);
+  if (n <= 0) return false;
+  std::string root(target, static_cast<size_t>(n));
+  if (root != "/") root.push_back('/');
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  if (!mountinfo) return false;
+  std::string line;
+  bool read_any = false;
+  while (std::getline(mountinfo, line)) {
+    read_any = true;
+    // Fields: id parent major:minor root mount_point ...
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    if (fields.size() < 5) return false;
+    const std::string mount_point = UnescapeMountField(fields[4]);
+    if (mount_point.size() > root.size() && mount_point.compare(0, root.size(), root) == 0) {
+      return false;
+    }
+  }
+  return read_any;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RealVolumeFs>> RealVolumeFs::Open(const std::string& root) {
@@ -113,9 +165,17 @@ absl::StatusOr<std::vector<VolumeSubvolume>> RealVolumeFs::ListSubvolumes() {
   const uint64_t newest = fs_info->generation;
   absl::StatusOr<std::vector<SubvolumeInfo>> listed = btrdupd::ListSubvolumes(root_);
   if (!listed.ok()) return listed.status();
+  // The listing comes from the filesystem's trees, relative to the subvolume holding the
+  // root. When the root is that subvolume's own root and nothing is mounted below it,
+  // every listed path is reachable from the root and leads to that subvolume, so it
+  // needs no check of its own (which would read each subvolume's root inode: one
+  // disk read per snapshot on a cold cache).
+  absl::StatusOr<FileStatus> root_st = StatFd(root_fd_.get());
+  const bool check_each = !root_st.ok() || root_st->ino != kSubvolumeRootInode ||
+                          !NothingMountedBelow(root_fd_.get());
   std::vector<VolumeSubvolume> out;
   for (SubvolumeInfo& info : *listed) {
-    if (!info.path.empty()) {
+    if (!info.path.empty() && check_each) {
       // Reachable at its path, on this filesystem, and really that subvolume?
       absl::StatusOr<UniqueFd> fd = OpenDirFd(info.path);
       if (!fd.ok()) continue;
