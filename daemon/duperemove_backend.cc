@@ -36,7 +36,7 @@ bool IsStopSignal(int sig) {
   return sig == SIGTERM || sig == SIGINT || sig == SIGKILL || sig == SIGHUP || sig == SIGQUIT;
 }
 
-bool SameExtents(const std::vector<Extent>& a, const std::vector<Extent>& b) {
+bool SharesAllExtents(const std::vector<Extent>& a, const std::vector<Extent>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (a[i].logical != b[i].logical || a[i].physical != b[i].physical ||
@@ -323,7 +323,7 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::Dedupe(
       }
       absl::StatusOr<std::vector<Extent>> after = ReadExtents(files[0].fd.get());
       if (!after.ok()) return after.status();
-      if (!SameExtents(*ref_extents, *after)) {
+      if (!SharesAllExtents(*ref_extents, *after)) {
         return BackendFailure(
             absl::StatusCode::kInternal,
             absl::StrCat("duperemove ", dialect->version.text, " changed the extents of the "
@@ -352,7 +352,7 @@ absl::StatusOr<std::vector<DedupeOutcome>> DuperemoveBackend::Dedupe(
         continue;
       }
       absl::StatusOr<bool> shares =
-          ShareAllExtents(files[0].fd.get(), files[file_of[i]].fd.get());
+          SharesAllExtents(files[0].fd.get(), files[file_of[i]].fd.get());
       if (shares.ok() && *shares) {
         stand_in = file_of[i];
         break;

@@ -300,7 +300,7 @@ absl::StatusOr<bool> RealFileAccess::SharesAllExtents(const FileRef& a, const Fi
   if (!eb.ok()) return eb.status();
   // Two files that are holes only store nothing: there is nothing to share.
   if (ea->empty() && eb->empty()) return true;
-  return ExtentsShareAll(*ea, *eb);
+  return btrdupd::SharesAllExtents(*ea, *eb);
 }
 
 absl::StatusOr<bool> RealFileAccess::HasSharedExtents(const FileRef& file) {

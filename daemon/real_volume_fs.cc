@@ -222,12 +222,12 @@ absl::StatusOr<std::vector<InodeChange>> RealVolumeFs::ChangedInodesSince(
     absl::string_view subvol_path, uint64_t generation) {
   absl::StatusOr<UniqueFd> fd = OpenDirFd(subvol_path);
   if (!fd.ok()) return fd.status();
-  absl::StatusOr<std::vector<ChangedInode>> changed =
+  absl::StatusOr<std::vector<InodeItem>> changed =
       btrdupd::ChangedInodesSince(fd->get(), generation);
   if (!changed.ok()) return changed.status();
   std::vector<InodeChange> out;
   out.reserve(changed->size());
-  for (const ChangedInode& c : *changed) {
+  for (const InodeItem& c : *changed) {
     InodeChange change;
     change.ino = c.ino;
     change.transid = c.transid;

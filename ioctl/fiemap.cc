@@ -82,7 +82,7 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(int fd) {
   return extents;
 }
 
-bool ExtentsShareAll(absl::Span<const Extent> a, absl::Span<const Extent> b) {
+bool SharesAllExtents(absl::Span<const Extent> a, absl::Span<const Extent> b) {
   if (a.empty() || b.empty()) return false;
   if (!std::all_of(a.begin(), a.end(), Comparable) ||
       !std::all_of(b.begin(), b.end(), Comparable)) {
@@ -123,12 +123,12 @@ bool ExtentsShareAll(absl::Span<const Extent> a, absl::Span<const Extent> b) {
   return i == a.size() && j == b.size();
 }
 
-absl::StatusOr<bool> ShareAllExtents(int fd_a, int fd_b) {
+absl::StatusOr<bool> SharesAllExtents(int fd_a, int fd_b) {
   absl::StatusOr<std::vector<Extent>> a = ReadExtents(fd_a);
   if (!a.ok()) return a.status();
   absl::StatusOr<std::vector<Extent>> b = ReadExtents(fd_b);
   if (!b.ok()) return b.status();
-  return ExtentsShareAll(*a, *b);
+  return SharesAllExtents(*a, *b);
 }
 
 absl::StatusOr<SharingSummary> SummarizeSharing(int fd) {

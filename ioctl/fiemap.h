@@ -41,11 +41,11 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(int fd);
 // differ (after dedupe btrfs often splits one file's extents differently
 // from the other's). Encoded (compressed) extents must match as whole
 // extents: logical, length and physical equal.
-bool ExtentsShareAll(absl::Span<const Extent> a, absl::Span<const Extent> b);
+bool SharesAllExtents(absl::Span<const Extent> a, absl::Span<const Extent> b);
 
-// ReadExtents on both and ExtentsShareAll. True means deduping the two files
+// ReadExtents on both and SharesAllExtents. True means deduping the two files
 // against each other would change nothing.
-absl::StatusOr<bool> ShareAllExtents(int fd_a, int fd_b);
+absl::StatusOr<bool> SharesAllExtents(int fd_a, int fd_b);
 
 // How much of one file is stored in extents marked shared.
 struct SharingSummary {

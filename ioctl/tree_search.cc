@@ -24,13 +24,13 @@ int64_t TimespecNs(const btrfs_timespec& ts) {
 }
 
 // Decodes the little-endian on-disk INODE_ITEM (which may be unaligned).
-ChangedInode DecodeInodeItem(uint64_t ino, const uint8_t* data) {
+InodeItem DecodeInodeItem(uint64_t ino, const uint8_t* data) {
   btrfs_inode_item item;
   memcpy(&item, data, sizeof(item));
-  ChangedInode inode;
+  InodeItem inode;
   inode.ino = ino;
   inode.transid = le64toh(item.transid);
-  inode.generation = le64toh(item.generation);
+  inode.created_generation = le64toh(item.generation);
   inode.size = le64toh(item.size);
   inode.mode = le32toh(item.mode);
   inode.nlink = le32toh(item.nlink);
@@ -40,12 +40,12 @@ ChangedInode DecodeInodeItem(uint64_t ino, const uint8_t* data) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
+absl::StatusOr<std::vector<InodeItem>> ChangedInodesSince(int subvol_fd,
                                                              uint64_t min_generation) {
   if (min_generation == std::numeric_limits<uint64_t>::max()) {
-    return std::vector<ChangedInode>();
+    return std::vector<InodeItem>();
   }
-  std::vector<ChangedInode> changed;
+  std::vector<InodeItem> changed;
   TreeSearchRange range;
   range.min = TreeKey{BTRFS_FIRST_FREE_OBJECTID, BTRFS_INODE_ITEM_KEY, 0};
   // One interval of compound keys, so it also holds the other item types of every
@@ -60,7 +60,7 @@ absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
         if (item.key.type != BTRFS_INODE_ITEM_KEY || item.len < sizeof(btrfs_inode_item)) {
           return;
         }
-        ChangedInode inode = DecodeInodeItem(item.key.objectid, item.data);
+        InodeItem inode = DecodeInodeItem(item.key.objectid, item.data);
         // Block generation > G does not mean this item changed after G.
         if (min_generation == 0 || inode.transid > min_generation) changed.push_back(inode);
       });

@@ -39,10 +39,11 @@ namespace btrdupd {
 inline constexpr uint64_t kSubvolumeRootInode = 256;
 
 // An inode as its INODE_ITEM records it.
-struct ChangedInode {
+struct InodeItem {
   uint64_t ino = 0;
   uint64_t transid = 0;     // transaction that last modified the inode
-  uint64_t generation = 0;  // transaction that created it (tells reused numbers apart)
+  uint64_t created_generation = 0;  // transaction that created it (tells reused numbers
+                                    // apart); `transid` is the last write
   uint64_t size = 0;
   uint32_t mode = 0;        // st_mode: type and permissions
   uint32_t nlink = 0;
@@ -58,7 +59,7 @@ struct ChangedInode {
 // min_transid filters whole tree blocks), so the cost follows the amount of
 // change, not the size of the subvolume. min_generation 0 lists every inode,
 // including those with transid 0 (mkfs leaves the top-level root directory so).
-absl::StatusOr<std::vector<ChangedInode>> ChangedInodesSince(int subvol_fd,
+absl::StatusOr<std::vector<InodeItem>> ChangedInodesSince(int subvol_fd,
                                                              uint64_t min_generation);
 
 // The generation of the subvolume's root as of the last committed transaction

@@ -169,7 +169,7 @@ class DaemonTest : public ::testing::Test {
     absl::StatusOr<UniqueFd> fa = OpenPath(a, O_RDONLY);
     absl::StatusOr<UniqueFd> fb = OpenPath(b, O_RDONLY);
     if (!fa.ok() || !fb.ok()) return false;
-    absl::StatusOr<bool> shared = ShareAllExtents(fa->get(), fb->get());
+    absl::StatusOr<bool> shared = SharesAllExtents(fa->get(), fb->get());
     return shared.ok() && *shared;
   }
 

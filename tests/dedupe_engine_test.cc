@@ -164,7 +164,7 @@ TEST_F(DedupeEngineTest, DedupesIdenticalFilesAndLeavesUniqueSizesUnread) {
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
   EXPECT_EQ(Get(b).reference_id, a);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
   EXPECT_EQ(engine->stats().files_deduped, 1);
   EXPECT_EQ(engine->stats().bytes_shared, 20000u);
 }
@@ -328,7 +328,7 @@ TEST_F(DedupeEngineTest, DestinationThatDiffersIsInvalidatedAndWaits) {
   EXPECT_EQ(rec.hash_state, HashState::kNone);
   EXPECT_EQ(rec.dedupe_state, DedupeState::kPending);
   EXPECT_GT(rec.next_eligible, clock_.Now());
-  EXPECT_FALSE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("a"), P("b")));
   EXPECT_EQ(engine->stats().files_changed, 1);
   EXPECT_EQ(engine->stats().files_skipped, 0);
 }
@@ -369,7 +369,7 @@ TEST_F(DedupeEngineTest, PrefixFilterSavesFullReadsOfEarlyDifferingDecoys) {
                        index_->SizesWithWork(config_.min_file_size, clock_.Now()));
   EXPECT_TRUE(sizes.empty());
   EXPECT_EQ(fs_.bytes_read(P("a")), prefix + size);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 
   // A decoy arriving after the group has full hashes still costs only prefixes.
   const uint64_t before = fs_.bytes_read();
@@ -392,7 +392,7 @@ TEST_F(DedupeEngineTest, LateCopyOfAnUnmatchedDecoyIsFound) {
   ASSERT_EQ(Get(decoy).dedupe_state, DedupeState::kUnique);
   int64_t twin = Add("twin", Bytes(size, 'p', 100, "one"), 14);
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("decoy"), P("twin")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("decoy"), P("twin")));
   EXPECT_EQ(Get(twin).dedupe_state, DedupeState::kDeduped);
 }
 
@@ -418,7 +418,7 @@ TEST_F(DedupeEngineTest, DryRunReportsGroupsAndChangesNoState) {
     EXPECT_EQ(Get(id).dedupe_state, DedupeState::kPending);
     EXPECT_EQ(Get(id).hash_state, HashState::kFull);  // hashing is allowed
   }
-  EXPECT_FALSE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, SmallGroupsUseMaxDedupBatchLargeGroupsDedupBatchSize) {
@@ -499,7 +499,7 @@ TEST_F(DedupeEngineTest, UnreadableFileIsSkippedWithReason) {
   Run(*engine);
   EXPECT_EQ(Get(locked).dedupe_state, DedupeState::kSkipped);
   EXPECT_EQ(Get(locked).skip_kind, SkipKind::kNotPermitted);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, ImmutableCopyBecomesTheReferenceAndIsNeverADestination) {
@@ -524,8 +524,8 @@ TEST_F(DedupeEngineTest, NocowFilesShareOnlyWithNocowFiles) {
   fs_.file(P("nocow")).attrs.nocow = true;
   auto engine = Engine();
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
-  EXPECT_FALSE(fs_.SameExtents(P("a"), P("nocow")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("a"), P("nocow")));
   EXPECT_EQ(Get(nocow).dedupe_state, DedupeState::kSkipped);
   EXPECT_EQ(Get(nocow).skip_kind, SkipKind::kNodatasumMismatch);
 }
@@ -539,7 +539,7 @@ TEST_F(DedupeEngineTest, SwapFileIsNeverReadNorDeduped) {
   Run(*engine);
   EXPECT_EQ(fs_.bytes_read(P("swap")), 0u);
   EXPECT_EQ(Get(swap).dedupe_state, DedupeState::kSkipped);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, ReadOnlySnapshotIsDedupedWithItsFlagUntouched) {
@@ -555,7 +555,7 @@ TEST_F(DedupeEngineTest, ReadOnlySnapshotIsDedupedWithItsFlagUntouched) {
   Run(*engine);
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(s).dedupe_state, DedupeState::kDeduped);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("snap/a")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("snap/a")));
   EXPECT_EQ(read_only_during_calls, std::vector<bool>{true});
   EXPECT_TRUE(fs_.flag_log().empty());
   EXPECT_TRUE(fs_.subvolume("/vol/snap").read_only);
@@ -600,7 +600,7 @@ TEST_F(DedupeEngineTest, ReadOnlySnapshotRefusedWithErofsIsRetriedOnceWithTheFla
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
   EXPECT_EQ(Get(s).dedupe_state, DedupeState::kDeduped);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("snap/a")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("snap/a")));
   ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
   EXPECT_TRUE(pending.empty());
 }
@@ -699,7 +699,7 @@ TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverADestinationNorFlipped) {
   // A copy that cannot be a destination is the reference, so the live copy still shares.
   EXPECT_EQ(Get(r1).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(live).dedupe_state, DedupeState::kDeduped);
-  EXPECT_TRUE(fs_.SameExtents(P("live"), P("recv/r1")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("live"), P("recv/r1")));
   EXPECT_EQ(Get(r2).dedupe_state, DedupeState::kSkipped);
   EXPECT_EQ(Get(r2).skip_kind, SkipKind::kReceivedSnapshot);
 }
@@ -721,8 +721,8 @@ TEST_F(DedupeEngineTest, ReceivedCopyArrivingLaterBecomesTheReference) {
     EXPECT_EQ(Get(id).dedupe_state, DedupeState::kDeduped) << id;
     EXPECT_EQ(Get(id).reference_id, r) << id;
   }
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("recv/a")));
-  EXPECT_TRUE(fs_.SameExtents(P("b"), P("recv/a")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("recv/a")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("b"), P("recv/a")));
   EXPECT_TRUE(fs_.flag_log().empty());
   for (const DedupeRequest& call : backend_.calls()) {
     for (const std::string& dest : call.destination_paths) EXPECT_NE(dest, P("recv/a"));
@@ -758,7 +758,7 @@ TEST_F(DedupeEngineTest, FilesStillWaitingAreNotHashedAndIdleSaysWhenToComeBack)
   EXPECT_EQ(last.next_eligible, clock_.Now() + absl::Minutes(3));
   clock_.Advance(absl::Minutes(5));
   engine->RunUntilIdle().IgnoreError();
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, ReadErrorSkipsTheFileWithReason) {
@@ -770,7 +770,7 @@ TEST_F(DedupeEngineTest, ReadErrorSkipsTheFileWithReason) {
   Run(*engine);
   EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kSkipped);
   EXPECT_EQ(Get(bad).skip_kind, SkipKind::kIoError);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 
   // The periodic dedupe reset gives the file another chance: readable again, it joins.
   fs_.HealReads(P("bad"));
@@ -779,7 +779,7 @@ TEST_F(DedupeEngineTest, ReadErrorSkipsTheFileWithReason) {
   ASSERT_OK(index_->ResetDedupeStates());
   Run(*engine);
   EXPECT_EQ(Get(bad).dedupe_state, DedupeState::kDeduped);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("bad")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("bad")));
 }
 
 TEST_F(DedupeEngineTest, InterruptedHashingRecordsNothing) {
@@ -798,7 +798,7 @@ TEST_F(DedupeEngineTest, InterruptedHashingRecordsNothing) {
   fs_.OnRead(nullptr);
   stop = false;
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, BatchesAreCappedByBytes) {
@@ -938,11 +938,11 @@ TEST_F(DedupeEngineTest, WithoutDedupeAcrossOwnersOnlyFilesOfOneOwnerShareExtent
   fs_.file(P("c")).attrs.owner = 1002;
   auto engine = Engine();
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("a1"), P("a2")));
-  EXPECT_TRUE(fs_.SameExtents(P("b1"), P("b2")));
-  EXPECT_FALSE(fs_.SameExtents(P("a1"), P("b1")));
-  EXPECT_FALSE(fs_.SameExtents(P("c"), P("a1")));
-  EXPECT_FALSE(fs_.SameExtents(P("c"), P("b1")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a1"), P("a2")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("b1"), P("b2")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("a1"), P("b1")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("c"), P("a1")));
+  EXPECT_FALSE(fs_.SharesAllExtents(P("c"), P("b1")));
   EXPECT_EQ(Get(a1).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(b1).dedupe_state, DedupeState::kReference);
   EXPECT_EQ(Get(a2).reference_id, a1);
@@ -961,7 +961,7 @@ TEST_F(DedupeEngineTest, WithoutDedupeAcrossOwnersOnlyFilesOfOneOwnerShareExtent
   int64_t c2 = Add("c2", content, 16);
   fs_.file(P("c2")).attrs.owner = 1002;
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("c"), P("c2")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("c"), P("c2")));
   EXPECT_NE(Get(c2).dedupe_state, DedupeState::kPending);
 }
 
@@ -973,7 +973,7 @@ TEST_F(DedupeEngineTest, ByDefaultFilesOfDifferentOwnersShareExtents) {
   fs_.file(P("b")).attrs.owner = 1001;
   auto engine = Engine();
   Run(*engine);
-  EXPECT_TRUE(fs_.SameExtents(P("a"), P("b")));
+  EXPECT_TRUE(fs_.SharesAllExtents(P("a"), P("b")));
 }
 
 TEST_F(DedupeEngineTest, BackendThatFailsAsAWholeIsAVolumeErrorAndNoFileIsSkipped) {

@@ -51,7 +51,7 @@ TEST_F(DedupeIoctlTest, IdenticalFilesShareAllExtentsAfterDedupe) {
   WriteCopies({"a", "b"}, size, 1);
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
-  ASSERT_OK_AND_ASSIGN(bool shared_before, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared_before, SharesAllExtents(a.get(), b.get()));
   EXPECT_FALSE(shared_before);
 
   const int dests[] = {b.get()};
@@ -62,7 +62,7 @@ TEST_F(DedupeIoctlTest, IdenticalFilesShareAllExtentsAfterDedupe) {
   EXPECT_OK(results[0].error);
 
   Sync();
-  ASSERT_OK_AND_ASSIGN(bool shared_after, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared_after, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared_after);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
   EXPECT_EQ(summary.shared_bytes, summary.mapped_bytes);
@@ -128,7 +128,7 @@ TEST_F(DedupeIoctlTest, DifferenceInALaterChunkKeepsEarlierChunksShared) {
   EXPECT_EQ(results[0].kind, Kind::kDiffers);
   // Two whole 16 MiB chunks matched before the last (8 MiB) one differed.
   EXPECT_EQ(results[0].bytes_deduped, 2 * kDedupeChunkBytes);
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_FALSE(shared);
 }
 
@@ -143,7 +143,7 @@ TEST_F(DedupeIoctlTest, UnalignedTailIsDedupedWhenRangeEndsAtEofOfBoth) {
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
   EXPECT_EQ(results[0].bytes_deduped, size);
   Sync();
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared);
 }
 
@@ -206,7 +206,7 @@ TEST_F(DedupeIoctlTest, MoreDestinationsThanFitOneCallAllDedupe) {
   for (int i = 0; i < kCopies; ++i) {
     EXPECT_EQ(results[i].kind, Kind::kDeduped) << names[i + 1] << ": " << results[i].error;
     EXPECT_EQ(results[i].bytes_deduped, size);
-    ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(source.get(), copies[i].get()));
+    ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(source.get(), copies[i].get()));
     EXPECT_TRUE(shared) << names[i + 1];
   }
 }
@@ -250,7 +250,7 @@ TEST_F(DedupeIoctlTest, DedupeIntoReadOnlySnapshotIsAllowedByBtrfs) {
                        DedupeFile(source.get(), size, dests));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
   Sync();
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(source.get(), frozen.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(source.get(), frozen.get()));
   EXPECT_TRUE(shared);
   ASSERT_OK_AND_ASSIGN(std::string contents, ReadFile(Path("snap/file")));
   EXPECT_TRUE(contents == PatternBytes(size, 10));
@@ -330,7 +330,7 @@ TEST_F(CompressedDedupeIoctlTest, CompressedCopiesShareAllExtentsAfterDedupe) {
   ASSERT_OK_AND_ASSIGN(std::vector<Extent> extents, ReadExtents(a.get()));
   ASSERT_FALSE(extents.empty());
   EXPECT_TRUE(extents[0].encoded);
-  ASSERT_OK_AND_ASSIGN(bool shared_before, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared_before, SharesAllExtents(a.get(), b.get()));
   EXPECT_FALSE(shared_before);
 
   const int dests[] = {b.get()};
@@ -338,7 +338,7 @@ TEST_F(CompressedDedupeIoctlTest, CompressedCopiesShareAllExtentsAfterDedupe) {
                        DedupeFile(a.get(), text.size(), dests));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
   Sync();
-  ASSERT_OK_AND_ASSIGN(bool shared_after, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared_after, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared_after);
   ASSERT_OK_AND_ASSIGN(std::string b_after, ReadFile(Path("b")));
   EXPECT_TRUE(b_after == text);

@@ -146,7 +146,7 @@ absl::StatusOr<bool> Shared(const std::string& a, const std::string& b) {
   if (!fa.ok()) return fa.status();
   absl::StatusOr<UniqueFd> fb = OpenPath(b, O_RDONLY);
   if (!fb.ok()) return fb.status();
-  return ShareAllExtents(fa->get(), fb->get());
+  return SharesAllExtents(fa->get(), fb->get());
 }
 
 class DedupeSafetyTest : public testing::BtrfsTest {

@@ -64,7 +64,7 @@ class ExcludeBtrfsTest : public BtrfsTest {
   bool Shared(const std::string& a, const std::string& b) {
     UniqueFd fa(open(Path(a).c_str(), O_RDONLY | O_CLOEXEC));
     UniqueFd fb(open(Path(b).c_str(), O_RDONLY | O_CLOEXEC));
-    absl::StatusOr<bool> shared = ShareAllExtents(fa.get(), fb.get());
+    absl::StatusOr<bool> shared = SharesAllExtents(fa.get(), fb.get());
     EXPECT_TRUE(shared.ok()) << shared.status();
     return shared.ok() && *shared;
   }

@@ -40,52 +40,52 @@ Extent Encoded(uint64_t logical, uint64_t physical, uint64_t length) {
   return e;
 }
 
-// --- ExtentsShareAll: pure comparison rules ---
+// --- SharesAllExtents: pure comparison rules ---
 
 TEST(ExtentsShareAllTest, SameMappingSplitDifferentlyIsShared) {
   const std::vector<Extent> a = {Plain(0, 1000000, 40 * kMiB)};
   const std::vector<Extent> b = {Plain(0, 1000000, 16 * kMiB),
                                  Plain(16 * kMiB, 1000000 + 16 * kMiB, 24 * kMiB)};
-  EXPECT_TRUE(ExtentsShareAll(a, b));
-  EXPECT_TRUE(ExtentsShareAll(b, a));
+  EXPECT_TRUE(SharesAllExtents(a, b));
+  EXPECT_TRUE(SharesAllExtents(b, a));
 }
 
 TEST(ExtentsShareAllTest, DifferentPhysicalAddressIsNotShared) {
   const std::vector<Extent> a = {Plain(0, 1000000, 8192), Plain(8192, 5000000, 4096)};
   const std::vector<Extent> b = {Plain(0, 1000000, 8192), Plain(8192, 1008192, 4096)};
-  EXPECT_FALSE(ExtentsShareAll(a, b));
+  EXPECT_FALSE(SharesAllExtents(a, b));
 }
 
 TEST(ExtentsShareAllTest, HolesMustMatch) {
   const std::vector<Extent> with_hole = {Plain(0, 100000, 4096), Plain(8192, 108192, 4096)};
   const std::vector<Extent> without = {Plain(0, 100000, 12288)};
-  EXPECT_FALSE(ExtentsShareAll(with_hole, without));
-  EXPECT_TRUE(ExtentsShareAll(with_hole, with_hole));
+  EXPECT_FALSE(SharesAllExtents(with_hole, without));
+  EXPECT_TRUE(SharesAllExtents(with_hole, with_hole));
 }
 
 TEST(ExtentsShareAllTest, ExtraExtentIsNotShared) {
   const std::vector<Extent> a = {Plain(0, 100000, 4096)};
   const std::vector<Extent> b = {Plain(0, 100000, 4096), Plain(4096, 200000, 4096)};
-  EXPECT_FALSE(ExtentsShareAll(a, b));
+  EXPECT_FALSE(SharesAllExtents(a, b));
 }
 
 TEST(ExtentsShareAllTest, EncodedExtentsMustMatchWhole) {
   const std::vector<Extent> a = {Encoded(0, 700000, 131072)};
-  EXPECT_TRUE(ExtentsShareAll(a, a));
+  EXPECT_TRUE(SharesAllExtents(a, a));
   // Compressed extents report the same physical start for every piece, so a
   // piece of one cannot be matched against the whole of the other.
   const std::vector<Extent> pieces = {Encoded(0, 700000, 65536), Encoded(65536, 700000, 65536)};
-  EXPECT_FALSE(ExtentsShareAll(a, pieces));
+  EXPECT_FALSE(SharesAllExtents(a, pieces));
 }
 
 TEST(ExtentsShareAllTest, EmptyInlineDelallocAndUnknownAreNotComparable) {
   const std::vector<Extent> none;
-  EXPECT_FALSE(ExtentsShareAll(none, none));
+  EXPECT_FALSE(SharesAllExtents(none, none));
   for (bool Extent::*flag : {&Extent::inline_data, &Extent::delalloc, &Extent::unknown}) {
     Extent e = Plain(0, 0, 4096);
     e.*flag = true;
     const std::vector<Extent> list = {e};
-    EXPECT_FALSE(ExtentsShareAll(list, list));
+    EXPECT_FALSE(SharesAllExtents(list, list));
   }
 }
 
@@ -118,7 +118,7 @@ TEST_F(FiemapIoctlTest, ReflinkCopySharesAllExtents) {
   ASSERT_OK(RunChecked({"cp", "--reflink=always", Path("a"), Path("b")}));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
   EXPECT_TRUE(summary.comparable);
@@ -131,7 +131,7 @@ TEST_F(FiemapIoctlTest, IndependentCopiesDoNotShare) {
   ASSERT_OK(WritePatternFile(Path("b"), 4 * kMiB, 3));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_FALSE(shared);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(a.get()));
   EXPECT_EQ(summary.shared_bytes, 0u);
@@ -147,7 +147,7 @@ TEST_F(FiemapIoctlTest, OverwritingOneBlockOfACloneBreaksFullSharing) {
   }
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(a.get(), b.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_FALSE(shared);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
   EXPECT_EQ(summary.shared_bytes, summary.mapped_bytes - 4096);
@@ -159,7 +159,7 @@ TEST_F(FiemapIoctlTest, TinyFileIsInlineAndNotComparable) {
   ASSERT_OK_AND_ASSIGN(std::vector<Extent> extents, ReadExtents(fd.get()));
   ASSERT_EQ(extents.size(), 1u);
   EXPECT_TRUE(extents[0].inline_data);
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(fd.get(), fd.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(fd.get(), fd.get()));
   EXPECT_FALSE(shared);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(fd.get()));
   EXPECT_FALSE(summary.comparable);
@@ -193,7 +193,7 @@ TEST_F(FiemapIoctlTest, SparseFileWithManyExtentsIsReadInSeveralCalls) {
   }
   EXPECT_TRUE(extents.back().last);
   ASSERT_OK_AND_ASSIGN(UniqueFd clone, OpenPath(Path("clone"), O_RDONLY));
-  ASSERT_OK_AND_ASSIGN(bool shared, ShareAllExtents(fd.get(), clone.get()));
+  ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(fd.get(), clone.get()));
   EXPECT_TRUE(shared);
 }
 

@@ -38,7 +38,7 @@ TEST_F(ModeOptionsTest, DryRunDaemonIsRefusedAndSharesNothing) {
   EXPECT_TRUE(absl::StrContains(r->stderr_text, "--dry-run")) << r->stderr_text;
   UniqueFd a(open(Path("a").c_str(), O_RDONLY | O_CLOEXEC));
   UniqueFd b(open(Path("b").c_str(), O_RDONLY | O_CLOEXEC));
-  absl::StatusOr<bool> shared = ShareAllExtents(a.get(), b.get());
+  absl::StatusOr<bool> shared = SharesAllExtents(a.get(), b.get());
   ASSERT_TRUE(shared.ok()) << shared.status();
   EXPECT_FALSE(*shared);
   EXPECT_NE(access(Path(".btrdupd").c_str(), F_OK), 0) << "the volume was opened";
@@ -56,7 +56,7 @@ TEST_F(ModeOptionsTest, QuietRunPrintsNothingButErrors) {
   EXPECT_EQ(r->stderr_text, "");
   UniqueFd a(open(Path("a").c_str(), O_RDONLY | O_CLOEXEC));
   UniqueFd b(open(Path("b").c_str(), O_RDONLY | O_CLOEXEC));
-  absl::StatusOr<bool> shared = ShareAllExtents(a.get(), b.get());
+  absl::StatusOr<bool> shared = SharesAllExtents(a.get(), b.get());
   ASSERT_TRUE(shared.ok()) << shared.status();
   EXPECT_TRUE(*shared) << "a quiet run still works";
 

@@ -98,7 +98,7 @@ class OneShotTest : public BtrfsTest {
   }
 
   bool Shared(absl::string_view a, absl::string_view b) {
-    return ExtentsShareAll(ExtentsOf(Path(a)), ExtentsOf(Path(b)));
+    return SharesAllExtents(ExtentsOf(Path(a)), ExtentsOf(Path(b)));
   }
 
   void ExpectContentsIntact() {
@@ -161,13 +161,13 @@ TEST_F(OneShotTest, NextRunDoesNotSeeThisRunsOwnDedupesAsChanges) {
   index.reset();
   const int root = open(mount_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(root, 0);
-  absl::StatusOr<std::vector<ChangedInode>> changed = ChangedInodesSince(root, since);
+  absl::StatusOr<std::vector<InodeItem>> changed = ChangedInodesSince(root, since);
   close(root);
   ASSERT_TRUE(changed.ok()) << changed.status();
   for (const char* name : {"big/a", "big/b", "big/c", "sp ace/x", "odd\nname"}) {
     struct stat st;
     ASSERT_EQ(lstat(Path(name).c_str(), &st), 0) << name;
-    for (const ChangedInode& c : *changed) EXPECT_NE(c.ino, st.st_ino) << name;
+    for (const InodeItem& c : *changed) EXPECT_NE(c.ino, st.st_ino) << name;
   }
 }
 

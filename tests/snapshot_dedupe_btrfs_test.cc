@@ -91,7 +91,7 @@ class SnapshotDedupeBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     absl::StatusOr<UniqueFd> fa = OpenPath(Path(a), O_RDONLY);
     absl::StatusOr<UniqueFd> fb = OpenPath(Path(b), O_RDONLY);
     if (!fa.ok() || !fb.ok()) return false;
-    absl::StatusOr<bool> shared = ShareAllExtents(fa->get(), fb->get());
+    absl::StatusOr<bool> shared = SharesAllExtents(fa->get(), fb->get());
     return shared.ok() && *shared;
   }
 

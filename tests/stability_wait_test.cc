@@ -60,7 +60,7 @@ class StabilityWaitTest : public BtrfsTest {
   bool Shared() {
     UniqueFd a(open(Path("a").c_str(), O_RDONLY | O_CLOEXEC));
     UniqueFd b(open(Path("b").c_str(), O_RDONLY | O_CLOEXEC));
-    absl::StatusOr<bool> shared = ShareAllExtents(a.get(), b.get());
+    absl::StatusOr<bool> shared = SharesAllExtents(a.get(), b.get());
     EXPECT_TRUE(shared.ok()) << shared.status();
     return shared.ok() && *shared;
   }

@@ -58,9 +58,9 @@ class TreeSearchIoctlTest : public btrdupd::testing::BtrfsTest {
     return SubvolumeGeneration(root_.get());
   }
 
-  static std::vector<uint64_t> Inos(const std::vector<ChangedInode>& inodes) {
+  static std::vector<uint64_t> Inos(const std::vector<InodeItem>& inodes) {
     std::vector<uint64_t> inos;
-    for (const ChangedInode& inode : inodes) inos.push_back(inode.ino);
+    for (const InodeItem& inode : inodes) inos.push_back(inode.ino);
     return inos;
   }
 
@@ -72,11 +72,11 @@ class TreeSearchIoctlTest : public btrdupd::testing::BtrfsTest {
 TEST_F(TreeSearchIoctlTest, ChangedInodeCarriesModeAndLinkCount) {
   ASSERT_OK(WritePatternFile(Path("f"), 12345, 4));
   ASSERT_OK(SyncFilesystem(root_.get()));
-  ASSERT_OK_AND_ASSIGN(std::vector<ChangedInode> all, ChangedInodesSince(root_.get(), 0));
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeItem> all, ChangedInodesSince(root_.get(), 0));
   struct stat st;
   ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
   auto file = std::find_if(all.begin(), all.end(),
-                           [&](const ChangedInode& c) { return c.ino == st.st_ino; });
+                           [&](const InodeItem& c) { return c.ino == st.st_ino; });
   ASSERT_NE(file, all.end());
   EXPECT_EQ(file->mode, st.st_mode);
   EXPECT_EQ(file->nlink, 1u);
@@ -84,7 +84,7 @@ TEST_F(TreeSearchIoctlTest, ChangedInodeCarriesModeAndLinkCount) {
 
 TEST_F(TreeSearchIoctlTest, FreshRootDirectoryIsReportedFromGenerationZero) {
   // mkfs leaves the root directory's INODE_ITEM with transid 0.
-  ASSERT_OK_AND_ASSIGN(std::vector<ChangedInode> all, ChangedInodesSince(root_.get(), 0));
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeItem> all, ChangedInodesSince(root_.get(), 0));
   ASSERT_FALSE(all.empty());
   EXPECT_EQ(all.front().ino, kSubvolumeRootInode);
   EXPECT_TRUE(all.front().is_directory());
@@ -100,7 +100,7 @@ TEST_F(TreeSearchIoctlTest, UncommittedChangeIsFoundOncePastGenerationIsCommitte
   ASSERT_OK_AND_ASSIGN(uint64_t next_start, SubvolumeGeneration(root_.get()));
   EXPECT_EQ(next_start, g);
   ASSERT_OK(SyncFilesystem(root_.get()));
-  ASSERT_OK_AND_ASSIGN(std::vector<ChangedInode> changed,
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeItem> changed,
                        ChangedInodesSince(root_.get(), next_start));
   ASSERT_OK_AND_ASSIGN(const uint64_t late, Ino("late"));
   EXPECT_THAT(Inos(changed), Contains(late));
@@ -118,7 +118,7 @@ TEST_F(TreeSearchIoctlTest, ManyChangesSpanSeveralSearchCalls) {
     expected.push_back(ino);
   }
   ASSERT_OK(SyncFilesystem(root_.get()));
-  ASSERT_OK_AND_ASSIGN(std::vector<ChangedInode> changed, ChangedInodesSince(root_.get(), g));
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeItem> changed, ChangedInodesSince(root_.get(), g));
   const std::vector<uint64_t> inos = Inos(changed);
   for (uint64_t ino : expected) ASSERT_THAT(inos, Contains(ino));
   EXPECT_EQ(inos.size(), expected.size() + 1);  // + "many"; the root did not change

@@ -162,7 +162,7 @@ class TrustRaceTest : public testing::BtrfsTest, public ::testing::WithParamInte
     absl::StatusOr<UniqueFd> fa = OpenPath(Path(a), O_RDONLY);
     absl::StatusOr<UniqueFd> fb = OpenPath(Path(b), O_RDONLY);
     if (!fa.ok() || !fb.ok()) return false;
-    absl::StatusOr<bool> shared = ShareAllExtents(fa->get(), fb->get());
+    absl::StatusOr<bool> shared = SharesAllExtents(fa->get(), fb->get());
     return shared.ok() && *shared;
   }
 

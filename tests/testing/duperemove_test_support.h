@@ -71,7 +71,7 @@ inline std::vector<Extent> ExtentsOfPath(const std::string& path) {
 }
 
 inline bool SharedPaths(const std::string& a, const std::string& b) {
-  return ExtentsShareAll(ExtentsOfPath(a), ExtentsOfPath(b));
+  return SharesAllExtents(ExtentsOfPath(a), ExtentsOfPath(b));
 }
 
 // A request naming files of the volume mounted at `root` by absolute path (a missing

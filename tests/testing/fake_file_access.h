@@ -110,7 +110,7 @@ class FakeFileAccess : public FileAccess {
   }
   int opens() const { return opens_; }
 
-  bool SameExtents(const std::string& a, const std::string& b) const {
+  bool SharesAllExtents(const std::string& a, const std::string& b) const {
     return files_.at(a).extent_id == files_.at(b).extent_id;
   }
 
@@ -166,7 +166,7 @@ class FakeFileAccess : public FileAccess {
     absl::Status found = Check(a, "fiemap");
     if (found.ok()) found = Check(b, "fiemap");
     if (!found.ok()) return found;
-    return SameExtents(a.display, b.display);
+    return SharesAllExtents(a.display, b.display);
   }
 
   absl::StatusOr<bool> HasSharedExtents(const FileRef& ref) override {
