@@ -103,6 +103,9 @@ absl::StatusOr<StepResult> DedupeEngine::RunUntilIdle(
 absl::StatusOr<StepResult> DedupeEngine::Step() {
   const absl::Time now = clock_->Now();
   if (!in_pass_) {
+    // Waits stored before the wall clock was stepped back end no later than their own
+    // length from now (VolumeIndex::ClampStabilityWaits).
+    RETURN_IF_ERROR(index_->ClampStabilityWaits(now, ToStabilityPolicy(config_)).status());
     ASSIGN_OR_RETURN(std::vector<uint64_t> sizes,
                      index_->SizesWithWork(config_.min_file_size, now));
     sizes_.assign(sizes.begin(), sizes.end());

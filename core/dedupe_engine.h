@@ -10,7 +10,9 @@
 // (VolumeIndex::SizesWithWork), one size group at a time (only that group is in memory);
 // when the pass is over Step() returns kIdle with the time the next waiting file becomes
 // eligible. The next Step() after kIdle starts a new pass: callers should sleep until
-// `next_eligible` or until the scanner changed the index before calling again.
+// `next_eligible` or until the scanner changed the index before calling again. A pass
+// starts by bringing back stability waits that a wall clock stepped back would stretch
+// (VolumeIndex::ClampStabilityWaits), so a step back of a day delays no file by a day.
 //
 // Pipeline per size group (sizes >= min_file_size shared by >= 2 tracked files):
 //  1. Hash the eligible members (next_eligible <= now). Members of the same inode (hard

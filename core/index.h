@@ -291,6 +291,15 @@ class VolumeIndex {
   // next_eligible becomes `now` (last_changed and backoff level are kept). For one-shot
   // `--no-wait`, where the user says every current file is stable.
   virtual absl::Status EndStabilityWaits(absl::Time now) = 0;
+  // Clock steps: no kPending file waits longer than `now` plus the wait of its backoff
+  // level under `policy` (WaitForLevel). A next_eligible stored beyond that bound (written
+  // before the wall clock was stepped back, so the file would wait the size of the step
+  // longer; or under a longer configured wait) is set to the bound; last_changed and the
+  // level are kept. A clock stepped forward needs nothing: those waits are simply over.
+  // Returns how many files were brought back. Cost: one range scan of files_pending over
+  // the files that wait longer than the shortest wait (none after a step back of 0).
+  virtual absl::StatusOr<int64_t> ClampStabilityWaits(absl::Time now,
+                                                      const StabilityPolicy& policy) = 0;
 
   // `hash` must be empty for kNone and non-empty otherwise. kFull resets the backoff
   // level to 0. NotFound if no such file.

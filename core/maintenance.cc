@@ -67,6 +67,13 @@ absl::StatusOr<MaintenanceTimes> LoadMaintenanceTimes(VolumeIndex& index,
   absl::StatusOr<std::optional<absl::Time>> reset = ReadTime(index, kMetaLastDedupeReset);
   if (!reset.ok()) return reset.status();
   times.last_dedupe_reset = *reset;
+  // A time recorded before the wall clock was stepped back counts as now, so the next
+  // job is due at most one interval from now, not the size of the step later.
+  times.since = std::min(times.since, now);
+  if (times.last_vacuum.has_value()) times.last_vacuum = std::min(*times.last_vacuum, now);
+  if (times.last_dedupe_reset.has_value()) {
+    times.last_dedupe_reset = std::min(*times.last_dedupe_reset, now);
+  }
   return times;
 }
 

@@ -61,7 +61,10 @@ MaintenanceTask DueMaintenance(const MaintenanceTimes& times,
                                const MaintenancePolicy& policy, absl::Time now);
 
 // Reads the times from `index`; the first call on a database records `now` as
-// kMetaMaintenanceSince.
+// kMetaMaintenanceSince. Clock steps: a recorded time later than `now` (the wall clock
+// was stepped back since) is read as `now`, so no job is put off by the size of the
+// step; a clock stepped forward makes the jobs due at once, each once (running one
+// records the new time).
 absl::StatusOr<MaintenanceTimes> LoadMaintenanceTimes(VolumeIndex& index, absl::Time now);
 
 // Runs `task` on `index` and records `now` as its time (kNone does nothing).

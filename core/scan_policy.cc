@@ -1,5 +1,6 @@
 #include "core/scan_policy.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -34,7 +35,10 @@ absl::Time NextFullScanTime(const FullScanState& state, const VolumeConfig& conf
                             absl::Time now, absl::TimeZone zone) {
   if (!state.ever_completed || state.pending) return now;
   if (!state.wanted) return absl::InfiniteFuture();
-  absl::Time earliest = state.last_full + absl::Hours(config.min_hours_between_full_scans);
+  // A last full scan recorded "in the future" (the clock was stepped back since) counts
+  // as now: the wait is min_hours_between_full_scans, not that plus the step.
+  absl::Time earliest = std::min(state.last_full, now) +
+                        absl::Hours(config.min_hours_between_full_scans);
   if (earliest < now) earliest = now;
   const absl::TimeZone::CivilInfo info = zone.At(earliest);
   if (info.cs.hour() == config.full_scan_hour) return earliest;
@@ -46,11 +50,11 @@ absl::Time NextFullScanTime(const FullScanState& state, const VolumeConfig& conf
 }
 
 absl::Time MissedFullScanTime(const FullScanState& state, const VolumeConfig& config,
-                              absl::TimeZone zone) {
+                              absl::Time now, absl::TimeZone zone) {
   if (!state.wanted || !state.ever_completed || state.pending) return absl::InfiniteFuture();
   absl::Time from = state.wanted_since;
   if (from == absl::InfinitePast()) from = state.last_full;  // recorded by an older release
-  return NextFullScanTime(state, config, from, zone);
+  return NextFullScanTime(state, config, std::min(from, now), zone);
 }
 
 absl::StatusOr<absl::Time> NextFullScanDue(VolumeIndex* index, const VolumeConfig& config,

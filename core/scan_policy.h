@@ -57,8 +57,11 @@ absl::Time NextFullScanTime(const FullScanState& state, const VolumeConfig& conf
 // min_hours_between_full_scans after the last full scan and not before the gap was
 // seen. A time at or before `now` means it was missed and is due now.
 // InfiniteFuture() when none is wanted.
+// Clock steps (both functions): a last full scan or a gap recorded later than `now`
+// (the wall clock was stepped back since) counts as seen `now`, so the schedule is not
+// put off by the size of the step; a clock stepped forward makes a wanted scan due.
 absl::Time MissedFullScanTime(const FullScanState& state, const VolumeConfig& config,
-                              absl::TimeZone zone);
+                              absl::Time now, absl::TimeZone zone);
 
 // The same, read from the index (for the daemon's schedule and its status reply).
 absl::StatusOr<absl::Time> NextFullScanDue(VolumeIndex* index, const VolumeConfig& config,

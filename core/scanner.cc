@@ -77,7 +77,7 @@ absl::StatusOr<ScanReport> Scanner::Run(ScanMode mode) {
       mode == ScanMode::kForceFull || excludes_changed ||
       NextFullScanTime(*state, config_, start, options_.time_zone) <= start ||
       (options_.catch_up_missed_full_scan &&
-       MissedFullScanTime(*state, config_, options_.time_zone) <= start);
+       MissedFullScanTime(*state, config_, start, options_.time_zone) <= start);
   const ExcludeList exclude_list = ExcludeList::Parse(config_.exclude).value_or(ExcludeList());
   report.kind = full ? ScanKind::kFull : ScanKind::kIncremental;
 

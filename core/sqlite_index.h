@@ -69,6 +69,8 @@ class SqliteVolumeIndex : public VolumeIndex {
   absl::StatusOr<std::vector<FileRecord>> FilesOfSize(uint64_t size) override;
   absl::StatusOr<std::optional<absl::Time>> NextEligibleAfter(absl::Time now) override;
   absl::Status EndStabilityWaits(absl::Time now) override;
+  absl::StatusOr<int64_t> ClampStabilityWaits(absl::Time now,
+                                              const StabilityPolicy& policy) override;
 
   absl::Status SetHash(int64_t file_id, HashState state, absl::string_view hash) override;
   absl::Status InvalidateFile(int64_t file_id, absl::Time now,

@@ -265,6 +265,24 @@ absl::Status SqliteVolumeIndex::EndStabilityWaits(absl::Time now) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> SqliteVolumeIndex::ClampStabilityWaits(
+    absl::Time now, const StabilityPolicy& policy) {
+  // WaitForLevel in SQL: min(initial << level, max_backoff) in seconds. The shift stops
+  // at 30: .btrdupd.conf bounds initial_wait below 2^25 s and max_backoff below 2^25 s,
+  // so initial << 30 never overflows and is past any cap once initial >= 1 s.
+  const int64_t initial = absl::ToInt64Seconds(policy.initial_wait);
+  const int64_t cap = absl::ToInt64Seconds(policy.max_backoff);
+  ASSIGN_OR_RETURN(
+      Statement q,
+      statements_.Get("UPDATE files INDEXED BY files_pending "
+                      "SET next_eligible = ?1 + min(?2 << min(backoff, 30), ?3) "
+                      "WHERE dedupe_state = 0 AND next_eligible > ?1 + ?4 "
+                      "AND next_eligible > ?1 + min(?2 << min(backoff, 30), ?3)"));
+  q.Bind(1, Seconds(now)).Bind(2, initial).Bind(3, cap).Bind(4, std::min(initial, cap));
+  RETURN_IF_ERROR(q.Run());
+  return static_cast<int64_t>(sqlite3_changes(db_->get()));
+}
+
 absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
                                         absl::string_view hash) {
   if ((state == HashState::kNone) != hash.empty()) {

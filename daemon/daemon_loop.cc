@@ -88,6 +88,8 @@ class Daemon {
 
 absl::Time Daemon::MaybeWriteMetrics(absl::Time now) {
   if (options_.metrics_file.empty()) return absl::InfiniteFuture();
+  // A clock stepped back does not put the next write off by the size of the step.
+  next_metrics_ = std::min(next_metrics_, now + options_.metrics_interval);
   if (now < next_metrics_) return next_metrics_;
   std::vector<VolumeMetrics> all;
   for (auto& vol : volumes_) all.push_back(vol->Metrics(now));

@@ -160,6 +160,20 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
   UnitResult result;
   result.worked = true;
   result.changes_found = report->kind == ScanKind::kFull || changes > 0;
+  // The wall clock went back since the last check (NTP stepped it): what the volume
+  // sleeps for was computed before the step. Reload the maintenance times (read back as
+  // at most now) and run a pass, which brings back the stored stability waits
+  // (DedupeEngine, VolumeIndex::ClampStabilityWaits) and computes the sleep anew.
+  const absl::Time now = clock_->Now();
+  if (now < last_change_check_) {
+    LogInfo(display_path_, "the clock went back by %s: recomputing waits and schedules",
+            absl::FormatDuration(last_change_check_ - now));
+    absl::StatusOr<MaintenanceTimes> times = LoadMaintenanceTimes(*session_->index(), now);
+    if (!times.ok()) return times.status();
+    maintenance_ = *times;
+    result.changes_found = true;
+  }
+  last_change_check_ = now;
   if (result.changes_found) {
     metrics_stale_ = true;
     idle_until_.reset();

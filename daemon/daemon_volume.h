@@ -10,6 +10,8 @@
 //                  restores read-only flags a killed run left), read maintenance times;
 //   ChangeCheck()  one change-detection pass (the scanner decides incremental or full);
 //                  first checks the volume is still the filesystem that was opened;
+//                  a clock stepped back since the last check wakes the volume for a
+//                  pass (stored waits and schedules are recomputed from the new now);
 //   WorkUnit()     one engine step; when the engine is idle and maintenance is due
 //                  (dedupe-state reset, VACUUM), that is the unit instead. The volume
 //                  only goes to sleep after a whole pass that found nothing to do (a
@@ -151,6 +153,9 @@ class DaemonVolume {
   std::optional<VolumeMetrics> metrics_;  // the last index figures, while still true
   bool metrics_stale_ = true;
   bool pass_did_work_ = false;  // the engine's current pass did some work
+  // When the last change check ran: a later check that reads an earlier time saw the
+  // clock stepped back.
+  absl::Time last_change_check_ = absl::InfinitePast();
 };
 
 }  // namespace btrdupd
