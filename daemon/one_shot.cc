@@ -330,9 +330,6 @@ std::string FormatSummary(absl::string_view volume, const VolumeSummary& summary
   if (!summary.maintenance.empty()) {
     parts.push_back(absl::StrCat("maintenance: ", absl::StrJoin(summary.maintenance, ", ")));
   }
-  if (!summary.maintenance.empty()) {
-    parts.push_back(absl::StrCat("maintenance: ", absl::StrJoin(summary.maintenance, ", ")));
-  }
   if (summary.stopped) parts.push_back("interrupted");
   return absl::StrCat(volume, ": ", absl::StrJoin(parts, "; "));
 }

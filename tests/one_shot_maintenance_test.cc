@@ -81,6 +81,10 @@ TEST_F(OneShotMaintenanceTest, DueVacuumAndDedupeResetRunInAOneShotRun) {
                                 "maintenance: dedupe states reset (all verified again), "
                                 "database vacuumed"))
       << later.stdout_text;
+  // Said once in the summary line, not twice.
+  const size_t first_maintenance = later.stdout_text.find("maintenance:");
+  EXPECT_EQ(later.stdout_text.find("maintenance:", first_maintenance + 1), std::string::npos)
+      << later.stdout_text;
   EXPECT_TRUE(absl::StrContains(later.stdout_text, "1 already shared")) << later.stdout_text;
   EXPECT_TRUE(Meta(kMetaLastVacuum).has_value());
   EXPECT_TRUE(Meta(kMetaLastDedupeReset).has_value());
