@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -26,11 +27,13 @@
 #include "daemon/real_volume_fs.h"
 #include "ioctl/dedupe.h"
 #include "ioctl/directory.h"
+#include "ioctl/errno_status.h"
 #include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/index_contents.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -52,22 +55,22 @@ class ScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     BtrfsTest::SetUp();
     if (HasFatalFailure()) return;
     ASSERT_EQ(mkdir(Path(".btrdupd").c_str(), 0700), 0);
-    index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
-    absl::StatusOr<std::unique_ptr<RealVolumeFs>> fs = RealVolumeFs::Open(mount_path());
-    ASSERT_TRUE(fs.ok()) << fs.status();
-    fs_ = std::move(*fs);
+    // Databases outside the volume (clean scans, another root) go to a directory of this
+    // test's own: a name shared by two tests would hand the second one the first one's
+    // rows as its "fresh" database.
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/scan-XXXXXX");
+    ASSERT_NE(mkdtemp(dir.data()), nullptr);
+    db_dir_ = dir;
+    ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(Path(".btrdupd/btrdupd.db")));
+    ASSERT_OK_AND_ASSIGN(fs_, RealVolumeFs::Open(mount_path()));
   }
 
   void TearDown() override {
     index_.reset();
     fs_.reset();
     BtrfsTest::TearDown();
-  }
-
-  std::unique_ptr<VolumeIndex> OpenIndex(const std::string& path) {
-    absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path);
-    EXPECT_TRUE(index.ok()) << index.status();
-    return index.ok() ? std::move(*index) : nullptr;
+    if (!db_dir_.empty()) RunChecked({"rm", "-rf", db_dir_}).IgnoreError();
   }
 
   ScanOptions Options() {
@@ -76,79 +79,75 @@ class ScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     return options;
   }
 
-  ScanReport Scan(ScanMode mode = ScanMode::kAuto, VolumeIndex* index = nullptr) {
+  // A pass into `index` (the volume's own by default); an error reported for any file
+  // fails it too.
+  absl::StatusOr<ScanReport> Scan(ScanMode mode = ScanMode::kAuto,
+                                  VolumeIndex* index = nullptr) {
     Scanner scanner(fs_.get(), index != nullptr ? index : index_.get(), config_, &clock_,
                     Options());
-    absl::StatusOr<ScanReport> report = scanner.Run(mode);
-    EXPECT_TRUE(report.ok()) << report.status();
-    if (report.ok()) {
-      for (const std::string& error : report->first_errors) ADD_FAILURE() << error;
+    ASSIGN_OR_RETURN(ScanReport report, scanner.Run(mode));
+    if (!report.first_errors.empty()) {
+      return absl::InternalError(absl::StrCat("the pass reported errors, first: ",
+                                              report.first_errors.front()));
     }
-    return report.ok() ? *report : ScanReport();
-  }
-
-  Contents ContentsOf(VolumeIndex* index) {
-    absl::StatusOr<Contents> contents = IndexContents(index);
-    EXPECT_TRUE(contents.ok()) << contents.status();
-    return contents.ok() ? *contents : Contents();
+    return report;
   }
 
   // A clean full scan into a fresh database outside the volume.
-  Contents CleanScan() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    const std::string db = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/clean", getpid(),
-                                        "-", ++clean_, ".db");
-    std::unique_ptr<VolumeIndex> fresh = OpenIndex(db);
-    Scan(ScanMode::kAuto, fresh.get());
-    return ContentsOf(fresh.get());
+  absl::StatusOr<Contents> CleanScan() {
+    ASSIGN_OR_RETURN(std::unique_ptr<VolumeIndex> fresh,
+                     VolumeIndex::Open(absl::StrCat(db_dir_, "/clean-", ++clean_, ".db")));
+    RETURN_IF_ERROR(Scan(ScanMode::kAuto, fresh.get()).status());
+    return IndexContents(fresh.get());
   }
 
-  void Sync() { ASSERT_EQ(syncfs_fd(), 0); }
-  int syncfs_fd() {
-    int fd = open(mount_path().c_str(), O_RDONLY | O_DIRECTORY);
-    int rc = syncfs(fd);
-    close(fd);
-    return rc;
+  absl::Status Sync() {
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenPath(mount_path(), O_RDONLY | O_DIRECTORY));
+    if (syncfs(fd.get()) != 0) return ErrnoToStatus(errno, "syncfs");
+    return absl::OkStatus();
   }
 
-  void Write(const std::string& relative, uint64_t size, uint64_t seed = 1) {
-    ASSERT_TRUE(WritePatternFile(Path(relative), size, seed).ok()) << relative;
+  absl::Status Write(const std::string& relative, uint64_t size, uint64_t seed = 1) {
+    return WritePatternFile(Path(relative), size, seed);
   }
-  void Mkdir(const std::string& relative) {
-    ASSERT_EQ(mkdir(Path(relative).c_str(), 0755), 0) << relative;
+  absl::Status Mkdir(const std::string& relative) {
+    if (mkdir(Path(relative).c_str(), 0755) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("mkdir ", relative));
+    }
+    return absl::OkStatus();
   }
-  void Btrfs(const std::vector<std::string>& args) {
+  absl::Status Btrfs(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"btrfs"};
     argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<std::string> out = RunChecked(argv);
-    ASSERT_TRUE(out.ok()) << out.status();
+    return RunChecked(argv).status();
   }
 
   FakeClock clock_;
   VolumeConfig config_;
   std::unique_ptr<RealVolumeFs> fs_;
   std::unique_ptr<VolumeIndex> index_;
+  std::string db_dir_;  // this test's databases outside the volume
   int clean_ = 0;
 };
 
 TEST_F(ScanBtrfsTest, FullScanFindsExactlyTheRegularFilesAtLeastMinSize) {
-  Write("big", 9000);
-  Write("exact", 8192);
-  Write("small", 8191);
-  Write("tiny", 10);
+  ASSERT_OK(Write("big", 9000));
+  ASSERT_OK(Write("exact", 8192));
+  ASSERT_OK(Write("small", 8191));
+  ASSERT_OK(Write("tiny", 10));
   ASSERT_EQ(symlink("big", Path("link").c_str()), 0);
   ASSERT_EQ(mkfifo(Path("fifo").c_str(), 0600), 0);
-  Mkdir("a");
-  Mkdir("a/b");
-  Write("a/b/deep", 100000);
-  Write(".btrdupd/other", 50000);  // next to the database: never indexed
-  Mkdir("a/.btrdupd");
-  Write("a/.btrdupd/kept", 9000);  // only the one at the volume root is special
+  ASSERT_OK(Mkdir("a"));
+  ASSERT_OK(Mkdir("a/b"));
+  ASSERT_OK(Write("a/b/deep", 100000));
+  ASSERT_OK(Write(".btrdupd/other", 50000));  // next to the database: never indexed
+  ASSERT_OK(Mkdir("a/.btrdupd"));
+  ASSERT_OK(Write("a/.btrdupd/kept", 9000));  // only the one at the volume root is special
 
-  ScanReport report = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.kind, ScanKind::kFull);
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   std::vector<std::string> paths;
   for (const auto& [path, file] : contents) paths.push_back(path);
   EXPECT_EQ(paths, (std::vector<std::string>{"a/.btrdupd/kept", "a/b/deep", "big", "exact"}));
@@ -160,19 +159,19 @@ TEST_F(ScanBtrfsTest, FullScanFindsExactlyTheRegularFilesAtLeastMinSize) {
 }
 
 TEST_F(ScanBtrfsTest, DescendsIntoNestedSubvolumesButNotIntoOtherMounts) {
-  Mkdir("home");
-  Btrfs({"subvolume", "create", Path("home/sub")});
-  Write("home/sub/inside", 10000);
-  Btrfs({"subvolume", "create", Path("home/sub/deeper")});
-  Write("home/sub/deeper/more", 10000);
-  Mkdir("mnt");
+  ASSERT_OK(Mkdir("home"));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("home/sub")}));
+  ASSERT_OK(Write("home/sub/inside", 10000));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("home/sub/deeper")}));
+  ASSERT_OK(Write("home/sub/deeper/more", 10000));
+  ASSERT_OK(Mkdir("mnt"));
   ASSERT_TRUE(RunChecked({"mount", "-t", "tmpfs", "tmpfs", Path("mnt")}).ok());
   absl::Cleanup unmount = [this] { (void)RunChecked({"umount", Path("mnt")}); };
-  Write("mnt/on-tmpfs", 10000);
+  ASSERT_OK(Write("mnt/on-tmpfs", 10000));
 
-  Scan();
+  ASSERT_OK(Scan());
 
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   EXPECT_EQ(contents.count("home/sub/inside"), 1u);
   EXPECT_EQ(contents.count("home/sub/deeper/more"), 1u);
   EXPECT_EQ(contents.count("mnt/on-tmpfs"), 0u);
@@ -180,53 +179,56 @@ TEST_F(ScanBtrfsTest, DescendsIntoNestedSubvolumesButNotIntoOtherMounts) {
   EXPECT_NE(contents["home/sub/deeper/more"].subvol_id, contents["home/sub/inside"].subvol_id);
 
   // Changes on both sides: the incremental pass still never enters the tmpfs.
-  Write("mnt/on-tmpfs-2", 10000);
-  Write("home/sub/inside-2", 10000);
-  Sync();
-  ScanReport report = Scan();
+  ASSERT_OK(Write("mnt/on-tmpfs-2", 10000));
+  ASSERT_OK(Write("home/sub/inside-2", 10000));
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
   EXPECT_EQ(report.kind, ScanKind::kIncremental);
-  contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(contents, IndexContents(index_.get()));
   EXPECT_EQ(contents.count("home/sub/inside-2"), 1u);
   EXPECT_EQ(contents.count("mnt/on-tmpfs-2"), 0u);
-  EXPECT_EQ(contents, CleanScan());
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
 }
 
 TEST_F(ScanBtrfsTest, IncrementalPassEqualsACleanScanAfterEveryKindOfChange) {
-  Btrfs({"subvolume", "create", Path("data")});
-  Btrfs({"subvolume", "create", Path("scratch")});
-  Write("scratch/tmp", 20000);
-  for (const char* dir : {"data/d1", "data/d1/inner", "data/d2", "top"}) Mkdir(dir);
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("data")}));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("scratch")}));
+  ASSERT_OK(Write("scratch/tmp", 20000));
+  for (const char* dir : {"data/d1", "data/d1/inner", "data/d2", "top"}) ASSERT_OK(Mkdir(dir));
   for (int i = 0; i < 6; ++i) {
-    Write(absl::StrCat("data/d1/f", i), 9000 + i, i);
-    Write(absl::StrCat("data/d1/inner/g", i), 10000 + i, 10 + i);
-    Write(absl::StrCat("data/d2/h", i), 11000 + i, 20 + i);
-    Write(absl::StrCat("top/t", i), 12000 + i, 30 + i);
+    ASSERT_OK(Write(absl::StrCat("data/d1/f", i), 9000 + i, i));
+    ASSERT_OK(Write(absl::StrCat("data/d1/inner/g", i), 10000 + i, 10 + i));
+    ASSERT_OK(Write(absl::StrCat("data/d2/h", i), 11000 + i, 20 + i));
+    ASSERT_OK(Write(absl::StrCat("top/t", i), 12000 + i, 30 + i));
   }
-  Sync();
-  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass1, Scan());
+  ASSERT_EQ(pass1.kind, ScanKind::kFull);
 
-  Write("data/d2/new", 30000);                                            // added
-  Write("top/new", 30000);
+  ASSERT_OK(Write("data/d2/new", 30000));                                            // added
+  ASSERT_OK(Write("top/new", 30000));
   ASSERT_EQ(unlink(Path("data/d1/f0").c_str()), 0);                       // deleted
   ASSERT_EQ(rename(Path("data/d1/f1").c_str(), Path("data/d1/f1b").c_str()), 0);
   ASSERT_EQ(rename(Path("data/d1/f2").c_str(), Path("data/d2/f2").c_str()), 0);
   ASSERT_EQ(rename(Path("data/d1/inner").c_str(), Path("data/d2/inner").c_str()), 0);
-  Write("data/d2/inner/g0", 50000, 99);                                   // rewritten
-  Write("data/d2/h1", 100);                                               // now too small
+  ASSERT_OK(Write("data/d2/inner/g0", 50000, 99));                                   // rewritten
+  ASSERT_OK(Write("data/d2/h1", 100));                                               // now too small
   ASSERT_EQ(rename(Path("data/d2/h2").c_str(), Path("data/d2/h3").c_str()), 0);
-  Mkdir("data/d3");
-  Write("data/d3/z", 10000);
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snap")});   // new snapshot
-  Btrfs({"subvolume", "delete", Path("scratch")});                      // deleted subvolume
-  Sync();
+  ASSERT_OK(Mkdir("data/d3"));
+  ASSERT_OK(Write("data/d3/z", 10000));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snap")}));   // new snapshot
+  ASSERT_OK(Btrfs({"subvolume", "delete", Path("scratch")}));                      // deleted subvolume
+  ASSERT_OK(Sync());
 
-  ScanReport report = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.kind, ScanKind::kIncremental);
   EXPECT_EQ(report.subvolumes_added, 1);
   EXPECT_EQ(report.subvolumes_removed, 1);
-  Contents contents = ContentsOf(index_.get());
-  EXPECT_EQ(contents, CleanScan());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
   EXPECT_EQ(contents.count("data/d2/new"), 1u);
   EXPECT_EQ(contents.count("data/d1/f0"), 0u);
   EXPECT_EQ(contents.count("data/d1/f1b"), 1u);
@@ -242,16 +244,16 @@ TEST_F(ScanBtrfsTest, IncrementalPassEqualsACleanScanAfterEveryKindOfChange) {
 
 TEST_F(ScanBtrfsTest, FileChangedDuringItsWaitWaitsTwiceAsLong) {
   config_.initial_wait_minutes = 5;
-  Write("f", 10000, 1);
-  Sync();
-  Scan();
+  ASSERT_OK(Write("f", 10000, 1));
+  ASSERT_OK(Sync());
+  ASSERT_OK(Scan());
   struct stat st;
   ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
 
   clock_.Advance(absl::Minutes(2));
-  Write("f", 10000, 2);  // same size, new content: mtime and transid move
-  Sync();
-  ScanReport report = Scan();
+  ASSERT_OK(Write("f", 10000, 2));  // same size, new content: mtime and transid move
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
   EXPECT_EQ(report.files_changed, 1);
 
   absl::StatusOr<std::vector<FileRecord>> rows = index_->FindFilesByInode(5, st.st_ino);
@@ -265,33 +267,38 @@ TEST_F(ScanBtrfsTest, GenerationGapOverTheLimitLeadsToAFullScan) {
   config_.max_generation_gap = 5;
   config_.full_scan_hour = 10;  // the fake clock's hour
   config_.min_hours_between_full_scans = 0;
-  Write("f", 10000);
-  Sync();
-  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  ASSERT_OK(Write("f", 10000));
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass1, Scan());
+  ASSERT_EQ(pass1.kind, ScanKind::kFull);
   for (int i = 0; i < 8; ++i) {  // eight transactions
-    Write(absl::StrCat("g", i), 10000, i);
-    Sync();
+    ASSERT_OK(Write(absl::StrCat("g", i), 10000, i));
+    ASSERT_OK(Sync());
   }
   clock_.Advance(absl::Minutes(1));
 
-  ScanReport gap = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport gap, Scan());
   EXPECT_EQ(gap.kind, ScanKind::kIncremental);
   EXPECT_LE(gap.next_full_scan, clock_.Now());
 
-  EXPECT_EQ(Scan().kind, ScanKind::kFull);
-  EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
-  EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass2, Scan());
+  EXPECT_EQ(pass2.kind, ScanKind::kFull);
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass3, Scan());
+  EXPECT_EQ(pass3.kind, ScanKind::kIncremental);
+  ASSERT_OK_AND_ASSIGN(const Contents now, IndexContents(index_.get()));
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(now, clean);
 }
 
 // btrfs dedupe rewrites a file's extent items and inode, but not its size or mtime: the
 // scanner must not take that for a change (the file would lose its hash and be hashed
 // and deduped again after every dedupe).
 TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
-  Write("a", 1 << 20, 7);
-  Write("b", 1 << 20, 7);
-  Sync();
-  Scan();
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK(Write("a", 1 << 20, 7));
+  ASSERT_OK(Write("b", 1 << 20, 7));
+  ASSERT_OK(Sync());
+  ASSERT_OK(Scan());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   for (const char* name : {"a", "b"}) {
     absl::StatusOr<std::vector<FileRecord>> rows =
         index_->FindFilesByInode(5, contents[name].ino);
@@ -310,7 +317,7 @@ TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
     ASSERT_TRUE(done.ok()) << done.status();
     ASSERT_EQ((*done)[0].kind, DedupeResult::Kind::kDeduped) << (*done)[0].error;
   }
-  Sync();
+  ASSERT_OK(Sync());
   // The premise: the dedupe did write b's inode.
   absl::StatusOr<std::vector<InodeChange>> changed =
       fs_->ChangedInodesSince("", (*before)[0].generation);
@@ -319,7 +326,7 @@ TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
   for (const InodeChange& c : *changed) b_changed |= c.ino == contents["b"].ino;
   EXPECT_TRUE(b_changed);
 
-  ScanReport report = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.files_changed, 0);
   absl::StatusOr<std::vector<FileRecord>> b = index_->FindFilesByInode(5, contents["b"].ino);
@@ -335,8 +342,8 @@ bool Lists(const std::vector<InodeChange>& changes, uint64_t ino) {
 }
 
 TEST_F(ScanBtrfsTest, GenerationListedAfterACommitIsExact) {
-  Write("f", 9000);
-  Sync();
+  ASSERT_OK(Write("f", 9000));
+  ASSERT_OK(Sync());
   struct stat st;
   ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
   // The premise: without a commit the newest generation may still be running, so one
@@ -356,8 +363,8 @@ TEST_F(ScanBtrfsTest, GenerationListedAfterACommitIsExact) {
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(Lists(*none, st.st_ino));
   // A change after the listing is still seen.
-  Write("f", 9001);
-  Sync();
+  ASSERT_OK(Write("f", 9001));
+  ASSERT_OK(Sync());
   absl::StatusOr<std::vector<InodeChange>> later =
       fs_->ChangedInodesSince("", (*exact)[0].generation);
   ASSERT_TRUE(later.ok());
@@ -366,14 +373,15 @@ TEST_F(ScanBtrfsTest, GenerationListedAfterACommitIsExact) {
 
 TEST_F(ScanBtrfsTest, ListingDirectoriesDoesNotMakeThemLookChanged) {
   for (int d = 0; d < 5; ++d) {
-    Mkdir(absl::StrCat("d", d));
-    for (int f = 0; f < 20; ++f) Write(absl::StrCat("d", d, "/f", f), 9000);
+    ASSERT_OK(Mkdir(absl::StrCat("d", d)));
+    for (int f = 0; f < 20; ++f) ASSERT_OK(Write(absl::StrCat("d", d, "/f", f), 9000));
   }
-  Sync();
-  ASSERT_EQ(Scan().kind, ScanKind::kFull);
-  Sync();  // an atime written by the listing would be in this transaction
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass1, Scan());
+  ASSERT_EQ(pass1.kind, ScanKind::kFull);
+  ASSERT_OK(Sync());  // an atime written by the listing would be in this transaction
 
-  ScanReport report = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.kind, ScanKind::kIncremental);
   EXPECT_EQ(report.dirs_listed, 0);
@@ -382,11 +390,11 @@ TEST_F(ScanBtrfsTest, ListingDirectoriesDoesNotMakeThemLookChanged) {
 // A directory larger than one getdents64 buffer. (Entry types, lstat and OpenDir on a
 // symlink are held to the kernel by tests/volume_fs_contract_test.cc.)
 TEST_F(ScanBtrfsTest, ReadDirectoryReturnsEveryEntryWithTypeAndInode) {
-  Mkdir("many");
+  ASSERT_OK(Mkdir("many"));
   for (int i = 0; i < 5000; ++i) {
     ASSERT_TRUE(WriteFile(Path(absl::StrCat("many/a-rather-long-file-name-", i)), "x").ok());
   }
-  Mkdir("many/sub");
+  ASSERT_OK(Mkdir("many/sub"));
   ASSERT_EQ(symlink("x", Path("many/link").c_str()), 0);
   absl::StatusOr<UniqueFd> fd = OpenDirectoryAt(AT_FDCWD, Path("many"));
   ASSERT_TRUE(fd.ok()) << fd.status();
@@ -409,11 +417,11 @@ TEST_F(ScanBtrfsTest, ReadDirectoryReturnsEveryEntryWithTypeAndInode) {
 // A volume whose root is a subvolume other than the top level (as with a `subvol=@home`
 // mount; here a bind mount of the subvolume's directory).
 TEST_F(ScanBtrfsTest, VolumeRootMayBeANonTopLevelSubvolume) {
-  Btrfs({"subvolume", "create", Path("home")});
-  Write("home/a", 10000);
-  Btrfs({"subvolume", "create", Path("home/nested")});
-  Write("home/nested/b", 10000);
-  Write("outside", 10000);
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("home")}));
+  ASSERT_OK(Write("home/a", 10000));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("home/nested")}));
+  ASSERT_OK(Write("home/nested/b", 10000));
+  ASSERT_OK(Write("outside", 10000));
   const std::string root = absl::StrCat(mount_path(), "-home");
   ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
   ASSERT_TRUE(RunChecked({"mount", "--bind", Path("home"), root}).ok());
@@ -421,26 +429,25 @@ TEST_F(ScanBtrfsTest, VolumeRootMayBeANonTopLevelSubvolume) {
     (void)RunChecked({"umount", root});
     rmdir(root.c_str());
   };
-  absl::StatusOr<std::unique_ptr<RealVolumeFs>> home = RealVolumeFs::Open(root);
-  ASSERT_TRUE(home.ok()) << home.status();
-  fs_ = std::move(*home);
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  index_ = OpenIndex(absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/home-", getpid(), ".db"));
+  ASSERT_OK_AND_ASSIGN(fs_, RealVolumeFs::Open(root));
+  ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(db_dir_ + "/home.db"));
 
-  ScanReport first = Scan();
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(ScanReport first, Scan());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   EXPECT_EQ(contents.size(), 2u);
   EXPECT_EQ(contents.count("a"), 1u);
   EXPECT_EQ(contents.count("nested/b"), 1u);
   EXPECT_EQ(first.subvolumes_added, 2);
 
-  Write("home/c", 10000);
-  Sync();
-  ScanReport second = Scan();
+  ASSERT_OK(Write("home/c", 10000));
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(ScanReport second, Scan());
   EXPECT_EQ(second.kind, ScanKind::kIncremental);
   EXPECT_EQ(second.subvolumes_walked, 0);  // the root subvolume was found again by inode
   EXPECT_EQ(second.files_added, 1);
-  EXPECT_EQ(ContentsOf(index_.get()), CleanScan());
+  ASSERT_OK_AND_ASSIGN(const Contents now, IndexContents(index_.get()));
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(now, clean);
   fs_.reset();
 }
 
@@ -452,13 +459,13 @@ TEST_F(ScanBtrfsTest, ScanKilledMidwayAndRerunEqualsACleanScan) {
   constexpr int kPerDir = 500;
   const std::string block(8192, 'x');
   for (int d = 0; d < kDirs; ++d) {
-    Mkdir(absl::StrCat("d", d));
+    ASSERT_OK(Mkdir(absl::StrCat("d", d)));
     for (int f = 0; f < kPerDir; ++f) {
       ASSERT_TRUE(WriteFile(Path(absl::StrCat("d", d, "/f", f)),
                             absl::StrCat(block, d, "/", f)).ok());
     }
   }
-  Sync();
+  ASSERT_OK(Sync());
 
   index_.reset();  // the child opens the database itself
   const pid_t child = fork();
@@ -480,17 +487,20 @@ TEST_F(ScanBtrfsTest, ScanKilledMidwayAndRerunEqualsACleanScan) {
   ASSERT_EQ(waitpid(child, &wstatus, 0), child);
   ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "status " << wstatus;
 
-  index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
-  const size_t partial = ContentsOf(index_.get()).size();
+  ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(Path(".btrdupd/btrdupd.db")));
+  ASSERT_OK_AND_ASSIGN(const Contents killed, IndexContents(index_.get()));
+  const size_t partial = killed.size();
   EXPECT_GT(partial, 0u);
   EXPECT_LT(partial, static_cast<size_t>(kDirs * kPerDir));
 
-  ScanReport rerun = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport rerun, Scan());
   EXPECT_EQ(rerun.kind, ScanKind::kFull);
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   EXPECT_EQ(contents.size(), static_cast<size_t>(kDirs * kPerDir));
-  EXPECT_EQ(contents, CleanScan());
-  EXPECT_EQ(Scan().kind, ScanKind::kIncremental);
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass1, Scan());
+  EXPECT_EQ(pass1.kind, ScanKind::kIncremental);
 
   index_.reset();
   sqlite3* db = nullptr;
@@ -512,15 +522,16 @@ TEST_F(ScanBtrfsTest, ScanKilledMidwayAndRerunEqualsACleanScan) {
 TEST_F(ScanBtrfsTest, IncrementalPassKilledMidwayIsRedoneByTheNext) {
   const std::string block(8192, 'y');
   for (int d = 0; d < 10; ++d) {
-    Mkdir(absl::StrCat("old", d));
+    ASSERT_OK(Mkdir(absl::StrCat("old", d)));
     for (int f = 0; f < 100; ++f) {
       ASSERT_TRUE(WriteFile(Path(absl::StrCat("old", d, "/f", f)), absl::StrCat(block, f)).ok());
     }
   }
-  Sync();
-  ASSERT_EQ(Scan().kind, ScanKind::kFull);
+  ASSERT_OK(Sync());
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass1, Scan());
+  ASSERT_EQ(pass1.kind, ScanKind::kFull);
   for (int d = 0; d < 30; ++d) {
-    Mkdir(absl::StrCat("new", d));
+    ASSERT_OK(Mkdir(absl::StrCat("new", d)));
     for (int f = 0; f < 200; ++f) {
       ASSERT_TRUE(WriteFile(Path(absl::StrCat("new", d, "/f", f)), absl::StrCat(block, d, f)).ok());
     }
@@ -531,7 +542,7 @@ TEST_F(ScanBtrfsTest, IncrementalPassKilledMidwayIsRedoneByTheNext) {
                      Path(absl::StrCat("new", d, "/moved")).c_str()), 0);
   }
   ASSERT_EQ(rename(Path("old9").c_str(), Path("new0/old9").c_str()), 0);
-  Sync();
+  ASSERT_OK(Sync());
 
   index_.reset();
   const pid_t child = fork();
@@ -553,15 +564,17 @@ TEST_F(ScanBtrfsTest, IncrementalPassKilledMidwayIsRedoneByTheNext) {
   ASSERT_EQ(waitpid(child, &wstatus, 0), child);
   ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "status " << wstatus;
 
-  index_ = OpenIndex(Path(".btrdupd/btrdupd.db"));
-  const size_t partial = ContentsOf(index_.get()).size();
+  ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(Path(".btrdupd/btrdupd.db")));
+  ASSERT_OK_AND_ASSIGN(const Contents killed, IndexContents(index_.get()));
+  const size_t partial = killed.size();
   EXPECT_GT(partial, 1000u);   // some of the pass was committed...
   EXPECT_LT(partial, 6990u);   // ... but not all of it
-  ScanReport rerun = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport rerun, Scan());
   EXPECT_EQ(rerun.kind, ScanKind::kIncremental);
-  Contents contents = ContentsOf(index_.get());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
   EXPECT_EQ(contents.size(), 1000u - 10u + 6000u);
-  EXPECT_EQ(contents, CleanScan());
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
 }
 
 }  // namespace
