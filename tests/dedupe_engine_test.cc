@@ -87,17 +87,18 @@ class DedupeEngineTest : public ::testing::Test {
     return id.ok() ? *id : 0;
   }
 
-  void AddSubvolume(uint64_t id, const std::string& rel, bool read_only, bool received,
-                    bool on_read_only_mount = false) {
+  absl::Status AddSubvolume(uint64_t id, const std::string& rel, bool read_only, bool received,
+                            bool on_read_only_mount = false) {
     SubvolumeRecord s;
     s.id = id;
     s.path = rel;
     s.uuid = absl::StrCat("uuid-", id);
     s.read_only = read_only;
     s.received_uuid = received ? "recv" : "";
-    ASSERT_OK(index_->UpsertSubvolume(s));
+    RETURN_IF_ERROR(index_->UpsertSubvolume(s));
     fs_.AddSubvolume(absl::StrCat(kRoot, "/", rel),
                      SubvolumeFlags{read_only, received, on_read_only_mount});
+    return absl::OkStatus();
   }
 
   std::unique_ptr<DedupeEngine> Engine(EngineOptions options = EngineOptions()) {
@@ -544,7 +545,7 @@ TEST_F(DedupeEngineTest, SwapFileIsNeverReadNorDeduped) {
 
 TEST_F(DedupeEngineTest, ReadOnlySnapshotIsDedupedWithItsFlagUntouched) {
   const std::string content = Bytes(20000, 'o');
-  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  ASSERT_OK(AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false));
   int64_t a = Add("a", content, 11, absl::Hours(5));
   int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
   std::vector<bool> read_only_during_calls;
@@ -567,7 +568,7 @@ TEST_F(DedupeEngineTest, ReadOnlySnapshotIsDedupedWithItsFlagUntouched) {
 TEST_F(DedupeEngineTest, ReadOnlySnapshotRefusedWithErofsIsRetriedOnceWithTheFlagCleared) {
   backend_.RefuseReadOnlySubvolumes();  // an older kernel
   const std::string content = Bytes(20000, 'q');
-  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  ASSERT_OK(AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false));
   int64_t a = Add("a", content, 11, absl::Hours(5));
   int64_t b = Add("b", content, 12, absl::Hours(4));
   int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
@@ -608,7 +609,7 @@ TEST_F(DedupeEngineTest, ReadOnlySnapshotRefusedWithErofsIsRetriedOnceWithTheFla
 TEST_F(DedupeEngineTest, FlagThatCannotBeRestoredKeepsItsRecordForTheNextOpen) {
   backend_.RefuseReadOnlySubvolumes();
   const std::string content = Bytes(20000, 'w');
-  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false);
+  ASSERT_OK(AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false));
   Add("a", content, 11, absl::Hours(5));
   Add("snap/a", content, 11, absl::Hours(1), 256);
   fs_.FailSetReadOnly("/vol/snap", true, absl::InternalError("set ro: injected failure"));
@@ -639,8 +640,8 @@ TEST_F(DedupeEngineTest, FlagThatCannotBeRestoredKeepsItsRecordForTheNextOpen) {
 TEST_F(DedupeEngineTest, ErofsFromAReadOnlyMountOrAWritableSubvolumeIsSkippedNotFlipped) {
   backend_.RefuseReadOnlySubvolumes();
   const std::string content = Bytes(20000, 'm');
-  AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false,
-               /*on_read_only_mount=*/true);
+  ASSERT_OK(AddSubvolume(256, "snap", /*read_only=*/true, /*received=*/false,
+               /*on_read_only_mount=*/true));
   Add("a", content, 11, absl::Hours(5));
   int64_t s = Add("snap/a", content, 11, absl::Hours(1), 256);
   int64_t b = Add("b", content, 12, absl::Hours(1));
@@ -683,7 +684,7 @@ TEST_F(DedupeEngineTest, EnospcFromTheDedupeFailsTheStepAndSkipsNoFile) {
 TEST_F(DedupeEngineTest, ReceivedSnapshotIsNeverADestinationNorFlipped) {
   backend_.RefuseReadOnlySubvolumes();  // it would answer EROFS if asked
   const std::string content = Bytes(20000, 'e');
-  AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true);
+  ASSERT_OK(AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true));
   int64_t r1 = Add("recv/r1", content, 21, absl::Hours(3), 257);
   int64_t r2 = Add("recv/r2", content, 22, absl::Hours(2), 257);
   int64_t live = Add("live", content, 23, absl::Hours(9));
@@ -713,7 +714,7 @@ TEST_F(DedupeEngineTest, ReceivedCopyArrivingLaterBecomesTheReference) {
   ASSERT_EQ(Get(a).dedupe_state, DedupeState::kReference);
   ASSERT_EQ(Get(b).dedupe_state, DedupeState::kDeduped);
 
-  AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true);
+  ASSERT_OK(AddSubvolume(257, "recv", /*read_only=*/true, /*received=*/true));
   int64_t r = Add("recv/a", content, 21, absl::Hours(1), 257);
   Run(*engine);
   EXPECT_EQ(Get(r).dedupe_state, DedupeState::kReference);
@@ -735,7 +736,7 @@ TEST_F(DedupeEngineTest, ReceivedCopyArrivingLaterBecomesTheReference) {
 }
 
 TEST_F(DedupeEngineTest, RestoresReadOnlyFlipsLeftByAKilledRun) {
-  AddSubvolume(256, "snap", /*read_only=*/false, /*received=*/false);
+  ASSERT_OK(AddSubvolume(256, "snap", /*read_only=*/false, /*received=*/false));
   ReadOnlyFlip flip;
   flip.subvol_id = 256;
   flip.path = "snap";
@@ -998,13 +999,13 @@ TEST_F(DedupeEngineTest, BackendThatFailsAsAWholeIsAVolumeErrorAndNoFileIsSkippe
 
 TEST_F(DedupeEngineTest, SnapshotCopiesOfManySameSizeFilesAreNeverRead) {
   const uint64_t size = 20000;
-  AddSubvolume(256, "live", false, false);
+  ASSERT_OK(AddSubvolume(256, "live", false, false));
   for (int f = 0; f < 12; ++f) {
     Add(absl::StrCat("live/file", f), Bytes(size, static_cast<char>('A' + f)), 100 + f,
         absl::Hours(3), 256);
   }
   for (int snap = 0; snap < 3; ++snap) {
-    AddSubvolume(300 + snap, absl::StrCat("snap", snap), true, false);
+    ASSERT_OK(AddSubvolume(300 + snap, absl::StrCat("snap", snap), true, false));
     for (int f = 0; f < 12; ++f) {
       const std::string rel = absl::StrCat("snap", snap, "/file", f);
       fs_.AddFile(P(rel), "", 100 + f, 1100 + f);

@@ -35,20 +35,23 @@ constexpr uint64_t kMiB = 1 << 20;
 class DedupeIoctlTest : public btrdupd::testing::BtrfsTest {
  protected:
   // Writes identical files and commits them, so extents are allocated.
-  void WriteCopies(const std::vector<std::string>& names, uint64_t size, uint64_t seed) {
-    for (const std::string& name : names) ASSERT_OK(WritePatternFile(Path(name), size, seed));
-    Sync();
+  absl::Status WriteCopies(const std::vector<std::string>& names, uint64_t size,
+                           uint64_t seed) {
+    for (const std::string& name : names) {
+      RETURN_IF_ERROR(WritePatternFile(Path(name), size, seed));
+    }
+    return Sync();
   }
 
-  void Sync() {
-    ASSERT_OK_AND_ASSIGN(UniqueFd root, OpenPath(mount_path(), O_RDONLY | O_DIRECTORY));
-    ASSERT_OK(SyncFilesystem(root.get()));
+  absl::Status Sync() {
+    ASSIGN_OR_RETURN(UniqueFd root, OpenPath(mount_path(), O_RDONLY | O_DIRECTORY));
+    return SyncFilesystem(root.get());
   }
 };
 
 TEST_F(DedupeIoctlTest, IdenticalFilesShareAllExtentsAfterDedupe) {
   const uint64_t size = 40 * kMiB;
-  WriteCopies({"a", "b"}, size, 1);
+  ASSERT_OK(WriteCopies({"a", "b"}, size, 1));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(bool shared_before, SharesAllExtents(a.get(), b.get()));
@@ -61,7 +64,7 @@ TEST_F(DedupeIoctlTest, IdenticalFilesShareAllExtentsAfterDedupe) {
   EXPECT_EQ(results[0].bytes_deduped, size);
   EXPECT_OK(results[0].error);
 
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(bool shared_after, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared_after);
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
@@ -71,7 +74,7 @@ TEST_F(DedupeIoctlTest, IdenticalFilesShareAllExtentsAfterDedupe) {
 
 TEST_F(DedupeIoctlTest, ContentsAreUnchangedByDedupe) {
   const uint64_t size = 5 * kMiB + 4096;
-  WriteCopies({"a", "b", "c"}, size, 2);
+  ASSERT_OK(WriteCopies({"a", "b", "c"}, size, 2));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd c, OpenPath(Path("c"), O_RDONLY));
@@ -94,7 +97,7 @@ TEST_F(DedupeIoctlTest, FilesDifferingInLastByteComeBackDiffersAndShareNothing) 
   ASSERT_OK(WriteFile(Path("a"), bytes));
   bytes.back() ^= 0x55;
   ASSERT_OK(WriteFile(Path("b"), bytes));
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
 
@@ -104,7 +107,7 @@ TEST_F(DedupeIoctlTest, FilesDifferingInLastByteComeBackDiffersAndShareNothing) 
   EXPECT_EQ(results[0].bytes_deduped, 0u);
   EXPECT_OK(results[0].error);
 
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(SharingSummary sa, SummarizeSharing(a.get()));
   ASSERT_OK_AND_ASSIGN(SharingSummary sb, SummarizeSharing(b.get()));
   EXPECT_EQ(sa.shared_bytes, 0u);
@@ -119,7 +122,7 @@ TEST_F(DedupeIoctlTest, DifferenceInALaterChunkKeepsEarlierChunksShared) {
   ASSERT_OK(WriteFile(Path("a"), bytes));
   bytes.back() ^= 0x55;
   ASSERT_OK(WriteFile(Path("b"), bytes));
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
 
@@ -134,7 +137,7 @@ TEST_F(DedupeIoctlTest, DifferenceInALaterChunkKeepsEarlierChunksShared) {
 
 TEST_F(DedupeIoctlTest, UnalignedTailIsDedupedWhenRangeEndsAtEofOfBoth) {
   const uint64_t size = kMiB + 123;
-  WriteCopies({"a", "b"}, size, 5);
+  ASSERT_OK(WriteCopies({"a", "b"}, size, 5));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
 
@@ -142,7 +145,7 @@ TEST_F(DedupeIoctlTest, UnalignedTailIsDedupedWhenRangeEndsAtEofOfBoth) {
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeResult> results, DedupeFile(a.get(), size, dests));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
   EXPECT_EQ(results[0].bytes_deduped, size);
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared);
 }
@@ -150,7 +153,7 @@ TEST_F(DedupeIoctlTest, UnalignedTailIsDedupedWhenRangeEndsAtEofOfBoth) {
 TEST_F(DedupeIoctlTest, UnalignedLengthShortOfEofIsRefusedWithoutSharing) {
   // The kernel would share the whole blocks only, yet report the full length.
   const uint64_t size = kMiB + 123;
-  WriteCopies({"a", "b"}, size, 6);
+  ASSERT_OK(WriteCopies({"a", "b"}, size, 6));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
 
@@ -161,13 +164,13 @@ TEST_F(DedupeIoctlTest, UnalignedLengthShortOfEofIsRefusedWithoutSharing) {
   EXPECT_EQ(results[0].bytes_deduped, 0u);
   EXPECT_TRUE(absl::IsInvalidArgument(results[0].error)) << results[0].error;
   EXPECT_THAT(std::string(results[0].error.message()), HasSubstr("EOF"));
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
   EXPECT_EQ(summary.shared_bytes, 0u);
 }
 
 TEST_F(DedupeIoctlTest, DestinationOfAnotherSizeIsRefused) {
-  WriteCopies({"a"}, kMiB + 123, 14);
+  ASSERT_OK(WriteCopies({"a"}, kMiB + 123, 14));
   ASSERT_OK(WritePatternFile(Path("shorter"), kMiB, 14));
   ASSERT_OK(WritePatternFile(Path("longer"), 2 * kMiB, 14));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
@@ -189,7 +192,7 @@ TEST_F(DedupeIoctlTest, MoreDestinationsThanFitOneCallAllDedupe) {
   const uint64_t size = 16 * 1024;  // not inline: btrfs inlines only small files
   std::vector<std::string> names = {"source"};
   for (int i = 0; i < kCopies; ++i) names.push_back(absl::StrCat("copy", i));
-  WriteCopies(names, size, 7);
+  ASSERT_OK(WriteCopies(names, size, 7));
 
   ASSERT_OK_AND_ASSIGN(UniqueFd source, OpenPath(Path("source"), O_RDONLY));
   std::vector<UniqueFd> copies;
@@ -202,7 +205,7 @@ TEST_F(DedupeIoctlTest, MoreDestinationsThanFitOneCallAllDedupe) {
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeResult> results,
                        DedupeFile(source.get(), size, dests));
   ASSERT_EQ(results.size(), static_cast<size_t>(kCopies));
-  Sync();
+  ASSERT_OK(Sync());
   for (int i = 0; i < kCopies; ++i) {
     EXPECT_EQ(results[i].kind, Kind::kDeduped) << names[i + 1] << ": " << results[i].error;
     EXPECT_EQ(results[i].bytes_deduped, size);
@@ -218,7 +221,7 @@ TEST_F(DedupeIoctlTest, RangeVariantSharesAPartOfEachFile) {
   b_bytes.replace(4 * kMiB, 2 * kMiB, a_bytes.substr(kMiB, 2 * kMiB));
   ASSERT_OK(WriteFile(Path("a"), a_bytes));
   ASSERT_OK(WriteFile(Path("b"), b_bytes));
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
 
@@ -227,7 +230,7 @@ TEST_F(DedupeIoctlTest, RangeVariantSharesAPartOfEachFile) {
                        DedupeRange(a.get(), kMiB, 2 * kMiB, targets));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
   EXPECT_EQ(results[0].bytes_deduped, 2 * kMiB);
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(SharingSummary summary, SummarizeSharing(b.get()));
   EXPECT_EQ(summary.shared_bytes, 2 * kMiB);
   ASSERT_OK_AND_ASSIGN(std::string b_after, ReadFile(Path("b")));
@@ -240,7 +243,7 @@ TEST_F(DedupeIoctlTest, RangeVariantSharesAPartOfEachFile) {
 TEST_F(DedupeIoctlTest, DedupeIntoReadOnlySnapshotIsAllowedByBtrfs) {
   const uint64_t size = kMiB;
   ASSERT_OK(RunChecked({"btrfs", "subvolume", "create", Path("vol")}));
-  WriteCopies({"source", "vol/file"}, size, 10);
+  ASSERT_OK(WriteCopies({"source", "vol/file"}, size, 10));
   ASSERT_OK(RunChecked({"btrfs", "subvolume", "snapshot", "-r", Path("vol"), Path("snap")}));
   ASSERT_OK_AND_ASSIGN(UniqueFd source, OpenPath(Path("source"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd frozen, OpenPath(Path("snap/file"), O_RDONLY));
@@ -249,18 +252,19 @@ TEST_F(DedupeIoctlTest, DedupeIntoReadOnlySnapshotIsAllowedByBtrfs) {
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeResult> results,
                        DedupeFile(source.get(), size, dests));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(bool shared, SharesAllExtents(source.get(), frozen.get()));
   EXPECT_TRUE(shared);
   ASSERT_OK_AND_ASSIGN(std::string contents, ReadFile(Path("snap/file")));
   EXPECT_TRUE(contents == PatternBytes(size, 10));
-  ASSERT_OK_AND_ASSIGN(std::string ro, RunChecked({"btrfs", "property", "get", Path("snap"), "ro"}));
+  ASSERT_OK_AND_ASSIGN(std::string ro,
+                       RunChecked({"btrfs", "property", "get", Path("snap"), "ro"}));
   EXPECT_THAT(ro, HasSubstr("ro=true"));
 }
 
 TEST_F(DedupeIoctlTest, DedupeOnReadOnlyMountIsRefusedClearly) {
   const uint64_t size = kMiB;
-  WriteCopies({"a", "b"}, size, 13);
+  ASSERT_OK(WriteCopies({"a", "b"}, size, 13));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
   ASSERT_OK(RunChecked({"mount", "-o", "remount,ro", mount_path()}));
@@ -278,7 +282,7 @@ TEST_F(DedupeIoctlTest, DedupeOnReadOnlyMountIsRefusedClearly) {
 
 TEST_F(DedupeIoctlTest, OneFailingDestinationDoesNotStopTheOthers) {
   const uint64_t size = kMiB;
-  WriteCopies({"a", "b", "c"}, size, 11);
+  ASSERT_OK(WriteCopies({"a", "b", "c"}, size, 11));
   ASSERT_OK(RunChecked({"mkdir", Path("dir")}));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
@@ -294,7 +298,7 @@ TEST_F(DedupeIoctlTest, OneFailingDestinationDoesNotStopTheOthers) {
 }
 
 TEST_F(DedupeIoctlTest, RangePastSourceEofIsOutOfRange) {
-  WriteCopies({"a", "b"}, kMiB, 12);
+  ASSERT_OK(WriteCopies({"a", "b"}, kMiB, 12));
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
   const int dests[] = {b.get()};
@@ -324,7 +328,7 @@ TEST_F(CompressedDedupeIoctlTest, CompressedCopiesShareAllExtentsAfterDedupe) {
   while (text.size() < 6 * kMiB) absl::StrAppend(&text, "line ", text.size() % 977, "\n");
   ASSERT_OK(WriteFile(Path("a"), text));
   ASSERT_OK(WriteFile(Path("b"), text));
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(UniqueFd a, OpenPath(Path("a"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(UniqueFd b, OpenPath(Path("b"), O_RDONLY));
   ASSERT_OK_AND_ASSIGN(std::vector<Extent> extents, ReadExtents(a.get()));
@@ -337,7 +341,7 @@ TEST_F(CompressedDedupeIoctlTest, CompressedCopiesShareAllExtentsAfterDedupe) {
   ASSERT_OK_AND_ASSIGN(std::vector<DedupeResult> results,
                        DedupeFile(a.get(), text.size(), dests));
   EXPECT_EQ(results[0].kind, Kind::kDeduped) << results[0].error;
-  Sync();
+  ASSERT_OK(Sync());
   ASSERT_OK_AND_ASSIGN(bool shared_after, SharesAllExtents(a.get(), b.get()));
   EXPECT_TRUE(shared_after);
   ASSERT_OK_AND_ASSIGN(std::string b_after, ReadFile(Path("b")));

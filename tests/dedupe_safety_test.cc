@@ -177,8 +177,8 @@ class DedupeSafetyTest : public testing::BtrfsTest {
 
   // Records the subvolumes and every regular file >= min_file_size, as a full scan would,
   // observed an hour ago (so they are eligible now).
-  void IndexTree() {
-    ASSERT_OK_AND_ASSIGN(std::vector<SubvolumeInfo> subvols, ListSubvolumes(mount_path()));
+  absl::Status IndexTree() {
+    ASSIGN_OR_RETURN(std::vector<SubvolumeInfo> subvols, ListSubvolumes(mount_path()));
     subvol_by_dev_.clear();
     for (const SubvolumeInfo& s : subvols) {
       SubvolumeRecord r;
@@ -188,50 +188,57 @@ class DedupeSafetyTest : public testing::BtrfsTest {
       r.parent_uuid = s.parent_uuid;
       r.received_uuid = s.received_uuid;
       r.read_only = s.read_only;
-      ASSERT_OK(index_->UpsertSubvolume(r));
+      RETURN_IF_ERROR(index_->UpsertSubvolume(r));
       struct stat st;
-      ASSERT_EQ(stat(Path(s.path).c_str(), &st), 0) << Path(s.path);
+      if (stat(Path(s.path).c_str(), &st) != 0) {
+        return ErrnoToStatus(errno, absl::StrCat("stat ", Path(s.path)));
+      }
       subvol_by_dev_[st.st_dev] = s.id;
     }
-    Walk("");
+    return Walk("");
   }
 
-  void Walk(const std::string& rel) {
+  absl::Status Walk(const std::string& rel) {
     const std::string abs = rel.empty() ? mount_path() : Path(rel);
     struct stat dst;
-    ASSERT_EQ(lstat(abs.c_str(), &dst), 0);
-    ASSERT_OK_AND_ASSIGN(int64_t dir_id,
-                         index_->EnsureDir(rel, subvol_by_dev_.at(dst.st_dev), dst.st_ino));
-    ASSERT_OK_AND_ASSIGN(std::string listing,
-                         RunChecked({"find", abs, "-mindepth", "1", "-maxdepth", "1",
-                                     "-printf", "%f\\0"}));
+    if (lstat(abs.c_str(), &dst) != 0) return ErrnoToStatus(errno, absl::StrCat("lstat ", abs));
+    ASSIGN_OR_RETURN(int64_t dir_id,
+                     index_->EnsureDir(rel, subvol_by_dev_.at(dst.st_dev), dst.st_ino));
+    ASSIGN_OR_RETURN(std::string listing,
+                     RunChecked({"find", abs, "-mindepth", "1", "-maxdepth", "1",
+                                 "-printf", "%f\\0"}));
     for (absl::string_view name : absl::StrSplit(listing, '\0', absl::SkipEmpty())) {
       const std::string child_rel = rel.empty() ? std::string(name) : absl::StrCat(rel, "/", name);
       const std::string child = Path(child_rel);
       struct stat st;
-      ASSERT_EQ(lstat(child.c_str(), &st), 0) << child;
+      if (lstat(child.c_str(), &st) != 0) {
+        return ErrnoToStatus(errno, absl::StrCat("lstat ", child));
+      }
       if (S_ISDIR(st.st_mode)) {
-        Walk(child_rel);
-      } else if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) >= config_.min_file_size) {
+        RETURN_IF_ERROR(Walk(child_rel));
+      } else if (S_ISREG(st.st_mode) &&
+                 static_cast<uint64_t>(st.st_size) >= config_.min_file_size) {
         FileObservation seen;
         seen.subvol_id = subvol_by_dev_.at(st.st_dev);
         seen.ino = st.st_ino;
         seen.size = st.st_size;
         seen.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
         seen.generation = 1;
-        ASSERT_OK(index_->ObserveFile(dir_id, name, seen, absl::Now() - absl::Hours(1),
-                                      ToStabilityPolicy(config_)));
+        RETURN_IF_ERROR(index_->ObserveFile(dir_id, name, seen, absl::Now() - absl::Hours(1),
+                                            ToStabilityPolicy(config_))
+                            .status());
       }
     }
+    return absl::OkStatus();
   }
 
   // Indexes the tree and runs the engine until it is idle.
-  EngineStats Run() {
-    IndexTree();
-    DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(), mount_path());
-    EXPECT_OK(engine.RestorePendingReadOnlyFlips());
-    absl::StatusOr<StepResult> last = engine.RunUntilIdle();
-    EXPECT_OK(last);
+  absl::StatusOr<EngineStats> Run() {
+    RETURN_IF_ERROR(IndexTree());
+    DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(),
+                        mount_path());
+    RETURN_IF_ERROR(engine.RestorePendingReadOnlyFlips());
+    RETURN_IF_ERROR(engine.RunUntilIdle().status());
     return engine.stats();
   }
 
@@ -251,17 +258,17 @@ class DedupeSafetyTest : public testing::BtrfsTest {
 
   void ExpectShared(const std::string& a, const std::string& b) {
     absl::StatusOr<bool> shared = Shared(Path(a), Path(b));
-    ASSERT_OK(shared);
-    EXPECT_TRUE(*shared) << a << " and " << b << " do not share their extents";
+    EXPECT_OK(shared);
+    if (shared.ok()) EXPECT_TRUE(*shared) << a << " and " << b << " do not share their extents";
   }
   void ExpectNotShared(const std::string& a, const std::string& b) {
     absl::StatusOr<bool> shared = Shared(Path(a), Path(b));
-    ASSERT_OK(shared);
-    EXPECT_FALSE(*shared) << a << " and " << b << " share their extents";
+    EXPECT_OK(shared);
+    if (shared.ok()) EXPECT_FALSE(*shared) << a << " and " << b << " share their extents";
   }
 
-  void Write(const std::string& rel, uint64_t size, uint64_t seed) {
-    ASSERT_OK(WritePatternFile(Path(rel), size, seed));
+  absl::Status Write(const std::string& rel, uint64_t size, uint64_t seed) {
+    return WritePatternFile(Path(rel), size, seed);
   }
 
   absl::Status Sh(const std::string& command) { return RunShellChecked(command).status(); }
@@ -277,21 +284,22 @@ class DedupeSafetyTest : public testing::BtrfsTest {
 
 TEST_F(DedupeSafetyTest, EveryFileIsByteIdenticalAfterARun) {
   ASSERT_OK(Sh(absl::StrCat("mkdir -p '", Path("d1"), "' '", Path("d2/deep"), "'")));
-  Write("d1/a", 8192, 1);
-  Write("d2/a", 8192, 1);
-  Write("d1/tail", (1 << 20) + 123, 2);
-  Write("d2/deep/tail", (1 << 20) + 123, 2);
-  Write("d2/tail3", (1 << 20) + 123, 2);
-  Write("d1/mid", 300 * 1024, 3);
-  Write("d2/mid", 300 * 1024, 3);
-  Write("d1/decoy", 300 * 1024, 4);  // same size, other content
-  Write("d1/unique", 50000, 5);
-  Write("d1/small", 4000, 1);        // under min_file_size
-  Write("d2/small", 4000, 1);
-  ASSERT_OK(WriteFile(Path("d1/late_diff"), PatternBytes(300 * 1024, 3).substr(0, 300 * 1024 - 1) + "X"));
+  ASSERT_OK(Write("d1/a", 8192, 1));
+  ASSERT_OK(Write("d2/a", 8192, 1));
+  ASSERT_OK(Write("d1/tail", (1 << 20) + 123, 2));
+  ASSERT_OK(Write("d2/deep/tail", (1 << 20) + 123, 2));
+  ASSERT_OK(Write("d2/tail3", (1 << 20) + 123, 2));
+  ASSERT_OK(Write("d1/mid", 300 * 1024, 3));
+  ASSERT_OK(Write("d2/mid", 300 * 1024, 3));
+  ASSERT_OK(Write("d1/decoy", 300 * 1024, 4));  // same size, other content
+  ASSERT_OK(Write("d1/unique", 50000, 5));
+  ASSERT_OK(Write("d1/small", 4000, 1));        // under min_file_size
+  ASSERT_OK(Write("d2/small", 4000, 1));
+  ASSERT_OK(
+      WriteFile(Path("d1/late_diff"), PatternBytes(300 * 1024, 3).substr(0, 300 * 1024 - 1) + "X"));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
 
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("d1/a", "d2/a");
   ExpectShared("d1/tail", "d2/deep/tail");
@@ -306,14 +314,14 @@ TEST_F(DedupeSafetyTest, EveryFileIsByteIdenticalAfterARun) {
 }
 
 TEST_F(DedupeSafetyTest, FileModifiedAfterHashingKeepsItsNewContentAndIsNotShared) {
-  Write("a", 1 << 20, 7);
-  Write("b", 1 << 20, 7);
+  ASSERT_OK(Write("a", 1 << 20, 7));
+  ASSERT_OK(Write("b", 1 << 20, 7));
   std::string changed = PatternBytes(1 << 20, 7);
   changed[500000] ^= 0x5a;
   backend_->before = [&](const DedupeRequest&) {
     ASSERT_OK(WriteFile(Path("b"), changed));
   };
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   ASSERT_OK_AND_ASSIGN(std::string now_b, ReadFile(Path("b")));
   EXPECT_TRUE(now_b == changed);
   ExpectNotShared("a", "b");
@@ -325,13 +333,13 @@ TEST_F(DedupeSafetyTest, FileModifiedAfterHashingKeepsItsNewContentAndIsNotShare
 }
 
 TEST_F(DedupeSafetyTest, FileDeletedMidRunIsForgottenAndTheRestIsDeduped) {
-  Write("a", 200000, 8);
-  Write("b", 200000, 8);
-  Write("c", 200000, 8);
+  ASSERT_OK(Write("a", 200000, 8));
+  ASSERT_OK(Write("b", 200000, 8));
+  ASSERT_OK(Write("c", 200000, 8));
   backend_->before = [&](const DedupeRequest&) { unlink(Path("c").c_str()); };
   std::map<std::string, std::string> expected = TreeChecksums(mount_path());
   expected.erase("/c");
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), expected);
   ExpectShared("a", "b");
   EXPECT_EQ(stats.files_removed, 1);
@@ -340,13 +348,13 @@ TEST_F(DedupeSafetyTest, FileDeletedMidRunIsForgottenAndTheRestIsDeduped) {
 }
 
 TEST_F(DedupeSafetyTest, FileDeletedBeforeItIsHashedIsForgotten) {
-  Write("a", 50000, 21);
-  Write("b", 50000, 21);
-  Write("c", 50000, 21);
+  ASSERT_OK(Write("a", 50000, 21));
+  ASSERT_OK(Write("b", 50000, 21));
+  ASSERT_OK(Write("c", 50000, 21));
   files_->before_open = [&](const std::string& path) {
     if (path == Path("a")) unlink(Path("c").c_str());  // gone before its turn
   };
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   ExpectShared("a", "b");
   EXPECT_EQ(stats.files_removed, 1);
   ASSERT_OK_AND_ASSIGN(IndexStats index_stats, index_->Stats(absl::Now()));
@@ -354,12 +362,12 @@ TEST_F(DedupeSafetyTest, FileDeletedBeforeItIsHashedIsForgotten) {
 }
 
 TEST_F(DedupeSafetyTest, ImmutableFileIsNeverChanged) {
-  Write("frozen1", 100000, 9);
-  Write("frozen2", 100000, 9);
-  Write("normal", 100000, 9);
+  ASSERT_OK(Write("frozen1", 100000, 9));
+  ASSERT_OK(Write("frozen2", 100000, 9));
+  ASSERT_OK(Write("normal", 100000, 9));
   ASSERT_OK(Sh(absl::StrCat("chattr +i '", Path("frozen1"), "' '", Path("frozen2"), "'")));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  ASSERT_OK(Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   // One immutable copy is the reference (it can still be read), the normal copy shares
   // it, the other immutable copy is skipped with its reason.
@@ -374,12 +382,12 @@ TEST_F(DedupeSafetyTest, ImmutableFileIsNeverChanged) {
 }
 
 TEST_F(DedupeSafetyTest, AppendOnlyFileIsNeverChanged) {
-  Write("log1", 100000, 10);
-  Write("log2", 100000, 10);
-  Write("normal", 100000, 10);
+  ASSERT_OK(Write("log1", 100000, 10));
+  ASSERT_OK(Write("log2", 100000, 10));
+  ASSERT_OK(Write("normal", 100000, 10));
   ASSERT_OK(Sh(absl::StrCat("chattr +a '", Path("log1"), "' '", Path("log2"), "'")));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  ASSERT_OK(Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("log1", "normal");
   FileRecord l2 = Record("log2");
@@ -402,7 +410,7 @@ TEST_F(DedupeSafetyTest, ActiveSwapFileIsNeverTouched) {
     if (!swapped_off) RunShell(absl::StrCat("swapoff '", swap, "'")).IgnoreError();
   };
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  ASSERT_OK(Run());
   EXPECT_OK(Sh(absl::StrCat("swapoff '", swap, "'")));
   swapped_off = true;
   EXPECT_EQ(TreeChecksums(mount_path()), before);
@@ -414,14 +422,14 @@ TEST_F(DedupeSafetyTest, ActiveSwapFileIsNeverTouched) {
 }
 
 TEST_F(DedupeSafetyTest, NocowFileNextToNormalCopiesSharesOnlyWithNocowCopies) {
-  Write("normal1", 150000, 11);
-  Write("normal2", 150000, 11);
+  ASSERT_OK(Write("normal1", 150000, 11));
+  ASSERT_OK(Write("normal2", 150000, 11));
   for (const char* name : {"nocow1", "nocow2"}) {
     ASSERT_OK(Sh(absl::StrCat("touch '", Path(name), "' && chattr +C '", Path(name), "'")));
     ASSERT_OK(WriteFile(Path(name), PatternBytes(150000, 11)));
   }
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("normal1", "normal2");
   ExpectShared("nocow1", "nocow2");
@@ -430,11 +438,11 @@ TEST_F(DedupeSafetyTest, NocowFileNextToNormalCopiesSharesOnlyWithNocowCopies) {
 }
 
 TEST_F(DedupeSafetyTest, HardLinksAreNeverDedupedWithThemselves) {
-  Write("a", 120000, 12);
+  ASSERT_OK(Write("a", 120000, 12));
   ASSERT_OK(Sh(absl::StrCat("ln '", Path("a"), "' '", Path("a_link"), "'")));
-  Write("b", 120000, 12);
+  ASSERT_OK(Write("b", 120000, 12));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  ASSERT_OK(Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("a", "b");
   for (const DedupeRequest& call : backend_->calls) {
@@ -458,9 +466,9 @@ TEST_F(DedupeSafetyTest, HardLinksAreNeverDedupedWithThemselves) {
 TEST_F(DedupeSafetyTest, NamesWithSpacesNewlinesAndInvalidUtf8) {
   const std::vector<std::string> names = {"with space", "new\nline", std::string("bad\xff\xfe"),
                                           " lead and trail "};
-  for (const std::string& name : names) Write(name, 70000, 13);
+  for (const std::string& name : names) ASSERT_OK(Write(name, 70000, 13));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   for (size_t i = 1; i < names.size(); ++i) ExpectShared(names[0], names[i]);
   EXPECT_EQ(stats.files_deduped, 3);
@@ -468,10 +476,10 @@ TEST_F(DedupeSafetyTest, NamesWithSpacesNewlinesAndInvalidUtf8) {
 
 TEST_F(DedupeSafetyTest, HundredMebibyteFile) {
   const uint64_t size = uint64_t{100} << 20;
-  Write("big1", size, 14);
-  Write("big2", size, 14);
+  ASSERT_OK(Write("big1", size, 14));
+  ASSERT_OK(Write("big2", size, 14));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("big1", "big2");
   EXPECT_EQ(stats.bytes_shared, size);
@@ -481,9 +489,9 @@ TEST_F(DedupeSafetyTest, HundredMebibyteFile) {
 
 TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheReferenceAlone) {
   ASSERT_OK(Sh(absl::StrCat("mkdir '", Path("many"), "'")));
-  for (int i = 0; i < 400; ++i) Write(absl::StrCat("many/copy", i), 16384, 15);
+  for (int i = 0; i < 400; ++i) ASSERT_OK(Write(absl::StrCat("many/copy", i), 16384, 15));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats first = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats first, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   EXPECT_EQ(first.files_deduped, 399);
   std::string reference;
@@ -495,8 +503,8 @@ TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheRefer
   for (int i = 1; i < 400; ++i) ExpectShared("many/copy0", absl::StrCat("many/copy", i));
 
   backend_->calls.clear();
-  Write("many/copy400", 16384, 15);
-  EngineStats second = Run();
+  ASSERT_OK(Write("many/copy400", 16384, 15));
+  ASSERT_OK_AND_ASSIGN(EngineStats second, Run());
   ASSERT_EQ(backend_->calls.size(), 1u);
   EXPECT_EQ(backend_->calls[0].reference_path, reference);
   EXPECT_EQ(backend_->calls[0].destination_paths,
@@ -508,8 +516,8 @@ TEST_F(DedupeSafetyTest, FourHundredCopiesThenTheFourHundredFirstAgainstTheRefer
 
 TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
-  Write("sv/a", 200000, 17);
-  Write("sv/c", 200000, 17);  // a copy written separately: shares nothing yet
+  ASSERT_OK(Write("sv/a", 200000, 17));
+  ASSERT_OK(Write("sv/c", 200000, 17));  // a copy written separately: shares nothing yet
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
   int calls_while_writable = 0;
@@ -517,7 +525,7 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
     if (!GetReadOnly(Path("snap")).value_or(false)) ++calls_while_writable;
   };
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
   // The snapshot copies got their hashes from their shared extents, without being read.
@@ -545,8 +553,8 @@ TEST_F(DedupeSafetyTest, ReadOnlySnapshotIsDedupedWithoutClearingItsFlag) {
 
 TEST_F(DedupeSafetyTest, SnapshotRefusedWithErofsIsMadeWritableForOneRetryAndRestored) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
-  Write("sv/a", 200000, 21);
-  Write("sv/c", 200000, 21);
+  ASSERT_OK(Write("sv/a", 200000, 21));
+  ASSERT_OK(Write("sv/c", 200000, 21));
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "'")));
   backend_->erofs_subvol = Path("snap");  // an older kernel
@@ -556,7 +564,7 @@ TEST_F(DedupeSafetyTest, SnapshotRefusedWithErofsIsMadeWritableForOneRetryAndRes
     records_at_calls.push_back(records.ok() ? records->size() : 99);
   };
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   for (const char* other : {"sv/c", "snap/a", "snap/c"}) ExpectShared("sv/a", other);
   EXPECT_EQ(files_->flips,
@@ -585,7 +593,7 @@ TEST_F(DedupeSafetyTest, ReadOnlyFlagLeftClearedByAKilledRunIsRestoredAtStart) {
   ASSERT_OK(index_->RecordReadOnlyFlip(flip));
   ASSERT_OK(SetReadOnly(Path("snap"), false));
 
-  Run();  // calls RestorePendingReadOnlyFlips() first
+  ASSERT_OK(Run());  // calls RestorePendingReadOnlyFlips() first
   ASSERT_OK_AND_ASSIGN(bool read_only, GetReadOnly(Path("snap")));
   EXPECT_TRUE(read_only);
   ASSERT_OK_AND_ASSIGN(std::vector<ReadOnlyFlip> pending, index_->PendingReadOnlyFlips());
@@ -594,15 +602,15 @@ TEST_F(DedupeSafetyTest, ReadOnlyFlagLeftClearedByAKilledRunIsRestoredAtStart) {
 
 TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverADestinationAndNeverMadeWritable) {
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
-  Write("sv/a", 200000, 18);
-  Write("sv/c", 200000, 18);
+  ASSERT_OK(Write("sv/a", 200000, 18));
+  ASSERT_OK(Write("sv/c", 200000, 18));
   ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
                             "' && mkdir '", Path("recv"), "' && btrfs -q send '", Path("snap"),
                             "' | btrfs -q receive '", Path("recv"), "'")));
   ASSERT_OK_AND_ASSIGN(SubvolumeInfo received, GetSubvolumeInfo(Path("recv/snap")));
   ASSERT_FALSE(received.received_uuid.empty()) << "btrfs receive did not set received_uuid";
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  Run();
+  ASSERT_OK(Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   EXPECT_TRUE(files_->flips.empty());
   for (const DedupeRequest& call : backend_->calls) {
@@ -628,17 +636,17 @@ TEST_F(DedupeSafetyTest, ReceivedSnapshotIsNeverADestinationAndNeverMadeWritable
 }
 
 TEST_F(DedupeSafetyTest, DryRunReportsWhatItWouldSaveAndChangesNothing) {
-  Write("a", 300000, 19);
-  Write("b", 300000, 19);
-  Write("c", 300000, 19);
-  Write("d", 50000, 20);
-  Write("e", 50000, 20);
+  ASSERT_OK(Write("a", 300000, 19));
+  ASSERT_OK(Write("b", 300000, 19));
+  ASSERT_OK(Write("c", 300000, 19));
+  ASSERT_OK(Write("d", 50000, 20));
+  ASSERT_OK(Write("e", 50000, 20));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  IndexTree();
+  ASSERT_OK(IndexTree());
   EngineOptions options;
   options.dry_run = true;
-  DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(), mount_path(),
-                      options);
+  DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(),
+                      mount_path(), options);
   std::vector<PlannedGroup> planned;
   ASSERT_OK(engine.RunUntilIdle([&](const StepResult& r) {
     if (r.planned.has_value()) planned.push_back(*r.planned);
@@ -669,11 +677,11 @@ TEST_F(CompressedDedupeSafetyTest, CompressedFilesAreDedupedAndIntact) {
   while (text.size() < 600000) text += "btrdupd compresses well. ";
   ASSERT_OK(WriteFile(Path("c1"), text));
   ASSERT_OK(WriteFile(Path("c2"), text));
-  Write("r1", 300000, 16);  // incompressible, stored plain
-  Write("r2", 300000, 16);
+  ASSERT_OK(Write("r1", 300000, 16));  // incompressible, stored plain
+  ASSERT_OK(Write("r2", 300000, 16));
   ASSERT_OK(Sh("sync"));
   std::map<std::string, std::string> before = TreeChecksums(mount_path());
-  EngineStats stats = Run();
+  ASSERT_OK_AND_ASSIGN(EngineStats stats, Run());
   EXPECT_EQ(TreeChecksums(mount_path()), before);
   ExpectShared("c1", "c2");
   ExpectShared("r1", "r2");

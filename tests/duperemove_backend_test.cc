@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,11 +24,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "ioctl/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/duperemove_test_support.h"
 #include "tests/testing/files.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -96,31 +100,31 @@ class DuperemoveBackendTest : public BtrfsTest,
     return groups;
   }
 
-  void Sh(const std::string& command) {
-    absl::StatusOr<std::string> out = RunShellChecked(command);
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
+  absl::Status Sh(const std::string& command) { return RunShellChecked(command).status(); }
 
   // Overwrites `path` in place with the same bytes: same inode, new extents.
-  void Rewrite(const std::string& path, uint64_t seed) {
+  absl::Status Rewrite(const std::string& path, uint64_t seed) {
     const std::string bytes = ::btrdupd::testing::PatternBytes(kSize, seed);
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << path;
-    ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-    ASSERT_EQ(fsync(fd), 0);
-    close(fd);
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenPath(path, O_WRONLY));
+    if (pwrite(fd.get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()) ||
+        fsync(fd.get()) != 0) {
+      return absl::InternalError(absl::StrCat("rewrite ", path, ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
   }
 
   // sv/f and its copies in the read-only snapshots s1 and s2 (one inode number, three
   // different extent sets: f is rewritten with the same bytes after each snapshot), and
-  // sv/g with the same bytes under another inode number.
+  // sv/g with the same bytes under another inode number. Call with ASSERT_NO_FATAL_FAILURE.
   void MakeSnapshotCopies() {
-    Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'"));
+    ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
     ASSERT_TRUE(WritePatternFile(Path("sv/f"), kSize, 4).ok());
-    Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("s1"), "'"));
-    Rewrite(Path("sv/f"), 4);
-    Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("s2"), "'"));
-    Rewrite(Path("sv/f"), 4);
+    ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '",
+                              Path("s1"), "'")));
+    ASSERT_OK(Rewrite(Path("sv/f"), 4));
+    ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '",
+                              Path("s2"), "'")));
+    ASSERT_OK(Rewrite(Path("sv/f"), 4));
     ASSERT_TRUE(WritePatternFile(Path("sv/g"), kSize, 4).ok());
     struct stat a, b;
     ASSERT_EQ(stat(Path("s1/f").c_str(), &a), 0);
@@ -231,7 +235,7 @@ TEST_P(DuperemoveBackendTest, MoreThan120FilesRunInSeveralInvocationsAllAgainstT
 }
 
 TEST_P(DuperemoveBackendTest, SnapshotCopiesWithOneInodeNumberAreSpreadOverInvocations) {
-  MakeSnapshotCopies();
+  ASSERT_NO_FATAL_FAILURE(MakeSnapshotCopies());
   const std::string ref = Path("sv/g");
   const std::vector<std::string> dests = {Path("sv/f"), Path("s1/f"), Path("s2/f")};
   const std::vector<uint64_t> ref_before = Physical(ref);
@@ -247,7 +251,7 @@ TEST_P(DuperemoveBackendTest, SnapshotCopiesWithOneInodeNumberAreSpreadOverInvoc
 }
 
 TEST_P(DuperemoveBackendTest, CopiesOfTheReferencesInodeNumberUseAStandInSource) {
-  MakeSnapshotCopies();
+  ASSERT_NO_FATAL_FAILURE(MakeSnapshotCopies());
   const std::string ref = Path("sv/f");
   const std::vector<std::string> dests = {Path("s1/f"), Path("s2/f"), Path("sv/g")};
   const std::vector<uint64_t> ref_before = Physical(ref);
@@ -262,7 +266,7 @@ TEST_P(DuperemoveBackendTest, CopiesOfTheReferencesInodeNumberUseAStandInSource)
 }
 
 TEST_P(DuperemoveBackendTest, CopyOfTheReferencesInodeNumberWithoutStandInFailsAlone) {
-  MakeSnapshotCopies();
+  ASSERT_NO_FATAL_FAILURE(MakeSnapshotCopies());
   const std::string ref = Path("sv/f");
   const std::vector<uint64_t> ref_before = Physical(ref);
   absl::StatusOr<std::vector<DedupeOutcome>> outcomes = Dedupe(ref, {Path("s1/f")});

@@ -23,6 +23,7 @@
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -47,12 +48,12 @@ class ExcludeBtrfsTest : public BtrfsTest {
     ASSERT_TRUE(WritePatternFile(Path("docker/y"), kSize, 2).ok());
     ASSERT_TRUE(WritePatternFile(Path("keep1"), kSize, 3).ok());
     ASSERT_TRUE(WritePatternFile(Path("keep2"), kSize, 3).ok());
-    SetExclude("*.qcow2, docker/**");
+    ASSERT_OK(SetExclude("*.qcow2, docker/**"));
     sync();
   }
 
-  void SetExclude(const std::string& list) {
-    ASSERT_TRUE(WriteFile(Path(".btrdupd.conf"), absl::StrCat("exclude = ", list, "\n")).ok());
+  absl::Status SetExclude(const std::string& list) {
+    return WriteFile(Path(".btrdupd.conf"), absl::StrCat("exclude = ", list, "\n"));
   }
 
   CommandResult Btrdupd() {
@@ -131,7 +132,7 @@ TEST_F(ExcludeBtrfsTest, ExcludedFilesAndDirectoriesAreNeverOpenedIndexedOrDedup
 TEST_F(ExcludeBtrfsTest, ChangingTheListTakesEffectAtTheNextRun) {
   ASSERT_EQ(Btrdupd().exit_code, 0);
   ASSERT_TRUE(Indexed("", "keep1"));
-  SetExclude("keep*");
+  ASSERT_OK(SetExclude("keep*"));
   CommandResult r = Btrdupd();
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_TRUE(absl::StrContains(r.stdout_text, "full scan")) << r.stdout_text;

@@ -36,6 +36,7 @@
 #include "tests/testing/files.h"
 #include "tests/faults_fixture.h"
 #include "tests/testing/loop_btrfs.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -197,14 +198,19 @@ TEST_F(FaultsTest, IoErrorReadingOneFileOfAGroupSkipsItAndTheRunGoesOn) {
 // --- Damaged databases ---
 
 // Runs SQL on a raw connection (to stamp or look at a database).
-void RawSql(const std::string& db_path, const std::string& sql) {
+absl::Status RawSql(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return absl::InternalError(absl::StrCat("cannot open ", db_path));
+  }
   char* error = nullptr;
   const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  const std::string message = error != nullptr ? error : "";
   sqlite3_free(error);
   sqlite3_close(db);
+  if (rc != SQLITE_OK) return absl::InternalError(absl::StrCat(sql, ": ", message));
+  return absl::OkStatus();
 }
 
 // Names in `dir` that start with `prefix`.
@@ -328,7 +334,7 @@ TEST_F(FaultsTest, DatabaseFromANewerVersionIsRefusedNotOverwritten) {
   absl::StatusOr<testing::CommandResult> first =
       RunCommand({testing::DaemonBinaryPath(), "--no-wait", fs->mount_path()});
   ASSERT_TRUE(first.ok() && first->exit_code == 0);
-  RawSql(db, "PRAGMA user_version=99; CREATE TABLE future(x);");
+  ASSERT_OK(RawSql(db, "PRAGMA user_version=99; CREATE TABLE future(x);"));
   absl::StatusOr<std::string> before = testing::ReadFile(db);
   ASSERT_TRUE(before.ok());
 

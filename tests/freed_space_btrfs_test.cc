@@ -53,7 +53,7 @@ class FreedSpaceTest : public testing::BtrfsTest {
     if (!db_dir_.empty()) RunShellChecked(absl::StrCat("rm -rf '", db_dir_, "'")).IgnoreError();
   }
 
-  void Sh(const std::string& command) { ASSERT_OK(RunShellChecked(command)); }
+  absl::Status Sh(const std::string& command) { return RunShellChecked(command).status(); }
 
   // Data bytes used, as `btrfs filesystem df -b` shows them after a commit.
   int64_t DataUsed() {
@@ -123,11 +123,11 @@ TEST_F(FreedSpaceTest, PlainCopiesFreeAllButOne) {
 // The snapshot's copies have no rows of their own (they are implied by their source's):
 // b's old extent, held by b and snap/b only, is freed when both are deduped.
 TEST_F(FreedSpaceTest, CopiesHeldByASnapshotFreeOnlyWhatNothingElseHolds) {
-  Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
   ASSERT_OK(WritePatternFile(Path("sv/a"), 8 * kMiB, 2));
   ASSERT_OK(WritePatternFile(Path("sv/b"), 8 * kMiB, 2));
-  Sh(absl::StrCat("sync; btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
-                  "'"));
+  ASSERT_OK(Sh(absl::StrCat("sync; btrfs -q subvolume snapshot -r '", Path("sv"), "' '",
+                            Path("snap"), "'")));
   ASSERT_OK(WritePatternFile(Path("sv/c"), 8 * kMiB, 2));
   const Figures f = RunAndCompare();
   // c's extent is always freed; b's only if its snapshot copy was deduped too (whether
@@ -141,10 +141,10 @@ TEST_F(FreedSpaceTest, CopiesHeldByASnapshotFreeOnlyWhatNothingElseHolds) {
 TEST_F(FreedSpaceTest, FileDedupedIntoAReadOnlySnapshotFreesItsExtent) {
   ASSERT_OK(WritePatternFile(Path("keep"), 8 * kMiB, 3));
   Run();  // "keep" is known first, so it is the older file and the reference
-  Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
   ASSERT_OK(WritePatternFile(Path("sv/copy"), 8 * kMiB, 3));
-  Sh(absl::StrCat("sync; btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"),
-                  "'; rm '", Path("sv/copy"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("sync; btrfs -q subvolume snapshot -r '", Path("sv"), "' '",
+                            Path("snap"), "'; rm '", Path("sv/copy"), "'")));
   const Figures f = RunAndCompare();
   EXPECT_EQ(f.shared, 8 * kMiB);
   EXPECT_EQ(f.freed, 8 * kMiB);
@@ -153,8 +153,8 @@ TEST_F(FreedSpaceTest, FileDedupedIntoAReadOnlySnapshotFreesItsExtent) {
 // Copies already reflinked to the reference free nothing; a plain copy frees its own.
 TEST_F(FreedSpaceTest, ReflinkedCopiesAlreadySharedFreeNothing) {
   ASSERT_OK(WritePatternFile(Path("a"), 8 * kMiB, 4));
-  Sh(absl::StrCat("cp --reflink=always '", Path("a"), "' '", Path("b"), "' && cp --reflink=always '",
-                  Path("a"), "' '", Path("c"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("cp --reflink=always '", Path("a"), "' '", Path("b"),
+                            "' && cp --reflink=always '", Path("a"), "' '", Path("c"), "'")));
   ASSERT_OK(WritePatternFile(Path("d"), 8 * kMiB, 4));
   const Figures f = RunAndCompare();
   EXPECT_EQ(f.shared, 8 * kMiB);
@@ -168,7 +168,7 @@ TEST_F(FreedSpaceTest, CopiesSharingOnlyWithEachOtherInOneBatchAreFreed) {
   ASSERT_OK(WritePatternFile(Path("r2"), 8 * kMiB, 5));
   Run();  // r1 becomes the remembered reference
   ASSERT_OK(WritePatternFile(Path("b"), 8 * kMiB, 5));
-  Sh(absl::StrCat("cp --reflink=always '", Path("b"), "' '", Path("c"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("cp --reflink=always '", Path("b"), "' '", Path("c"), "'")));
   const Figures f = RunAndCompare();
   EXPECT_EQ(f.shared, 16 * kMiB);
   EXPECT_EQ(f.freed, 8 * kMiB);

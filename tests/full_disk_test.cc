@@ -88,9 +88,11 @@ class FullDiskTest : public FaultsTest {
   // file it records as deduped really shares its extents with its reference.
   void ExpectIndexAgreesWithFilesystem(const std::string& db, LoopBtrfs* fs) {
     absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(db);
-    ASSERT_TRUE(index.ok()) << index.status();
+    EXPECT_TRUE(index.ok()) << index.status();
+    if (!index.ok()) return;
     absl::StatusOr<std::map<std::string, IndexedFile>> contents = IndexContents(index->get());
-    ASSERT_TRUE(contents.ok()) << contents.status();
+    EXPECT_TRUE(contents.ok()) << contents.status();
+    if (!contents.ok()) return;
     const std::map<std::string, IndexedFile> on_disk = WalkFiles(fs->mount_path());
     std::vector<std::string> missing, extra;
     for (const auto& [path, file] : on_disk) {
@@ -113,16 +115,19 @@ class FullDiskTest : public FaultsTest {
   // Every row recorded as deduped shares all its extents with its reference.
   void ExpectDedupedRowsShare(VolumeIndex* index, LoopBtrfs* fs) {
     absl::StatusOr<std::map<std::string, IndexedFile>> contents = IndexContents(index);
-    ASSERT_TRUE(contents.ok()) << contents.status();
+    EXPECT_TRUE(contents.ok()) << contents.status();
+    if (!contents.ok()) return;
     std::set<uint64_t> sizes;
     for (const auto& [path, file] : *contents) sizes.insert(file.size);
     for (uint64_t size : sizes) {
       absl::StatusOr<std::vector<FileRecord>> files = index->FilesOfSize(size);
-      ASSERT_TRUE(files.ok()) << files.status();
+      EXPECT_TRUE(files.ok()) << files.status();
+      if (!files.ok()) return;
       for (const FileRecord& f : *files) {
         if (f.dedupe_state != DedupeState::kDeduped) continue;
         absl::StatusOr<std::optional<FileRecord>> ref = index->GetFile(f.reference_id);
-        ASSERT_TRUE(ref.ok() && ref->has_value()) << f.path;
+        EXPECT_TRUE(ref.ok() && ref->has_value()) << f.path;
+        if (!(ref.ok() && ref->has_value())) return;
         EXPECT_TRUE(Shared(fs->Path(f.path), fs->Path((*ref)->path)))
             << f.path << " is recorded deduped against " << (*ref)->path
             << " but does not share its extents";
@@ -260,7 +265,7 @@ TEST_P(OneShotFullDiskTest, FailsClearlyRecordsNothingHalfDoneAndTheNextRunFinis
   }
   // A second, healthy volume beside a full data volume: it is still processed.
   LoopBtrfs* healthy = db_elsewhere ? nullptr : MakeVolume();
-  WritePairs(data, "p", 3, 10);
+  ASSERT_NO_FATAL_FAILURE(WritePairs(data, "p", 3, 10));
   Run first = OneShot([&] {
     std::vector<std::string> a = args;
     a.push_back(data->mount_path());
@@ -269,7 +274,7 @@ TEST_P(OneShotFullDiskTest, FailsClearlyRecordsNothingHalfDoneAndTheNextRunFinis
   ASSERT_EQ(first.exit_code, 0) << first.out;
 
   // New work, then the disk fills up.
-  WritePairs(data, "q", 4, 20);
+  ASSERT_NO_FATAL_FAILURE(WritePairs(data, "q", 4, 20));
   ASSERT_TRUE(RunChecked({"mkdir", data->Path("many")}).ok());
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(
@@ -278,7 +283,7 @@ TEST_P(OneShotFullDiskTest, FailsClearlyRecordsNothingHalfDoneAndTheNextRunFinis
   LoopBtrfs* full = db_elsewhere ? dbvol : data;
   ASSERT_GT(FillUntilFull(full->Path("filler")), 0u);
   FillUntilFull(full->Path("filler2"));
-  if (healthy != nullptr) WritePairs(healthy, "h", 2, 30);
+  if (healthy != nullptr) ASSERT_NO_FATAL_FAILURE(WritePairs(healthy, "h", 2, 30));
 
   std::vector<std::string> second_args = args;
   second_args.push_back(data->mount_path());

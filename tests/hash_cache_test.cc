@@ -55,7 +55,7 @@ class HashCacheTest : public BtrfsTest {
     if (HasFatalFailure()) return;
     for (const char* name : {"a", "b", "c"}) {
       ASSERT_TRUE(WritePatternFile(Path(name), kFileSize, name[0]).ok());
-      Evict(Path(name));
+      ASSERT_NO_FATAL_FAILURE(Evict(Path(name)));
     }
   }
   size_t Resident(const char* name) { return ResidentPages(Path(name), kFileSize); }
@@ -75,11 +75,11 @@ class HashCacheTest : public BtrfsTest {
 TEST_F(HashCacheTest, KeepsTheLastHashedFilesWithinTheBudgetAndDropsAllAtTheEnd) {
   {
     RealFileAccess files(&opener(), 8 * kMiB);
-    HashRead(files, Ref("a"));
-    HashRead(files, Ref("b"));
+    ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("a")));
+    ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("b")));
     EXPECT_EQ(Resident("a"), all_pages_);
     EXPECT_EQ(Resident("b"), all_pages_);
-    HashRead(files, Ref("c"));  // 9 MiB > 8 MiB: the oldest, a, goes
+    ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("c")));  // 9 MiB > 8 MiB: the oldest, a, goes
     EXPECT_EQ(Resident("a"), 0u);
     EXPECT_EQ(Resident("b"), all_pages_);
     EXPECT_EQ(Resident("c"), all_pages_);
@@ -90,13 +90,13 @@ TEST_F(HashCacheTest, KeepsTheLastHashedFilesWithinTheBudgetAndDropsAllAtTheEnd)
 
 TEST_F(HashCacheTest, FileLargerThanTheBudgetIsDroppedAsRead) {
   RealFileAccess files(&opener(), 1 * kMiB);
-  HashRead(files, Ref("a"));
+  ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("a")));
   EXPECT_EQ(Resident("a"), 0u);
 }
 
 TEST_F(HashCacheTest, WithoutABudgetNothingStaysCached) {
   RealFileAccess files(&opener());
-  HashRead(files, Ref("a"));
+  ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("a")));
   EXPECT_EQ(Resident("a"), 0u);
 }
 
@@ -136,7 +136,7 @@ TEST_F(HashCacheTest, HintedFileReadWithinTheBudgetIsKeptThenDroppedAtTheEnd) {
   {
     RealFileAccess files(&opener(), 8 * kMiB);
     files.Prefetch(Ref("c"), kFileSize);
-    HashRead(files, Ref("c"));
+    ASSERT_NO_FATAL_FAILURE(HashRead(files, Ref("c")));
     EXPECT_EQ(Resident("c"), all_pages_);
   }
   EXPECT_EQ(Resident("c"), 0u);

@@ -13,6 +13,7 @@
 #include "core/index.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -37,22 +38,22 @@ class IndexSnapshotTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<VolumeIndex>> opened = VolumeIndex::Open(path_);
     ASSERT_TRUE(opened.ok()) << opened.status();
     index_ = std::move(*opened);
-    AddSubvolume(kSource, "data");
-    AddSubvolume(kSnapA, "snaps/a");
-    AddSubvolume(kSnapB, "snaps/b");
+    ASSERT_OK(AddSubvolume(kSource, "data"));
+    ASSERT_OK(AddSubvolume(kSnapA, "snaps/a"));
+    ASSERT_OK(AddSubvolume(kSnapB, "snaps/b"));
   }
   void TearDown() override {
     index_.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) unlink((path_ + suffix).c_str());
   }
 
-  void AddSubvolume(uint64_t id, const std::string& path) {
+  absl::Status AddSubvolume(uint64_t id, const std::string& path) {
     SubvolumeRecord record;
     record.id = id;
     record.path = path;
     record.uuid = absl::StrCat("uuid-", id);
-    ASSERT_TRUE(index_->UpsertSubvolume(record).ok());
-    ASSERT_TRUE(index_->EnsureDir(path, id, 256).ok());
+    RETURN_IF_ERROR(index_->UpsertSubvolume(record));
+    return index_->EnsureDir(path, id, 256).status();
   }
 
   // A file of subvolume `subvol` at `path` (relative to the volume), fully hashed.

@@ -28,6 +28,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/duperemove_test_support.h"
 #include "tests/testing/files.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -56,10 +57,7 @@ struct TortureFile {
 
 class Kill9TortureTest : public BtrfsTest {
  protected:
-  void Sh(const std::string& command) {
-    absl::StatusOr<std::string> out = RunShellChecked(command);
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
+  absl::Status Sh(const std::string& command) { return RunShellChecked(command).status(); }
 
   // Starts btrdupd on the volume; returns its pid. Its output is dropped unless `show`.
   pid_t Start(bool show = false) {
@@ -98,8 +96,9 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
   // A subvolume with groups of identical files (4 copies each, sizes from 12 KiB to
   // 1 MiB) and unique files; a read-only snapshot of it; then half of the subvolume's
   // copies rewritten with the same bytes (new extents), and more copies at the top.
-  Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'"));
-  Sh(absl::StrCat("mkdir -p '", Path("sv/d1"), "' '", Path("sv/d2"), "' '", Path("top"), "'"));
+  ASSERT_OK(Sh(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")));
+  ASSERT_OK(
+      Sh(absl::StrCat("mkdir -p '", Path("sv/d1"), "' '", Path("sv/d2"), "' '", Path("top"), "'")));
   const uint64_t groups = 24 * scale;
   for (uint64_t g = 0; g < groups; ++g) {
     const uint64_t size = 12 * 1024 + (random() % (256 * 1024));
@@ -116,7 +115,8 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
     ASSERT_TRUE(WritePatternFile(Path(f.rel), f.size, f.seed).ok());
     files_.push_back(f);
   }
-  Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"), "'"));
+  ASSERT_OK(
+      Sh(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"), "' '", Path("snap"), "'")));
   const size_t in_sv = files_.size();
   for (size_t i = 0; i < in_sv; ++i) {
     TortureFile f = files_[i];
@@ -184,7 +184,8 @@ TEST_F(Kill9TortureTest, KilledAtRandomMomentsThenRunToTheEndLosesNothing) {
     ASSERT_TRUE(contents.ok()) << contents.status();
     EXPECT_TRUE(*contents == PatternBytes(f.size, f.seed)) << f.rel << " seed " << seed;
   }
-  absl::StatusOr<std::string> ro = RunChecked({"btrfs", "property", "get", "-ts", Path("snap"), "ro"});
+  absl::StatusOr<std::string> ro =
+      RunChecked({"btrfs", "property", "get", "-ts", Path("snap"), "ro"});
   ASSERT_TRUE(ro.ok()) << ro.status();
   EXPECT_NE(ro->find("ro=true"), std::string::npos) << *ro;
   for (const std::vector<std::string>& group : groups_) {

@@ -107,7 +107,7 @@ TEST_F(OneShotMaintenanceTest, MissedScheduledFullScanIsMadeUpAtMostOncePerInter
   ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
   EXPECT_TRUE(absl::StrContains(first.stdout_text, "full scan")) << first.stdout_text;
 
-  MoveGenerations(3);
+  ASSERT_NO_FATAL_FAILURE(MoveGenerations(3));
   CommandResult gap = Btrdupd("");  // sees the gap: a full scan is scheduled at `hour`
   ASSERT_EQ(gap.exit_code, 0) << gap.stderr_text;
   EXPECT_TRUE(absl::StrContains(gap.stdout_text, "incremental scan")) << gap.stdout_text;
@@ -118,7 +118,7 @@ TEST_F(OneShotMaintenanceTest, MissedScheduledFullScanIsMadeUpAtMostOncePerInter
   EXPECT_TRUE(absl::StrContains(day_later.stdout_text, "full scan")) << day_later.stdout_text;
 
   // Another gap right after: not again within min_hours_between_full_scans.
-  MoveGenerations(3);
+  ASSERT_NO_FATAL_FAILURE(MoveGenerations(3));
   CommandResult soon = Btrdupd("25h");
   ASSERT_EQ(soon.exit_code, 0) << soon.stderr_text;
   EXPECT_TRUE(absl::StrContains(soon.stdout_text, "incremental scan")) << soon.stdout_text;

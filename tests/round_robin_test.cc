@@ -65,7 +65,7 @@ TEST(RoundRobinTest, BusyVolumeDoesNotStarveTheOther) {
   RoundRobin rr(Options());
   rr.AddVolume();  // "huge": always has more work
   rr.AddVolume();  // "small": three units of work
-  OpenAll(rr, kT0);
+  ASSERT_NO_FATAL_FAILURE(OpenAll(rr, kT0));
   std::vector<int> served;
   int small_left = 3;
   for (int i = 0; i < 8; ++i) {
@@ -86,7 +86,7 @@ TEST(RoundRobinTest, IdleVolumesSleepUntilNextEligibleOrChangeCheck) {
   RoundRobin rr(Options());
   rr.AddVolume();
   rr.AddVolume();
-  OpenAll(rr, kT0);
+  ASSERT_NO_FATAL_FAILURE(OpenAll(rr, kT0));
   rr.ReportIdle(0, kT0, kT0 + absl::Seconds(20));
   rr.ReportIdle(1, kT0, std::nullopt);
   EXPECT_FALSE(rr.Next(kT0 + absl::Seconds(5)).has_value());
@@ -108,7 +108,7 @@ TEST(RoundRobinTest, IdleVolumesSleepUntilNextEligibleOrChangeCheck) {
 TEST(RoundRobinTest, IdleWithAPastTimeDoesNotSpin) {
   RoundRobin rr(Options());
   rr.AddVolume();
-  OpenAll(rr, kT0);
+  ASSERT_NO_FATAL_FAILURE(OpenAll(rr, kT0));
   rr.ReportIdle(0, kT0, kT0 - absl::Seconds(5));
   EXPECT_FALSE(rr.Next(kT0).has_value());
   EXPECT_GT(rr.NextWake(kT0), kT0);
@@ -124,7 +124,7 @@ TEST(RoundRobinTest, FailedVolumeIsRetriedWithDoublingBackoffWhileOthersGoOn) {
   RoundRobin rr(Options());
   rr.AddVolume();
   rr.AddVolume();
-  OpenAll(rr, kT0);
+  ASSERT_NO_FATAL_FAILURE(OpenAll(rr, kT0));
   rr.ReportFailed(0, kT0);  // e.g. unmounted
   EXPECT_TRUE(rr.failed(0));
   EXPECT_EQ(rr.retry_at(0), kT0 + absl::Seconds(30));
@@ -256,7 +256,7 @@ TEST(RoundRobinTest, OpenButAlwaysFailingVolumeKeepsBackingOff) {
 TEST(RoundRobinTest, RequestChangeCheckMakesItDueNow) {
   RoundRobin rr(Options());
   rr.AddVolume();
-  OpenAll(rr, kT0);
+  ASSERT_NO_FATAL_FAILURE(OpenAll(rr, kT0));
   rr.ReportIdle(0, kT0, std::nullopt);
   absl::Time now = kT0 + absl::Seconds(10);
   EXPECT_FALSE(rr.Next(now).has_value());

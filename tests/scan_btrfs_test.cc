@@ -213,12 +213,12 @@ TEST_F(ScanBtrfsTest, IncrementalPassEqualsACleanScanAfterEveryKindOfChange) {
   ASSERT_EQ(rename(Path("data/d1/f2").c_str(), Path("data/d2/f2").c_str()), 0);
   ASSERT_EQ(rename(Path("data/d1/inner").c_str(), Path("data/d2/inner").c_str()), 0);
   ASSERT_OK(Write("data/d2/inner/g0", 50000, 99));                                   // rewritten
-  ASSERT_OK(Write("data/d2/h1", 100));                                               // now too small
+  ASSERT_OK(Write("data/d2/h1", 100));  // now too small
   ASSERT_EQ(rename(Path("data/d2/h2").c_str(), Path("data/d2/h3").c_str()), 0);
   ASSERT_OK(Mkdir("data/d3"));
   ASSERT_OK(Write("data/d3/z", 10000));
   ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snap")}));   // new snapshot
-  ASSERT_OK(Btrfs({"subvolume", "delete", Path("scratch")}));                      // deleted subvolume
+  ASSERT_OK(Btrfs({"subvolume", "delete", Path("scratch")}));  // deleted subvolume
   ASSERT_OK(Sync());
 
   ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());

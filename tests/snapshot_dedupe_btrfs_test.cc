@@ -53,7 +53,7 @@ class SnapshotDedupeBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     files_ = std::make_unique<CountingFileAccess>(real_.get());
     backend_ = std::make_unique<NativeBackend>(opener_.get());
     config_.initial_wait_minutes = 0;
-    Btrfs({"subvolume", "create", Path("data")});
+    ASSERT_OK(Btrfs({"subvolume", "create", Path("data")}));
     ASSERT_EQ(mkdir(Path("snaps").c_str(), 0755), 0);
   }
   void TearDown() override {
@@ -67,13 +67,13 @@ class SnapshotDedupeBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     unlink(db_.c_str());
   }
 
-  void Btrfs(const std::vector<std::string>& args) {
+  absl::Status Btrfs(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"btrfs"};
     argv.insert(argv.end(), args.begin(), args.end());
-    ASSERT_OK(RunChecked(argv).status());
+    return RunChecked(argv).status();
   }
-  void Write(const std::string& rel, uint64_t size, uint64_t seed) {
-    ASSERT_OK(WritePatternFile(Path(rel), size, seed));
+  absl::Status Write(const std::string& rel, uint64_t size, uint64_t seed) {
+    return WritePatternFile(Path(rel), size, seed);
   }
 
   // One scan and one engine pass, like a one-shot run; returns the engine's totals.
@@ -107,16 +107,17 @@ class SnapshotDedupeBtrfsTest : public ::btrdupd::testing::BtrfsTest {
 
 TEST_F(SnapshotDedupeBtrfsTest, SnapshotOfAnUnchangedSubvolumeCostsNoReadAndNoFiemap) {
   // Same-size files (hashed), a duplicate pair, and files of their own size.
-  for (int i = 0; i < 6; ++i) Write(absl::StrCat("data/same", i), 40000, i);
-  Write("data/dup-a", 50000, 9);
-  Write("data/dup-b", 50000, 9);
-  for (int i = 0; i < 4; ++i) Write(absl::StrCat("data/own", i), 60000 + 4096 * i, 20 + i);
+  for (int i = 0; i < 6; ++i) ASSERT_OK(Write(absl::StrCat("data/same", i), 40000, i));
+  ASSERT_OK(Write("data/dup-a", 50000, 9));
+  ASSERT_OK(Write("data/dup-b", 50000, 9));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_OK(Write(absl::StrCat("data/own", i), 60000 + 4096 * i, 20 + i));
   Pass();
   ASSERT_GT(files_->counts().opens_for_read, 0);
   files_->Reset();
 
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
   Pass();
 
   EXPECT_EQ(files_->counts().opens_for_read, 0);
@@ -126,15 +127,15 @@ TEST_F(SnapshotDedupeBtrfsTest, SnapshotOfAnUnchangedSubvolumeCostsNoReadAndNoFi
 }
 
 TEST_F(SnapshotDedupeBtrfsTest, FileRewrittenInTheSourceIsDedupedBackAgainstTheSnapshots) {
-  Write("data/f", 100000, 1);
-  Write("data/other", 70000, 2);
+  ASSERT_OK(Write("data/f", 100000, 1));
+  ASSERT_OK(Write("data/other", 70000, 2));
   Pass();
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
   Pass();
   ASSERT_TRUE(Shared("data/f", "snaps/1/f"));
 
-  Write("data/f", 100000, 1);  // the same bytes, written again: new extents
+  ASSERT_OK(Write("data/f", 100000, 1));  // the same bytes, written again: new extents
   ASSERT_OK(RunChecked({"sync", "-f", mount_path()}).status());
   ASSERT_FALSE(Shared("data/f", "snaps/1/f"));
   files_->Reset();
@@ -145,10 +146,10 @@ TEST_F(SnapshotDedupeBtrfsTest, FileRewrittenInTheSourceIsDedupedBackAgainstTheS
 }
 
 TEST_F(SnapshotDedupeBtrfsTest, DuplicateInTheSourceAlsoDedupesItsSnapshotCopies) {
-  Write("data/a", 80000, 5);
-  Write("data/b", 80000, 5);  // same bytes, own extents
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  ASSERT_OK(Write("data/a", 80000, 5));
+  ASSERT_OK(Write("data/b", 80000, 5));  // same bytes, own extents
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
   ASSERT_FALSE(Shared("snaps/1/a", "snaps/1/b"));
 
   Pass();
@@ -161,19 +162,19 @@ TEST_F(SnapshotDedupeBtrfsTest, DuplicateInTheSourceAlsoDedupesItsSnapshotCopies
 }
 
 TEST_F(SnapshotDedupeBtrfsTest, RotatingTheSnapshotThatHeldTheReference) {
-  Write("data/f", 90000, 3);
-  Write("data/g", 90000, 4);
+  ASSERT_OK(Write("data/f", 90000, 3));
+  ASSERT_OK(Write("data/g", 90000, 4));
   Pass();
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
   Pass();
-  Write("data/f", 90000, 4);  // now equal to g, and to nothing in the snapshot
-  Write("data/g", 90000, 4);  // rewritten too: snaps/1/g is the copy they share
+  ASSERT_OK(Write("data/f", 90000, 4));  // now equal to g, and to nothing in the snapshot
+  ASSERT_OK(Write("data/g", 90000, 4));  // rewritten too: snaps/1/g is the copy they share
   Pass();
   ASSERT_TRUE(Shared("data/f", "snaps/1/g"));
   ASSERT_TRUE(Shared("data/g", "snaps/1/g"));
 
-  Btrfs({"subvolume", "delete", Path("snaps/1")});
-  Btrfs({"subvolume", "sync", mount_path()});
+  ASSERT_OK(Btrfs({"subvolume", "delete", Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "sync", mount_path()}));
   Pass();
 
   EXPECT_TRUE(Shared("data/f", "data/g"));
@@ -190,15 +191,15 @@ TEST_F(SnapshotDedupeBtrfsTest, RotatingTheSnapshotThatHeldTheReference) {
 }
 
 TEST_F(SnapshotDedupeBtrfsTest, ReceivedSnapshotsAreNeverDestinations) {
-  Write("data/a", 80000, 5);
-  Write("data/b", 80000, 5);
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
+  ASSERT_OK(Write("data/a", 80000, 5));
+  ASSERT_OK(Write("data/b", 80000, 5));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
   ASSERT_EQ(mkdir(Path("recv").c_str(), 0755), 0);
   ASSERT_OK(testing::RunShellChecked(absl::StrCat("btrfs -q send '", Path("snaps/1"),
                                                   "' | btrfs -q receive '", Path("recv"), "'"))
                 .status());
-  Write("data/c", 80000, 5);
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  ASSERT_OK(Write("data/c", 80000, 5));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
   ASSERT_OK(testing::RunShellChecked(absl::StrCat("btrfs -q send -p '", Path("snaps/1"), "' '",
                                                   Path("snaps/2"), "' | btrfs -q receive '",
                                                   Path("recv"), "'"))

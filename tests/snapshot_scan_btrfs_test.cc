@@ -27,6 +27,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/files.h"
 #include "tests/testing/index_contents.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -54,7 +55,7 @@ class SnapshotScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     absl::StatusOr<std::unique_ptr<RealVolumeFs>> fs = RealVolumeFs::Open(mount_path());
     ASSERT_TRUE(fs.ok()) << fs.status();
     fs_ = std::move(*fs);
-    Btrfs({"subvolume", "create", Path("data")});
+    ASSERT_OK(Btrfs({"subvolume", "create", Path("data")}));
     ASSERT_EQ(mkdir(Path("snaps").c_str(), 0755), 0);
   }
   void TearDown() override {
@@ -63,28 +64,28 @@ class SnapshotScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
     BtrfsTest::TearDown();
   }
 
-  void Btrfs(const std::vector<std::string>& args) {
+  absl::Status Btrfs(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"btrfs"};
     argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<std::string> out = RunChecked(argv);
-    ASSERT_TRUE(out.ok()) << out.status();
+    return RunChecked(argv).status();
   }
-  void Write(const std::string& relative, uint64_t size, uint64_t seed) {
-    ASSERT_TRUE(WritePatternFile(Path(relative), size, seed).ok()) << relative;
+  absl::Status Write(const std::string& relative, uint64_t size, uint64_t seed) {
+    return WritePatternFile(Path(relative), size, seed);
   }
-  void Sync() { ASSERT_TRUE(RunChecked({"sync", "-f", mount_path()}).ok()); }
+  absl::Status Sync() { return RunChecked({"sync", "-f", mount_path()}).status(); }
 
-  ScanReport Scan() {
-    Sync();
+  // A pass after a commit; an error reported for any file fails it too.
+  absl::StatusOr<ScanReport> Scan() {
+    RETURN_IF_ERROR(Sync());
     ScanOptions options;
     options.time_zone = absl::UTCTimeZone();
     Scanner scanner(fs_.get(), index_.get(), config_, &clock_, options);
-    absl::StatusOr<ScanReport> report = scanner.Run(ScanMode::kAuto);
-    EXPECT_TRUE(report.ok()) << report.status();
-    if (report.ok()) {
-      for (const std::string& error : report->first_errors) ADD_FAILURE() << error;
+    ASSIGN_OR_RETURN(ScanReport report, scanner.Run(ScanMode::kAuto));
+    if (!report.first_errors.empty()) {
+      return absl::InternalError(absl::StrCat("the pass reported errors, first: ",
+                                              report.first_errors.front()));
     }
-    return report.ok() ? *report : ScanReport();
+    return report;
   }
 
   // What the index stands for (implied copies included).
@@ -152,14 +153,14 @@ class SnapshotScanBtrfsTest : public ::btrdupd::testing::BtrfsTest {
 };
 
 TEST_F(SnapshotScanBtrfsTest, SnapshotsOfAnUnchangedSubvolumeAddNoRows) {
-  for (int i = 0; i < 8; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
+  for (int i = 0; i < 8; ++i) ASSERT_OK(Write(absl::StrCat("data/f", i), 9000 + i, i));
   ASSERT_EQ(mkdir(Path("data/d").c_str(), 0755), 0);
-  Write("data/d/g", 20000, 50);
-  Scan();
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
+  ASSERT_OK(Write("data/d/g", 20000, 50));
+  ASSERT_OK(Scan());
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
 
-  ScanReport report = Scan();
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.subvolumes_added, 2);
   EXPECT_EQ(report.files_added, 0);
@@ -194,50 +195,51 @@ TEST_F(SnapshotScanBtrfsTest, UnchangedReadOnlySnapshotsAreLeftAloneUntilTheyMov
 }
 
 TEST_F(SnapshotScanBtrfsTest, ChangesOnBothSidesOfAWritableSnapshotGetRows) {
-  for (int i = 0; i < 6; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
+  for (int i = 0; i < 6; ++i) ASSERT_OK(Write(absl::StrCat("data/f", i), 9000 + i, i));
   ASSERT_EQ(mkdir(Path("data/d").c_str(), 0755), 0);
-  for (int i = 0; i < 4; ++i) Write(absl::StrCat("data/d/g", i), 12000 + i, 20 + i);
-  Scan();
-  Btrfs({"subvolume", "snapshot", Path("data"), Path("snaps/w")});  // writable
+  for (int i = 0; i < 4; ++i) ASSERT_OK(Write(absl::StrCat("data/d/g", i), 12000 + i, 20 + i));
+  ASSERT_OK(Scan());
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", Path("data"), Path("snaps/w")}));  // writable
   // After the snapshot, before btrdupd sees it: the source and the snapshot change.
-  Write("data/f0", 9000, 99);                                  // rewritten in the source
+  ASSERT_OK(Write("data/f0", 9000, 99));                                  // rewritten in the source
   ASSERT_EQ(unlink(Path("data/f1").c_str()), 0);               // deleted in the source
   ASSERT_EQ(rename(Path("data/d").c_str(), Path("data/e").c_str()), 0);  // dir renamed
-  Write("data/new", 15000, 7);                                 // new in the source
-  Write("snaps/w/f2", 9002, 77);                               // rewritten in the snapshot
+  ASSERT_OK(Write("data/new", 15000, 7));                                 // new in the source
+  ASSERT_OK(Write("snaps/w/f2", 9002, 77));                    // rewritten in the snapshot
   ASSERT_EQ(unlink(Path("snaps/w/f3").c_str()), 0);            // deleted in the snapshot
-  Write("snaps/w/own", 16000, 8);                              // new in the snapshot
+  ASSERT_OK(Write("snaps/w/own", 16000, 8));                              // new in the snapshot
 
-  Scan();
+  ASSERT_OK(Scan());
   EXPECT_EQ(Indexed(), OnDisk());
   EXPECT_LE(RowsUnder("snaps/w"), 8);  // f0, f1, f2, own, and d/* (renamed in the source)
 
   // Later changes on both sides are followed too.
-  Write("data/f4", 9004, 44);
-  Write("snaps/w/f5", 9005, 55);
+  ASSERT_OK(Write("data/f4", 9004, 44));
+  ASSERT_OK(Write("snaps/w/f5", 9005, 55));
   ASSERT_EQ(unlink(Path("snaps/w/own").c_str()), 0);
-  Write("snaps/w/d/g0", 12000, 66);
+  ASSERT_OK(Write("snaps/w/d/g0", 12000, 66));
   clock_.Advance(absl::Minutes(1));
-  Scan();
+  ASSERT_OK(Scan());
   EXPECT_EQ(Indexed(), OnDisk());
 }
 
 TEST_F(SnapshotScanBtrfsTest, SnapshotOfASnapshotAndRotation) {
-  for (int i = 0; i < 5; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
-  Scan();
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("snaps/1"), Path("snaps/1b")});
-  Scan();
+  for (int i = 0; i < 5; ++i) ASSERT_OK(Write(absl::StrCat("data/f", i), 9000 + i, i));
+  ASSERT_OK(Scan());
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("snaps/1"), Path("snaps/1b")}));
+  ASSERT_OK(Scan());
   EXPECT_EQ(Indexed(), OnDisk());
   EXPECT_EQ(RowsUnder("snaps/1b"), 0);
 
-  Write("data/f0", 9000, 90);  // the snapshots keep the old f0
-  Scan();
+  ASSERT_OK(Write("data/f0", 9000, 90));  // the snapshots keep the old f0
+  ASSERT_OK(Scan());
   EXPECT_EQ(Indexed(), OnDisk());
 
-  Btrfs({"subvolume", "delete", Path("snaps/1")});  // rotation of the snapshot in between
-  Btrfs({"subvolume", "sync", mount_path()});
-  Scan();
+  ASSERT_OK(
+      Btrfs({"subvolume", "delete", Path("snaps/1")}));  // rotation of the snapshot in between
+  ASSERT_OK(Btrfs({"subvolume", "sync", mount_path()}));
+  ASSERT_OK(Scan());
   EXPECT_EQ(Indexed(), OnDisk());
   EXPECT_LE(RowsUnder("snaps/1b"), 1);  // its old f0 only
 }

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include "daemon/native_backend.h"
 #include "daemon/real_file_access.h"
 #include "daemon/real_volume_fs.h"
+#include "ioctl/errno_status.h"
 #include "ioctl/fiemap.h"
 #include "ioctl/unique_fd.h"
 #include "tests/testing/btrfs_test.h"
@@ -60,17 +62,16 @@ class SparseTest : public testing::BtrfsTest {
   }
 
   // A `size`-byte sparse file with `data` written at each of `offsets`.
-  void Sparse(const std::string& name, uint64_t size, const std::string& data,
-              std::vector<uint64_t> offsets) {
-    const int fd = open(Path(name).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+  absl::Status Sparse(const std::string& name, uint64_t size, const std::string& data,
+                      std::vector<uint64_t> offsets) {
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenPath(Path(name), O_WRONLY | O_CREAT, 0644));
+    bool ok = ftruncate(fd.get(), static_cast<off_t>(size)) == 0;
     for (uint64_t at : offsets) {
-      ASSERT_EQ(pwrite(fd, data.data(), data.size(), static_cast<off_t>(at)),
-                static_cast<ssize_t>(data.size()));
+      ok = ok && pwrite(fd.get(), data.data(), data.size(), static_cast<off_t>(at)) ==
+                     static_cast<ssize_t>(data.size());
     }
-    ASSERT_EQ(fsync(fd), 0);
-    close(fd);
+    if (!ok || fsync(fd.get()) != 0) return ErrnoToStatus(errno, absl::StrCat("write ", name));
+    return absl::OkStatus();
   }
 
   EngineStats ScanAndRun() {
@@ -113,8 +114,8 @@ TEST_F(SparseTest, TwoTebibyteHolesReadNothingAndAreNotCandidates) {
 TEST_F(SparseTest, SparseCopiesAreHashedAndDedupedOverTheirDataOnly) {
   const std::string data = PatternBytes(256 * 1024, 3);
   const std::vector<uint64_t> at = {0, kTiB / 2, kTiB - data.size()};
-  Sparse("a", kTiB, data, at);
-  Sparse("b", kTiB, data, at);
+  ASSERT_OK(Sparse("a", kTiB, data, at));
+  ASSERT_OK(Sparse("b", kTiB, data, at));
   const EngineStats stats = ScanAndRun();
   EXPECT_LE(stats.bytes_read, 2 * at.size() * data.size());  // data only, each once
   EXPECT_EQ(stats.files_deduped, 1);
@@ -123,9 +124,9 @@ TEST_F(SparseTest, SparseCopiesAreHashedAndDedupedOverTheirDataOnly) {
 
 TEST_F(SparseTest, SameDataWithAnotherHoleLayoutIsNotAGroup) {
   const std::string data = PatternBytes(64 * 1024, 4);
-  Sparse("a", 8 << 20, data, {0});  // data, then 8 MiB - 64 KiB of hole
+  ASSERT_OK(Sparse("a", 8 << 20, data, {0}));  // data, then 8 MiB - 64 KiB of hole
   std::string dense = data + std::string((8 << 20) - data.size(), '\0');  // the same bytes
-  Sparse("b", dense.size(), dense, {0});                              // written out
+  ASSERT_OK(Sparse("b", dense.size(), dense, {0}));                              // written out
   const EngineStats stats = ScanAndRun();
   EXPECT_EQ(stats.backend_calls, 0);
   EXPECT_FALSE(Shared("a", "b"));

@@ -31,9 +31,9 @@ constexpr char kUuidPattern[] =
 
 class SubvolumesIoctlTest : public btrdupd::testing::BtrfsTest {
  protected:
-  void Btrfs(std::vector<std::string> args) {
+  absl::Status Btrfs(std::vector<std::string> args) {
     args.insert(args.begin(), "btrfs");
-    ASSERT_OK(RunChecked(args));
+    return RunChecked(args).status();
   }
 
   static const SubvolumeInfo* Find(const std::vector<SubvolumeInfo>& list,
@@ -52,10 +52,10 @@ class SubvolumesIoctlTest : public btrdupd::testing::BtrfsTest {
 };
 
 TEST_F(SubvolumesIoctlTest, ListsTheMountedSubvolumeAndEverythingBelow) {
-  Btrfs({"subvolume", "create", Path("vol")});
-  Btrfs({"subvolume", "create", Path("vol/inner")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol/inner")}));
   ASSERT_EQ(mkdir(Path("dir").c_str(), 0755), 0);
-  Btrfs({"subvolume", "create", Path("dir/deep")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("dir/deep")}));
 
   ASSERT_OK_AND_ASSIGN(std::vector<SubvolumeInfo> list, ListSubvolumes(mount_path()));
   EXPECT_THAT(Paths(list), ElementsAre("", "dir/deep", "vol", "vol/inner"));
@@ -80,15 +80,15 @@ TEST_F(SubvolumesIoctlTest, ListsTheMountedSubvolumeAndEverythingBelow) {
 }
 
 TEST_F(SubvolumesIoctlTest, PathsAreRelativeToTheGivenSubvolume) {
-  Btrfs({"subvolume", "create", Path("vol")});
-  Btrfs({"subvolume", "create", Path("vol/inner")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol/inner")}));
   ASSERT_OK_AND_ASSIGN(std::vector<SubvolumeInfo> list, ListSubvolumes(Path("vol")));
   EXPECT_THAT(Paths(list), ElementsAre("", "inner"));
 }
 
 TEST_F(SubvolumesIoctlTest, SnapshotNamesItsSourceAsParent) {
-  Btrfs({"subvolume", "create", Path("vol")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("vol"), Path("snap")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("vol"), Path("snap")}));
   ASSERT_OK_AND_ASSIGN(std::vector<SubvolumeInfo> list, ListSubvolumes(mount_path()));
   const SubvolumeInfo* vol = Find(list, "vol");
   const SubvolumeInfo* snap = Find(list, "snap");
@@ -105,8 +105,8 @@ TEST_F(SubvolumesIoctlTest, SnapshotNamesItsSourceAsParent) {
 }
 
 TEST_F(SubvolumesIoctlTest, ReadOnlyFlagTogglesAndRestores) {
-  Btrfs({"subvolume", "create", Path("vol")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("vol"), Path("snap")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("vol"), Path("snap")}));
   ASSERT_OK_AND_ASSIGN(bool before, GetReadOnly(Path("snap")));
   EXPECT_TRUE(before);
 
@@ -128,7 +128,7 @@ TEST_F(SubvolumesIoctlTest, ReadOnlyFlagTogglesAndRestores) {
 }
 
 TEST_F(SubvolumesIoctlTest, GetSubvolumeInfoDescribesTheContainingSubvolume) {
-  Btrfs({"subvolume", "create", Path("vol")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
   ASSERT_EQ(mkdir(Path("vol/plain").c_str(), 0755), 0);
   ASSERT_OK_AND_ASSIGN(SubvolumeInfo from_dir, GetSubvolumeInfo(Path("vol/plain")));
   ASSERT_OK_AND_ASSIGN(SubvolumeInfo from_root, GetSubvolumeInfo(Path("vol")));
@@ -137,7 +137,7 @@ TEST_F(SubvolumesIoctlTest, GetSubvolumeInfoDescribesTheContainingSubvolume) {
 }
 
 TEST_F(SubvolumesIoctlTest, IsSubvolumeTellsSubvolumesFromDirectories) {
-  Btrfs({"subvolume", "create", Path("vol")});
+  ASSERT_OK(Btrfs({"subvolume", "create", Path("vol")}));
   ASSERT_EQ(mkdir(Path("plain").c_str(), 0755), 0);
   ASSERT_OK_AND_ASSIGN(bool top, IsSubvolume(mount_path()));
   ASSERT_OK_AND_ASSIGN(bool vol, IsSubvolume(Path("vol")));

@@ -128,11 +128,11 @@ class TrustRaceTest : public testing::BtrfsTest, public ::testing::WithParamInte
   }
 
   // The real scanner, then every indexed file is taken as stable.
-  void Scan() {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<RealVolumeFs> fs, RealVolumeFs::Open(mount_path()));
+  absl::Status Scan() {
+    ASSIGN_OR_RETURN(std::unique_ptr<RealVolumeFs> fs, RealVolumeFs::Open(mount_path()));
     Scanner scanner(fs.get(), index_.get(), config_, RealClock());
-    ASSERT_OK(scanner.Run(ScanMode::kAuto).status());
-    ASSERT_OK(index_->EndStabilityWaits(RealClock()->Now()));
+    RETURN_IF_ERROR(scanner.Run(ScanMode::kAuto).status());
+    return index_->EndStabilityWaits(RealClock()->Now());
   }
 
   EngineStats RunEngine() {
@@ -181,7 +181,7 @@ class TrustRaceTest : public testing::BtrfsTest, public ::testing::WithParamInte
 };
 
 TEST_P(TrustRaceTest, NothingBehindTheSwappedSymlinkIsEverOpenedAndTheFilesAreDedupedOnceQuiet) {
-  Scan();
+  ASSERT_OK(Scan());
   attack_ = true;
   const EngineStats attacked = RunEngine();
   attack_ = false;
@@ -193,7 +193,7 @@ TEST_P(TrustRaceTest, NothingBehindTheSwappedSymlinkIsEverOpenedAndTheFilesAreDe
 
   // The tree is quiet again: the next scan and pass dedupe the user's files.
   if (swapped_) Swap();
-  Scan();
+  ASSERT_OK(Scan());
   RunEngine();
   EXPECT_EQ(OpensOutside(), 0);
   EXPECT_TRUE(Shared("d/a", "d/b"));
@@ -209,7 +209,7 @@ TEST_P(TrustRaceTest, NothingBehindTheSwappedSymlinkIsEverOpenedAndTheFilesAreDe
 TEST_P(TrustRaceTest, ADirectoryRenamedBetweenScanAndHashIsNotFollowedThenDedupedWhereItIs) {
   ASSERT_EQ(mkdir(Path("top").c_str(), 0755), 0);
   ASSERT_EQ(rename(Path("d").c_str(), Path("top/d").c_str()), 0);
-  Scan();
+  ASSERT_OK(Scan());
   ASSERT_EQ(rename(Path("top/d").c_str(), Path("top/moved").c_str()), 0);
   ASSERT_EQ(symlink(Path("top/moved").c_str(), Path("top/d").c_str()), 0);  // a link in its place
   const EngineStats first = RunEngine();
@@ -217,7 +217,7 @@ TEST_P(TrustRaceTest, ADirectoryRenamedBetweenScanAndHashIsNotFollowedThenDedupe
   EXPECT_EQ(first.files_skipped, 0);
   EXPECT_EQ(first.files_deduped, 0);
   EXPECT_GT(first.files_changed, 0);  // back to the scanner
-  Scan();
+  ASSERT_OK(Scan());
   const EngineStats second = RunEngine();
   EXPECT_EQ(second.files_deduped, 2);
   EXPECT_TRUE(Shared("top/moved/a", "top/moved/b"));
