@@ -171,23 +171,24 @@ TEST_F(SnapshotScanBtrfsTest, SnapshotsOfAnUnchangedSubvolumeAddNoRows) {
 }
 
 TEST_F(SnapshotScanBtrfsTest, UnchangedReadOnlySnapshotsAreLeftAloneUntilTheyMove) {
-  for (int i = 0; i < 4; ++i) Write(absl::StrCat("data/f", i), 9000 + i, i);
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")});
-  Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/3")});
-  Scan();
+  for (int i = 0; i < 4; ++i) ASSERT_OK(Write(absl::StrCat("data/f", i), 9000 + i, i));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/1")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/2")}));
+  ASSERT_OK(Btrfs({"subvolume", "snapshot", "-r", Path("data"), Path("snaps/3")}));
+  ASSERT_OK(Scan());
 
   // Nothing moved: the three read-only snapshots are not looked at again.
-  EXPECT_EQ(Scan().subvolumes_unchanged, 3);
+  ASSERT_OK_AND_ASSIGN(const ScanReport again, Scan());
+  EXPECT_EQ(again.subvolumes_unchanged, 3);
 
   // One of them made writable, written to and made read-only again: its generation
   // moved, so it is compared again and the index follows.
-  Btrfs({"property", "set", Path("snaps/2"), "ro", "false"});
-  Write("snaps/2/f1", 12000, 77);
-  Write("snaps/2/new", 15000, 78);
-  Sync();
-  Btrfs({"property", "set", Path("snaps/2"), "ro", "true"});
-  ScanReport report = Scan();
+  ASSERT_OK(Btrfs({"property", "set", Path("snaps/2"), "ro", "false"}));
+  ASSERT_OK(Write("snaps/2/f1", 12000, 77));
+  ASSERT_OK(Write("snaps/2/new", 15000, 78));
+  ASSERT_OK(Sync());
+  ASSERT_OK(Btrfs({"property", "set", Path("snaps/2"), "ro", "true"}));
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan());
 
   EXPECT_EQ(report.subvolumes_unchanged, 2);
   EXPECT_EQ(Indexed(), OnDisk());
