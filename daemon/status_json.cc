@@ -3,7 +3,10 @@
 #include <cassert>
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/utf8.h"
@@ -81,33 +84,24 @@ void JsonWriter::BeforeValue() {
   }
 }
 
-JsonWriter& JsonWriter::BeginObject() {
+JsonWriter& JsonWriter::Open(char bracket) {
   BeforeValue();
-  out_.push_back('{');
+  out_.push_back(bracket);
   first_.push_back(true);
   return *this;
 }
 
-JsonWriter& JsonWriter::EndObject() {
+JsonWriter& JsonWriter::Close(char bracket) {
   assert(!first_.empty());
   first_.pop_back();
-  out_.push_back('}');
+  out_.push_back(bracket);
   return *this;
 }
 
-JsonWriter& JsonWriter::BeginArray() {
-  BeforeValue();
-  out_.push_back('[');
-  first_.push_back(true);
-  return *this;
-}
-
-JsonWriter& JsonWriter::EndArray() {
-  assert(!first_.empty());
-  first_.pop_back();
-  out_.push_back(']');
-  return *this;
-}
+JsonWriter& JsonWriter::BeginObject() { return Open('{'); }
+JsonWriter& JsonWriter::EndObject() { return Close('}'); }
+JsonWriter& JsonWriter::BeginArray() { return Open('['); }
+JsonWriter& JsonWriter::EndArray() { return Close(']'); }
 
 JsonWriter& JsonWriter::Key(absl::string_view key) {
   BeforeValue();
@@ -167,6 +161,26 @@ JsonWriter& JsonWriter::OptionalTime(const std::optional<absl::Time>& value) {
   return Time(*value);
 }
 
+namespace {
+
+// "name": {"files_per_second": f, "bytes_per_second": b}
+void WriteRate(JsonWriter& w, absl::string_view name, double files, double bytes) {
+  w.Key(name).BeginObject();
+  w.Key("files_per_second").Double(files);
+  w.Key("bytes_per_second").Double(bytes);
+  w.EndObject();
+}
+
+// "name": {"<kind>": count, ...}
+void WriteCounts(JsonWriter& w, absl::string_view name,
+                 const std::map<std::string, int64_t>& counts) {
+  w.Key(name).BeginObject();
+  for (const auto& [kind, count] : counts) w.Key(kind).Int(count);
+  w.EndObject();
+}
+
+}  // namespace
+
 std::string DaemonStatusToJson(const DaemonStatus& s) {
   JsonWriter w;
   w.BeginObject();
@@ -186,26 +200,16 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.Key("files_tracked").Int(s.files_tracked);
   w.Key("duplicate_groups").Int(s.duplicate_groups);
   w.Key("rate").BeginObject();
-  w.Key("last_minute").BeginObject();
-  w.Key("files_per_second").Double(s.files_per_second_last_minute);
-  w.Key("bytes_per_second").Double(s.bytes_per_second_last_minute);
-  w.EndObject();
-  w.Key("since_start").BeginObject();
-  w.Key("files_per_second").Double(s.files_per_second_since_start);
-  w.Key("bytes_per_second").Double(s.bytes_per_second_since_start);
-  w.EndObject();
+  WriteRate(w, "last_minute", s.files_per_second_last_minute, s.bytes_per_second_last_minute);
+  WriteRate(w, "since_start", s.files_per_second_since_start, s.bytes_per_second_since_start);
   w.EndObject();
   w.Key("files_deduped").Int(s.files_deduped);
   w.Key("bytes_shared").Uint(s.bytes_shared);
   w.Key("bytes_freed").Uint(s.bytes_freed);
   w.Key("bytes_saveable").Uint(s.bytes_saveable);
   w.Key("files_skipped").Int(s.files_skipped);
-  w.Key("skipped_by_kind").BeginObject();
-  for (const auto& [kind, count] : s.skipped_by_kind) w.Key(kind).Int(count);
-  w.EndObject();
-  w.Key("errors").BeginObject();
-  for (const auto& [kind, count] : s.errors) w.Key(kind).Int(count);
-  w.EndObject();
+  WriteCounts(w, "skipped_by_kind", s.skipped_by_kind);
+  WriteCounts(w, "errors", s.errors);
   w.Key("last_error").String(s.last_error);
   w.Key("last_full_scan").OptionalTime(s.last_full_scan);
   w.Key("last_incremental_scan").OptionalTime(s.last_incremental_scan);
@@ -299,13 +303,7 @@ class Parser {
 
   absl::Status ParseObject(JsonValue& v, int depth) {
     v.type = JsonValue::Type::kObject;
-    ++pos_;  // '{'
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return absl::OkStatus();
-    }
-    for (;;) {
+    return ParseElements('}', "expected ',' or '}'", [&]() -> absl::Status {
       SkipSpace();
       if (pos_ >= s_.size() || s_[pos_] != '"') return Error("expected a key");
       std::string key;
@@ -318,42 +316,44 @@ class Parser {
       st = ParseValue(member, depth + 1);
       if (!st.ok()) return st;
       v.object.emplace_back(std::move(key), std::move(member));
-      SkipSpace();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == '}') {
-        ++pos_;
-        return absl::OkStatus();
-      }
-      return Error("expected ',' or '}'");
-    }
+      return absl::OkStatus();
+    });
   }
 
   absl::Status ParseArray(JsonValue& v, int depth) {
     v.type = JsonValue::Type::kArray;
-    ++pos_;  // '['
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return absl::OkStatus();
-    }
-    for (;;) {
+    return ParseElements(']', "expected ',' or ']'", [&]() -> absl::Status {
       JsonValue element;
       absl::Status st = ParseValue(element, depth + 1);
       if (!st.ok()) return st;
       v.array.push_back(std::move(element));
+      return absl::OkStatus();
+    });
+  }
+
+  // From the opening bracket at pos_ through `close`: nothing, or elements read by
+  // `element` separated by commas.
+  absl::Status ParseElements(char close, absl::string_view bad_separator,
+                             absl::FunctionRef<absl::Status()> element) {
+    ++pos_;  // '{' or '['
+    SkipSpace();
+    if (pos_ < s_.size() && s_[pos_] == close) {
+      ++pos_;
+      return absl::OkStatus();
+    }
+    for (;;) {
+      absl::Status st = element();
+      if (!st.ok()) return st;
       SkipSpace();
       if (pos_ < s_.size() && s_[pos_] == ',') {
         ++pos_;
         continue;
       }
-      if (pos_ < s_.size() && s_[pos_] == ']') {
+      if (pos_ < s_.size() && s_[pos_] == close) {
         ++pos_;
         return absl::OkStatus();
       }
-      return Error("expected ',' or ']'");
+      return Error(bad_separator);
     }
   }
 

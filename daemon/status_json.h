@@ -58,6 +58,9 @@ class JsonWriter {
 
  private:
   void BeforeValue();
+  // Opens or closes an object or array ('{' '}' or '[' ']').
+  JsonWriter& Open(char bracket);
+  JsonWriter& Close(char bracket);
 
   std::string out_;
   std::vector<bool> first_;  // per open container: no element written yet
