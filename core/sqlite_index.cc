@@ -141,9 +141,7 @@ absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes()
                       "last_generation, last_scan, source, source_gen FROM subvols "
                       "ORDER BY id"));
   std::vector<SubvolumeRecord> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
+  RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
     SubvolumeRecord s;
     s.id = static_cast<uint64_t>(q.ColumnInt(0));
     s.path = q.ColumnBlob(1);
@@ -156,7 +154,8 @@ absl::StatusOr<std::vector<SubvolumeRecord>> SqliteVolumeIndex::ListSubvolumes()
     s.source_id = static_cast<uint64_t>(q.ColumnInt(8));
     s.source_generation = static_cast<uint64_t>(q.ColumnInt(9));
     out.push_back(std::move(s));
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 
@@ -168,12 +167,7 @@ absl::Status SqliteVolumeIndex::SetSubvolumeScanned(uint64_t subvol_id, uint64_t
   q.Bind(1, static_cast<int64_t>(subvol_id))
       .Bind(2, static_cast<int64_t>(generation))
       .Bind(3, absl::ToUnixSeconds(when));
-  RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_->get()) == 0) {
-    return absl::NotFoundError(
-        absl::StrCat("index: subvolume ", subvol_id, " is not recorded"));
-  }
-  return absl::OkStatus();
+  return q.RunOnExistingRow(absl::StrCat("index: subvolume ", subvol_id, " is not recorded"));
 }
 
 absl::Status SqliteVolumeIndex::RemoveSubvolume(uint64_t subvol_id) {
@@ -342,23 +336,18 @@ absl::StatusOr<std::vector<DirEntryRecord>> SqliteVolumeIndex::ListDir(int64_t d
     ASSIGN_OR_RETURN(bool row, exists.Step());
     if (!row) return absl::NotFoundError(absl::StrCat("index: no directory with id ", dir_id));
   }
-  {
-    ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT id, name FROM dirs "
-                                                    "WHERE parent = ?1 ORDER BY name"));
+  // Subdirectories, then files, each by name.
+  for (const bool is_dir : {true, false}) {
+    ASSIGN_OR_RETURN(Statement q,
+                     statements_.Get(is_dir ? "SELECT id, name FROM dirs "
+                                              "WHERE parent = ?1 ORDER BY name"
+                                            : "SELECT id, name FROM files "
+                                              "WHERE dir = ?1 ORDER BY name"));
     q.Bind(1, dir_id);
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
-      out.push_back(DirEntryRecord{q.ColumnBlob(1), true, q.ColumnInt(0)});
-    }
-  }
-  ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT id, name FROM files "
-                                                  "WHERE dir = ?1 ORDER BY name"));
-  q.Bind(1, dir_id);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(DirEntryRecord{q.ColumnBlob(1), false, q.ColumnInt(0)});
+    RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
+      out.push_back(DirEntryRecord{q.ColumnBlob(1), is_dir, q.ColumnInt(0)});
+      return absl::OkStatus();
+    }));
   }
   return out;
 }
@@ -433,12 +422,11 @@ absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlip
   ASSIGN_OR_RETURN(Statement q, statements_.Get("SELECT subvol, path, flipped_at "
                                                   "FROM ro_flips ORDER BY subvol"));
   std::vector<ReadOnlyFlip> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
+  RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
     out.push_back(ReadOnlyFlip{static_cast<uint64_t>(q.ColumnInt(0)), q.ColumnBlob(1),
                                FromSeconds(q.ColumnInt(2))});
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 

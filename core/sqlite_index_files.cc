@@ -67,12 +67,11 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
 absl::StatusOr<std::vector<FileRecord>> SqliteVolumeIndex::ReadFiles(Statement& q) {
   absl::flat_hash_map<int64_t, std::string> memo;
   std::vector<FileRecord> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
+  RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
     ASSIGN_OR_RETURN(FileRecord f, ReadFile(q, &memo));
     out.push_back(std::move(f));
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 
@@ -229,11 +228,10 @@ absl::StatusOr<std::vector<uint64_t>> SqliteVolumeIndex::SizesWithWork(uint64_t 
                       "ORDER BY s.size"));
   q.Bind(1, static_cast<int64_t>(min_size)).Bind(2, Seconds(now));
   std::vector<uint64_t> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
+  RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
     out.push_back(static_cast<uint64_t>(q.ColumnInt(0)));
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 
@@ -300,9 +298,7 @@ absl::Status SqliteVolumeIndex::SetHash(int64_t file_id, HashState state,
   } else {
     q.BindBlob(3, hash);
   }
-  RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
-  return absl::OkStatus();
+  return q.RunOnExistingRow(NoSuchFile(file_id).message());
 }
 
 absl::Status SqliteVolumeIndex::InvalidateFile(int64_t file_id, absl::Time now,
@@ -345,9 +341,7 @@ absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState stat
   } else {
     q.Bind(3, reference_id);
   }
-  RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
-  return absl::OkStatus();
+  return q.RunOnExistingRow(NoSuchFile(file_id).message());
 }
 
 absl::Status SqliteVolumeIndex::ResetDedupeStates() {
@@ -387,9 +381,7 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
                        statements_.Get("SELECT dedupe_state, count(*), total(size) FROM files "
                                        "INDEXED BY files_done WHERE dedupe_state != 0 "
                                        "GROUP BY dedupe_state"));
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
+    RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       const auto state = static_cast<DedupeState>(q.ColumnInt(0));
       if (state == DedupeState::kDeduped) {
         stats.files_deduped = q.ColumnInt(1);
@@ -397,7 +389,8 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
       } else if (state == DedupeState::kSkipped) {
         stats.files_skipped = q.ColumnInt(1);
       }
-    }
+      return absl::OkStatus();
+    }));
   }
   {
     // Per (size, full hash) group of n files of which d are deduped: one copy is kept,
@@ -407,13 +400,12 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
         statements_.Get("SELECT size, count(*), total(dedupe_state = 2) FROM files "
                         "INDEXED BY files_hashed WHERE hash_state = 2 "
                         "GROUP BY size, hash HAVING count(*) >= 2"));
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
+    RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       ++stats.duplicate_groups;
       const int64_t left = q.ColumnInt(1) - 1 - q.ColumnInt(2);
       if (left > 0) stats.bytes_saveable += static_cast<uint64_t>(left) * q.ColumnInt(0);
-    }
+      return absl::OkStatus();
+    }));
   }
   {
     ASSIGN_OR_RETURN(std::optional<std::string> freed, GetMeta(kBytesFreedMetaKey));

@@ -19,11 +19,7 @@ absl::Status SqliteVolumeIndex::RecordSkip(int64_t file_id, SkipKind kind, absl:
       .BindText(3, detail)
       .Bind(4, static_cast<int64_t>(kind))
       .Bind(5, absl::ToUnixSeconds(now));
-  RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_->get()) == 0) {
-    return absl::NotFoundError(absl::StrCat("index: no file with id ", file_id));
-  }
-  return absl::OkStatus();
+  return q.RunOnExistingRow(absl::StrCat("index: no file with id ", file_id));
 }
 
 absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(int recent_per_kind) {
@@ -39,9 +35,7 @@ absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(in
                                      "INDEXED BY files_done WHERE dedupe_state != 0 AND "
                                      "dedupe_state = 3 "
                                      "GROUP BY 1 ORDER BY 1"));
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
+    RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       SkipKindSummary summary;
       // A number this version does not know counts as unknown.
       summary.kind = SkipKindFromNumber(q.ColumnInt(0)).value_or(SkipKind::kUnknown);
@@ -51,7 +45,8 @@ absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(in
       } else {
         out.push_back(std::move(summary));
       }
-    }
+      return absl::OkStatus();
+    }));
   }
   if (recent_per_kind <= 0) return out;
   absl::flat_hash_map<int64_t, std::string> memo;
@@ -63,9 +58,7 @@ absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(in
                         "coalesce(skip_kind, 0) = ?1 "
                         "ORDER BY skip_at DESC, id DESC LIMIT ?2"));
     q.Bind(1, static_cast<int64_t>(summary.kind)).Bind(2, static_cast<int64_t>(recent_per_kind));
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, q.Step());
-      if (!row) break;
+    RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       SkippedFile file;
       ASSIGN_OR_RETURN(std::string dir, DirPathMemo(q.ColumnInt(0), &memo));
       const std::string name = q.ColumnBlob(1);
@@ -73,7 +66,8 @@ absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(in
       file.detail = q.ColumnBlob(2);
       if (!q.ColumnIsNull(3)) file.skipped_at = absl::FromUnixSeconds(q.ColumnInt(3));
       summary.recent.push_back(std::move(file));
-    }
+      return absl::OkStatus();
+    }));
   }
   return out;
 }

@@ -41,12 +41,11 @@ absl::StatusOr<std::vector<SqliteVolumeIndex::Dependent>> SqliteVolumeIndex::Dep
                                      "WHERE source = ?1 ORDER BY id"));
   q.Bind(1, static_cast<int64_t>(source_id));
   std::vector<Dependent> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
+  RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
     out.push_back(Dependent{static_cast<uint64_t>(q.ColumnInt(0)), q.ColumnBlob(1),
                             static_cast<uint64_t>(q.ColumnInt(2))});
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 
@@ -79,11 +78,8 @@ absl::Status SqliteVolumeIndex::SetSnapshotSource(uint64_t subvol_id, uint64_t s
       q.Bind(2, static_cast<int64_t>(source_id))
           .Bind(3, static_cast<int64_t>(source_generation));
     }
-    RETURN_IF_ERROR(q.Run());
-    if (sqlite3_changes(db_->get()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("index: subvolume ", subvol_id, " is not recorded"));
-    }
+    RETURN_IF_ERROR(
+        q.RunOnExistingRow(absl::StrCat("index: subvolume ", subvol_id, " is not recorded")));
     if (source_id != 0) return absl::OkStatus();
     ASSIGN_OR_RETURN(Statement forget,
                        statements_.Get("DELETE FROM snap_diff WHERE subvol = ?1"));
@@ -243,11 +239,10 @@ absl::Status SqliteVolumeIndex::HandDownSnapshot(uint64_t subvol_id) {
                                                       "subvol = ?1 AND ino NOT IN (SELECT ino "
                                                       "FROM snap_diff WHERE subvol = ?2)"));
       q.Bind(1, static_cast<int64_t>(subvol_id)).Bind(2, static_cast<int64_t>(d.id));
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, q.Step());
-        if (!row) break;
+      RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
         inos.push_back(static_cast<uint64_t>(q.ColumnInt(0)));
-      }
+        return absl::OkStatus();
+      }));
     }
     for (uint64_t ino : inos) {
       RETURN_IF_ERROR(MarkSnapshotDiffers(d.id, ino));

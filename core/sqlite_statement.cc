@@ -144,6 +144,23 @@ absl::Status Statement::Run() {
   }
 }
 
+absl::Status Statement::ForEachRow(absl::FunctionRef<absl::Status()> on_row) {
+  while (true) {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+    absl::Status done = on_row();
+    if (!done.ok()) return done;
+  }
+}
+
+absl::Status Statement::RunOnExistingRow(absl::string_view missing) {
+  absl::Status done = Run();
+  if (!done.ok()) return done;
+  if (sqlite3_changes(db_->get()) == 0) return absl::NotFoundError(missing);
+  return absl::OkStatus();
+}
+
 int64_t Statement::ColumnInt(int col) const { return sqlite3_column_int64(stmt_, col); }
 
 std::string Statement::ColumnBlob(int col) const {

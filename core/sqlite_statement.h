@@ -77,6 +77,12 @@ class Statement {
   absl::StatusOr<bool> Step();
   // Steps to completion, ignoring rows (for INSERT/UPDATE/DELETE).
   absl::Status Run();
+  // Steps through every row, calling `on_row` at each (it reads the columns); stops at
+  // the first error, of the step or of `on_row`.
+  absl::Status ForEachRow(absl::FunctionRef<absl::Status()> on_row);
+  // Run() for an UPDATE/DELETE of one known row: NotFound with `missing` as the message
+  // when it changed no row.
+  absl::Status RunOnExistingRow(absl::string_view missing);
 
   int64_t ColumnInt(int col) const;
   std::string ColumnBlob(int col) const;  // "" for NULL
