@@ -22,11 +22,11 @@
 #include "core/exclude.h"
 #include "core/index.h"
 #include "core/status_macros.h"
-#include "daemon/exit_codes.h"
 #include "daemon/log.h"
 #include "daemon/one_shot.h"
 #include "daemon/progress.h"
 #include "daemon/status_json.h"
+#include "daemon/status_report.h"
 #include "daemon/volume_open.h"
 #include "ioctl/errno_status.h"
 
@@ -332,22 +332,11 @@ bool ExplainRequested() { return absl::GetFlag(FLAGS_explain); }
 
 int RunExplain(const std::vector<std::string>& paths, absl::string_view db_dir,
                bool verbose) {
-  int failed = 0;
-  for (const std::string& path : paths) {
-    absl::StatusOr<Explanation> e = Explain(path, db_dir, absl::Now());
-    if (!e.ok()) {
-      LogError(path, "%s", e.status().message());
-      ++failed;
-      continue;
-    }
-    if (absl::GetFlag(FLAGS_json)) {
-      std::printf("%s\n", FormatJson(*e).c_str());
-    } else {
-      std::fputs(FormatText(*e, verbose).c_str(), stdout);
-    }
-  }
-  std::fflush(stdout);
-  return ExitCodeFor(static_cast<int>(paths.size()), failed);
+  return PrintEach(paths, [&](const std::string& path) -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(Explanation e, Explain(path, db_dir, absl::Now()));
+    if (absl::GetFlag(FLAGS_json)) return absl::StrCat(FormatJson(e), "\n");
+    return FormatText(e, verbose);
+  });
 }
 
 }  // namespace btrdupd

@@ -168,23 +168,28 @@ absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
   return status;
 }
 
-int RunStatus(const std::vector<std::string>& volumes, absl::string_view db_dir) {
+int PrintEach(const std::vector<std::string>& names,
+              absl::FunctionRef<absl::StatusOr<std::string>(const std::string&)> report) {
   int failed = 0;
-  for (const std::string& volume : volumes) {
-    absl::StatusOr<VolumeStatus> status = ReadVolumeStatus(volume, db_dir, absl::Now());
-    if (!status.ok()) {
-      LogError(volume, "%s", status.status().message());
+  for (const std::string& name : names) {
+    absl::StatusOr<std::string> text = report(name);
+    if (!text.ok()) {
+      LogError(name, "%s", text.status().message());
       ++failed;
       continue;
     }
-    if (absl::GetFlag(FLAGS_json)) {
-      std::printf("%s\n", VolumeStatusToJson(*status).c_str());
-    } else {
-      std::fputs(FormatStatusReport(*status).c_str(), stdout);
-    }
+    std::fputs(text->c_str(), stdout);
   }
   std::fflush(stdout);
-  return ExitCodeFor(static_cast<int>(volumes.size()), failed);
+  return ExitCodeFor(static_cast<int>(names.size()), failed);
+}
+
+int RunStatus(const std::vector<std::string>& volumes, absl::string_view db_dir) {
+  return PrintEach(volumes, [&](const std::string& volume) -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(VolumeStatus status, ReadVolumeStatus(volume, db_dir, absl::Now()));
+    if (absl::GetFlag(FLAGS_json)) return absl::StrCat(VolumeStatusToJson(status), "\n");
+    return FormatStatusReport(status);
+  });
 }
 
 }  // namespace btrdupd

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -53,6 +54,12 @@ absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
 
 // Prints the report of each volume on stdout (JSON with --json); returns the exit code.
 int RunStatus(const std::vector<std::string>& volumes, absl::string_view db_dir);
+
+// The loop of the read-only reports (--status, --explain): prints on stdout what
+// `report` makes of each of `names`; a name it fails for is logged as an error and
+// counted. Returns the exit code (ExitCodeFor over the names).
+int PrintEach(const std::vector<std::string>& names,
+              absl::FunctionRef<absl::StatusOr<std::string>(const std::string&)> report);
 
 }  // namespace btrdupd
 
