@@ -47,8 +47,9 @@
 //     its copies can still share with it; already shares extents (keeps existing
 //     sharing); oldest first_seen; lowest id. It is recorded as kReference (not in dry
 //     run).
-//  4. Members that already share all extents with the reference are marked kDeduped
-//     with no dedupe call. Other hard links of a member's inode are marked kSkipped
+//  4. Members that already share all extents with the reference are marked
+//     kAlreadyShared with no dedupe call (kDeduped, keeping its date, if btrdupd deduped
+//     it before: VolumeIndex::RecordSharing). Other hard links of a member's inode are marked kSkipped
 //     ("hard link ...": one inode, nothing to share).
 //  5. The rest are deduped through the backend in batches: a group of
 //     >= large_group_threshold members sends up to dedup_batch_size destinations per

@@ -196,8 +196,8 @@ absl::Status DedupeEngine::DedupeBatch(const FileRecord& reference,
         if (shared.ok() && *shared) {
           ++result.files_deduped;
           result.bytes_shared += dest.size;
-          RETURN_IF_ERROR(
-              index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
+          RETURN_IF_ERROR(index_->RecordSharing(dest.id, DedupeState::kDeduped, reference.id,
+                                                clock_->Now()));
           ASSIGN_OR_RETURN(std::vector<InodeKey> copies,
                            DedupeImpliedCopies(reference, request.reference, dest, result));
           if (held[i].has_value()) {

@@ -247,8 +247,8 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       attempted_.insert(dest.id);
       ++result.files_already_shared;
       if (!options_.dry_run) {
-        RETURN_IF_ERROR(
-            index_->SetDedupeState(dest.id, DedupeState::kDeduped, reference.id));
+        RETURN_IF_ERROR(index_->RecordSharing(dest.id, DedupeState::kAlreadyShared,
+                                              reference.id, clock_->Now()));
       }
       continue;
     }

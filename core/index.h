@@ -37,7 +37,7 @@ namespace btrdupd {
 
 // The on-disk schema version this build writes. Older versions are migrated on open;
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
-inline constexpr int kIndexSchemaVersion = 3;
+inline constexpr int kIndexSchemaVersion = 4;
 
 // Meta key: decimal total of bytes freed by every dedupe on the volume (IndexStats).
 inline constexpr char kBytesFreedMetaKey[] = "bytes_freed";
@@ -58,7 +58,16 @@ enum class DedupeState : int {
   // again and the engine compares it with the kUnique ones). Unlike leaving it kPending,
   // this keeps SizesWithWork from returning the size on every pass.
   kUnique = 4,
+  // Found sharing all extents with its reference before any dedupe (a reflink copy, a
+  // snapshot's copy, another tool's work): verified by FIEMAP like kDeduped, but
+  // btrdupd did nothing to it. Not counted as "shared" (IndexStats::bytes_deduped).
+  kAlreadyShared = 5,
 };
+
+// The file shares all extents with its reference (FileRecord::reference_id).
+inline bool SharesWithReference(DedupeState state) {
+  return state == DedupeState::kDeduped || state == DedupeState::kAlreadyShared;
+}
 
 struct SubvolumeRecord {
   uint64_t id = 0;            // btrfs subvolume id (5 for the top level)
@@ -112,6 +121,10 @@ struct FileRecord {
   std::string hash;  // raw 32-byte SHA-256 per hash_state, "" for kNone
   DedupeState dedupe_state = DedupeState::kPending;
   int64_t reference_id = 0;  // the file it was deduped against, 0 if none
+  // kDeduped: when btrdupd deduped it; kAlreadyShared: when it was found sharing.
+  // InfinitePast when unknown (recorded by a btrdupd before schema version 4, or with
+  // SetDedupeState) and for every other state.
+  absl::Time shared_at = absl::InfinitePast();
   // kSkipped only (else kUnknown and ""): why, as a kind, and the detail for people.
   SkipKind skip_kind = SkipKind::kUnknown;
   std::string skip_detail;
@@ -145,6 +158,7 @@ struct IndexStats {
   int64_t files_waiting = 0;     // of those, still waiting (next_eligible > now)
   int64_t duplicate_groups = 0;  // (size, full hash) groups with >= 2 files
   int64_t files_deduped = 0;
+  int64_t files_already_shared = 0;  // kAlreadyShared: found sharing, nothing done
   int64_t files_skipped = 0;
   uint64_t bytes_deduped = 0;    // "shared": sum of sizes of kDeduped files
   // "freed": space btrdupd's dedupes returned on this volume since the database was
@@ -170,6 +184,15 @@ class VolumeIndex {
   // The implementation is SQLite (core/sqlite_index.h); this interface stays abstract so
   // callers can substitute a fake.
   static absl::StatusOr<std::unique_ptr<VolumeIndex>> Open(const std::string& db_path);
+  // For queries that must not write (`--status`, `--explain`): a read-only connection
+  // that never creates, migrates or converts the file. NotFound when there is no file;
+  // DataLoss and FailedPrecondition as Open; FailedPrecondition too for a database of an
+  // older schema version (telling the user to run btrdupd once on `volume`, the name
+  // used in that message, to upgrade it) and for one a killed writer left mid-
+  // transaction (its hot journal must be rolled back by a writer). Every mutation
+  // fails on the returned index.
+  static absl::StatusOr<std::unique_ptr<VolumeIndex>> OpenReadOnly(
+      const std::string& db_path, absl::string_view volume);
   virtual ~VolumeIndex() = default;
 
   // Checks every page of the database at `db_path` (SQLite's quick_check: reads the
@@ -309,16 +332,26 @@ class VolumeIndex {
   // its backoff level raised as in ObserveFile; its dependents go back to kPending.
   virtual absl::Status InvalidateFile(int64_t file_id, absl::Time now,
                                       const StabilityPolicy& policy) = 0;
-  // reference_id 0 stores "none"; clears any skip kind and detail. Any state but
-  // kPending resets the backoff level to 0. NotFound if no such file.
+  // reference_id 0 stores "none"; clears any skip kind and detail and the sharing time
+  // (a kDeduped or kAlreadyShared set here has an unknown shared_at: use RecordSharing).
+  // Any state but kPending resets the backoff level to 0. NotFound if no such file.
   virtual absl::Status SetDedupeState(int64_t file_id, DedupeState state,
                                       int64_t reference_id) = 0;
+  // The file shares all extents with `reference_id` since `when`: `state` kDeduped
+  // (btrdupd deduped it) or kAlreadyShared (found sharing; InvalidArgument for any other
+  // state). A file btrdupd itself deduped keeps that, and its time, while it does not
+  // change: kAlreadyShared recorded on a kDeduped row, or on a kPending one that was
+  // kDeduped before its reference went away or ResetDedupeStates, stays kDeduped with
+  // its dedupe time (its extents are btrdupd's work), and takes the new reference.
+  // Clears skip kind and detail, resets the backoff level. NotFound if no such file.
+  virtual absl::Status RecordSharing(int64_t file_id, DedupeState state,
+                                     int64_t reference_id, absl::Time when) = 0;
   // kSkipped, with why (`kind`, and `detail` for people) and when. Resets the backoff
   // level. NotFound if no such file.
   virtual absl::Status RecordSkip(int64_t file_id, SkipKind kind, absl::string_view detail,
                                   absl::Time now) = 0;
   // Forgets every dedupe state, reference and skip reason (hashes kept): everything is
-  // re-verified by FIEMAP.
+  // re-verified by FIEMAP. The dedupe time of kDeduped files is kept (RecordSharing).
   virtual absl::Status ResetDedupeStates() = 0;
 
   // --- Read-only flips (restored on every path, including the next start) ---

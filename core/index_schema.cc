@@ -1,5 +1,8 @@
 #include "core/index_schema.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -7,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/index.h"
+#include "core/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -119,10 +123,20 @@ CREATE TABLE snap_diff(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 4: when a file came to share its reference's extents (`shared_at`, seconds;
+// core/index.h RecordSharing), and the state kAlreadyShared (5) for a file found
+// sharing that btrdupd did not dedupe. Rows of older versions keep their state with an
+// unknown time (NULL): an older btrdupd recorded found-sharing files as deduped too, and
+// which they were is not known.
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE files ADD COLUMN shared_at INTEGER;
+)sql";
+
 // kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
 // there yet" (an empty file, or one whose tables were never created).
 const std::vector<const char*>& Migrations() {
-  static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2, kSchemaV3};
+  static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2, kSchemaV3,
+                                                                kSchemaV4};
   return *steps;
 }
 
@@ -131,23 +145,10 @@ absl::Status Refuse(const std::string& path, absl::string_view why) {
       "index database ", path, ": ", why, "; refusing to use it (the file was not changed)"));
 }
 
-// Reads the stamp and the list of objects with a read-only connection, and decides
-// whether the file may be opened for writing. A database left with a hot rollback
-// journal (a run killed in the middle of a transaction) cannot be read read-only:
-// then it is inspected through a read-write connection, whose first read rolls the
-// interrupted transaction back, as SQLite requires.
-absl::Status InspectExisting(const std::string& path, bool read_write = false) {
-  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(
-      path, (read_write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOFOLLOW);
-  // Cannot open read-only: most likely there is no file yet. Anything else (a symlink,
-  // permissions) is reported by the read-write open that follows.
-  if (!db.ok()) return absl::OkStatus();
-  absl::StatusOr<int64_t> app_id = (*db)->QueryInt("PRAGMA application_id");
-  if (!app_id.ok() && !read_write &&
-      sqlite3_extended_errcode((*db)->get()) == SQLITE_READONLY_ROLLBACK) {
-    db->reset();
-    return InspectExisting(path, /*read_write=*/true);
-  }
+// Checks the stamp of the database open on `db`: the version to open it at (0 for a
+// file with nothing in it yet), or why it is refused (see core/index_schema.h).
+absl::StatusOr<int64_t> CheckStamp(SqliteDb& db, const std::string& path) {
+  absl::StatusOr<int64_t> app_id = db.QueryInt("PRAGMA application_id");
   if (!app_id.ok()) {
     if (absl::IsDataLoss(app_id.status())) {
       // Damaged (garbage, or shorter than its header says: truncated). DataLoss, not
@@ -158,7 +159,7 @@ absl::Status InspectExisting(const std::string& path, bool read_write = false) {
     }
     return app_id.status();
   }
-  absl::StatusOr<int64_t> version = (*db)->QueryInt("PRAGMA user_version");
+  absl::StatusOr<int64_t> version = db.QueryInt("PRAGMA user_version");
   if (!version.ok()) return version.status();
   if (*app_id != 0 && *app_id != kIndexApplicationId) {
     return Refuse(path, absl::StrFormat("an SQLite database of another application "
@@ -179,21 +180,47 @@ absl::Status InspectExisting(const std::string& path, bool read_write = false) {
     sqlite3_stmt* stmt = nullptr;
     const char* sql =
         "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name";
-    int rc = sqlite3_prepare_v2((*db)->get(), sql, -1, &stmt, nullptr);
-    if (rc != SQLITE_OK) return SqliteError((*db)->get(), rc, path, sql);
+    int rc = sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db.get(), rc, path, sql);
     std::vector<std::string> names;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       names.push_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
     }
     sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) return SqliteError((*db)->get(), rc, path, sql);
+    if (rc != SQLITE_DONE) return SqliteError(db.get(), rc, path, sql);
     if (!names.empty() || *version != 0) {
       return Refuse(path, absl::StrCat("an SQLite database that is not a btrdupd index "
                                        "(no btrdupd stamp; it holds ",
                                        absl::StrJoin(names, ", "), ")"));
     }
+    return 0;
   }
-  return absl::OkStatus();
+  return *version;
+}
+
+// The read fails because a killed writer left a hot rollback journal, which only a
+// read-write connection may roll back.
+bool NeedsRollback(const absl::StatusOr<int64_t>& read, SqliteDb& db) {
+  return !read.ok() && sqlite3_extended_errcode(db.get()) == SQLITE_READONLY_ROLLBACK;
+}
+
+// Reads the stamp and the list of objects with a read-only connection, and decides
+// whether the file may be opened for writing. A database left with a hot rollback
+// journal (a run killed in the middle of a transaction) cannot be read read-only:
+// then it is inspected through a read-write connection, whose first read rolls the
+// interrupted transaction back, as SQLite requires.
+absl::Status InspectExisting(const std::string& path, bool read_write = false) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(
+      path, (read_write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOFOLLOW);
+  // Cannot open read-only: most likely there is no file yet. Anything else (a symlink,
+  // permissions) is reported by the read-write open that follows.
+  if (!db.ok()) return absl::OkStatus();
+  absl::StatusOr<int64_t> version = CheckStamp(**db, path);
+  if (!read_write && NeedsRollback(version, **db)) {
+    db->reset();
+    return InspectExisting(path, /*read_write=*/true);
+  }
+  return version.status();
 }
 
 }  // namespace
@@ -273,6 +300,39 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
     return status;
   }
   if (absl::Status s = conn.Exec("COMMIT"); !s.ok()) return s;
+  return db;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabaseReadOnly(const std::string& path,
+                                                                    absl::string_view volume) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    return absl::NotFoundError(absl::StrCat("index database ", path, ": no such file"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                   SqliteDb::Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW));
+  // The daemon may hold the write lock for a moment: wait for it as the writers do.
+  sqlite3_busy_timeout(db->get(), 10000);
+  absl::StatusOr<int64_t> version = CheckStamp(*db, path);
+  if (NeedsRollback(version, *db)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index database ", path, ": a btrdupd run was killed in the middle of writing it, "
+        "and a read-only query does not repair it; run 'btrdupd ", volume,
+        "' once to roll the interrupted write back"));
+  }
+  if (!version.ok()) return version.status();
+  if (*version == 0) {
+    return absl::NotFoundError(absl::StrCat("index database ", path,
+                                            ": empty (btrdupd has not finished a first "
+                                            "run on ", volume, ")"));
+  }
+  if (*version < kIndexSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index database ", path, ": schema version ", *version,
+        " is older than this btrdupd's (", kIndexSchemaVersion,
+        "), and a read-only query does not upgrade it; run 'btrdupd ", volume,
+        "' once to upgrade its index (the file was not changed)"));
+  }
   return db;
 }
 

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/sqlite_statement.h"
 
 namespace btrdupd {
@@ -34,6 +35,13 @@ inline constexpr int32_t kIndexApplicationId = 0x62747264;
 inline constexpr int64_t kRootDirId = 1;
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& path);
+
+// OpenIndexDatabaseReadOnly(path, volume): a read-only connection for queries; nothing
+// is created, migrated, converted or rolled back. Refused as above, and also: NotFound
+// when there is no file (or an empty one), FailedPrecondition for an older version or a
+// hot journal, with a message telling the user to run btrdupd once on `volume`.
+absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabaseReadOnly(const std::string& path,
+                                                                    absl::string_view volume);
 
 }  // namespace btrdupd
 

@@ -180,7 +180,7 @@ bool GroupHasWork(const std::vector<FileRecord>& members,
   for (const FileRecord& m : members) {
     if (attempted.contains(m.id)) continue;
     if (m.dedupe_state == DedupeState::kPending ||
-        (m.dedupe_state == DedupeState::kDeduped && !references.contains(m.reference_id)) ||
+        (SharesWithReference(m.dedupe_state) && !references.contains(m.reference_id)) ||
         (m.dedupe_state == DedupeState::kReference && references.size() > 1 &&
          across_owners)) {
       return true;
@@ -253,7 +253,7 @@ std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
     for (size_t i : links) {
       if (i == reference) continue;
       const FileRecord& m = members[i];
-      if (m.dedupe_state == DedupeState::kDeduped && m.reference_id == ref.id) done = i;
+      if (SharesWithReference(m.dedupe_state) && m.reference_id == ref.id) done = i;
       if (!attempted.contains(m.id) && NeedsDedupe(m, ref.id)) pending.push_back(i);
     }
     if (pending.empty()) continue;

@@ -43,6 +43,7 @@ inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
     case DedupeState::kUnique:  // matched nothing before; a new copy changes that
       return true;
     case DedupeState::kDeduped:
+    case DedupeState::kAlreadyShared:
       return m.reference_id != ref_id;
     case DedupeState::kReference:
       return m.id != ref_id;

@@ -51,6 +51,12 @@ absl::StatusOr<std::unique_ptr<VolumeIndex>> VolumeIndex::Open(const std::string
   return std::unique_ptr<VolumeIndex>(new SqliteVolumeIndex(std::move(db)));
 }
 
+absl::StatusOr<std::unique_ptr<VolumeIndex>> VolumeIndex::OpenReadOnly(
+    const std::string& db_path, absl::string_view volume) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, OpenIndexDatabaseReadOnly(db_path, volume));
+  return std::unique_ptr<VolumeIndex>(new SqliteVolumeIndex(std::move(db)));
+}
+
 SqliteVolumeIndex::SqliteVolumeIndex(std::unique_ptr<SqliteDb> db)
     : db_(std::move(db)), statements_(db_.get()) {}
 

@@ -77,6 +77,8 @@ class SqliteVolumeIndex : public VolumeIndex {
                               const StabilityPolicy& policy) override;
   absl::Status SetDedupeState(int64_t file_id, DedupeState state,
                               int64_t reference_id) override;
+  absl::Status RecordSharing(int64_t file_id, DedupeState state, int64_t reference_id,
+                             absl::Time when) override;
   absl::Status RecordSkip(int64_t file_id, SkipKind kind, absl::string_view detail,
                           absl::Time now) override;
   absl::Status ResetDedupeStates() override;
@@ -138,7 +140,7 @@ class SqliteVolumeIndex : public VolumeIndex {
 // The columns every file query selects, in the order ReadFile() expects.
 #define BTRDUPD_FILE_COLUMNS                                                         \
   "id, dir, name, subvol, ino, size, mtime, gen, first_seen, last_changed, "         \
-  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip, skip_kind"
+  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip, skip_kind, shared_at"
 
 }  // namespace btrdupd
 

@@ -61,6 +61,10 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   if (f.dedupe_state == DedupeState::kSkipped) {
     f.skip_kind = SkipKindFromNumber(q.ColumnInt(17)).value_or(SkipKind::kUnknown);
   }
+  // Kept on a kPending row that btrdupd deduped (RecordSharing); shown for sharing only.
+  if (SharesWithReference(f.dedupe_state) && !q.ColumnIsNull(18)) {
+    f.shared_at = absl::FromUnixSeconds(q.ColumnInt(18));
+  }
   return f;
 }
 
@@ -142,7 +146,8 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         statements_.Get("UPDATE files SET subvol = ?2, ino = ?3, size = ?4, mtime = ?5, "
                         "gen = ?6, last_changed = ?7, next_eligible = ?8, backoff = ?9, "
                         "hash_state = 0, hash = NULL, dedupe_state = 0, ref = NULL, "
-                        "skip = NULL, skip_kind = NULL, skip_at = NULL WHERE id = ?1"));
+                        "skip = NULL, skip_kind = NULL, skip_at = NULL, shared_at = NULL "
+                        "WHERE id = ?1"));
     update.Bind(1, id)
         .Bind(2, static_cast<int64_t>(seen.subvol_id))
         .Bind(3, static_cast<int64_t>(seen.ino))
@@ -169,8 +174,10 @@ absl::Status SqliteVolumeIndex::RemoveFile(int64_t file_id) {
 }
 
 absl::Status SqliteVolumeIndex::ReleaseDependents(int64_t gone_id) {
+  // A file btrdupd deduped keeps its dedupe time (RecordSharing); a found one does not.
   ASSIGN_OR_RETURN(Statement q,
-                     statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
+                     statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL, "
+                                     "shared_at = CASE WHEN dedupe_state = 2 THEN shared_at END "
                                      "WHERE ref = ?1"));
   q.Bind(1, gone_id);
   return q.Run();
@@ -179,7 +186,8 @@ absl::Status SqliteVolumeIndex::ReleaseDependents(int64_t gone_id) {
 absl::Status SqliteVolumeIndex::ReleaseOrphanedDependents() {
   ASSIGN_OR_RETURN(
       Statement q,
-      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL "
+      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL, "
+                      "shared_at = CASE WHEN dedupe_state = 2 THEN shared_at END "
                       "WHERE ref IS NOT NULL AND NOT EXISTS "
                       "(SELECT 1 FROM files r WHERE r.id = files.ref)"));
   return q.Run();
@@ -318,7 +326,8 @@ absl::Status SqliteVolumeIndex::InvalidateFile(int64_t file_id, absl::Time now,
         Statement update,
         statements_.Get("UPDATE files SET last_changed = ?2, next_eligible = ?3, "
                         "backoff = ?4, hash_state = 0, hash = NULL, dedupe_state = 0, "
-                        "ref = NULL, skip = NULL, skip_kind = NULL, skip_at = NULL WHERE id = ?1"));
+                        "ref = NULL, skip = NULL, skip_kind = NULL, skip_at = NULL, "
+                        "shared_at = NULL WHERE id = ?1"));
     update.Bind(1, file_id)
         .Bind(2, Seconds(now))
         .Bind(3, Seconds(now + WaitForLevel(policy, level)))
@@ -333,7 +342,7 @@ absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState stat
   ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("UPDATE files SET dedupe_state = ?2, ref = ?3, skip = NULL, "
-                      "skip_kind = NULL, skip_at = NULL, "
+                      "skip_kind = NULL, skip_at = NULL, shared_at = NULL, "
                       "backoff = CASE WHEN ?2 != 0 THEN 0 ELSE backoff END WHERE id = ?1"));
   q.Bind(1, file_id).Bind(2, static_cast<int64_t>(state));
   if (reference_id == 0) {
@@ -344,10 +353,42 @@ absl::Status SqliteVolumeIndex::SetDedupeState(int64_t file_id, DedupeState stat
   return q.RunOnExistingRow(NoSuchFile(file_id).message());
 }
 
+absl::Status SqliteVolumeIndex::RecordSharing(int64_t file_id, DedupeState state,
+                                              int64_t reference_id, absl::Time when) {
+  if (!SharesWithReference(state) || reference_id == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "index: RecordSharing(", file_id, "): the state must be kDeduped or kAlreadyShared, "
+        "with a reference"));
+  }
+  static_assert(static_cast<int>(DedupeState::kDeduped) == 2 &&
+                    static_cast<int>(DedupeState::kAlreadyShared) == 5,
+                "literals below");
+  // Found sharing (?2 = 5) by a row whose shared_at is btrdupd's own dedupe (kDeduped,
+  // or kPending keeping the time of a dedupe: ReleaseDependents, ResetDedupeStates):
+  // stays kDeduped with that time.
+  ASSIGN_OR_RETURN(
+      Statement q,
+      statements_.Get("UPDATE files SET "
+                      "dedupe_state = CASE WHEN ?2 = 5 AND shared_at IS NOT NULL AND "
+                      "dedupe_state IN (0, 2) THEN 2 ELSE ?2 END, "
+                      "shared_at = CASE WHEN ?2 = 5 AND shared_at IS NOT NULL AND "
+                      "dedupe_state IN (0, 2) THEN shared_at ELSE ?4 END, "
+                      "ref = ?3, skip = NULL, skip_kind = NULL, skip_at = NULL, backoff = 0 "
+                      "WHERE id = ?1"));
+  q.Bind(1, file_id)
+      .Bind(2, static_cast<int64_t>(state))
+      .Bind(3, reference_id)
+      .Bind(4, Seconds(when));
+  RETURN_IF_ERROR(q.Run());
+  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
+  return absl::OkStatus();
+}
+
 absl::Status SqliteVolumeIndex::ResetDedupeStates() {
   ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("UPDATE files SET dedupe_state = 0, ref = NULL, "
-                                     "skip = NULL, skip_kind = NULL, skip_at = NULL "
+                                     "skip = NULL, skip_kind = NULL, skip_at = NULL, "
+                                     "shared_at = CASE WHEN dedupe_state = 2 THEN shared_at END "
                                      "WHERE dedupe_state != 0 OR "
                                      "ref IS NOT NULL OR skip IS NOT NULL"));
   return q.Run();
@@ -386,6 +427,8 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
       if (state == DedupeState::kDeduped) {
         stats.files_deduped = q.ColumnInt(1);
         stats.bytes_deduped = static_cast<uint64_t>(q.ColumnInt(2));
+      } else if (state == DedupeState::kAlreadyShared) {
+        stats.files_already_shared = q.ColumnInt(1);
       } else if (state == DedupeState::kSkipped) {
         stats.files_skipped = q.ColumnInt(1);
       }
@@ -393,11 +436,11 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
     }));
   }
   {
-    // Per (size, full hash) group of n files of which d are deduped: one copy is kept,
-    // so n - 1 - d more could still be shared.
+    // Per (size, full hash) group of n files of which d share their reference's extents
+    // (deduped or found sharing): one copy is kept, so n - 1 - d more could be shared.
     ASSIGN_OR_RETURN(
         Statement q,
-        statements_.Get("SELECT size, count(*), total(dedupe_state = 2) FROM files "
+        statements_.Get("SELECT size, count(*), total(dedupe_state IN (2, 5)) FROM files "
                         "INDEXED BY files_hashed WHERE hash_state = 2 "
                         "GROUP BY size, hash HAVING count(*) >= 2"));
     RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {

@@ -13,7 +13,8 @@ absl::Status SqliteVolumeIndex::RecordSkip(int64_t file_id, SkipKind kind, absl:
                                            absl::Time now) {
   ASSIGN_OR_RETURN(Statement q,
                    statements_.Get("UPDATE files SET dedupe_state = ?2, ref = NULL, skip = ?3, "
-                                   "skip_kind = ?4, skip_at = ?5, backoff = 0 WHERE id = ?1"));
+                                   "skip_kind = ?4, skip_at = ?5, shared_at = NULL, backoff = 0 "
+                                   "WHERE id = ?1"));
   q.Bind(1, file_id)
       .Bind(2, static_cast<int64_t>(DedupeState::kSkipped))
       .BindText(3, detail)

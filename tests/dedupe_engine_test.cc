@@ -190,7 +190,7 @@ TEST_F(DedupeEngineTest, ReferencePrefersMemberAlreadySharingExtents) {
   Run(*engine);
 
   EXPECT_EQ(Get(b).dedupe_state, DedupeState::kReference);
-  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(c).dedupe_state, DedupeState::kAlreadyShared);  // found, not deduped
   EXPECT_EQ(Get(a).dedupe_state, DedupeState::kDeduped);
   ASSERT_EQ(backend_.calls().size(), 1u);  // c needed no call
   EXPECT_EQ(backend_.calls()[0].reference_path, P("b"));
@@ -207,7 +207,7 @@ TEST_F(DedupeEngineTest, CopyOfSharedFileGetsItsHashWithoutBeingRead) {
   Run(*engine);
   EXPECT_EQ(fs_.bytes_read(P("snap_copy")), 0u);
   EXPECT_EQ(Get(copy).hash_state, HashState::kFull);
-  EXPECT_EQ(Get(copy).dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(Get(copy).dedupe_state, DedupeState::kAlreadyShared);
   EXPECT_TRUE(backend_.calls().empty());
   EXPECT_EQ(engine->stats().hashes_copied, 1);
 }
