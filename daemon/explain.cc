@@ -16,12 +16,12 @@
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/config.h"
 #include "core/exclude.h"
 #include "core/index.h"
 #include "core/status_macros.h"
+#include "daemon/explain_lookup.h"
 #include "daemon/log.h"
 #include "daemon/one_shot.h"
 #include "daemon/progress.h"
@@ -51,7 +51,10 @@ struct Explanation {
   std::optional<FileRecord> record;
   int64_t size_group = 0;
   std::vector<std::string> identical;  // the other members with its full hash
-  std::string reference_path;          // kDeduped: what it shares with
+  std::string reference_path;          // kDeduped, kAlreadyShared: what it shares with
+  // A snapshot file with no row of its own: the path of the source row that stands for
+  // it (`record` is that row). Empty otherwise.
+  std::string copy_of;
   bool changed = false;  // its size or mtime now differ from what the last pass recorded
   absl::Time now;
 };
@@ -70,6 +73,7 @@ const char* DedupeStateName(DedupeState s) {
     case DedupeState::kPending: return "pending";
     case DedupeState::kReference: return "reference";
     case DedupeState::kDeduped: return "deduped";
+    case DedupeState::kAlreadyShared: return "already_shared";
     case DedupeState::kSkipped: return "skipped";
     case DedupeState::kUnique: return "unique";
   }
@@ -79,6 +83,8 @@ const char* DedupeStateName(DedupeState s) {
 std::string When(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", t, absl::LocalTimeZone());
 }
+
+bool Known(absl::Time t) { return t != absl::InfinitePast(); }
 
 // The mount id of `path` (not following a final symlink), or nullopt when unknown.
 std::optional<uint64_t> MountId(const std::string& path) {
@@ -121,25 +127,6 @@ absl::StatusOr<VolumeLocation> FindManagedVolume(const std::string& path,
       db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
 }
 
-// The directory id of `dir` (relative, "" = root) without creating anything.
-absl::StatusOr<std::optional<int64_t>> LookupDir(VolumeIndex& index, absl::string_view dir) {
-  int64_t id = 1;
-  if (dir.empty()) return std::optional<int64_t>(id);
-  for (absl::string_view part : absl::StrSplit(dir, '/')) {
-    ASSIGN_OR_RETURN(std::vector<DirEntryRecord> entries, index.ListDir(id));
-    bool found = false;
-    for (const DirEntryRecord& e : entries) {
-      if (e.is_dir && e.name == part) {
-        id = e.id;
-        found = true;
-        break;
-      }
-    }
-    if (!found) return std::optional<int64_t>();
-  }
-  return std::optional<int64_t>(id);
-}
-
 absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view db_dir,
                                     absl::Time now) {
   char resolved[PATH_MAX];
@@ -153,22 +140,28 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
   ASSIGN_OR_RETURN(VolumeLocation location, FindManagedVolume(out.path, db_dir));
   out.volume = location.path;
   out.relative = out.path.substr(location.path == "/" ? 1 : location.path.size() + 1);
-  ASSIGN_OR_RETURN(std::unique_ptr<VolumeIndex> index, VolumeIndex::Open(location.db_path));
+  // Read-only: explaining never creates, migrates or repairs the database.
+  ASSIGN_OR_RETURN(std::unique_ptr<VolumeIndex> index,
+                   VolumeIndex::OpenReadOnly(location.db_path, location.path));
 
   const size_t slash = out.relative.rfind('/');
   const std::string dir = slash == std::string::npos ? "" : out.relative.substr(0, slash);
-  const std::string name =
-      slash == std::string::npos ? out.relative : out.relative.substr(slash + 1);
-  ASSIGN_OR_RETURN(std::optional<int64_t> dir_id, LookupDir(*index, dir));
-  if (dir_id.has_value()) {
-    ASSIGN_OR_RETURN(out.record, index->FindFile(*dir_id, name));
-  }
+  ASSIGN_OR_RETURN(out.record, FindFileByPath(*index, out.relative));
   struct stat st;
   if (lstat(out.path.c_str(), &st) != 0) {
     return ErrnoToStatusWithMessage(
         errno, absl::StrCat("cannot stat ", PrintablePath(out.path), ": ", std::strerror(errno)));
   }
   out.size = static_cast<uint64_t>(st.st_size);
+  if (!out.record.has_value() && S_ISREG(st.st_mode)) {
+    // A snapshot's unchanged file has no row: its source's row stands for it (the same
+    // inode number, the same extents).
+    ASSIGN_OR_RETURN(std::optional<FileRecord> source, FindImpliedSource(*index, out.relative));
+    if (source.has_value() && source->ino == static_cast<uint64_t>(st.st_ino)) {
+      out.copy_of = source->path;
+      out.record = std::move(source);
+    }
+  }
   if (out.record.has_value()) {
     out.tracked = true;
     const FileRecord& r = *out.record;
@@ -230,11 +223,20 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
 
 std::string DedupeText(const Explanation& e) {
   const FileRecord& r = *e.record;
+  const std::string reference =
+      PrintablePath(e.reference_path.empty() ? "(a removed file)" : e.reference_path);
   switch (r.dedupe_state) {
     case DedupeState::kDeduped:
-      return absl::StrCat("deduped: shares its extents with ",
-                          PrintablePath(e.reference_path.empty() ? "(a removed file)"
-                                                                 : e.reference_path));
+      return absl::StrCat(
+          "deduped against ", reference,
+          Known(r.shared_at) ? absl::StrCat(" on ", When(r.shared_at))
+                             : " (date unknown: recorded by an older btrdupd, which kept no "
+                               "date and also counted files found already sharing as deduped)",
+          "; it shares its extents");
+    case DedupeState::kAlreadyShared:
+      return absl::StrCat("already sharing with ", reference, ", found ",
+                          Known(r.shared_at) ? When(r.shared_at) : "(date unknown)",
+                          " (a reflink, snapshot or other copy; nothing to dedupe)");
     case DedupeState::kReference:
       return absl::StrCat("the reference copy of its group (", e.identical.size(),
                           " other identical file(s) share its extents or will)");
@@ -260,6 +262,12 @@ std::string FormatText(const Explanation& e, bool verbose) {
     return text;
   }
   const FileRecord& r = *e.record;
+  if (!e.copy_of.empty()) {
+    absl::StrAppend(&text, "  snapshot copy of ", PrintablePath(e.copy_of),
+                    ": unchanged since the snapshot was taken, so it has no row of its own "
+                    "and the source's stands for it (same inode, same extents); what "
+                    "follows is the source's record.\n");
+  }
   absl::StrAppend(&text, "  tracked, ", HumanBytes(r.size), " (", r.size, " bytes); ",
                   e.size_group, " file(s) of that size.\n");
   absl::StrAppend(&text, "  hash: ",
@@ -306,13 +314,18 @@ std::string FormatJson(const Explanation& e) {
   }
   const FileRecord& r = *e.record;
   w.Key("size").Uint(r.size);
+  if (!e.copy_of.empty()) w.Key("copy_of").String(e.copy_of);
   w.Key("size_group").Int(e.size_group);
   w.Key("hash_state").String(HashStateName(r.hash_state));
   w.Key("eligible_at").Time(r.next_eligible);
   w.Key("waiting").Bool(r.next_eligible > e.now);
   w.Key("backoff_level").Int(r.backoff_level);
   w.Key("dedupe_state").String(DedupeStateName(r.dedupe_state));
-  if (r.dedupe_state == DedupeState::kDeduped) w.Key("reference").String(e.reference_path);
+  if (SharesWithReference(r.dedupe_state)) {
+    w.Key("reference").String(e.reference_path);
+    w.Key(r.dedupe_state == DedupeState::kDeduped ? "deduped_at" : "found_at")
+        .Time(r.shared_at);
+  }
   if (r.dedupe_state == DedupeState::kSkipped) {
     w.Key("skip_kind").String(SkipKindName(r.skip_kind));
     w.Key("skip_detail").String(r.skip_detail);

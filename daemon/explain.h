@@ -5,10 +5,12 @@
 // short paragraph: tracked or not and why (not a regular file, on another mount, below
 // min_file_size, excluded by the volume's exclude globs, not yet scanned); the size group
 // (files of that size), hash state, stability wait (eligible at, backoff level) and dedupe
-// state (deduped against REF, reference of its group, skipped: KIND + detail, no partner,
-// pending). With -v the other members of its identical group; with --json one object per
-// path and line. Nothing is changed and nothing is scanned; the database is opened as
-// --status opens it. An unknown path, a path on no managed volume or an unreadable
+// state (deduped against REF on DATE, already sharing with REF (found DATE), reference of
+// its group, skipped: KIND + detail, no partner, pending). A snapshot file with no row of
+// its own is explained as a copy of its source, with the source's record. With -v the
+// other members of its identical group; with --json one object per path and line.
+// Nothing is changed and nothing is scanned; the database is opened read-only
+// (VolumeIndex::OpenReadOnly), as --status opens it: never created, migrated or repaired. An unknown path, a path on no managed volume or an unreadable
 // database is one line on stderr and counts as a failed path (daemon/exit_codes.h).
 
 #ifndef BTRDUPD_DAEMON_EXPLAIN_H_

@@ -63,6 +63,7 @@ std::string FormatStatusReport(const VolumeStatus& status) {
   row("files pending", absl::StrCat(stats.files_pending));
   row("duplicate groups", absl::StrCat(stats.duplicate_groups));
   row("files deduped", absl::StrCat(stats.files_deduped));
+  row("files already sharing", absl::StrCat(stats.files_already_shared));
   row("files skipped", absl::StrCat(stats.files_skipped));
   for (const SkipKindSummary& kind : status.skipped) {
     absl::StrAppendFormat(&text, "    %-20s %6d  %s\n", SkipKindName(kind.kind), kind.files,
@@ -101,6 +102,7 @@ std::string VolumeStatusToJson(const VolumeStatus& status) {
   w.Key("files_waiting").Int(stats.files_waiting);
   w.Key("duplicate_groups").Int(stats.duplicate_groups);
   w.Key("files_deduped").Int(stats.files_deduped);
+  w.Key("files_already_shared").Int(stats.files_already_shared);
   w.Key("files_skipped").Int(stats.files_skipped);
   w.Key("bytes_shared").Uint(stats.bytes_deduped);
   w.Key("bytes_freed").Uint(stats.bytes_freed);
@@ -157,7 +159,9 @@ absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
         ": btrdupd has not run on this volume yet (run 'btrdupd ", location->path,
         "' first", db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
   }
-  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(location->db_path);
+  // Read-only: a query never creates, migrates or repairs the database.
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+      VolumeIndex::OpenReadOnly(location->db_path, location->path);
   if (!index.ok()) return index.status();
   VolumeStatus status;
   status.volume = location->path;
