@@ -1,7 +1,10 @@
 // `btrdupd --explain` end to end: the built binary, on a fresh loopback btrfs after a
-// one-shot run, says for each file why it is (not) deduped, and refuses unknown paths,
-// paths on no managed volume and unreadable databases with one line and exit code 3.
+// one-shot run, says for each file why it is (not) deduped (every state, with dates for
+// deduped and already sharing files, and row-less snapshot copies through their source),
+// and refuses unknown paths, paths on no managed volume, unreadable databases and an
+// index of another schema version with one line and exit code 3, changing nothing.
 
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +34,24 @@ using ::btrdupd::testing::WritePatternFile;
 
 constexpr char kBinary[] = "daemon/btrdupd";
 constexpr uint64_t kSize = 64 * 1024;
+
+// Runs SQL on the database file (to make what another btrdupd version wrote).
+bool Sql(const std::string& db_path, const char* sql) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(db_path.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  if (!ok) std::cerr << db_path << ": " << sqlite3_errmsg(db) << "\n";
+  sqlite3_close(db);
+  return ok;
+}
+
+// The value of the `--status` row "LABEL:   VALUE", or "" when there is none.
+std::string StatusValue(const std::string& text, const std::string& label) {
+  const size_t at = text.find(absl::StrCat("  ", label, ":"));
+  if (at == std::string::npos) return "";
+  const size_t start = text.find_first_not_of(' ', at + label.size() + 3);
+  return text.substr(start, text.find('\n', start) - start);
+}
 
 // Runs a shell command when it goes out of scope (undoing a chattr or a mount).
 class Cleanup {
@@ -182,6 +203,142 @@ TEST_F(ExplainTest, UnknownPathNoVolumeAndBadDatabaseAreOneLineErrors) {
 
   CommandResult mixed = Btrdupd({"--explain", "--dry-run", Path("f")});
   EXPECT_EQ(mixed.exit_code, 2);
+}
+
+// The dedupe states with their dates: a copy btrdupd deduped ("deduped against REF on
+// DATE") and a reflink copy that already shared the reference's extents ("already sharing
+// with REF, found DATE"), which is not counted as deduped.
+TEST_F(ExplainTest, DedupedAndAlreadySharingAreToldApartWithTheirDates) {
+  ASSERT_TRUE(WritePatternFile(Path("a"), kSize, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path("b"), kSize, 1).ok());
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("cp --reflink=always '", Path("a"), "' '",
+                                           Path("r"), "'")).ok());
+  sync();
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+
+  // The reference is a or r (they already share extents); the other of the two was found
+  // sharing, b was deduped.
+  const std::string a = Json("a");
+  const std::string r = Json("r");
+  const bool a_ref = absl::StrContains(a, R"("dedupe_state":"reference")");
+  const std::string& found = a_ref ? r : a;
+  const std::string ref_name = a_ref ? "a" : "r";
+  EXPECT_TRUE(absl::StrContains(a_ref ? a : r, R"("dedupe_state":"reference")")) << a << r;
+  EXPECT_TRUE(absl::StrContains(found, R"("dedupe_state":"already_shared")")) << found;
+  EXPECT_TRUE(absl::StrContains(found, absl::StrCat(R"("reference":")", ref_name, R"(")")))
+      << found;
+  EXPECT_TRUE(absl::StrContains(found, R"("found_at":"20)")) << found;
+  const std::string b = Json("b");
+  EXPECT_TRUE(absl::StrContains(b, R"("dedupe_state":"deduped")")) << b;
+  EXPECT_TRUE(absl::StrContains(b, R"("deduped_at":"20)")) << b;
+
+  CommandResult text = Btrdupd({"--explain", Path("b"), Path(a_ref ? "r" : "a")});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  std::cout << text.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text,
+                                absl::StrCat("dedupe: deduped against ", ref_name, " on 20")))
+      << text.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text,
+                                absl::StrCat("dedupe: already sharing with ", ref_name,
+                                             ", found 20")))
+      << text.stdout_text;
+
+  CommandResult status = Btrdupd({"--status", mount_path()});
+  ASSERT_EQ(status.exit_code, 0) << status.stderr_text;
+  EXPECT_EQ(StatusValue(status.stdout_text, "files deduped"), "1") << status.stdout_text;
+  EXPECT_EQ(StatusValue(status.stdout_text, "files already sharing"), "1")
+      << status.stdout_text;
+}
+
+// A read-only snapshot taken after a dedupe: its unchanged files have no rows (the
+// source's rows stand for them) and are explained through their source.
+TEST_F(ExplainTest, RowlessSnapshotCopyIsExplainedThroughItsSource) {
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("btrfs -q subvolume create '", Path("sv"), "'")).ok());
+  ASSERT_TRUE(WritePatternFile(Path("sv/a"), kSize, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path("sv/b"), kSize, 1).ok());
+  sync();
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("btrfs -q subvolume snapshot -r '", Path("sv"),
+                                           "' '", Path("snap"), "'")).ok());
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+
+  const std::string sa = Json("sv/a");
+  const bool a_ref = absl::StrContains(sa, R"("dedupe_state":"reference")");
+  const std::string deduped = a_ref ? "b" : "a";
+  const std::string ref = a_ref ? "a" : "b";
+  const std::string copy = Json("snap/" + deduped);
+  EXPECT_TRUE(absl::StrContains(copy, R"("tracked":true)")) << copy;
+  EXPECT_TRUE(absl::StrContains(copy, absl::StrCat(R"("copy_of":"sv/)", deduped, R"(")")))
+      << copy;
+  EXPECT_TRUE(absl::StrContains(copy, R"("dedupe_state":"deduped")")) << copy;
+  EXPECT_TRUE(absl::StrContains(copy, absl::StrCat(R"("reference":"sv/)", ref, R"(")")))
+      << copy;
+  const std::string ref_copy = Json("snap/" + ref);
+  EXPECT_TRUE(absl::StrContains(ref_copy, absl::StrCat(R"("copy_of":"sv/)", ref, R"(")")))
+      << ref_copy;
+  EXPECT_TRUE(absl::StrContains(ref_copy, R"("dedupe_state":"reference")")) << ref_copy;
+
+  // A file new in a snapshot is not a copy of anything: not scanned yet.
+  ASSERT_TRUE(RunShellChecked(absl::StrCat("btrfs -q subvolume snapshot '", Path("sv"), "' '",
+                                           Path("rw"), "'")).ok());
+  ASSERT_TRUE(WritePatternFile(Path("rw/new"), kSize, 2).ok());
+  EXPECT_TRUE(absl::StrContains(Json("rw/new"), R"("reason":"not_scanned")"));
+
+  CommandResult text = Btrdupd({"--explain", Path("snap/" + deduped)});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  std::cout << text.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text, absl::StrCat("snapshot copy of sv/", deduped)))
+      << text.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text,
+                                absl::StrCat("dedupe: deduped against sv/", ref, " on 20")))
+      << text.stdout_text;
+}
+
+// --status and --explain only read: an index of an older schema version is not upgraded
+// (the user is told to run btrdupd once), a newer one is refused, and the file is left
+// byte for byte as it was. After a run upgrades it, a dedupe recorded by the older
+// version is explained with an unknown date.
+TEST_F(ExplainTest, StatusAndExplainNeverUpgradeTheIndex) {
+  ASSERT_TRUE(WritePatternFile(Path("a"), kSize, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path("b"), kSize, 1).ok());
+  sync();
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+  const std::string db = Path(".btrdupd/btrdupd.db");
+  // What schema version 3 wrote.
+  ASSERT_TRUE(Sql(db, "ALTER TABLE files DROP COLUMN shared_at; PRAGMA user_version=3;"));
+  const absl::StatusOr<std::string> before = ::btrdupd::testing::ReadFile(db);
+  ASSERT_TRUE(before.ok());
+
+  const std::string upgrade = absl::StrCat("run 'btrdupd ", mount_path(),
+                                           "' once to upgrade its index");
+  CommandResult status = Btrdupd({"--status", mount_path()});
+  EXPECT_EQ(status.exit_code, 3);
+  EXPECT_TRUE(absl::StrContains(status.stderr_text, upgrade)) << status.stderr_text;
+  CommandResult explain = Btrdupd({"--explain", Path("a")});
+  EXPECT_EQ(explain.exit_code, 3);
+  EXPECT_TRUE(absl::StrContains(explain.stderr_text, upgrade)) << explain.stderr_text;
+  EXPECT_EQ(::btrdupd::testing::ReadFile(db).value_or(""), *before);
+
+  // A run upgrades it; the dedupe recorded before has no date.
+  ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
+  const std::string a = Json("a");
+  const std::string& deduped =
+      absl::StrContains(a, R"("dedupe_state":"deduped")") ? a : Json("b");
+  EXPECT_TRUE(absl::StrContains(deduped, R"("deduped_at":null)")) << deduped;
+  EXPECT_TRUE(absl::StrContains(deduped, "date unknown: recorded by an older btrdupd"))
+      << deduped;
+
+  ASSERT_TRUE(Sql(db, "PRAGMA user_version=99;"));
+  const absl::StatusOr<std::string> newer = ::btrdupd::testing::ReadFile(db);
+  status = Btrdupd({"--status", mount_path()});
+  EXPECT_EQ(status.exit_code, 3);
+  EXPECT_TRUE(absl::StrContains(status.stderr_text, "newer than this btrdupd understands"))
+      << status.stderr_text;
+  explain = Btrdupd({"--explain", Path("a")});
+  EXPECT_EQ(explain.exit_code, 3);
+  EXPECT_TRUE(absl::StrContains(explain.stderr_text, "newer than this btrdupd understands"))
+      << explain.stderr_text;
+  EXPECT_EQ(::btrdupd::testing::ReadFile(db).value_or(""), newer.value_or("?"));
 }
 
 }  // namespace
