@@ -379,9 +379,7 @@ absl::Status SqliteVolumeIndex::RecordSharing(int64_t file_id, DedupeState state
       .Bind(2, static_cast<int64_t>(state))
       .Bind(3, reference_id)
       .Bind(4, Seconds(when));
-  RETURN_IF_ERROR(q.Run());
-  if (sqlite3_changes(db_->get()) == 0) return NoSuchFile(file_id);
-  return absl::OkStatus();
+  return q.RunOnExistingRow(NoSuchFile(file_id).message());
 }
 
 absl::Status SqliteVolumeIndex::ResetDedupeStates() {
