@@ -248,6 +248,14 @@ std::string DedupeText(const Explanation& e) {
       return "no partner: no other file of its size has its contents (it differs)";
     case DedupeState::kPending:
       if (e.size_group < 2) return "waiting for a partner: no other file has its size";
+      if (r.next_eligible > e.now && r.backoff_level > 0) {
+        // ObserveFile and InvalidateFile raise the level: a change seen by a scan, or one
+        // found after hashing (the kernel's compare said it differs, or it changed while
+        // it was read).
+        return absl::StrCat("pending: it changed after it was first seen or after it was "
+                            "hashed (", r.backoff_level,
+                            " time(s)), so it waits longer before it is hashed again");
+      }
       if (r.next_eligible > e.now) return "pending: waits for its stability wait to end";
       return "pending: the next pass compares it with the files of its size";
   }

@@ -341,5 +341,24 @@ TEST_F(ExplainTest, StatusAndExplainNeverUpgradeTheIndex) {
   EXPECT_EQ(::btrdupd::testing::ReadFile(db).value_or(""), newer.value_or("?"));
 }
 
+// A file that changed after btrdupd first saw it (or after hashing: the engine's
+// InvalidateFile raises the level the same way) waits longer, and says why.
+TEST_F(ExplainTest, AFileThatChangedWaitsLongerAndSaysWhy) {
+  ASSERT_TRUE(WritePatternFile(Path("f"), kSize, 1).ok());
+  ASSERT_TRUE(WritePatternFile(Path("g"), kSize, 2).ok());
+  sync();
+  ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(Json("f"), "waits for its stability wait to end"));
+  ASSERT_TRUE(WritePatternFile(Path("f"), kSize, 3).ok());
+  sync();
+  ASSERT_EQ(Btrdupd({mount_path()}).exit_code, 0);
+  const std::string f = Json("f");
+  EXPECT_TRUE(absl::StrContains(f, R"("waiting":true,"backoff_level":1,"dedupe_state":"pending")"))
+      << f;
+  EXPECT_TRUE(absl::StrContains(f, "it changed after it was first seen or after it was hashed "
+                                   "(1 time(s)), so it waits longer"))
+      << f;
+}
+
 }  // namespace
 }  // namespace btrdupd
