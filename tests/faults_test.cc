@@ -54,13 +54,16 @@ using ::testing::HasSubstr;
 
 // The volume fills up while the daemon serves it (its database is on it): the daemon
 // stays alive (no SIGBUS from a memory-mapped file), answers its status socket, says
-// once that the volume is full, and dedupes a pair written after space was freed.
+// once that the volume is full, goes on serving its other volume, and dedupes a pair
+// written after space was freed.
 TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
   LoopBtrfs* fs = MakeVolume(uint64_t{256} << 20);
   ASSERT_NE(fs, nullptr);
+  LoopBtrfs* other = MakeVolume();
+  ASSERT_NE(other, nullptr);
   ASSERT_TRUE(WritePatternFile(fs->Path("a1"), 512 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(fs->Path("a2"), 512 * 1024, 1).ok());
-  DaemonProcess* d = StartDaemon(fs);
+  DaemonProcess* d = StartDaemon(fs, {other->mount_path()});
   ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
 
   // Many small files too, so that the daemon has rows to write while the disk is full.
@@ -70,6 +73,9 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
   }
   ASSERT_GT(FillUntilFull(fs->Path("filler")), 0u);
   FillUntilFull(fs->Path("filler2"));  // what the first left (a partial block, if any)
+  // A pair on the other volume, written while this one is full.
+  ASSERT_TRUE(WritePatternFile(other->Path("o1"), 384 * 1024, 4).ok());
+  ASSERT_TRUE(WritePatternFile(other->Path("o2"), 384 * 1024, 4).ok());
 
   // 30 s on a full disk: alive, answering, and saying why it is paused.
   bool said_full = false;
@@ -83,6 +89,9 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
     absl::SleepFor(absl::Milliseconds(500));
   }
   EXPECT_TRUE(said_full) << d->Log();
+  EXPECT_TRUE(Shared(other->Path("o1"), other->Path("o2")))
+      << "the other volume was not served meanwhile:\n" << d->Log();
+  EXPECT_EQ(Str(Status(other), "state"), "ok") << d->Log();
   const std::string full_log = d->Log();
   // Said once: one warning for the first failure, not one per retry.
   EXPECT_EQ(CountLines(full_log, "WARNING", "will retry in"), 1) << full_log;
@@ -321,6 +330,68 @@ TEST(IndexRecoveryTest, HotJournalOfAKilledRunIsRolledBackNotSetAside) {
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(*kept, "yes");
   EXPECT_TRUE(Names(dir, "btrdupd.db.corrupt-").empty());
+  RunCommand({"rm", "-rf", dir}).IgnoreError();
+}
+
+// A damaged page in one table: the records of read-only flags btrdupd cleared (another
+// table) are read from the damaged file and carried into the index that replaces it, so
+// they are restored at start as always.
+TEST(IndexRecoveryTest, ReadOnlyFlagRecordsAreCarriedIntoTheRebuiltIndex) {
+  char templ[] = "/tmp/btrdupd-ro-XXXXXX";
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  const std::string db = dir + "/btrdupd.db";
+  ReadOnlyFlip flip;
+  flip.subvol_id = 257;
+  flip.path = "snaps/monday";
+  flip.flipped_at = absl::FromUnixSeconds(1700000000);
+  {
+    absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(db);
+    ASSERT_TRUE(index.ok()) << index.status();
+    ASSERT_TRUE((*index)->RecordReadOnlyFlip(flip).ok());
+    for (int i = 0; i < 2000; ++i) {  // a meta table of many pages
+      ASSERT_TRUE((*index)->SetMeta(absl::StrCat("k", i), std::string(100, 'x')).ok());
+    }
+  }
+  // Garbage over the root page of the meta table.
+  int64_t root = 0, page_size = 0;
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT rootpage FROM sqlite_master WHERE name='meta'",
+                                 -1, &q, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    root = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA page_size", -1, &q, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    page_size = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(raw);
+  }
+  ASSERT_GT(root, 1);
+  {
+    int fd = open(db.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    const std::string garbage = PatternBytes(page_size, 9);
+    ASSERT_EQ(pwrite(fd, garbage.data(), garbage.size(), (root - 1) * page_size), page_size);
+    close(fd);
+  }
+  ASSERT_TRUE(absl::IsDataLoss(VolumeIndex::Verify(db)));
+
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
+      OpenIndexRecovering(db, /*verify=*/true, "test", absl::Now());
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(Names(dir, "btrdupd.db.corrupt-").size(), 1u);
+  absl::StatusOr<std::vector<ReadOnlyFlip>> flips = (*index)->PendingReadOnlyFlips();
+  ASSERT_TRUE(flips.ok()) << flips.status();
+  ASSERT_EQ(flips->size(), 1u);
+  EXPECT_EQ((*flips)[0].subvol_id, flip.subvol_id);
+  EXPECT_EQ((*flips)[0].path, flip.path);
+  EXPECT_EQ((*flips)[0].flipped_at, flip.flipped_at);
+  EXPECT_TRUE(VolumeIndex::Verify(db).ok());
   RunCommand({"rm", "-rf", dir}).IgnoreError();
 }
 
