@@ -180,14 +180,11 @@ TEST_F(SnapshotDedupeBtrfsTest, RotatingTheSnapshotThatHeldTheReference) {
   EXPECT_TRUE(Shared("data/f", "data/g"));
   ASSERT_OK_AND_ASSIGN(std::vector<FileRecord> group, index_->FilesOfSize(90000));
   ASSERT_EQ(group.size(), 2u);
-  int references = 0;
-  for (const FileRecord& f : group) {
-    if (f.dedupe_state == DedupeState::kReference) ++references;
-    if (f.dedupe_state == DedupeState::kDeduped) {
-      EXPECT_TRUE(f.reference_id == group[0].id || f.reference_id == group[1].id);
-    }
-  }
-  EXPECT_EQ(references, 1);
+  // One of the two is the reference, the other is recorded deduped against it.
+  const int r = group[0].dedupe_state == DedupeState::kReference ? 0 : 1;
+  EXPECT_EQ(group[r].dedupe_state, DedupeState::kReference);
+  EXPECT_EQ(group[1 - r].dedupe_state, DedupeState::kDeduped);
+  EXPECT_EQ(group[1 - r].reference_id, group[r].id);
 }
 
 TEST_F(SnapshotDedupeBtrfsTest, ReceivedSnapshotsAreNeverDestinations) {
