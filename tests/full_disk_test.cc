@@ -112,7 +112,8 @@ class FullDiskTest : public FaultsTest {
     ExpectDedupedRowsShare(index->get(), fs);
   }
 
-  // Every row recorded as deduped shares all its extents with its reference.
+  // Every row recorded as sharing with its reference (deduped, or found already
+  // sharing) shares all its extents with it.
   void ExpectDedupedRowsShare(VolumeIndex* index, LoopBtrfs* fs) {
     absl::StatusOr<std::map<std::string, IndexedFile>> contents = IndexContents(index);
     EXPECT_TRUE(contents.ok()) << contents.status();
@@ -124,7 +125,7 @@ class FullDiskTest : public FaultsTest {
       EXPECT_TRUE(files.ok()) << files.status();
       if (!files.ok()) return;
       for (const FileRecord& f : *files) {
-        if (f.dedupe_state != DedupeState::kDeduped) continue;
+        if (!SharesWithReference(f.dedupe_state)) continue;  // deduped, or found sharing
         absl::StatusOr<std::optional<FileRecord>> ref = index->GetFile(f.reference_id);
         EXPECT_TRUE(ref.ok() && ref->has_value()) << f.path;
         if (!(ref.ok() && ref->has_value())) return;
