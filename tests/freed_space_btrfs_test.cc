@@ -151,7 +151,7 @@ TEST_F(FreedSpaceTest, FileDedupedIntoAReadOnlySnapshotFreesItsExtent) {
 }
 
 // Copies already reflinked to the reference free nothing; a plain copy frees its own.
-TEST_F(FreedSpaceTest, ReflinkedCopiesAlreadySharedFreeNothing) {
+TEST_F(FreedSpaceTest, ReflinkedCopiesFreeNothingOnlyThePlainCopyFrees) {
   ASSERT_OK(WritePatternFile(Path("a"), 8 * kMiB, 4));
   ASSERT_OK(Sh(absl::StrCat("cp --reflink=always '", Path("a"), "' '", Path("b"),
                             "' && cp --reflink=always '", Path("a"), "' '", Path("c"), "'")));
