@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -26,6 +28,17 @@ absl::Status Named(const absl::Status& status, const std::string& display) {
 absl::Status Mismatch(const std::string& display, absl::string_view what) {
   return absl::AbortedError(absl::StrCat(display, ": ", what, " (the tree changed)"));
 }
+
+int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// How long a checked subvolume root is used without a new check (see file_opener.h).
+constexpr int64_t kKeepRootNs = 1000000000;
+// At most this many roots are kept (each one a descriptor).
+constexpr size_t kMaxKeptRoots = 16;
 
 }  // namespace
 
@@ -68,23 +81,55 @@ absl::StatusOr<UniqueFd> FileOpener::OpenPath(const FileRef& file) {
   }
   if (in_subvol.empty()) return Mismatch(file.display, "not a regular file");
   if (options_.before_open) options_.before_open(file);
-  absl::StatusOr<UniqueFd> subvol =
-      OpenSubvolumeRoot(file.subvol_id, file.subvol_path, file.display);
+  // The kept root is used under the lock: it may be replaced (closed) by another call.
+  std::lock_guard<std::mutex> lock(kept_mu_);
+  absl::StatusOr<RootFd> subvol = SubvolumeRootOf(file);
   if (!subvol.ok()) return subvol.status();
-  struct stat subvol_st;
-  if (fstat(subvol->get(), &subvol_st) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
-  }
-  absl::StatusOr<UniqueFd> fd = OpenBeneath(subvol->get(), in_subvol, O_PATH, options_.method);
+  absl::StatusOr<UniqueFd> fd = OpenBeneath(subvol->fd, in_subvol, O_PATH, options_.method);
   if (!fd.ok()) return Named(fd.status(), file.display);
   struct stat st;
   if (fstat(fd->get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
   if (!S_ISREG(st.st_mode)) return Mismatch(file.display, "not a regular file");
-  if (st.st_dev != subvol_st.st_dev) return Mismatch(file.display, "in another subvolume");
+  if (st.st_dev != subvol->dev) return Mismatch(file.display, "in another subvolume");
   if (file.ino != 0 && st.st_ino != file.ino) {
     return Mismatch(file.display, absl::StrCat("inode ", st.st_ino, ", not ", file.ino));
   }
   return fd;
+}
+
+absl::StatusOr<FileOpener::RootFd> FileOpener::SubvolumeRootOf(const FileRef& file) {
+  const int64_t now = MonotonicNs();
+  for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+    if (it->id != file.subvol_id || it->path != file.subvol_path) continue;
+    if (now - it->checked_ns < kKeepRootNs) return RootFd{it->fd.get(), it->dev};
+    kept_.erase(it);  // too old: checked anew below
+    break;
+  }
+  absl::StatusOr<UniqueFd> opened =
+      OpenSubvolumeRoot(file.subvol_id, file.subvol_path, file.display);
+  if (!opened.ok()) return opened.status();
+  struct stat st;
+  if (fstat(opened->get(), &st) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("fstat ", file.display));
+  }
+  // Drop the stale ones (and the oldest, when there are many) before keeping this one.
+  kept_.erase(std::remove_if(kept_.begin(), kept_.end(),
+                             [now](const KeptRoot& k) { return now - k.checked_ns >= kKeepRootNs; }),
+              kept_.end());
+  if (kept_.size() >= kMaxKeptRoots) kept_.erase(kept_.begin());
+  KeptRoot kept;
+  kept.id = file.subvol_id;
+  kept.path = file.subvol_path;
+  kept.fd = *std::move(opened);
+  kept.dev = st.st_dev;
+  kept.checked_ns = now;
+  kept_.push_back(std::move(kept));
+  return RootFd{kept_.back().fd.get(), st.st_dev};
+}
+
+void FileOpener::ReleaseKeptRoots() {
+  std::lock_guard<std::mutex> lock(kept_mu_);
+  kept_.clear();
 }
 
 absl::StatusOr<UniqueFd> FileOpener::OpenForRead(const FileRef& file) {

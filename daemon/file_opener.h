@@ -18,17 +18,31 @@
 // caller sends the file back to the scanner); a missing component is NotFound. Error
 // messages name the ref's display path.
 //
+// The subvolume root of step 2 is kept open for files resolved within a second of its
+// check, until ReleaseKeptRoots() (a hash and a dedupe touch each file several times;
+// the check costs five syscalls). What identifies a file is its subvolume id and inode,
+// and a kept root is that subvolume's root whatever was renamed since: a file is still
+// resolved beneath it, with every check of step 3. The owner releases the kept roots
+// after each engine step, so a subvolume deleted meanwhile is not held open while the
+// daemon waits. OpenSubvolume() (flags, read-only flips) always checks anew.
+//
 // The duperemove backend gets its files from OpenForRead() and passes them to the
 // child as /proc/self/fd/N (inherited descriptors), never as paths a user could swap.
 //
-// Thread-compatible: one processing thread per volume.
+// Thread-safe (the kept subvolume roots are guarded); meant for one processing thread
+// per volume.
 
 #ifndef BTRDUPD_DAEMON_FILE_OPENER_H_
 #define BTRDUPD_DAEMON_FILE_OPENER_H_
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -68,6 +82,9 @@ class FileOpener {
   // The root directory of `subvol`, opened O_RDONLY | O_DIRECTORY, its id checked.
   absl::StatusOr<UniqueFd> OpenSubvolume(const SubvolumeRef& subvol);
 
+  // Closes the subvolume roots kept for file resolution (see the file comment).
+  void ReleaseKeptRoots();
+
  private:
   FileOpener(std::string root, UniqueFd root_fd, Options options)
       : root_(std::move(root)), root_fd_(std::move(root_fd)), options_(std::move(options)) {}
@@ -76,9 +93,27 @@ class FileOpener {
   absl::StatusOr<UniqueFd> OpenSubvolumeRoot(uint64_t id, const std::string& path,
                                              const std::string& display);
 
+  // A subvolume root checked less than a second ago (see the file comment).
+  struct KeptRoot {
+    uint64_t id = 0;
+    std::string path;
+    UniqueFd fd;
+    dev_t dev = 0;
+    int64_t checked_ns = 0;
+  };
+  // The root of the file's subvolume, checked (a kept one or anew), and its st_dev. The
+  // descriptor stays owned by the opener (valid while kept_mu_ is held).
+  struct RootFd {
+    int fd = -1;
+    dev_t dev = 0;
+  };
+  absl::StatusOr<RootFd> SubvolumeRootOf(const FileRef& file);
+
   const std::string root_;
   const UniqueFd root_fd_;
   const Options options_;
+  std::mutex kept_mu_;
+  std::vector<KeptRoot> kept_;  // a few: one per subvolume touched in the last second
 };
 
 }  // namespace btrdupd

@@ -162,6 +162,7 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
 
 absl::StatusOr<StepResult> VolumeSession::Step() {
   absl::StatusOr<StepResult> step = parts_->engine->Step();
+  opener_->ReleaseKeptRoots();  // no subvolume held open between steps
   if (!step.ok() || step->files_deduped == 0 || options_.dry_run) return step;
   absl::StatusOr<Totals> totals = LoadTotals();
   if (!totals.ok()) return totals.status();

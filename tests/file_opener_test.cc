@@ -111,6 +111,38 @@ TEST_P(FileOpenerTest, ASubvolumeIsCheckedByItsId) {
   EXPECT_TRUE(absl::IsAborted(opener_->OpenSubvolume(plain_dir).status()));
 }
 
+// A subvolume root kept from an earlier open (file_opener.h) is that subvolume's: after
+// the subvolume is moved away and another one created at its path, a ref of the old one
+// opens the old one's file (or is refused once the root is checked anew), never the new
+// subvolume's file with the same inode number; a ref of the new one opens the new one.
+TEST_P(FileOpenerTest, AKeptSubvolumeRootNeverLeadsIntoAnotherSubvolume) {
+  const FileRef old_ref = Ref("sv/b");
+  ASSERT_OK(opener_->OpenForRead(old_ref).status());  // keeps the root of sv
+  ASSERT_OK(RunShellChecked(absl::StrCat("mv '", Path("sv"), "' '", Path("sv.old"),
+                                         "' && btrfs -q subvolume create '", Path("sv"), "'")));
+  ASSERT_OK(WriteFile(Path("sv/b"), "the new subvolume"));
+  const FileRef new_ref = Ref("sv/b");
+  ASSERT_NE(new_ref.subvol_id, old_ref.subvol_id);
+  ASSERT_EQ(new_ref.ino, old_ref.ino);  // both the first file of their subvolume
+  auto content = [](int fd) {
+    char buf[64];
+    const ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  };
+  for (int round = 0; round < 2; ++round) {
+    absl::StatusOr<UniqueFd> old_fd = opener_->OpenForRead(old_ref);
+    if (old_fd.ok()) {
+      EXPECT_EQ(content(old_fd->get()), "in a subvolume") << round;
+    } else {
+      EXPECT_TRUE(absl::IsAborted(old_fd.status())) << old_fd.status();
+    }
+    ASSERT_OK_AND_ASSIGN(UniqueFd new_fd, opener_->OpenForRead(new_ref));
+    EXPECT_EQ(content(new_fd.get()), "the new subvolume") << round;
+    opener_->ReleaseKeptRoots();  // the second round checks every root anew
+  }
+  EXPECT_TRUE(absl::IsAborted(opener_->OpenForRead(old_ref).status()));
+}
+
 TEST_P(FileOpenerTest, PathsWithDotDotOrEmptyComponentsFromTheIndexAreRefused) {
   FileRef ref = Ref("dir/a");
   for (const char* bad : {"dir/../dir/a", "dir//a", "/dir/a", "../x"}) {
