@@ -89,6 +89,7 @@ absl::StatusOr<StepResult> DedupeEngine::RunUntilIdle(
     const std::function<bool()>& should_stop) {
   while (true) {
     if (should_stop && should_stop()) {
+      RETURN_IF_ERROR(CommitPending());
       StepResult stopped;
       stopped.kind = StepResult::Kind::kInterrupted;
       stopped.detail = "stopped";
@@ -122,13 +123,18 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
   while (!sizes_.empty()) {
     const uint64_t size = sizes_.front();
     bool size_done = false;
-    RETURN_IF_ERROR(index_->BeginBatch());
+    if (!batch_open_) {
+      RETURN_IF_ERROR(index_->BeginBatch());
+      batch_open_ = true;
+      batch_began_ = absl::Now();
+    }
     absl::StatusOr<StepResult> result = StepSize(size, now, &size_done);
     if (!result.ok()) {
+      batch_open_ = false;
       index_->RollbackBatch().IgnoreError();
       return result.status();
     }
-    RETURN_IF_ERROR(index_->CommitBatch());
+    if (absl::Now() - batch_began_ >= options_.commit_interval) RETURN_IF_ERROR(CommitPending());
     if (size_done) {
       // A size is visited once per pass, and these only ever concern its members.
       sizes_.pop_front();
@@ -151,6 +157,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     passed_over += *result;
   }
   in_pass_ = false;
+  RETURN_IF_ERROR(CommitPending());
   StepResult idle;
   idle.kind = StepResult::Kind::kIdle;
   idle += passed_over;
@@ -158,6 +165,14 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
   idle.next_eligible = next.has_value() ? *next : absl::InfiniteFuture();
   Account(idle);
   return idle;
+}
+
+absl::Status DedupeEngine::CommitPending() {
+  if (!batch_open_) return absl::OkStatus();
+  batch_open_ = false;
+  absl::Status committed = index_->CommitBatch();
+  if (!committed.ok()) index_->RollbackBatch().IgnoreError();
+  return committed;
 }
 
 absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,

@@ -30,6 +30,10 @@ constexpr char kMetaDedupedBytesTotal[] = "totals.deduped_bytes";
 // (see daemon/real_file_access.h). Dropped when the session closes.
 constexpr uint64_t kKeepHashedBytes = uint64_t{256} << 20;
 
+// How long consecutive steps of a one-shot run share one index transaction
+// (EngineOptions::commit_interval).
+constexpr absl::Duration kOneShotCommitInterval = absl::Milliseconds(500);
+
 // Read-ahead with --jobs=N (threads that read while the engine hashes): the window per
 // thread, and how much of one file is read ahead. Measured on 30 000 files of 8-24 KiB
 // (bench/many_files_bench data, cold cache): --jobs=2 with 1 MiB per thread hashed in
@@ -253,6 +257,9 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     }
   }
 
+  // A one-shot run lets consecutive steps share a transaction (ended below); the daemon
+  // (Step() alone) commits every step, so its database never waits on an open one.
+  parts_->engine->SetCommitInterval(kOneShotCommitInterval);
   while (true) {
     if (should_stop && should_stop()) {
       summary.stopped = true;
@@ -285,6 +292,9 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       break;
     }
   }
+  // The steps' writes share transactions (EngineOptions::commit_interval): end the last.
+  absl::Status committed = parts_->engine->CommitPending();
+  if (!committed.ok()) return committed;
   if (!options_.dry_run && !summary.stopped && summary.files_deduped > 0) {
     const absl::Time settle_start = absl::Now();
     absl::Status settled = Settle(should_stop);

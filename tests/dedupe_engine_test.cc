@@ -53,7 +53,8 @@ class DedupeEngineTest : public ::testing::Test {
                                    ::testing::UnitTest::GetInstance()->current_test_info()->name(),
                                    "_", getpid());
     ASSERT_EQ(system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str()), 0);
-    ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(dir + "/btrdupd.db"));
+    db_path_ = dir + "/btrdupd.db";
+    ASSERT_OK_AND_ASSIGN(index_, VolumeIndex::Open(db_path_));
     SubvolumeRecord top;
     top.id = kTop;
     ASSERT_OK(index_->UpsertSubvolume(top));
@@ -124,6 +125,7 @@ class DedupeEngineTest : public ::testing::Test {
 
   std::string P(const std::string& rel) { return absl::StrCat(kRoot, "/", rel); }
 
+  std::string db_path_;
   FakeClock clock_;
   FakeFileAccess fs_;
   FakeDedupeBackend backend_;
@@ -395,6 +397,52 @@ TEST_F(DedupeEngineTest, LateCopyOfAnUnmatchedDecoyIsFound) {
   Run(*engine);
   EXPECT_TRUE(fs_.SharesAllExtents(P("decoy"), P("twin")));
   EXPECT_EQ(Get(twin).dedupe_state, DedupeState::kDeduped);
+}
+
+// EngineOptions::commit_interval: steps share a transaction until it has passed; another
+// connection sees their writes only after CommitPending() (or the pass's end); without
+// it, after each step.
+TEST_F(DedupeEngineTest, StepsShareATransactionOnlyWithACommitInterval) {
+  const std::string content = Bytes(20000, 't');
+  const int64_t a = Add("a", content, 11);
+  Add("b", content, 12);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<VolumeIndex> reader, VolumeIndex::Open(db_path_));
+  auto hashed_elsewhere = [&]() {
+    absl::StatusOr<std::optional<FileRecord>> f = reader->GetFile(a);
+    EXPECT_OK(f);
+    return f.ok() && f->has_value() && (*f)->hash_state == HashState::kFull;
+  };
+  {
+    EngineOptions options;
+    options.commit_interval = absl::Hours(1);
+    auto engine = Engine(options);
+    ASSERT_OK_AND_ASSIGN(StepResult first, engine->Step());
+    ASSERT_EQ(first.kind, StepResult::Kind::kHashed);
+    EXPECT_EQ(Get(a).hash_state, HashState::kFull);  // the engine's connection sees it
+    EXPECT_FALSE(hashed_elsewhere());
+    ASSERT_OK(engine->CommitPending());
+    EXPECT_TRUE(hashed_elsewhere());
+    ASSERT_OK(engine->CommitPending());  // nothing open: nothing to do
+    ASSERT_OK_AND_ASSIGN(StepResult second, engine->Step());
+    EXPECT_EQ(second.kind, StepResult::Kind::kDedupeBatch);
+    Run(*engine);  // the pass's end commits
+    ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> seen, reader->GetFile(a));
+    ASSERT_TRUE(seen.has_value());
+    EXPECT_NE(seen->dedupe_state, DedupeState::kPending);
+  }
+}
+
+TEST_F(DedupeEngineTest, WithoutACommitIntervalEveryStepCommits) {
+  const std::string content = Bytes(20000, 'u');
+  const int64_t a = Add("a", content, 11);
+  Add("b", content, 12);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<VolumeIndex> reader, VolumeIndex::Open(db_path_));
+  auto engine = Engine();
+  ASSERT_OK_AND_ASSIGN(StepResult step, engine->Step());
+  ASSERT_EQ(step.kind, StepResult::Kind::kHashed);
+  ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> seen, reader->GetFile(a));
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->hash_state, HashState::kFull);
 }
 
 TEST_F(DedupeEngineTest, DryRunReportsGroupsAndChangesNoState) {
