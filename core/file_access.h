@@ -42,6 +42,8 @@
 
 namespace btrdupd {
 
+class HashStream;  // core/hash_stream.h
+
 // Which file the index means.
 struct FileRef {
   uint64_t subvol_id = 0;    // the btrfs subvolume the file belongs to
@@ -132,6 +134,16 @@ class FileAccess {
   virtual void Prefetch(const FileRef& file, uint64_t bytes) {
     (void)file;
     (void)bytes;
+  }
+
+  // A file hinted by Prefetch() whose first bytes a read-ahead thread already read and
+  // hashed (one-shot --jobs): the HashStream as that thread left it, opened and checked
+  // when the hint was made (the caller still checks it is the file it expects: the
+  // stream's opened() stat). nullptr when there is none; the caller then opens the file
+  // with OpenForRead(). The default has none.
+  virtual std::shared_ptr<HashStream> TakeHashStream(const FileRef& file) {
+    (void)file;
+    return nullptr;
   }
 
   // stat of `file` (its identity checked as for every call).

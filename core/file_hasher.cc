@@ -1,6 +1,8 @@
 #include "core/file_hasher.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/types/span.h"
@@ -42,14 +44,24 @@ absl::Span<char> FileHasher::Buffer() {
 absl::StatusOr<HashReading> FileHasher::Hash(const FileRef& ref, const FileRecord& file,
                                              bool prefix_first,
                                              const ReadOnDecision& read_on) {
-  absl::StatusOr<std::unique_ptr<SequentialFile>> opened = files_->OpenForRead(ref);
-  if (!opened.ok()) return Reading(Outcome::kOpenFailed, nullptr, opened.status());
-  absl::StatusOr<FileStat> before = (*opened)->Stat();
-  if (!before.ok() || !MatchesRecord(*before, file)) {
-    return Reading(Outcome::kChanged, nullptr);
+  // A stream a read-ahead thread began (its first bytes already hashed there), else the
+  // file opened here.
+  std::shared_ptr<HashStream> begun = files_->TakeHashStream(ref);
+  if (begun != nullptr && begun->prefix_bytes() != options_.prefix_bytes) begun.reset();
+  std::optional<HashStream> opened_here;
+  if (begun != nullptr) {
+    if (!MatchesRecord(begun->opened(), file)) return Reading(Outcome::kChanged, nullptr);
+  } else {
+    absl::StatusOr<std::unique_ptr<SequentialFile>> opened = files_->OpenForRead(ref);
+    if (!opened.ok()) return Reading(Outcome::kOpenFailed, nullptr, opened.status());
+    absl::StatusOr<FileStat> before = (*opened)->Stat();
+    if (!before.ok() || !MatchesRecord(*before, file)) {
+      return Reading(Outcome::kChanged, nullptr);
+    }
+    ASSIGN_OR_RETURN(opened_here,
+                     HashStream::Start(std::move(*opened), *before, options_.prefix_bytes));
   }
-  ASSIGN_OR_RETURN(HashStream stream,
-                   HashStream::Start(std::move(*opened), *before, options_.prefix_bytes));
+  HashStream& stream = begun != nullptr ? *begun : *opened_here;
   const absl::Span<char> buffer = Buffer();
 
   bool whole = !prefix_first;

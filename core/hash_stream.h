@@ -61,6 +61,11 @@ class HashStream {
   absl::StatusOr<std::string> PrefixDigest();
   absl::StatusOr<std::string> FullDigest();
 
+  // The length of the prefix digest (given to Start()).
+  uint64_t prefix_bytes() const { return prefix_bytes_; }
+  // What fstat said when the file was opened (given to Start()).
+  const FileStat& opened() const { return opened_; }
+
   // Where the reading is (holes included).
   uint64_t offset() const { return offset_; }
   // Bytes of data read (holes excluded).

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
@@ -83,6 +84,9 @@ absl::StatusOr<UniqueFd> FileOpener::OpenPath(const FileRef& file) {
   if (options_.before_open) options_.before_open(file);
   // The kept root is used under the lock: it may be replaced (closed) by another call.
   std::lock_guard<std::mutex> lock(kept_mu_);
+  absl::Cleanup forget = [this] {
+    if (keepers_ == 0) kept_.clear();  // no guard: nothing stays open
+  };
   absl::StatusOr<RootFd> subvol = SubvolumeRootOf(file);
   if (!subvol.ok()) return subvol.status();
   absl::StatusOr<UniqueFd> fd = OpenBeneath(subvol->fd, in_subvol, O_PATH, options_.method);
@@ -127,9 +131,15 @@ absl::StatusOr<FileOpener::RootFd> FileOpener::SubvolumeRootOf(const FileRef& fi
   return RootFd{kept_.back().fd.get(), st.st_dev};
 }
 
-void FileOpener::ReleaseKeptRoots() {
+FileOpener::RootKeeper FileOpener::KeepRoots() {
   std::lock_guard<std::mutex> lock(kept_mu_);
-  kept_.clear();
+  ++keepers_;
+  return RootKeeper(this);
+}
+
+void FileOpener::EndKeep() {
+  std::lock_guard<std::mutex> lock(kept_mu_);
+  if (--keepers_ == 0) kept_.clear();
 }
 
 absl::StatusOr<UniqueFd> FileOpener::OpenForRead(const FileRef& file) {

@@ -18,13 +18,15 @@
 // caller sends the file back to the scanner); a missing component is NotFound. Error
 // messages name the ref's display path.
 //
-// The subvolume root of step 2 is kept open for files resolved within a second of its
-// check, until ReleaseKeptRoots() (a hash and a dedupe touch each file several times;
-// the check costs five syscalls). What identifies a file is its subvolume id and inode,
-// and a kept root is that subvolume's root whatever was renamed since: a file is still
-// resolved beneath it, with every check of step 3. The owner releases the kept roots
-// after each engine step, so a subvolume deleted meanwhile is not held open while the
-// daemon waits. OpenSubvolume() (flags, read-only flips) always checks anew.
+// While a KeepRoots() guard lives (the session holds one for each engine step), the
+// subvolume root of step 2 is kept open for the files resolved within a second of its
+// check (a hash and a dedupe touch each file several times; the check costs five
+// syscalls). What identifies a file is its subvolume id and inode, and a kept root is
+// that subvolume's root whatever was renamed since: a file is still resolved beneath
+// it, with every check of step 3. The guard's end closes the kept roots, so a subvolume
+// deleted meanwhile is not held open while the daemon waits (`btrfs subvolume sync`
+// waits for the last descriptor). Without a guard nothing is kept. OpenSubvolume()
+// (flags, read-only flips) always checks anew.
 //
 // The duperemove backend gets its files from OpenForRead() and passes them to the
 // child as /proc/self/fd/N (inherited descriptors), never as paths a user could swap.
@@ -82,8 +84,23 @@ class FileOpener {
   // The root directory of `subvol`, opened O_RDONLY | O_DIRECTORY, its id checked.
   absl::StatusOr<UniqueFd> OpenSubvolume(const SubvolumeRef& subvol);
 
-  // Closes the subvolume roots kept for file resolution (see the file comment).
-  void ReleaseKeptRoots();
+  // Subvolume roots are kept while the returned guard lives (see the file comment);
+  // guards nest.
+  class RootKeeper {
+   public:
+    explicit RootKeeper(FileOpener* opener) : opener_(opener) {}
+    RootKeeper(RootKeeper&& other) noexcept : opener_(other.opener_) { other.opener_ = nullptr; }
+    RootKeeper(const RootKeeper&) = delete;
+    RootKeeper& operator=(const RootKeeper&) = delete;
+    RootKeeper& operator=(RootKeeper&&) = delete;
+    ~RootKeeper() {
+      if (opener_ != nullptr) opener_->EndKeep();
+    }
+
+   private:
+    FileOpener* opener_;
+  };
+  [[nodiscard]] RootKeeper KeepRoots();
 
  private:
   FileOpener(std::string root, UniqueFd root_fd, Options options)
@@ -108,12 +125,15 @@ class FileOpener {
     dev_t dev = 0;
   };
   absl::StatusOr<RootFd> SubvolumeRootOf(const FileRef& file);
+  // A guard ended: the last one closes the kept roots.
+  void EndKeep();
 
   const std::string root_;
   const UniqueFd root_fd_;
   const Options options_;
   std::mutex kept_mu_;
   std::vector<KeptRoot> kept_;  // a few: one per subvolume touched in the last second
+  int keepers_ = 0;             // RootKeeper guards alive
 };
 
 }  // namespace btrdupd

@@ -17,6 +17,12 @@
 // and hands over the descriptor; the pool only reads it, and closes it after the read.
 // Read errors are ignored: read-ahead is only a hint.
 //
+// A request can also carry a HashStream (core/hash_stream.h: an open file and its
+// SHA-256 states): then the thread reads the first bytes through the stream, so they are
+// hashed there, off the caller's thread, and the caller takes the stream back
+// (TakeStream) to go on from where the thread stopped. A stream the caller does not take
+// back is destroyed with its ticket, on whichever thread lets go of it last.
+//
 // Thread-safe. The destructor stops the threads; queued reads are not done.
 
 #ifndef BTRDUPD_DAEMON_READ_AHEAD_POOL_H_
@@ -31,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/hash_stream.h"
 #include "ioctl/unique_fd.h"
 
 namespace btrdupd {
@@ -49,11 +56,21 @@ class ReadAheadPool {
   // Queues a read of the first `bytes` of the open file `fd` (oldest first).
   std::shared_ptr<Ticket> Submit(UniqueFd fd, uint64_t bytes);
 
+  // Queues reading (and so hashing) the first `bytes` of `stream` (oldest first).
+  std::shared_ptr<Ticket> SubmitStream(std::unique_ptr<HashStream> stream, uint64_t bytes);
+
   // The caller reads the file now: see the file comment.
   void Take(const std::shared_ptr<Ticket>& ticket);
 
+  // For a SubmitStream() ticket: the stream back, as far as a thread read it (not at all
+  // when none started; waits while one is reading it); nullptr when that read failed
+  // (the caller reads the file anew) or the stream was taken already.
+  std::unique_ptr<HashStream> TakeStream(const std::shared_ptr<Ticket>& ticket);
+
   // Not wanted any more. Returns true if the pool may have read pages of it that the
-  // caller must drop (the read is done); a read under way drops its own pages.
+  // caller must drop (the read is done); a read under way drops its own pages. For a
+  // SubmitStream() ticket always false: the stream's own file decides what it leaves
+  // cached when it is destroyed.
   bool Drop(const std::shared_ptr<Ticket>& ticket);
 
   // Requests read so far (for tests and logs).

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/hash_stream.h"
 #include "ioctl/errno_status.h"
 #include "ioctl/extent_refs.h"
 #include "ioctl/fiemap.h"
@@ -80,7 +82,7 @@ class RealSequentialFile : public SequentialFile {
   }
 
   ~RealSequentialFile() override {
-    if (Keeping()) {
+    if (Keeping() && !abandoned_.load()) {
       owner_->KeepCached(std::move(file_), std::max(offset_, hinted_));
     } else {
       DropCache();
@@ -90,6 +92,10 @@ class RealSequentialFile : public SequentialFile {
       }
     }
   }
+
+  // Nobody will read this file on (a read-ahead hint given up): when destroyed, on any
+  // thread, it drops what it read instead of keeping it cached. Thread-safe.
+  void Abandon() { abandoned_.store(true); }
 
   absl::StatusOr<FileStat> Stat() override {
     struct stat st;
@@ -171,6 +177,7 @@ class RealSequentialFile : public SequentialFile {
   RealFileAccess* const owner_;
   FileRef file_;
   const uint64_t hinted_;
+  std::atomic<bool> abandoned_{false};
   uint64_t offset_ = 0;
   uint64_t dropped_ = 0;
 };
@@ -184,8 +191,10 @@ void RealFileAccess::DropCachedFile(const FileRef& file) {
 }
 
 RealFileAccess::RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes,
-                               int read_ahead_threads)
-    : opener_(opener), keep_cached_bytes_(keep_cached_bytes) {
+                               int read_ahead_threads, uint64_t hash_prefix_bytes)
+    : opener_(opener),
+      keep_cached_bytes_(keep_cached_bytes),
+      hash_prefix_bytes_(hash_prefix_bytes) {
   if (read_ahead_threads > 0) pool_ = std::make_unique<ReadAheadPool>(read_ahead_threads);
 }
 
@@ -216,7 +225,21 @@ void RealFileAccess::Prefetch(const FileRef& file, uint64_t bytes) {
   absl::StatusOr<UniqueFd> fd = opener_->OpenForRead(file);
   if (!fd.ok()) return;
   Hinted hint{file, bytes, nullptr};
-  if (pool_ != nullptr) {
+  if (pool_ != nullptr && hash_prefix_bytes_ > 0) {
+    // A read-ahead thread reads the first bytes through a HashStream, so they are hashed
+    // there too (TakeHashStream() hands the stream to the hasher).
+    struct stat st;
+    if (fstat(fd->get(), &st) != 0) return;
+    auto opened = std::make_unique<RealSequentialFile>(
+        std::move(*fd), keep_cached_bytes_ > 0 ? this : nullptr, file, /*hinted=*/0);
+    RealSequentialFile* const raw = opened.get();
+    absl::StatusOr<HashStream> stream =
+        HashStream::Start(std::move(opened), ToFileStat(st), hash_prefix_bytes_);
+    if (!stream.ok()) return;
+    hint.ticket =
+        pool_->SubmitStream(std::make_unique<HashStream>(*std::move(stream)), bytes);
+    hint.stream_file = raw;
+  } else if (pool_ != nullptr) {
     hint.ticket = pool_->Submit(std::move(*fd), bytes);
   } else {
     posix_fadvise(fd->get(), 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
@@ -230,6 +253,8 @@ void RealFileAccess::Prefetch(const FileRef& file, uint64_t bytes) {
 
 void RealFileAccess::DropOldestHint() {
   Hinted& oldest = hinted_.front();
+  // Its stream (if any) drops what it read when it goes, on whichever thread.
+  if (oldest.stream_file != nullptr) oldest.stream_file->Abandon();
   // A read-ahead not started is cancelled; one under way drops its own pages.
   if (oldest.ticket == nullptr || pool_->Drop(oldest.ticket)) DropCachedFile(oldest.file);
   hinted_bytes_ -= oldest.bytes;
@@ -243,12 +268,32 @@ uint64_t RealFileAccess::TakeHint(const FileRef& file) {
       continue;
     }
     const uint64_t bytes = it->bytes;
-    if (it->ticket != nullptr) pool_->Take(it->ticket);
+    if (it->stream_file != nullptr) {
+      // Read anew by the caller: the stream goes here, keeping (not dropping) what its
+      // thread read, so the caller's read finds it cached.
+      pool_->TakeStream(it->ticket);
+    } else if (it->ticket != nullptr) {
+      pool_->Take(it->ticket);
+    }
     hinted_bytes_ -= bytes;
     hinted_.erase(it);
     return bytes;
   }
   return 0;
+}
+
+std::shared_ptr<HashStream> RealFileAccess::TakeHashStream(const FileRef& file) {
+  for (auto it = hinted_.begin(); it != hinted_.end(); ++it) {
+    if (it->stream_file == nullptr || it->file.subvol_id != file.subvol_id ||
+        it->file.ino != file.ino || it->file.path != file.path) {
+      continue;
+    }
+    std::unique_ptr<HashStream> stream = pool_->TakeStream(it->ticket);
+    hinted_bytes_ -= it->bytes;
+    hinted_.erase(it);
+    return stream;  // nullptr if its read failed: the caller opens the file anew
+  }
+  return nullptr;
 }
 
 absl::StatusOr<std::unique_ptr<SequentialFile>> RealFileAccess::OpenForRead(

@@ -47,14 +47,18 @@
 
 namespace btrdupd {
 
+class RealSequentialFile;  // real_file_access.cc
+
 class RealFileAccess : public FileAccess {
  public:
   // `opener` (borrowed, outlives this) opens every file. Keeps up to `keep_cached_bytes`
   // of recently hashed files cached (see above). With `read_ahead_threads` > 0,
   // Prefetch() hands the opened file to that many threads that read the hinted bytes
   // (daemon/read_ahead_pool.h) instead of asking the kernel on the caller's thread.
+  // With read-ahead threads and `hash_prefix_bytes` > 0, the threads also hash what
+  // they read (a HashStream with that prefix length: TakeHashStream()).
   explicit RealFileAccess(FileOpener* opener, uint64_t keep_cached_bytes = 0,
-                          int read_ahead_threads = 0);
+                          int read_ahead_threads = 0, uint64_t hash_prefix_bytes = 0);
   ~RealFileAccess() override;
 
   RealFileAccess(const RealFileAccess&) = delete;
@@ -62,6 +66,7 @@ class RealFileAccess : public FileAccess {
 
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& file) override;
   void Prefetch(const FileRef& file, uint64_t bytes) override;
+  std::shared_ptr<HashStream> TakeHashStream(const FileRef& file) override;
   absl::StatusOr<FileStat> Stat(const FileRef& file) override;
   absl::StatusOr<FileAttributes> GetAttributes(const FileRef& file) override;
   absl::StatusOr<bool> SharesAllExtents(const FileRef& a, const FileRef& b) override;
@@ -90,12 +95,16 @@ class RealFileAccess : public FileAccess {
     FileRef file;
     uint64_t bytes = 0;
     std::shared_ptr<ReadAheadPool::Ticket> ticket;  // with read-ahead threads
+    // The file of the ticket's HashStream, when the thread hashes too (owned by the
+    // stream; valid while the hint is listed).
+    RealSequentialFile* stream_file = nullptr;
   };
   // Forgets the oldest hint and drops what it cached.
   void DropOldestHint();
 
   FileOpener* const opener_;
   const uint64_t keep_cached_bytes_ = 0;
+  const uint64_t hash_prefix_bytes_ = 0;
   std::unique_ptr<ReadAheadPool> pool_;  // read-ahead threads, if any
   std::deque<Hinted> hinted_;            // oldest first, not read yet
   uint64_t hinted_bytes_ = 0;

@@ -119,9 +119,10 @@ absl::Status VolumeSession::Build() {
   // --jobs=N: N threads read the files the engine hashes next, with a read-ahead window
   // as large as the threads can keep busy; the engine itself stays one thread.
   const int read_ahead_threads = options_.jobs > 1 ? options_.jobs : 0;
-  parts_->file_access =
-      std::make_unique<RealFileAccess>(opener_.get(), kKeepHashedBytes, read_ahead_threads);
   EngineOptions engine_options;
+  // The read-ahead threads hash what they read, with the engine's prefix length.
+  parts_->file_access = std::make_unique<RealFileAccess>(
+      opener_.get(), kKeepHashedBytes, read_ahead_threads, engine_options.prefix_bytes);
   if (read_ahead_threads > 0) {
     engine_options.prefetch_bytes = kReadAheadBytesPerThread * read_ahead_threads;
     engine_options.prefetch_file_bytes = kReadAheadFileBytes;
@@ -165,8 +166,12 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
 }
 
 absl::StatusOr<StepResult> VolumeSession::Step() {
-  absl::StatusOr<StepResult> step = parts_->engine->Step();
-  opener_->ReleaseKeptRoots();  // no subvolume held open between steps
+  absl::StatusOr<StepResult> step;
+  {
+    // Subvolume roots stay open within the step, never between steps.
+    FileOpener::RootKeeper keep = opener_->KeepRoots();
+    step = parts_->engine->Step();
+  }
   if (!step.ok() || step->files_deduped == 0 || options_.dry_run) return step;
   absl::StatusOr<Totals> totals = LoadTotals();
   if (!totals.ok()) return totals.status();

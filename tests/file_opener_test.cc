@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -117,6 +118,7 @@ TEST_P(FileOpenerTest, ASubvolumeIsCheckedByItsId) {
 // subvolume's file with the same inode number; a ref of the new one opens the new one.
 TEST_P(FileOpenerTest, AKeptSubvolumeRootNeverLeadsIntoAnotherSubvolume) {
   const FileRef old_ref = Ref("sv/b");
+  std::optional<FileOpener::RootKeeper> keep(opener_->KeepRoots());
   ASSERT_OK(opener_->OpenForRead(old_ref).status());  // keeps the root of sv
   ASSERT_OK(RunShellChecked(absl::StrCat("mv '", Path("sv"), "' '", Path("sv.old"),
                                          "' && btrfs -q subvolume create '", Path("sv"), "'")));
@@ -138,7 +140,7 @@ TEST_P(FileOpenerTest, AKeptSubvolumeRootNeverLeadsIntoAnotherSubvolume) {
     }
     ASSERT_OK_AND_ASSIGN(UniqueFd new_fd, opener_->OpenForRead(new_ref));
     EXPECT_EQ(content(new_fd.get()), "the new subvolume") << round;
-    opener_->ReleaseKeptRoots();  // the second round checks every root anew
+    keep.reset();  // the second round checks every root anew: none is kept
   }
   EXPECT_TRUE(absl::IsAborted(opener_->OpenForRead(old_ref).status()));
 }

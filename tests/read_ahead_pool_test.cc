@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "core/hash_stream.h"
+#include "core/sha256.h"
 #include "daemon/real_file_access.h"
 #include "gtest/gtest.h"
 #include "ioctl/unique_fd.h"
@@ -100,6 +102,56 @@ TEST_F(ReadAheadPoolTest, HintedFileReadThroughRealFileAccessHashesTheSameBytes)
     all.append(buf.data(), *got);
   }
   EXPECT_EQ(all, ::btrdupd::testing::PatternBytes(kFileSize, 'a'));
+}
+
+// The digests of a file its first bytes were hashed for on a pool thread.
+std::string FullDigestOf(HashStream& stream) {
+  std::string buf(kMiB, '\0');
+  absl::StatusOr<bool> more =
+      stream.ReadTo(kFileSize, absl::Span<char>(buf.data(), buf.size()), nullptr);
+  EXPECT_TRUE(more.ok()) << more.status();
+  absl::StatusOr<std::string> digest = stream.FullDigest();
+  EXPECT_TRUE(digest.ok()) << digest.status();
+  return digest.ok() ? *digest : "";
+}
+
+std::string Sha256Of(const std::string& bytes) {
+  absl::StatusOr<Sha256> sha = Sha256::Create();
+  EXPECT_TRUE(sha.ok());
+  EXPECT_TRUE(sha->Update(bytes).ok());
+  absl::StatusOr<std::string> digest = sha->Finish();
+  return digest.ok() ? *digest : "";
+}
+
+TEST_F(ReadAheadPoolTest, AThreadHashesTheFirstBytesOfAStreamAndTheCallerGoesOn) {
+  ReadAheadPool pool(1);
+  absl::StatusOr<std::unique_ptr<SequentialFile>> file =
+      RealFileAccess(&opener()).OpenForRead(Ref("a"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  absl::StatusOr<FileStat> opened = (*file)->Stat();
+  ASSERT_TRUE(opened.ok());
+  absl::StatusOr<HashStream> stream = HashStream::Start(*std::move(file), *opened, 64 << 10);
+  ASSERT_TRUE(stream.ok());
+  std::shared_ptr<ReadAheadPool::Ticket> ticket =
+      pool.SubmitStream(std::make_unique<HashStream>(*std::move(stream)), kMiB);
+  pool.Drain();
+  std::unique_ptr<HashStream> back = pool.TakeStream(ticket);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(back->offset(), kMiB);  // read (and hashed) on the pool's thread
+  EXPECT_EQ(FullDigestOf(*back), Sha256Of(::btrdupd::testing::PatternBytes(kFileSize, 'a')));
+  EXPECT_EQ(pool.TakeStream(ticket), nullptr);  // taken once
+}
+
+TEST_F(ReadAheadPoolTest, RealFileAccessHandsTheHashedHintToTheHasherOnce) {
+  RealFileAccess files(&opener(), 8 * kMiB, /*read_ahead_threads=*/2,
+                       /*hash_prefix_bytes=*/64 << 10);
+  files.Prefetch(Ref("a"), kMiB);
+  EXPECT_EQ(files.TakeHashStream(Ref("b")), nullptr);  // not hinted
+  std::shared_ptr<HashStream> stream = files.TakeHashStream(Ref("a"));
+  ASSERT_NE(stream, nullptr);  // taken at whatever point its thread got to
+  EXPECT_EQ(stream->opened().size, kFileSize);
+  EXPECT_EQ(FullDigestOf(*stream), Sha256Of(::btrdupd::testing::PatternBytes(kFileSize, 'a')));
+  EXPECT_EQ(files.TakeHashStream(Ref("a")), nullptr);
 }
 
 }  // namespace
