@@ -132,7 +132,7 @@ add_tool() {  # name, command...
   names+=("$name")
   commands[$name]="$(printf '%q ' "$@")"
 }
-has_jobs() { "$1" --help 2>&1 | grep -q -- '--jobs'; }
+has_jobs() { "$1" --help 2>&1 | grep -c -- '--jobs' >/dev/null; }  # -c: reads it all (no SIGPIPE under pipefail)
 add_btrdupd() {  # prefix, binary
   add_tool "$1-native" "$2" --no-wait --db-path={WORK}/db {MNT}
   if has_jobs "$2"; then
