@@ -63,7 +63,8 @@ std::string AbslUnparseFlag(const JobsFlag& flag) { return absl::StrCat(flag.cou
 
 ABSL_FLAG(btrdupd::JobsFlag, jobs, btrdupd::JobsFlag(),
           "N: One-shot mode only: N threads read the files to be hashed ahead of the\n"
-          "hashing (0: one per CPU), for first runs and backup windows where the space\n"
+          "processing thread and hash what they read, up to 1 MiB of each file (0: one\n"
+          "per CPU), for first runs and backup windows where the space\n"
           "is wanted back quickly. The database and the dedupe calls stay on one\n"
           "thread; nice 19 and the idle I/O class still apply. The daemon always keeps\n"
           "one processing thread.");
