@@ -175,9 +175,17 @@ struct ReadOnlyFlip {
   absl::Time flipped_at;
 };
 
+// For messages: a database path with a leading `/proc/self/fd/N` (a file named through
+// a checked directory descriptor, as daemon/volume_open.h does) shown with the directory
+// that descriptor names now; any other path as it is.
+std::string ShownDatabasePath(absl::string_view path);
+
 class VolumeIndex {
  public:
-  // Opens or creates the database file at `db_path` (its directory must exist).
+  // Opens or creates the database file at `db_path` (its directory must exist). The
+  // path is used as it is: no symlink in it is resolved by SQLite (so
+  // `/proc/self/fd/N/name` opens `name` in the directory descriptor N refers to), and
+  // its last component is never followed.
   // With the file left unchanged: DataLoss when it is damaged (not an SQLite file, or
   // shorter than its header says: truncated); FailedPrecondition when it is another
   // application's database or has a newer schema version (see core/index_schema.h).

@@ -142,7 +142,7 @@ const std::vector<const char*>& Migrations() {
 
 absl::Status Refuse(const std::string& path, absl::string_view why) {
   return absl::FailedPreconditionError(absl::StrCat(
-      "index database ", path, ": ", why, "; refusing to use it (the file was not changed)"));
+      "index database ", ShownDatabasePath(path), ": ", why, "; refusing to use it (the file was not changed)"));
 }
 
 // Checks the stamp of the database open on `db`: the version to open it at (0 for a
@@ -154,7 +154,7 @@ absl::StatusOr<int64_t> CheckStamp(SqliteDb& db, const std::string& path) {
       // Damaged (garbage, or shorter than its header says: truncated). DataLoss, not
       // FailedPrecondition: the caller may set the file aside and rebuild the index.
       return absl::DataLossError(absl::StrCat(
-          "index database ", path, ": damaged or not an SQLite database (",
+          "index database ", ShownDatabasePath(path), ": damaged or not an SQLite database (",
           app_id.status().message(), "); the file was not changed"));
     }
     return app_id.status();
@@ -249,7 +249,7 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
   if (!mode.ok()) return mode.status();
   if (*mode != "truncate") {
     return absl::FailedPreconditionError(absl::StrCat(
-        "index database ", path, ": cannot switch to a rollback journal (journal mode \"",
+        "index database ", ShownDatabasePath(path), ": cannot switch to a rollback journal (journal mode \"",
         *mode, "\"); is another process holding it open?"));
   }
   // mmap_size=0: no page of the database is ever read through a memory map (the same
@@ -307,7 +307,7 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabaseReadOnly(const std::s
                                                                     absl::string_view volume) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
-    return absl::NotFoundError(absl::StrCat("index database ", path, ": no such file"));
+    return absl::NotFoundError(absl::StrCat("index database ", ShownDatabasePath(path), ": no such file"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                    SqliteDb::Open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW));
@@ -316,19 +316,19 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabaseReadOnly(const std::s
   absl::StatusOr<int64_t> version = CheckStamp(*db, path);
   if (NeedsRollback(version, *db)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "index database ", path, ": a btrdupd run was killed in the middle of writing it, "
+        "index database ", ShownDatabasePath(path), ": a btrdupd run was killed in the middle of writing it, "
         "and a read-only query does not repair it; run 'btrdupd ", volume,
         "' once to roll the interrupted write back"));
   }
   if (!version.ok()) return version.status();
   if (*version == 0) {
-    return absl::NotFoundError(absl::StrCat("index database ", path,
+    return absl::NotFoundError(absl::StrCat("index database ", ShownDatabasePath(path),
                                             ": empty (btrdupd has not finished a first "
                                             "run on ", volume, ")"));
   }
   if (*version < kIndexSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "index database ", path, ": schema version ", *version,
+        "index database ", ShownDatabasePath(path), ": schema version ", *version,
         " is older than this btrdupd's (", kIndexSchemaVersion,
         "), and a read-only query does not upgrade it; run 'btrdupd ", volume,
         "' once to upgrade its index (the file was not changed)"));

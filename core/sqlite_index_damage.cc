@@ -56,7 +56,7 @@ absl::Status VolumeIndex::Verify(const std::string& db_path) {
   sqlite3_finalize(stmt);
   if (!status.ok()) return status;
   if (!problems.empty()) {
-    return absl::DataLossError(absl::StrCat("index database ", db_path, " is damaged: ",
+    return absl::DataLossError(absl::StrCat("index database ", ShownDatabasePath(db_path), " is damaged: ",
                                             absl::StrJoin(problems, "; ")));
   }
   return absl::OkStatus();

@@ -1,19 +1,68 @@
 #include "core/sqlite_statement.h"
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ioctl/errno_status.h"
 
 namespace btrdupd {
+namespace {
+
+constexpr absl::string_view kProcFd = "/proc/self/fd/";
+constexpr char kVfsName[] = "btrdupd-as-named";
+
+// An absolute name as it is; a relative one as "unix" makes it absolute.
+int FullPathnameAsNamed(sqlite3_vfs* /*vfs*/, const char* name, int out_size, char* out) {
+  const size_t length = std::strlen(name);
+  if (name[0] != '/') {
+    sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");
+    return unix_vfs->xFullPathname(unix_vfs, name, out_size, out);
+  }
+  if (length + 1 > static_cast<size_t>(out_size)) return SQLITE_CANTOPEN;
+  std::memcpy(out, name, length + 1);
+  return SQLITE_OK;
+}
+
+// The "unix" VFS with FullPathnameAsNamed, registered once (not as the default).
+const char* AsNamedVfs() {
+  static const char* const name = [] {
+    sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");
+    if (unix_vfs == nullptr) return static_cast<const char*>(nullptr);
+    static sqlite3_vfs vfs = *unix_vfs;
+    vfs.pNext = nullptr;
+    vfs.zName = kVfsName;
+    vfs.xFullPathname = FullPathnameAsNamed;
+    if (sqlite3_vfs_register(&vfs, 0) != SQLITE_OK) return static_cast<const char*>(nullptr);
+    return static_cast<const char*>(kVfsName);
+  }();
+  return name;
+}
+
+}  // namespace
+
+std::string ShownDatabasePath(absl::string_view path) {
+  if (!absl::StartsWith(path, kProcFd)) return std::string(path);
+  const size_t slash = path.find('/', kProcFd.size());
+  if (slash == absl::string_view::npos) return std::string(path);
+  const std::string link(path.substr(0, slash));
+  char target[PATH_MAX];
+  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n <= 0) return std::string(path);
+  return absl::StrCat(absl::string_view(target, n), path.substr(slash));
+}
 
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
                          absl::string_view what) {
   const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   const std::string message =
-      absl::StrCat("index database ", db_path, ": ", what, ": ", detail, " (sqlite code ",
-                   rc, ")");
+      absl::StrCat("index database ", ShownDatabasePath(db_path), ": ", what, ": ", detail,
+                   " (sqlite code ", rc, ")");
   // A file that cannot be opened says why in its errno (a missing directory is
   // NotFound, not PermissionDenied); a symlink refused by SQLITE_OPEN_NOFOLLOW has none.
   if ((rc & 0xff) == SQLITE_CANTOPEN) {
@@ -22,6 +71,9 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
       return WithErrno(absl::FailedPreconditionError(message), ELOOP);
     }
     const int err = db != nullptr ? sqlite3_system_errno(db) : 0;
+    // Names are opened as given (no symlink resolved first), so a symlink in the
+    // database's place shows as the O_NOFOLLOW open's ELOOP.
+    if (err == ELOOP) return WithErrno(absl::FailedPreconditionError(message), ELOOP);
     if (err != 0) return ErrnoToStatusWithMessage(err, message);
   }
   switch (rc & 0xff) {
@@ -48,7 +100,7 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
                                                          int flags) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, AsNamedVfs());
   if (rc != SQLITE_OK) {
     absl::Status status = SqliteError(db, rc, path, "cannot open");
     sqlite3_close(db);

@@ -21,12 +21,23 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/index.h"
 
 namespace btrdupd {
 
 // Maps an SQLite result code to an absl::Status code with a message that names `what`.
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view db_path,
                          absl::string_view what);
+
+// Database paths: SqliteDb opens a path exactly as given. SQLite's own "unix" VFS turns
+// a name into a full path by following every symlink in it, which would undo a caller
+// that names the file through a checked directory descriptor
+// (`/proc/self/fd/N/btrdupd.db`: the directory it checked, not whatever is at its path
+// now) and would make a long path too long for SQLite (512 bytes). So connections use a
+// VFS that is "unix" in all but that: an absolute name is kept as it is (its journal is
+// `<name>-journal` in the same directory); the last component is still never followed
+// (SQLite opens with O_NOFOLLOW).
+// ShownDatabasePath (core/index.h) names such a path in messages.
 
 // An open connection; closes itself.
 class SqliteDb {

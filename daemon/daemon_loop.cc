@@ -26,7 +26,8 @@ ABSL_FLAG(bool, daemon, false,
           "work per volume per turn) until SIGTERM. Status: btrdupd --daemon-status.");
 ABSL_FLAG(std::string, socket_dir, btrdupd::kDefaultSocketDir,
           "DIR: Where the daemon creates each volume's status socket\n"
-          "(DIR/<volumename>.sock, mode 0600).");
+          "(DIR/<volumename>.sock, mode 0600; a long name is shortened to fit).\n"
+          "At most 84 bytes.");
 ABSL_FLAG(absl::Duration, scan_interval, absl::Seconds(60),
           "DURATION: How often the daemon looks for changed files (e.g. 60s, 5m).");
 ABSL_FLAG(double, test_time_scale, 1.0,
@@ -158,11 +159,13 @@ int Daemon::Start() {
     LogError("", "status sockets: %s", dir.message());
     return kExitAllFailed;
   }
+  // A volume whose socket cannot be made (a file in its place, ...) is still served; it
+  // only cannot be asked. One volume's trouble never stops the others.
   for (auto& vol : volumes_) {
     absl::Status listening = vol->StartStatusServer(options_.socket_dir, {});
     if (!listening.ok()) {
-      LogError(vol->display_path(), "status socket: %s", listening.message());
-      return kExitAllFailed;
+      LogError(vol->display_path(), "no status socket (the volume is served without): %s",
+               listening.message());
     }
   }
   LogInfo("", "daemon started (pid %d) on %d volume(s); change check every %s; sockets in %s",

@@ -140,9 +140,12 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
   ASSIGN_OR_RETURN(VolumeLocation location, FindManagedVolume(out.path, db_dir));
   out.volume = location.path;
   out.relative = out.path.substr(location.path == "/" ? 1 : location.path.size() + 1);
-  // Read-only: explaining never creates, migrates or repairs the database.
+  // Read-only: explaining never creates, migrates or repairs the database. Through its
+  // directory: no path is too long for SQLite (daemon/volume_open.h).
+  ASSIGN_OR_RETURN(UniqueFd database_dir, OpenDatabaseDirectory(location));
   ASSIGN_OR_RETURN(std::unique_ptr<VolumeIndex> index,
-                   VolumeIndex::OpenReadOnly(location.db_path, location.path));
+                   VolumeIndex::OpenReadOnly(DatabaseBeneath(database_dir, location.db_file),
+                                             location.path));
 
   const size_t slash = out.relative.rfind('/');
   const std::string dir = slash == std::string::npos ? "" : out.relative.substr(0, slash);

@@ -27,7 +27,8 @@ absl::Status Rename(const std::string& from, const std::string& to) {
   if (rename(from.c_str(), to.c_str()) == 0) return absl::OkStatus();
   const int err = errno;
   return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat("cannot move ", from, " aside to ", to, ": ",
+                      absl::StrCat("cannot move ", ShownDatabasePath(from), " aside to ",
+                                   ShownDatabasePath(to), ": ",
                                    std::strerror(err)));
 }
 
@@ -61,7 +62,7 @@ absl::StatusOr<std::unique_ptr<VolumeIndex>> Replace(const std::string& db_path,
   LogError(volume,
            "THE INDEX DATABASE IS DAMAGED (%s): moved aside to %s; a new index is built "
            "by a full scan",
-           damage.message(), *aside);
+           damage.message(), ShownDatabasePath(*aside));
   if (!flips.ok()) {
     LogError(volume,
              "the records of read-only flags cleared by btrdupd could not be read from "
@@ -108,7 +109,7 @@ absl::StatusOr<std::unique_ptr<VolumeIndex>> OpenIndexRecovering(const std::stri
     LogError(volume,
              "THE INDEX DATABASE IS MISSING but its write-ahead log %s is there: moved "
              "aside to %s; a new index is built by a full scan",
-             wal, aside);
+             ShownDatabasePath(wal), ShownDatabasePath(aside));
   }
   // Opened first: a read-write connection rolls back the hot journal a killed run left,
   // which the read-only connection of Verify() could not.

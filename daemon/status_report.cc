@@ -159,9 +159,12 @@ absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
         ": btrdupd has not run on this volume yet (run 'btrdupd ", location->path,
         "' first", db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
   }
-  // Read-only: a query never creates, migrates or repairs the database.
+  // Read-only: a query never creates, migrates or repairs the database. Through its
+  // directory: no path is too long for SQLite (daemon/volume_open.h).
+  absl::StatusOr<UniqueFd> dir = OpenDatabaseDirectory(*location);
+  if (!dir.ok()) return dir.status();
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
-      VolumeIndex::OpenReadOnly(location->db_path, location->path);
+      VolumeIndex::OpenReadOnly(DatabaseBeneath(*dir, location->db_file), location->path);
   if (!index.ok()) return index.status();
   VolumeStatus status;
   status.volume = location->path;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/status_json.h"
+#include "daemon/volume_name.h"
 #include "ioctl/errno_status.h"
 
 namespace btrdupd {
@@ -25,7 +26,7 @@ absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
   if (path.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "socket path ", path, " is longer than ", sizeof(addr.sun_path) - 1,
-        " bytes; choose a shorter --socket-dir"));
+        " bytes; choose a --socket-dir of at most ", kMaxSocketDirBytes, " bytes"));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;
@@ -49,10 +50,20 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
 }  // namespace
 
 std::string SocketPathFor(absl::string_view socket_dir, absl::string_view volume_name) {
-  return absl::StrCat(socket_dir, "/", volume_name, ".sock");
+  constexpr absl::string_view kSuffix = ".sock";
+  const size_t fixed = socket_dir.size() + 1 + kSuffix.size();
+  const size_t room = fixed < kMaxSocketPathBytes ? kMaxSocketPathBytes - fixed : 0;
+  return absl::StrCat(socket_dir, "/",
+                      ShortenName(volume_name, std::max(room, kMinShortNameBytes)), kSuffix);
 }
 
 absl::Status PrepareSocketDir(const std::string& dir) {
+  if (dir.size() > kMaxSocketDirBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket directory ", dir, " is ", dir.size(), " bytes long; a Unix socket path "
+        "holds at most ", kMaxSocketPathBytes, " bytes, so choose a --socket-dir of at most ",
+        kMaxSocketDirBytes, " bytes"));
+  }
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return btrdupd::ErrnoToStatus(errno, absl::StrCat("mkdir ", dir));
   }

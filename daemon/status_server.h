@@ -1,10 +1,13 @@
 // StatusServer: the per-volume Unix socket that answers "how is the daemon doing".
 //
 // Socket: `<socket_dir>/<volumename>.sock` (default dir /run/btrdupd), owned by the
-// daemon's user (root), mode 0600: only root may ask. Creation is careful:
+// daemon's user (root), mode 0600: only root may ask. A socket path holds at most
+// kMaxSocketPathBytes (sun_path), so a volume name too long for that is shortened to fit
+// (daemon/volume_name.h ShortenName: a readable prefix and a hash); the daemon and the
+// client compute the same path. Creation is careful:
 //   - PrepareSocketDir() creates the directory (0755) if missing and refuses one that is
 //     a symlink, not owned by us, or writable by group/others (someone else could swap
-//     the socket);
+//     the socket), or too long to leave room for a socket name;
 //   - Listen() refuses a path that exists and is not a socket; if it is a socket and a
 //     process answers on it, another live daemon owns it (AlreadyExists); otherwise it
 //     is a stale socket from a killed daemon and is replaced.
@@ -40,13 +43,20 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "daemon/volume_name.h"
 #include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 
 inline constexpr char kDefaultSocketDir[] = "/run/btrdupd";
 
-// `<socket_dir>/<volume_name>.sock`.
+// The longest path a Unix socket can be bound to (sizeof(sun_path) less the NUL).
+inline constexpr size_t kMaxSocketPathBytes = 107;
+// The longest --socket-dir that leaves room for the shortest socket name.
+inline constexpr size_t kMaxSocketDirBytes = kMaxSocketPathBytes - 1 - kMinShortNameBytes - 5;
+
+// `<socket_dir>/<volume_name>.sock`, the name shortened so that the whole path has at
+// most kMaxSocketPathBytes when `socket_dir` has at most kMaxSocketDirBytes.
 std::string SocketPathFor(absl::string_view socket_dir, absl::string_view volume_name);
 
 // Creates `dir` (mode 0755) if missing; checks it is safe (see above).

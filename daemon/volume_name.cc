@@ -1,7 +1,12 @@
 #include "daemon/volume_name.h"
 
+#include <cstdint>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "core/sha256.h"
 
 namespace btrdupd {
 namespace {
@@ -11,7 +16,33 @@ bool KeptAsIs(unsigned char c) {
          c == ':' || c == '_' || c == '.';
 }
 
+// 16 hex digits identifying `name`: the start of its SHA-256; FNV-1a (64 bits) only if
+// OpenSSL cannot compute a digest at all.
+std::string ShortHash(absl::string_view name) {
+  absl::StatusOr<std::string> digest = Sha256::Of(name);
+  if (digest.ok()) return absl::BytesToHexString(digest->substr(0, 8));
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return absl::StrFormat("%016x", h);
+}
+
 }  // namespace
+
+std::string ShortenName(absl::string_view name, size_t max_bytes) {
+  if (name.size() <= max_bytes) return std::string(name);
+  const size_t room = max_bytes > kMinShortNameBytes ? max_bytes - kMinShortNameBytes : 0;
+  // Whole characters only: an escape is the four bytes `\xNN`.
+  size_t cut = 0;
+  while (cut < name.size()) {
+    const size_t step = name[cut] == '\\' ? 4 : 1;
+    if (cut + step > room) break;
+    cut += step;
+  }
+  return absl::StrCat(name.substr(0, cut), "~", ShortHash(name));
+}
 
 std::string VolumeNameForPath(absl::string_view absolute_path) {
   std::string name;
@@ -28,7 +59,7 @@ std::string VolumeNameForPath(absl::string_view absolute_path) {
     }
   }
   if (name.empty()) return "-";
-  return name;
+  return ShortenName(name, kMaxVolumeNameBytes);
 }
 
 }  // namespace btrdupd

@@ -17,6 +17,7 @@
 #include "ioctl/errno_status.h"
 #include "ioctl/filesystem.h"
 #include "ioctl/inode_flags.h"
+#include "ioctl/open_beneath.h"
 #include "ioctl/subvolumes.h"
 #include "ioctl/trusted_file.h"
 #include "ioctl/unique_fd.h"
@@ -58,10 +59,13 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
   }
   location.name = VolumeNameForPath(location.path);
   if (db_dir.empty()) {
-    location.db_path = absl::StrCat(location.path, "/.btrdupd/btrdupd.db");
+    location.db_dir = absl::StrCat(location.path, "/.btrdupd");
+    location.db_file = "btrdupd.db";
   } else {
-    location.db_path = absl::StrCat(db_dir, "/", location.name, ".btrdupd.db");
+    location.db_dir = std::string(db_dir);
+    location.db_file = absl::StrCat(location.name, ".btrdupd.db");
   }
+  location.db_path = absl::StrCat(location.db_dir, "/", location.db_file);
   return location;
 }
 
@@ -69,26 +73,35 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
 // filesystem allows it): SQLite rewrites pages in place, and on a copy-on-write file each
 // commit would move them, fragmenting the database and giving the next change check a
 // trail of rewritten extent items to read. Best effort: without it btrdupd works the same.
-absl::Status PrepareDatabaseDirectory(const std::string& path) {
+absl::StatusOr<UniqueFd> PrepareDatabaseDirectory(const std::string& path) {
   if (mkdir(path.c_str(), 0700) == 0) {
-    absl::Status trusted = CheckTrustedDirectory(path);  // e.g. a symlink made in between
-    if (!trusted.ok()) return trusted;
-    absl::StatusOr<UniqueFd> dir = OpenPath(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    // Checked again: e.g. a symlink made in between.
+    absl::StatusOr<UniqueFd> trusted = OpenTrustedDirectory(path);
+    if (!trusted.ok()) return trusted.status();
+    absl::StatusOr<UniqueFd> dir = ReopenFd(trusted->get(), O_RDONLY | O_DIRECTORY);
     if (dir.ok()) {
       absl::Status nocow = SetNoCow(dir->get());
       if (!nocow.ok()) LogDebug(path, "database directory stays copy-on-write: %s", nocow.message());
     }
-    return absl::OkStatus();
+    return trusted;
   }
   if (errno == EEXIST) {
-    absl::Status trusted = CheckTrustedDirectory(path);
-    if (trusted.ok() || !absl::IsFailedPrecondition(trusted)) return trusted;
+    absl::StatusOr<UniqueFd> trusted = OpenTrustedDirectory(path);
+    if (trusted.ok() || !absl::IsFailedPrecondition(trusted.status())) return trusted;
     return absl::FailedPreconditionError(absl::StrCat(
-        "database directory ", trusted.message(),
+        "database directory ", trusted.status().message(),
         "; or keep the database outside the volume with --db-path=DIR"));
   }
   const int err = errno;
   return ErrnoToStatus(err, absl::StrCat("cannot create ", path));
+}
+
+absl::StatusOr<UniqueFd> OpenDatabaseDirectory(const VolumeLocation& location) {
+  return OpenPath(location.db_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
+std::string DatabaseBeneath(const UniqueFd& dir, absl::string_view file) {
+  return absl::StrCat("/proc/self/fd/", dir.get(), "/", file);
 }
 
 namespace {
@@ -148,11 +161,12 @@ absl::StatusOr<OpenedVolume> OpenVolumeForWork(absl::string_view volume,
   absl::StatusOr<std::unique_ptr<InstanceLock>> lock = LockVolume(where, options.lock_dir);
   if (!lock.ok()) return lock.status();
   opened.lock = *std::move(lock);
-  absl::Status made = PrepareDatabaseDirectory(
-      db_dir.empty() ? absl::StrCat(where.path, "/.btrdupd") : db_dir);
-  if (!made.ok()) return made;
-  absl::StatusOr<std::unique_ptr<VolumeIndex>> index =
-      OpenIndexRecovering(where.db_path, options.verify_index, where.path, now);
+  absl::StatusOr<UniqueFd> made = PrepareDatabaseDirectory(where.db_dir);
+  if (!made.ok()) return made.status();
+  opened.db_dir = *std::move(made);
+  if (options.before_database_open) options.before_database_open();
+  absl::StatusOr<std::unique_ptr<VolumeIndex>> index = OpenIndexRecovering(
+      DatabaseBeneath(opened.db_dir, where.db_file), options.verify_index, where.path, now);
   if (!index.ok()) {
     return absl::Status(index.status().code(), absl::StrCat("database ", where.db_path, ": ",
                                                             index.status().message()));

@@ -7,7 +7,9 @@
 //  3. LockVolume: one btrdupd per btrfs filesystem and subvolume (InstanceLock), taken
 //     before anything is created;
 //  4. PrepareDatabaseDirectory: created 0700 and NOCOW when new, and trusted only as
-//     root left it;
+//     root left it; it is kept open, and the database is named through that descriptor
+//     (DatabaseBeneath: `/proc/self/fd/N/<file>`), so a directory swapped in after the
+//     check is never used, and no mount path is too long for SQLite;
 //  5. the database itself (OpenIndexRecovering: created, migrated to this version, or -
 //     when damaged - set aside and rebuilt, daemon/index_recovery.h).
 // What else a volume needs before work starts belongs here too, in that order.
@@ -15,11 +17,12 @@
 // Every error names the volume (or the file) and says what to do. A volume that another
 // process holds is FailedPrecondition carrying EWOULDBLOCK: IsLockRefusal() tells it from
 // the other refusals. `--status` only reads: it resolves with ResolveVolume and opens the
-// database, without directory, lock or root.
+// database through its directory (OpenDatabaseDirectory), without lock or root.
 
 #ifndef BTRDUPD_DAEMON_VOLUME_OPEN_H_
 #define BTRDUPD_DAEMON_VOLUME_OPEN_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,6 +32,7 @@
 #include "absl/time/time.h"
 #include "core/index.h"
 #include "daemon/instance_lock.h"
+#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 
@@ -36,7 +40,9 @@ namespace btrdupd {
 struct VolumeLocation {
   std::string path;     // canonical mount path (realpath)
   std::string name;     // VolumeNameForPath(path)
-  std::string db_path;  // the database file
+  std::string db_path;  // the database file: db_dir + "/" + db_file, for messages
+  std::string db_dir;   // the directory that holds it
+  std::string db_file;  // its name in db_dir
 };
 
 // Resolves `volume` and checks it is an existing, readable directory on btrfs.
@@ -48,7 +54,16 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
 // checks the one that is there: a directory, not a symlink, owned by root (or the running
 // user), not writable by group or others (ioctl/trusted_file.h). Anything else is
 // FailedPrecondition saying how to fix it or to use --db-path; the volume is refused.
-absl::Status PrepareDatabaseDirectory(const std::string& path);
+// Returns the checked directory (O_PATH).
+absl::StatusOr<UniqueFd> PrepareDatabaseDirectory(const std::string& path);
+
+// The database directory of `location` for reading (`--status`, `--explain`): O_PATH,
+// not through a symlink in its last component; NotFound when it is not there.
+absl::StatusOr<UniqueFd> OpenDatabaseDirectory(const VolumeLocation& location);
+
+// `/proc/self/fd/<dir>/<file>`: `file` in the directory `dir` refers to, whatever is at
+// that directory's path now. Short, whatever the length of the directory's path.
+std::string DatabaseBeneath(const UniqueFd& dir, absl::string_view file);
 
 // A volume opened for work: held (lock) and with its database open, for as long as this
 // lives. Members are destroyed in reverse order: the database closes before the lock
@@ -56,6 +71,7 @@ absl::Status PrepareDatabaseDirectory(const std::string& path);
 struct OpenedVolume {
   VolumeLocation location;
   std::unique_ptr<InstanceLock> lock;
+  UniqueFd db_dir;  // the checked directory the database is opened through
   std::unique_ptr<VolumeIndex> index;
 };
 
@@ -71,6 +87,9 @@ struct VolumeOpenOptions {
   bool require_root = true;   // any mode that dedupes
   bool verify_index = false;  // check every page of the database first
   std::string lock_dir = kDefaultLockDir;
+  // Called after the database directory is checked, before the database is opened
+  // (tests change the tree at that moment).
+  std::function<void()> before_database_open;
 };
 
 // Steps 1-5 above. `now` dates a damaged database set aside (daemon/index_recovery.h).

@@ -62,9 +62,15 @@ absl::StatusOr<UniqueFd> OpenTrustedFile(const std::string& path) {
 }
 
 absl::Status CheckTrustedDirectory(const std::string& path) {
+  return OpenTrustedDirectory(path).status();
+}
+
+absl::StatusOr<UniqueFd> OpenTrustedDirectory(const std::string& path) {
   absl::StatusOr<UniqueFd> fd = OpenNoFollow(path);
   if (!fd.ok()) return fd.status();
-  return CheckTrusted(fd->get(), path, S_IFDIR);
+  absl::Status trusted = CheckTrusted(fd->get(), path, S_IFDIR);
+  if (!trusted.ok()) return trusted;
+  return fd;
 }
 
 }  // namespace btrdupd

@@ -30,6 +30,11 @@ absl::StatusOr<UniqueFd> OpenTrustedFile(const std::string& path);
 // and not writable by group or others.
 absl::Status CheckTrustedDirectory(const std::string& path);
 
+// The directory CheckTrustedDirectory checked, as an O_PATH descriptor: name files in
+// it through the descriptor (`/proc/self/fd/N/name`, or *at() calls), so a directory
+// put in its place afterwards is never used.
+absl::StatusOr<UniqueFd> OpenTrustedDirectory(const std::string& path);
+
 }  // namespace btrdupd
 
 #endif  // BTRDUPD_IOCTL_TRUSTED_FILE_H_

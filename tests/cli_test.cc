@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "core/config.h"
 #include "daemon/priority.h"
+#include "daemon/status_server.h"
 #include "daemon/volume_name.h"
 #include "ioctl/ioprio.h"
 #include "gtest/gtest.h"
@@ -191,6 +192,63 @@ TEST(VolumeNameTest, DifferentPathsNeverShareAName) {
   for (const std::string& path : paths) {
     EXPECT_FALSE(absl::StrContains(VolumeNameForPath(path), '/')) << path;
   }
+}
+
+// A mount path of 1 500 bytes, most of them non-ASCII (four bytes each once escaped).
+std::string LongNonAsciiPath(absl::string_view last) {
+  std::string path;
+  for (int i = 0; i < 10; ++i) {
+    path += "/\xc3\xa9t\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac-\xd0\xb4\xd0\xb0\xd0\xbd\xd0\xbd\xd1\x8b\xd0\xb5";
+  }
+  return absl::StrCat(path, "/", last);
+}
+
+TEST(VolumeNameTest, LongNamesKeepAReadablePrefixAndAHashAndStayDistinct) {
+  const std::string a = LongNonAsciiPath("a");
+  const std::string b = LongNonAsciiPath("b");
+  const std::string name_a = VolumeNameForPath(a);
+  EXPECT_LE(name_a.size(), kMaxVolumeNameBytes);
+  EXPECT_TRUE(absl::StartsWith(name_a, "\\xc3\\xa9t\\xc3\\xa9\\x2d")) << name_a;
+  EXPECT_EQ(name_a.find('~'), name_a.size() - kMinShortNameBytes) << name_a;
+  EXPECT_NE(name_a, VolumeNameForPath(b));
+  EXPECT_EQ(name_a, VolumeNameForPath(a));  // the same every time (daemon and client)
+  EXPECT_FALSE(absl::StrContains(name_a, '/'));
+  // A cut never splits an escape: what precedes '~' is whole `\xNN` or plain bytes.
+  for (size_t max = kMinShortNameBytes; max < 60; ++max) {
+    const std::string shorter = ShortenName(name_a, max);
+    EXPECT_LE(shorter.size(), max);
+    const std::string prefix = shorter.substr(0, shorter.find('~'));
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (prefix[i] == '\\') {
+        ASSERT_LE(i + 4, prefix.size()) << shorter;
+        i += 3;
+      }
+    }
+  }
+  // Short names are left alone.
+  EXPECT_EQ(ShortenName("mnt-data", kMinShortNameBytes), "mnt-data");
+}
+
+TEST(VolumeNameTest, SocketPathsAlwaysFitSunPath) {
+  const std::string name = VolumeNameForPath(LongNonAsciiPath("a"));
+  for (size_t dir_size : {1, 12, 40, 84}) {
+    const std::string dir = "/" + std::string(dir_size - 1, 'd');
+    const std::string path = SocketPathFor(dir, name);
+    EXPECT_LE(path.size(), kMaxSocketPathBytes) << path;
+    EXPECT_TRUE(absl::StartsWith(path, dir + "/")) << path;
+    EXPECT_TRUE(absl::EndsWith(path, ".sock")) << path;
+    EXPECT_NE(path, SocketPathFor(dir, VolumeNameForPath(LongNonAsciiPath("b"))));
+  }
+  // A short name is kept whole.
+  EXPECT_EQ(SocketPathFor("/run/btrdupd", "mnt-data"), "/run/btrdupd/mnt-data.sock");
+}
+
+TEST(VolumeNameTest, ASocketDirectoryTooLongForAnySocketNameIsRefused) {
+  const std::string dir = "/tmp/" + std::string(kMaxSocketDirBytes, 'd');
+  absl::Status refused = PrepareSocketDir(dir);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "--socket-dir")) << refused;
 }
 
 }  // namespace

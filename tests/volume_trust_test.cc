@@ -15,6 +15,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "daemon/volume_open.h"
 #include "gtest/gtest.h"
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
@@ -106,6 +108,27 @@ TEST_F(VolumeTrustTest, DatabaseDirectoryThatIsASymlinkIsRefused) {
   ExpectRefused({".btrdupd is a symlink", "--db-path"});
   struct stat st;
   EXPECT_NE(lstat((outside_ + "/btrdupd.db").c_str(), &st), 0) << "database made outside";
+}
+
+// The directory is swapped for a symlink to a user's directory right after the check:
+// the database is still opened in the directory that was checked.
+TEST_F(VolumeTrustTest, DatabaseDirectorySwappedAfterTheCheckIsNotFollowed) {
+  const std::string locks = outside_ + "-locks";
+  VolumeOpenOptions options;
+  options.lock_dir = locks;
+  options.before_database_open = [&] {
+    ASSERT_EQ(rename(Path(".btrdupd").c_str(), Path(".checked").c_str()), 0);
+    ASSERT_EQ(symlink(outside_.c_str(), Path(".btrdupd").c_str()), 0);
+  };
+  absl::StatusOr<OpenedVolume> opened = OpenVolumeForWork(mount_path(), options, absl::Now());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_TRUE((*opened).index->SetMeta("probe", "1").ok());
+  opened->index.reset();
+  struct stat st;
+  EXPECT_EQ(lstat(Path(".checked/btrdupd.db").c_str(), &st), 0) << "not in the checked dir";
+  EXPECT_NE(lstat((outside_ + "/btrdupd.db").c_str(), &st), 0) << "database made outside";
+  EXPECT_NE(lstat((outside_ + "/btrdupd.db-journal").c_str(), &st), 0) << "journal outside";
+  system(absl::StrCat("rm -rf '", locks, "'").c_str());
 }
 
 TEST_F(VolumeTrustTest, DatabaseDirectoryOwnedByAUserIsRefused) {
