@@ -13,9 +13,10 @@
 //    filesystem and the same mount, the root's own subvolume included (path ""), each
 //    with the generation read at that moment. Subvolumes hidden by another mount, or
 //    outside the mounted tree, are not listed.
-//  - OpenDir() never follows a symlink in the last component and fails with NotFound when
-//    nothing is there. Implementations may follow the path's intermediate components;
-//    callers that care check the returned directory's inode and device.
+//  - OpenDir() and Stat() follow no symlink in any component and cross no mount: a path
+//    that leads through a symlink or onto another mount is NotFound, like one where
+//    nothing is there. Callers still check the returned directory's inode and device (a
+//    directory may have been replaced by another).
 //  - Every entry type and stat comes from one lstat-like look (no symlink following).
 //  - ChangedInodesSince(subvol, G) lists the inodes of that subvolume whose item was
 //    written in a transaction after G (transid > G): files whose data or metadata

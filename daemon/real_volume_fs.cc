@@ -1,6 +1,7 @@
 #include "daemon/real_volume_fs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "ioctl/directory.h"
 #include "ioctl/filesystem.h"
+#include "ioctl/open_beneath.h"
 #include "ioctl/subvolumes.h"
 #include "ioctl/tree_search.h"
 
@@ -147,8 +149,22 @@ std::string RealVolumeFs::Absolute(absl::string_view path) const {
   return path.empty() ? root_ : absl::StrCat(root_, "/", path);
 }
 
-absl::StatusOr<UniqueFd> RealVolumeFs::OpenDirFd(absl::string_view path) {
-  return OpenDirectoryAt(root_fd_.get(), path.empty() ? absl::string_view(".") : path);
+absl::StatusOr<UniqueFd> RealVolumeFs::OpenDirFd(absl::string_view path, int flags) {
+  // O_NOATIME: listing a directory must not update its atime, which would write its
+  // inode and make it look changed to the next incremental pass. Only the owner or root
+  // may ask for it: without it otherwise.
+  const bool path_only = (flags & O_PATH) != 0;  // takes no other flag
+  absl::StatusOr<UniqueFd> fd =
+      OpenBeneath(root_fd_.get(), path, flags | O_DIRECTORY | (path_only ? 0 : O_NOATIME));
+  if (!path_only && absl::IsPermissionDenied(fd.status())) {
+    fd = OpenBeneath(root_fd_.get(), path, flags | O_DIRECTORY);
+  }
+  if (absl::IsAborted(fd.status())) {
+    // A symlink or a mount point where the index had a directory: as seen from the
+    // volume root, no directory is at that path now.
+    return absl::NotFoundError(absl::StrCat(Absolute(path), ": ", fd.status().message()));
+  }
+  return fd;
 }
 
 absl::StatusOr<std::vector<VolumeSubvolume>> RealVolumeFs::ListSubvolumes() {
@@ -212,9 +228,26 @@ absl::StatusOr<std::unique_ptr<VolumeDir>> RealVolumeFs::OpenDir(absl::string_vi
 }
 
 absl::StatusOr<VolumeStat> RealVolumeFs::Stat(absl::string_view path) {
-  absl::StatusOr<FileStatus> st =
-      StatAt(root_fd_.get(), path.empty() ? absl::string_view(".") : path);
-  if (!st.ok()) return st.status();
+  if (path.empty()) {
+    absl::StatusOr<FileStatus> st = StatFd(root_fd_.get());
+    if (!st.ok()) return st.status();
+    return ToVolumeStat(*st);
+  }
+  const size_t slash = path.rfind('/');
+  const absl::string_view dir = slash == absl::string_view::npos ? "" : path.substr(0, slash);
+  const absl::string_view name =
+      slash == absl::string_view::npos ? path : path.substr(slash + 1);
+  absl::StatusOr<UniqueFd> parent = OpenDirFd(dir, O_PATH);
+  if (!parent.ok()) return parent.status();
+  absl::StatusOr<FileStatus> st = StatAt(parent->get(), name);
+  if (!st.ok()) {
+    // Named by its path in the volume (the descriptor names only its directory).
+    absl::Status named(st.status().code(),
+                       absl::StrCat("stat ", Absolute(path), ": ", st.status().message()));
+    st.status().ForEachPayload(
+        [&](absl::string_view url, const absl::Cord& payload) { named.SetPayload(url, payload); });
+    return named;
+  }
   return ToVolumeStat(*st);
 }
 

@@ -1,8 +1,12 @@
 // RealVolumeFs: core/volume_fs.h over a mounted btrfs volume, through ioctl/.
 //
 // Open() checks that the path is on btrfs and remembers its fsid and a descriptor of the
-// volume root; every path afterwards is opened relative to that descriptor, directories
-// with O_DIRECTORY|O_NOFOLLOW (ioctl/directory.h). ListSubvolumes() lists the subvolumes
+// volume root; every path afterwards is resolved beneath that descriptor, following no
+// symlink in any component and crossing no mount (ioctl/open_beneath.h): a path that
+// leads through a symlink or onto another mount is NotFound (no directory is there, as
+// the scanner sees the volume), so nothing outside the volume is ever listed or
+// statted, and a directory renamed away with a symlink left in its place is not found
+// again through the link. ListSubvolumes() lists the subvolumes
 // below the root with libbtrfsutil (ioctl/subvolumes.h) and keeps only those reachable
 // at their path on the same filesystem (same fsid, the expected subvolume id, root
 // inode 256): one hidden under another mount is left out. Change tracking is
@@ -13,6 +17,8 @@
 
 #ifndef BTRDUPD_DAEMON_REAL_VOLUME_FS_H_
 #define BTRDUPD_DAEMON_REAL_VOLUME_FS_H_
+
+#include <fcntl.h>
 
 #include <memory>
 #include <string>
@@ -33,7 +39,7 @@ class RealVolumeFs : public VolumeFs {
   std::string root() const override { return root_; }
   const std::string& fsid() const { return fsid_; }
 
-  // With `commit` (one-shot runs), ListSubvolumes() first commits the running
+  // With `commit` (VolumeSession turns it on), ListSubvolumes() first commits the running
   // transaction (ioctl/filesystem.h CommitTransaction; nothing to do when none runs).
   // A generation it then lists at or below the committed transid is exact: without the
   // commit one equal to the newest transaction may still be running and is reported one
@@ -50,8 +56,9 @@ class RealVolumeFs : public VolumeFs {
  private:
   RealVolumeFs(std::string root, UniqueFd root_fd, std::string fsid);
 
-  // Opens `path` (relative to the root; "" = the root) as a directory.
-  absl::StatusOr<UniqueFd> OpenDirFd(absl::string_view path);
+  // Opens `path` (relative to the root; "" = the root) as a directory, beneath the
+  // root, with `flags` (O_RDONLY, or O_PATH to stat below it).
+  absl::StatusOr<UniqueFd> OpenDirFd(absl::string_view path, int flags = O_RDONLY);
   std::string Absolute(absl::string_view path) const;
 
   const std::string root_;

@@ -62,6 +62,7 @@ VolumeSession::VolumeSession(OpenedVolume opened, SessionOptions options, Clock*
       options_(std::move(options)),
       clock_(clock),
       lock_(std::move(opened.lock)),
+      db_dir_(std::move(opened.db_dir)),
       index_(std::move(opened.index)) {}
 
 VolumeSession::~VolumeSession() {
@@ -116,6 +117,12 @@ absl::Status VolumeSession::Build() {
   absl::StatusOr<std::unique_ptr<RealVolumeFs>> volume_fs = RealVolumeFs::Open(location_.path);
   if (!volume_fs.ok()) return volume_fs.status();
   parts_->volume_fs = *std::move(volume_fs);
+  // Each scan (one-shot and daemon alike) starts with a commit: the generations it
+  // records are then exact, and it sees every change made before it. Without one, what
+  // btrfs still holds as delayed items (a directory's new entries and inode update: a
+  // directory renamed at the volume root with a symlink left in its place) stays out of
+  // the tree the scan searches until the kernel's own commit.
+  parts_->volume_fs->set_commit_before_listing(true);
   // --jobs=N: N threads read the files the engine hashes next, with a read-ahead window
   // as large as the threads can keep busy; the engine itself stays one thread.
   const int read_ahead_threads = options_.jobs > 1 ? options_.jobs : 0;
@@ -213,7 +220,7 @@ absl::StatusOr<VolumeSession::Totals> VolumeSession::LoadTotals() {
 }
 
 absl::Status VolumeSession::Settle(const std::function<bool()>& should_stop) {
-  // The scan lists the subvolumes after a commit (RunOnce turned that on): the dedupes'
+  // The scan lists the subvolumes after a commit (see Open): the dedupes'
   // inode updates are then in the tree it reads, and the generation it records lies
   // past them.
   absl::StatusOr<ScanReport> report = Scan(ScanMode::kAuto, nullptr, should_stop);
@@ -227,9 +234,6 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
   VolumeSummary summary;
   // Not running at full_scan_hour: a full scan scheduled since the last run is made up.
   catch_up_missed_full_scan_ = true;
-  // One-shot: each scan starts with a commit, so the generations it records are exact
-  // and the next run does not see the last transaction's changes again.
-  parts_->volume_fs->set_commit_before_listing(true);
   const absl::Time scan_start = absl::Now();
   absl::StatusOr<ScanReport> scan = Scan(ScanMode::kAuto, observer.on_scan, should_stop);
   summary.scan_time = absl::Now() - scan_start;

@@ -15,9 +15,10 @@
 // and RunOnce() does what one-shot mode needs: a scan (making up a full scan that
 // was scheduled since the last run, see ScanOptions::catch_up_missed_full_scan), a
 // due dedupe-state reset, steps until no work is left (or `should_stop` turns true), a
-// due VACUUM (core/maintenance.h), and returns a summary. Its scans list the
-// subvolumes after committing the running transaction (RealVolumeFs
-// set_commit_before_listing), so the generations they record are exact; and when it
+// due VACUUM (core/maintenance.h), and returns a summary. Every scan (both modes) lists
+// the subvolumes after committing the running transaction (RealVolumeFs
+// set_commit_before_listing), so the generations it records are exact and it sees
+// every change made before it; and when RunOnce
 // deduped files, it runs one more change check (Settle) while the trees it rewrote are
 // still cached: a dedupe rewrites the inode of every file it shares, and without this
 // the next run would look at all of them again.
@@ -177,6 +178,7 @@ class VolumeSession {
   Clock* const clock_;
   // From OpenVolumeForWork, held for the session's life (the lock is released last).
   std::unique_ptr<InstanceLock> lock_;
+  UniqueFd db_dir_;  // the index is opened through it: closed after the index
   std::unique_ptr<VolumeIndex> index_;
   VolumeConfig config_;
   std::unique_ptr<FileOpener> opener_;  // every file opened after the scan goes through it

@@ -242,6 +242,64 @@ TEST_F(ScanBtrfsTest, IncrementalPassEqualsACleanScanAfterEveryKindOfChange) {
   EXPECT_EQ(contents["snap/d2/new"].ino, contents["data/d2/new"].ino);
 }
 
+// A user renames a directory at the volume root and leaves a symlink in its place
+// (pointing at the renamed directory, or out of the volume). Until btrfs commits, the
+// root's new entries are delayed items a tree search does not see, so a pass without a
+// commit finds only the changed inodes below it: none is looked up through the link (the
+// rows under the old name go, nothing outside is statted). A pass after a commit, as
+// btrdupd's own scans make one, finds the files under their new name.
+TEST_F(ScanBtrfsTest, RootDirectoryRenamedWithASymlinkLeftInItsPlaceIsPickedUp) {
+  for (const char* dir : {"d", "d/sub", "x"}) ASSERT_OK(Mkdir(dir));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(Write(absl::StrCat("d/f", i), 9000 + i, i));
+    ASSERT_OK(Write(absl::StrCat("d/sub/g", i), 10000 + i, 10 + i));
+    ASSERT_OK(Write(absl::StrCat("x/h", i), 11000 + i, 20 + i));
+  }
+  ASSERT_OK_AND_ASSIGN(const ScanReport full, Scan());
+  ASSERT_EQ(full.kind, ScanKind::kFull);
+  ASSERT_EQ(rename(Path("d").c_str(), Path("e").c_str()), 0);
+  ASSERT_EQ(symlink(Path("e").c_str(), Path("d").c_str()), 0);
+  ASSERT_EQ(rename(Path("x").c_str(), Path("y").c_str()), 0);
+  ASSERT_EQ(symlink("/", Path("x").c_str()), 0);
+
+  // No commit yet: nothing is confirmed at its old path through the link.
+  ASSERT_OK_AND_ASSIGN(const ScanReport before_commit, Scan());
+  EXPECT_EQ(before_commit.kind, ScanKind::kIncremental);
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
+  EXPECT_EQ(contents.count("d/f0"), 0u);
+  EXPECT_EQ(contents.count("d/sub/g2"), 0u);
+  EXPECT_EQ(contents.count("x/h1"), 0u);
+
+  // With the commit btrdupd's scans start with: everything is found where it is now.
+  fs_->set_commit_before_listing(true);
+  ASSERT_OK_AND_ASSIGN(const ScanReport committed, Scan());
+  EXPECT_EQ(committed.kind, ScanKind::kIncremental);
+  ASSERT_OK_AND_ASSIGN(contents, IndexContents(index_.get()));
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
+  EXPECT_EQ(contents.count("e/f0"), 1u);
+  EXPECT_EQ(contents.count("e/sub/g2"), 1u);
+  EXPECT_EQ(contents.count("y/h1"), 1u);
+}
+
+// The same in one pass, as a one-shot run or a daemon's change check makes it.
+TEST_F(ScanBtrfsTest, RootDirectoryRenamedWithASymlinkIsFoundByOneCommittingPass) {
+  fs_->set_commit_before_listing(true);
+  ASSERT_OK(Mkdir("d"));
+  for (int i = 0; i < 3; ++i) ASSERT_OK(Write(absl::StrCat("d/f", i), 9000 + i, i));
+  ASSERT_OK_AND_ASSIGN(const ScanReport full, Scan());
+  ASSERT_EQ(full.kind, ScanKind::kFull);
+  ASSERT_EQ(rename(Path("d").c_str(), Path("e").c_str()), 0);
+  ASSERT_EQ(symlink(Path("e").c_str(), Path("d").c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(const ScanReport pass, Scan());
+  EXPECT_EQ(pass.kind, ScanKind::kIncremental);
+  ASSERT_OK_AND_ASSIGN(const Contents contents, IndexContents(index_.get()));
+  ASSERT_OK_AND_ASSIGN(const Contents clean, CleanScan());
+  EXPECT_EQ(contents, clean);
+  EXPECT_EQ(contents.count("e/f2"), 1u);
+  EXPECT_EQ(contents.count("d/f2"), 0u);
+}
+
 TEST_F(ScanBtrfsTest, FileChangedDuringItsWaitWaitsTwiceAsLong) {
   config_.initial_wait_minutes = 5;
   ASSERT_OK(Write("f", 10000, 1));
