@@ -21,21 +21,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "core/relative_path.h"
 #include "core/scan_pass.h"
 
 namespace btrdupd {
 namespace {
-
-std::optional<std::string> RelativeTo(const std::string& path, const std::string& base) {
-  if (base.empty()) return path;
-  if (path == base) return std::string();
-  if (path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
-      path[base.size()] == '/') {
-    return path.substr(base.size() + 1);
-  }
-  return std::nullopt;
-}
-
 std::pair<std::string, std::string> SplitLast(const std::string& path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string::npos) return {"", path};
@@ -143,7 +133,8 @@ absl::Status ScanPass::CompareSnapshotFile(const SnapshotContext& snap, uint64_t
   VolumeStat st;
   const FileRecord* same_place = nullptr;
   for (const FileRecord& row : *rows) {
-    std::optional<std::string> relative = RelativeTo(row.path, snap.source_path);
+    std::optional<std::string> relative =
+        row.path == snap.source_path ? std::string() : PathBelow(row.path, snap.source_path);
     if (!relative.has_value()) continue;
     const std::string candidate = JoinVolumePath(snap.ctx.path, *relative);
     absl::StatusOr<VolumeStat> found = fs_->Stat(candidate);

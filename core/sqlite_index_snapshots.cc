@@ -10,30 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/index_schema.h"
+#include "core/relative_path.h"
 #include "core/sqlite_index.h"
 #include "core/status_macros.h"
 
 namespace btrdupd {
-namespace {
-
-// `path` relative to `base` (a subvolume's path), or nullopt when not below it.
-std::optional<std::string> RelativeTo(const std::string& path, const std::string& base) {
-  if (base.empty()) return path;
-  if (path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
-      path[base.size()] == '/') {
-    return path.substr(base.size() + 1);
-  }
-  return std::nullopt;
-}
-
-std::string Join(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  if (name.empty()) return dir;
-  return absl::StrCat(dir, "/", name);
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<SqliteVolumeIndex::Dependent>> SqliteVolumeIndex::Dependents(
     uint64_t source_id) {
   ASSIGN_OR_RETURN(Statement q,
@@ -100,7 +81,7 @@ absl::StatusOr<std::vector<ImpliedCopy>> SqliteVolumeIndex::ImpliedCopies(
   std::vector<ImpliedCopy> out;
   ASSIGN_OR_RETURN(std::optional<std::string> base, SubvolumePath(file.subvol_id));
   if (!base.has_value()) return out;
-  const std::optional<std::string> relative = RelativeTo(file.path, *base);
+  const std::optional<std::string> relative = PathBelow(file.path, *base);
   if (!relative.has_value()) return out;
   // The generation check applies to the first hop only: deeper snapshots hold what their
   // (unchanged) source copy holds.
@@ -111,7 +92,7 @@ absl::StatusOr<std::vector<ImpliedCopy>> SqliteVolumeIndex::ImpliedCopies(
       if (i == 0 && file.generation > d.source_generation) continue;
       ASSIGN_OR_RETURN(bool differs, SnapshotDiffers(d.id, file.ino));
       if (differs) continue;
-      out.push_back(ImpliedCopy{d.id, Join(d.path, *relative)});
+      out.push_back(ImpliedCopy{d.id, JoinPath(d.path, *relative)});
       sources.push_back(d.id);
     }
   }
@@ -167,14 +148,14 @@ absl::Status SqliteVolumeIndex::MaterializeCopies(const FileRecord& row) {
   if (dependents.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::optional<std::string> base, SubvolumePath(row.subvol_id));
   if (!base.has_value()) return absl::OkStatus();
-  const std::optional<std::string> relative = RelativeTo(row.path, *base);
+  const std::optional<std::string> relative = PathBelow(row.path, *base);
   if (!relative.has_value()) return absl::OkStatus();
   for (const Dependent& d : dependents) {
     if (row.generation > d.source_generation) continue;  // not in the snapshot
     ASSIGN_OR_RETURN(bool differs, SnapshotDiffers(d.id, row.ino));
     if (differs) continue;
     RETURN_IF_ERROR(MarkSnapshotDiffers(d.id, row.ino));
-    RETURN_IF_ERROR(CopyRowInto(row, d.id, Join(d.path, *relative)));
+    RETURN_IF_ERROR(CopyRowInto(row, d.id, JoinPath(d.path, *relative)));
   }
   return absl::OkStatus();
 }
@@ -249,9 +230,9 @@ absl::Status SqliteVolumeIndex::HandDownSnapshot(uint64_t subvol_id) {
       ASSIGN_OR_RETURN(std::vector<FileRecord> rows, FindFilesByInode(subvol_id, ino));
       for (const FileRecord& row : rows) {
         if (row.generation > d.source_generation) continue;  // written after d was taken
-        const std::optional<std::string> relative = RelativeTo(row.path, *base);
+        const std::optional<std::string> relative = PathBelow(row.path, *base);
         if (!relative.has_value()) continue;
-        RETURN_IF_ERROR(CopyRowInto(row, d.id, Join(d.path, *relative)));
+        RETURN_IF_ERROR(CopyRowInto(row, d.id, JoinPath(d.path, *relative)));
       }
     }
     // d holds what the going snapshot held: the grandparent's rows up to its comparison.

@@ -5,21 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/relative_path.h"
 #include "core/status_macros.h"
 
 namespace btrdupd {
 namespace {
-
-// `path` relative to the subvolume path `base`, or nullopt when not below it.
-std::optional<std::string> RelativeTo(const std::string& path, const std::string& base) {
-  if (base.empty()) return path;
-  if (path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
-      path[base.size()] == '/') {
-    return path.substr(base.size() + 1);
-  }
-  return std::nullopt;
-}
-
 const SubvolumeRecord* ById(const std::vector<SubvolumeRecord>& subvolumes, uint64_t id) {
   for (const SubvolumeRecord& s : subvolumes) {
     if (s.id == id) return &s;
@@ -58,7 +48,7 @@ absl::StatusOr<std::optional<FileRecord>> FindImpliedSource(VolumeIndex& index,
   // The subvolume that holds `path`: the deepest one above it.
   const SubvolumeRecord* holder = nullptr;
   for (const SubvolumeRecord& s : subvolumes) {
-    if (RelativeTo(path, s.path).has_value() &&
+    if (PathBelow(path, s.path).has_value() &&
         (holder == nullptr || s.path.size() > holder->path.size())) {
       holder = &s;
     }
@@ -70,9 +60,9 @@ absl::StatusOr<std::optional<FileRecord>> FindImpliedSource(VolumeIndex& index,
        ++hops) {
     const SubvolumeRecord* source = ById(subvolumes, at->source_id);
     if (source == nullptr) break;
-    const std::optional<std::string> inside = RelativeTo(at_path, at->path);
+    const std::optional<std::string> inside = PathBelow(at_path, at->path);
     if (!inside.has_value()) break;
-    at_path = source->path.empty() ? *inside : absl::StrCat(source->path, "/", *inside);
+    at_path = JoinPath(source->path, *inside);
     ASSIGN_OR_RETURN(std::optional<FileRecord> row, FindFileByPath(index, at_path));
     if (row.has_value()) {
       ASSIGN_OR_RETURN(std::vector<ImpliedCopy> copies, index.ImpliedCopies(*row));
