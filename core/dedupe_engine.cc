@@ -34,8 +34,14 @@ DedupeEngine::DedupeEngine(VolumeIndex* index, FileAccess* files, DedupeBackend*
       clock_(clock),
       volume_root_(TrimTrailingSlashes(std::move(volume_root))),
       options_(options),
-      hasher_(files, FileHasherOptions{options.prefix_bytes, options.read_buffer_bytes,
-                                       options.should_stop}),
+      hasher_(files,
+              FileHasherOptions{options.prefix_bytes, options.read_buffer_bytes,
+                                options.should_stop, options.hash_slice_bytes,
+                                options.hash_slice_time > absl::ZeroDuration()
+                                    ? std::function<bool()>([this] {
+                                        return clock_->Now() >= slice_deadline_;
+                                      })
+                                    : std::function<bool()>()}),
       read_ahead_(options.prefetch_bytes, options.prefetch_file_bytes, options.prefix_bytes) {}
 
 std::string DedupeEngine::AbsPath(const std::string& relative) const {
@@ -117,6 +123,26 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     read_ahead_.Reset();
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
+  }
+  slice_deadline_ = options_.hash_slice_time > absl::ZeroDuration()
+                        ? now + options_.hash_slice_time
+                        : absl::InfiniteFuture();
+  if (hashing_ != nullptr) {
+    // A hash part-way is this step's unit.
+    if (!batch_open_) {
+      RETURN_IF_ERROR(index_->BeginBatch());
+      batch_open_ = true;
+      batch_began_ = absl::Now();
+    }
+    absl::StatusOr<StepResult> result = ResumeHash(now);
+    if (!result.ok()) {
+      batch_open_ = false;
+      index_->RollbackBatch().IgnoreError();
+      return result.status();
+    }
+    if (absl::Now() - batch_began_ >= options_.commit_interval) RETURN_IF_ERROR(CommitPending());
+    Account(*result);
+    return result;
   }
   int examined = 0;
   EngineCounts passed_over;  // of the sizes with nothing to do (bytes read to learn that)

@@ -157,6 +157,22 @@ struct EngineOptions {
   // the file being hashed is abandoned with nothing recorded and Step() returns
   // kInterrupted, so SIGTERM need not wait for a huge file.
   std::function<bool()> should_stop;
+  // Daemon: one Step() reads at most this many bytes of one file to hash it (0: a file
+  // is read to its end in one step), or for at most hash_slice_time (0: no limit). A
+  // larger file is hashed over several steps (kHashSlice): the open file and the digest
+  // states are kept between them (hash_progress() shows where it is), and each next
+  // slice first checks that the file and its record are unchanged, else the partial
+  // hash is dropped and the file waits again. Other work of the volume waits for the
+  // hash to end; the caller serves sockets and other volumes between steps.
+  uint64_t hash_slice_bytes = 0;
+  absl::Duration hash_slice_time = absl::ZeroDuration();
+};
+
+// A file hashed over several steps, as far as it got.
+struct HashProgress {
+  std::string path;     // absolute
+  uint64_t offset = 0;  // bytes behind (holes included)
+  uint64_t size = 0;
 };
 
 class DedupeEngine {
@@ -196,6 +212,9 @@ class DedupeEngine {
 
   const EngineStats& stats() const { return stats_; }
 
+  // The file being hashed in slices, if a hash is part-way (see hash_slice_bytes).
+  std::optional<HashProgress> hash_progress() const;
+
  private:
   struct Group;       // dedupe_engine_internal.h
   struct SubvolInfo {
@@ -227,6 +246,12 @@ class DedupeEngine {
                                       absl::Time now);
   absl::StatusOr<StepResult> HashMember(std::vector<FileRecord>& members, const HashTask& task,
                                         absl::Time now);
+  // Records what hashing `file` (a member of `members`) came to in `result`; a partial
+  // hash is kept in hashing_.
+  absl::Status RecordReading(std::vector<FileRecord>& members, const FileRecord& file,
+                             HashReading reading, StepResult& result);
+  // The next slice of the hash in hashing_.
+  absl::StatusOr<StepResult> ResumeHash(absl::Time now);
   // Reading ahead (see EngineOptions::prefetch_bytes, core/read_ahead.h).
   absl::Status PrefetchAhead(const std::vector<FileRecord>& members, absl::Time now);
   absl::StatusOr<KnownPrefixes> LearnFullGroupPrefixes(const std::vector<FileRecord>& members,
@@ -320,6 +345,8 @@ class DedupeEngine {
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
   absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group
   FileHasher hasher_;
+  std::unique_ptr<HashInProgress> hashing_;  // a hash part-way, between steps
+  absl::Time slice_deadline_ = absl::InfiniteFuture();  // of the current hash slice
   ReadAheadWindow read_ahead_;
   EngineStats stats_;
 };

@@ -2,6 +2,7 @@
 // The reading is core/file_hasher.h's, the hash copying core/hash_copy.h's, the choice
 // of files to read ahead core/read_ahead.h's; this file records what they found.
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -176,36 +177,47 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
                      side_bytes += answer.side_bytes;
                      return answer.whole;
                    }));
-  result.bytes_read = reading.bytes_read + side_bytes;
+  result.bytes_read = side_bytes;
+  RETURN_IF_ERROR(RecordReading(members, file, std::move(reading), result));
+  return result;
+}
+
+absl::Status DedupeEngine::RecordReading(std::vector<FileRecord>& members,
+                                         const FileRecord& file, HashReading reading,
+                                         StepResult& result) {
+  result.bytes_read += reading.bytes_read;
   switch (reading.outcome) {
     case HashReading::Outcome::kOpenFailed:
-      RETURN_IF_ERROR(FileTrouble(file, reading.error, "cannot read", result));
-      return result;
+      return FileTrouble(file, reading.error, "cannot read", result);
     case HashReading::Outcome::kChanged:
-      RETURN_IF_ERROR(Changed(file, result));
-      return result;
+      return Changed(file, result);
     case HashReading::Outcome::kReadFailed:
       result.kind = StepResult::Kind::kFileSkipped;
-      RETURN_IF_ERROR(Skip(file, SkipKindOfError(reading.error, SkipKind::kUnreadable),
-                           absl::StrCat("read error: ", reading.error.message()), result));
-      return result;
+      return Skip(file, SkipKindOfError(reading.error, SkipKind::kUnreadable),
+                  absl::StrCat("read error: ", reading.error.message()), result);
     case HashReading::Outcome::kInterrupted:
       // Nothing recorded: the file is hashed next time.
       result.kind = StepResult::Kind::kInterrupted;
       result.detail = "interrupted";
-      return result;
+      return absl::OkStatus();
     case HashReading::Outcome::kAllHoles:
       // Only holes: nothing on disk to share, so not a dedupe candidate at all.
       result.kind = StepResult::Kind::kFileSkipped;
-      RETURN_IF_ERROR(Skip(file, SkipKind::kAllHoles, "no data on disk", result));
-      return result;
+      return Skip(file, SkipKind::kAllHoles, "no data on disk", result);
+    case HashReading::Outcome::kPartial:
+      // Goes on in the next step (ResumeHash).
+      result.kind = StepResult::Kind::kHashSlice;
+      result.detail = absl::StrCat(reading.partial->offset(), " of ", file.size, " bytes");
+      hashing_ = std::move(reading.partial);
+      return absl::OkStatus();
     case HashReading::Outcome::kFull:
       RETURN_IF_ERROR(SetHashForInode(members, file, HashState::kFull, reading.full_digest));
       if (file.size > 2 * options_.prefix_bytes && !reading.prefix_digest.empty()) {
         prefix_of_full_[reading.full_digest] = reading.prefix_digest;
       }
+      result.kind = StepResult::Kind::kHashed;
       result.files_hashed = 1;
-      return result;
+      return absl::OkStatus();
     case HashReading::Outcome::kPrefix:
       RETURN_IF_ERROR(
           SetHashForInode(members, file, HashState::kPrefix, reading.prefix_digest));
@@ -213,9 +225,38 @@ absl::StatusOr<StepResult> DedupeEngine::HashMember(std::vector<FileRecord>& mem
       // so), and it is counted once its full hash is computed, if ever.
       result.prefixes_hashed = 1;
       result.detail = "prefix";
-      return result;
+      return absl::OkStatus();
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepResult> DedupeEngine::ResumeHash(absl::Time now) {
+  std::unique_ptr<HashInProgress> partial = std::move(hashing_);
+  const FileRecord started = partial->file;
+  StepResult result;
+  result.kind = StepResult::Kind::kHashSlice;
+  result.path = AbsPath(started.path);
+  result.size = started.size;
+  ASSIGN_OR_RETURN(std::vector<FileRecord> members, index_->FilesOfSize(started.size));
+  std::sort(members.begin(), members.end(),
+            [](const FileRecord& a, const FileRecord& b) { return a.id < b.id; });
+  auto it = std::find_if(members.begin(), members.end(),
+                         [&](const FileRecord& m) { return m.id == started.id; });
+  if (it == members.end() || !IsEligible(*it, now)) {
+    // Removed, or seen changed by the scanner and waiting again: nothing to record.
+    result.kind = StepResult::Kind::kNothingToDo;
+    result.detail = absl::StrCat(result.path, ": hash dropped part-way (the file changed)");
+    return result;
+  }
+  const FileRecord file = *it;
+  ASSIGN_OR_RETURN(HashReading reading, hasher_.Resume(std::move(partial), file));
+  RETURN_IF_ERROR(RecordReading(members, file, std::move(reading), result));
   return result;
+}
+
+std::optional<HashProgress> DedupeEngine::hash_progress() const {
+  if (hashing_ == nullptr) return std::nullopt;
+  return HashProgress{AbsPath(hashing_->file.path), hashing_->offset(), hashing_->file.size};
 }
 
 absl::Status DedupeEngine::PrefetchAhead(const std::vector<FileRecord>& members,

@@ -48,7 +48,6 @@ absl::StatusOr<HashReading> FileHasher::Hash(const FileRef& ref, const FileRecor
   // file opened here.
   std::shared_ptr<HashStream> begun = files_->TakeHashStream(ref);
   if (begun != nullptr && begun->prefix_bytes() != options_.prefix_bytes) begun.reset();
-  std::optional<HashStream> opened_here;
   if (begun != nullptr) {
     if (!MatchesRecord(begun->opened(), file)) return Reading(Outcome::kChanged, nullptr);
   } else {
@@ -58,10 +57,11 @@ absl::StatusOr<HashReading> FileHasher::Hash(const FileRef& ref, const FileRecor
     if (!before.ok() || !MatchesRecord(*before, file)) {
       return Reading(Outcome::kChanged, nullptr);
     }
-    ASSIGN_OR_RETURN(opened_here,
+    ASSIGN_OR_RETURN(HashStream started,
                      HashStream::Start(std::move(*opened), *before, options_.prefix_bytes));
+    begun = std::make_shared<HashStream>(std::move(started));
   }
-  HashStream& stream = begun != nullptr ? *begun : *opened_here;
+  HashStream& stream = *begun;
   const absl::Span<char> buffer = Buffer();
 
   bool whole = !prefix_first;
@@ -77,34 +77,87 @@ absl::StatusOr<HashReading> FileHasher::Hash(const FileRef& ref, const FileRecor
   } else if (file.hash_state == HashState::kPrefix) {
     prefix_digest = file.hash;
   }
-  const bool prefix_from_read = whole && prefix_digest.empty();
 
-  if (whole) {
-    absl::StatusOr<bool> read = stream.ReadTo(file.size, buffer, options_.should_stop);
-    bool ends_here = false;  // nothing after file.size: it did not grow
-    if (read.ok()) {
-      absl::StatusOr<bool> end = stream.AtEnd();
-      if (!end.ok()) return ReadFailure(end.status(), stream);
-      ends_here = *end;
-    } else {
-      return ReadFailure(read.status(), stream);
-    }
-    // A short file shows as offset != size.
-    if (!ends_here || stream.offset() != file.size) return Reading(Outcome::kChanged, &stream);
+  if (!whole) {
+    absl::StatusOr<bool> unchanged = stream.Unchanged();
+    if (!unchanged.ok() || !*unchanged) return Reading(Outcome::kChanged, &stream);
+    HashReading reading = Reading(Outcome::kPrefix, &stream);
+    reading.prefix_digest = std::move(prefix_digest);
+    return reading;
+  }
+  // Counted from here on by ReadWhole; what was read so far is added back.
+  const uint64_t read_so_far = stream.data_read();
+  auto partial = std::make_unique<HashInProgress>();
+  partial->stream = std::move(begun);
+  partial->file = file;
+  partial->prefix_digest = std::move(prefix_digest);
+  ASSIGN_OR_RETURN(HashReading reading, ReadWhole(std::move(partial)));
+  reading.bytes_read += read_so_far;
+  return reading;
+}
+
+absl::StatusOr<HashReading> FileHasher::Resume(std::unique_ptr<HashInProgress> partial,
+                                               const FileRecord& now) {
+  const FileRecord& started = partial->file;
+  const bool same_record = now.id == started.id && now.size == started.size &&
+                           now.mtime_ns == started.mtime_ns && now.ino == started.ino &&
+                           now.hash_state == started.hash_state && now.hash == started.hash;
+  if (!same_record) return Reading(Outcome::kChanged, nullptr);
+  absl::StatusOr<bool> unchanged = partial->stream->Unchanged();
+  if (!unchanged.ok() || !*unchanged) return Reading(Outcome::kChanged, nullptr);
+  return ReadWhole(std::move(partial));
+}
+
+absl::StatusOr<HashReading> FileHasher::ReadWhole(std::unique_ptr<HashInProgress> partial) {
+  HashStream& stream = *partial->stream;
+  const FileRecord& file = partial->file;
+  const uint64_t data_before = stream.data_read();
+  const absl::Span<char> buffer = Buffer();
+  auto counted = [&](HashReading reading) {
+    reading.bytes_read = stream.data_read() - data_before;
+    return reading;
+  };
+  const uint64_t slice_end = options_.slice_bytes > 0
+                                 ? std::min(file.size, stream.offset() + options_.slice_bytes)
+                                 : file.size;
+  bool more = true;
+  while (more && stream.offset() < slice_end) {
+    // With slice_over, one buffer at a time so that it is asked between reads.
+    const uint64_t end = options_.slice_over
+                             ? std::min<uint64_t>(slice_end, stream.offset() + buffer.size())
+                             : slice_end;
+    absl::StatusOr<bool> read = stream.ReadTo(end, buffer, options_.should_stop);
+    if (!read.ok()) return counted(ReadFailure(read.status(), stream));
+    more = *read;
+    if (options_.slice_over && stream.offset() < file.size && options_.slice_over()) break;
+  }
+  if (more && stream.offset() < file.size) {
+    HashReading reading = counted(Reading(Outcome::kPartial, &stream));
+    reading.partial = std::move(partial);
+    return reading;
+  }
+  // At the recorded size (or the file ended before it): nothing may follow.
+  bool ends_here = !more;
+  if (more) {
+    absl::StatusOr<bool> end = stream.AtEnd();
+    if (!end.ok()) return counted(ReadFailure(end.status(), stream));
+    ends_here = *end;
+  }
+  // A short file shows as offset != size.
+  if (!ends_here || stream.offset() != file.size) {
+    return counted(Reading(Outcome::kChanged, &stream));
   }
   absl::StatusOr<bool> unchanged = stream.Unchanged();
-  if (!unchanged.ok() || !*unchanged) return Reading(Outcome::kChanged, &stream);
-  if (whole && stream.data_read() == 0 && file.size > 0) {
-    return Reading(Outcome::kAllHoles, &stream);
+  if (!unchanged.ok() || !*unchanged) return counted(Reading(Outcome::kChanged, &stream));
+  if (stream.data_read() == 0 && file.size > 0) {
+    return counted(Reading(Outcome::kAllHoles, &stream));
   }
-  HashReading reading = Reading(whole ? Outcome::kFull : Outcome::kPrefix, &stream);
-  if (whole) {
-    ASSIGN_OR_RETURN(reading.full_digest, stream.FullDigest());
-    if (prefix_from_read) {
-      ASSIGN_OR_RETURN(prefix_digest, stream.PrefixDigest());
-    }
+  HashReading reading = counted(Reading(Outcome::kFull, &stream));
+  ASSIGN_OR_RETURN(reading.full_digest, stream.FullDigest());
+  if (partial->prefix_digest.empty()) {
+    ASSIGN_OR_RETURN(partial->prefix_digest, stream.PrefixDigest());
   }
-  reading.prefix_digest = std::move(prefix_digest);
+  reading.prefix_digest = std::move(partial->prefix_digest);
   return reading;
 }
 

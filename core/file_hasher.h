@@ -6,6 +6,13 @@
 // kChanged and nothing was hashed. The hasher only reads and reports; what an outcome
 // means for the index (skip, wait again, remove) is the caller's decision.
 //
+// Slices: with FileHasherOptions::slice_bytes (or slice_over) a whole-file read stops
+// part-way and answers kPartial, handing back a HashInProgress (the open file, both
+// digest states, the record it was started for); Resume() goes on from there in a later
+// call. Resume() first checks that the index still records the same file and that fstat
+// of the open file says what it said at the open: otherwise kChanged, and the partial
+// state is dropped (a file is never hashed from two states of its bytes).
+//
 // Where it plugs in: the reading itself is a HashStream (core/hash_stream.h), which
 // holds the open file and both digest states; a hash done in time-bounded slices keeps
 // that stream between steps, and a hash done off the engine's thread runs the stream
@@ -19,6 +26,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -26,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/file_access.h"
+#include "core/hash_stream.h"
 #include "core/index.h"
 
 namespace btrdupd {
@@ -37,6 +46,20 @@ struct FileHasherOptions {
   size_t read_buffer_bytes = 1 << 20;
   // Checked before every read; when it returns true the hash is abandoned (kInterrupted).
   std::function<bool()> should_stop;
+  // A whole-file read stops once it is this many bytes further into the file (holes are
+  // skipped at no cost and may carry it further), or once `slice_over` returns true
+  // (asked between reads of read_buffer_bytes), and answers kPartial. 0 and no
+  // slice_over: each call reads to the end.
+  uint64_t slice_bytes = 0;
+  std::function<bool()> slice_over;
+};
+
+// A whole-file hash stopped part-way (HashReading::kPartial); owns the open file.
+struct HashInProgress {
+  std::shared_ptr<HashStream> stream;
+  FileRecord file;            // the record it was started for
+  std::string prefix_digest;  // known before reading on; "" when the stream makes it
+  uint64_t offset() const { return stream->offset(); }
 };
 
 // What hashing one file came to.
@@ -51,12 +74,14 @@ struct HashReading {
     kReadFailed,   // a read failed: `error`
     kInterrupted,  // FileHasherOptions::should_stop said so; nothing to record
     kAllHoles,     // the whole file was read and is only holes: no data on disk
+    kPartial,      // a slice was read (see "Slices"): `partial` goes on with Resume()
   };
   Outcome outcome = Outcome::kChanged;
   std::string prefix_digest;  // 32 raw bytes, or "" (see Outcome)
   std::string full_digest;    // kFull only
   uint64_t bytes_read = 0;    // data bytes read from this file (holes excluded)
   absl::Status error;         // kOpenFailed, kReadFailed
+  std::unique_ptr<HashInProgress> partial;  // kPartial only
 };
 
 // The file `stat` describes is still the one the index recorded (size, mtime, inode).
@@ -87,6 +112,14 @@ class FileHasher {
   absl::StatusOr<HashReading> Hash(const FileRef& ref, const FileRecord& file,
                                    bool prefix_first, const ReadOnDecision& read_on = nullptr);
 
+  // Goes on with a hash that answered kPartial, if `now` (the index's record of the file
+  // at this moment) is still the record it was started for and the open file did not
+  // change; kChanged (and the partial state dropped) otherwise. Reads the next slice:
+  // kPartial again, or the outcome of the whole hash as Hash() gives it. bytes_read
+  // counts this call's reads only.
+  absl::StatusOr<HashReading> Resume(std::unique_ptr<HashInProgress> partial,
+                                     const FileRecord& now);
+
   // The prefix digest of `file`, when it can be read and has not changed. Non-OK only
   // when no SHA-256 context can be made.
   absl::StatusOr<PrefixReading> PrefixOf(const FileRef& ref, const FileRecord& file);
@@ -95,6 +128,8 @@ class FileHasher {
 
  private:
   absl::Span<char> Buffer();
+  // Reads on to the end of the file or of the slice, and finishes the hash there.
+  absl::StatusOr<HashReading> ReadWhole(std::unique_ptr<HashInProgress> partial);
 
   FileAccess* const files_;
   const FileHasherOptions options_;

@@ -74,6 +74,8 @@ struct StepResult : EngineCounts {
     kHashed,        // members of one size group hashed (read: files_hashed,
                     // prefixes_hashed; or copied: hashes_copied); up to 64 files or 8 MiB
     kHashCopied,    // as kHashed, every hash of the step copied (nothing read)
+    kHashSlice,     // one slice of a large file's whole hash (bytes_read): the hash goes
+                    // on in the next Step() (EngineOptions::hash_slice_bytes)
     kFileSkipped,   // a file could not be hashed (vanished, unreadable, changed, swap)
     kDedupeBatch,   // one batch of one group processed (counts)
     kPlannedGroup,  // dry run: one group that would be deduped (`planned`)

@@ -30,6 +30,12 @@ ABSL_FLAG(std::string, socket_dir, btrdupd::kDefaultSocketDir,
           "At most 84 bytes.");
 ABSL_FLAG(absl::Duration, scan_interval, absl::Seconds(60),
           "DURATION: How often the daemon looks for changed files (e.g. 60s, 5m).");
+ABSL_FLAG(uint64_t, test_hash_slice_bytes, 0,
+          "BYTES: For tests only: hash a file in slices of this many bytes instead of\n"
+          "128 MiB (0: the default).");
+ABSL_FLAG(std::string, test_hold_hash_while, "",
+          "PATH: For tests only: while PATH exists, a file hashed in slices does not go\n"
+          "on past the slice it is at.");
 ABSL_FLAG(double, test_time_scale, 1.0,
           "FACTOR: For tests and benchmarks only: run the daemon's clock FACTOR times\n"
           "faster than real time (waits, backoff, scan interval, schedules alike).\n"
@@ -314,6 +320,11 @@ bool DaemonModeRequested() { return absl::GetFlag(FLAGS_daemon); }
 DaemonOptions DaemonOptionsFromFlags() {
   DaemonOptions options;
   options.session = SessionOptionsFromFlags();
+  // One unit of work stays short however large a file: it is hashed in slices.
+  const uint64_t slice = absl::GetFlag(FLAGS_test_hash_slice_bytes);
+  options.session.hash_slice_bytes = slice > 0 ? slice : kDaemonHashSliceBytes;
+  options.session.hash_slice_time = kDaemonHashSliceTime;
+  options.session.test_hold_hash_while = absl::GetFlag(FLAGS_test_hold_hash_while);
   options.socket_dir = absl::GetFlag(FLAGS_socket_dir);
   while (options.socket_dir.size() > 1 && options.socket_dir.back() == '/') {
     options.socket_dir.pop_back();

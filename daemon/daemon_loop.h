@@ -38,6 +38,12 @@
 
 namespace btrdupd {
 
+// One unit of daemon work hashes at most this much of one file (a larger file is hashed
+// over several units, its state kept between them), so the status sockets and the other
+// volumes get their turns while a 100 GiB file is hashed.
+inline constexpr uint64_t kDaemonHashSliceBytes = uint64_t{128} << 20;
+inline constexpr absl::Duration kDaemonHashSliceTime = absl::Milliseconds(500);
+
 struct DaemonOptions {
   SessionOptions session;
   std::string socket_dir = kDefaultSocketDir;

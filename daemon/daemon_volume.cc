@@ -211,6 +211,14 @@ absl::StatusOr<bool> DaemonVolume::RunDueMaintenance(absl::Time now) {
 
 absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
   if (absl::Status writable = CheckWritable(); !writable.ok()) return writable;
+  if (!options_.test_hold_hash_while.empty() && session_->hash_progress().has_value() &&
+      access(options_.test_hold_hash_while.c_str(), F_OK) == 0) {
+    // Tests: the hash stays part-way while the file exists; the volume waits a moment.
+    UnitResult held;
+    held.worked = false;
+    held.next_work = clock_->Now() + absl::Seconds(30);
+    return held;
+  }
   const EngineStats before = session_->engine_stats();
   absl::StatusOr<StepResult> step = session_->Step();
   if (!step.ok()) return step.status();
@@ -233,6 +241,9 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       LogDebug(display_path_, "hashed %s (%d bytes read)", step->path, step->bytes_read);
       break;
     case StepResult::Kind::kHashCopied:
+      break;
+    case StepResult::Kind::kHashSlice:
+      LogDebug(display_path_, "hashing %s: %s", step->path, step->detail);
       break;
     case StepResult::Kind::kFileSkipped:
       ++errors_["file_skipped"];
@@ -363,6 +374,13 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
   s.volume_name = volume_name_;
   s.state = view.stopping ? "stopping" : (view.failed || !is_open()) ? "failed" : "ok";
   s.activity = activity_;
+  if (session_ != nullptr) {
+    if (std::optional<HashProgress> p = session_->hash_progress(); p.has_value()) {
+      s.hashing = HashingStatus{p->path, p->offset, p->size};
+      s.activity = absl::StrCat("hashing ", p->path, " (", p->offset, " of ", p->size,
+                                " bytes)");
+    }
+  }
   if (s.state == "ok" && idle_until_.has_value()) {
     // Idle: name the nearest thing the daemon will do for this volume.
     std::string what = idle_what_;

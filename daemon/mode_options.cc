@@ -43,6 +43,8 @@ const std::map<std::string, int>& OptionModes() {
       {"socket_dir", kDaemon | kDaemonStatus},
       {"scan_interval", kDaemon},
       {"test_time_scale", kDaemon},
+      {"test_hash_slice_bytes", kDaemon},
+      {"test_hold_hash_while", kDaemon},
   };
   return *modes;
 }

@@ -191,6 +191,13 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.Key("volume_name").String(s.volume_name);
   w.Key("state").String(s.state);
   w.Key("activity").String(s.activity);
+  if (s.hashing.has_value()) {
+    w.Key("hashing").BeginObject();
+    w.Key("path").String(s.hashing->path);
+    w.Key("bytes_done").Uint(s.hashing->bytes_done);
+    w.Key("size").Uint(s.hashing->size);
+    w.EndObject();
+  }
   w.Key("queues").BeginObject();
   w.Key("scan_pending").Bool(s.scan_pending);
   w.Key("files_to_hash").Int(s.files_to_hash);

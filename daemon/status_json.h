@@ -69,6 +69,13 @@ class JsonWriter {
 
 // --- What the daemon reports for one volume ---
 
+// A file hashed over several units, as far as it got.
+struct HashingStatus {
+  std::string path;
+  uint64_t bytes_done = 0;  // into the file (holes included)
+  uint64_t size = 0;
+};
+
 struct DaemonStatus {
   int64_t pid = 0;
   absl::Duration uptime;
@@ -77,6 +84,7 @@ struct DaemonStatus {
   std::string volume_name;  // as in the socket's file name
   std::string state;        // "ok", "failed" (retrying), "stopping"
   std::string activity;     // what the daemon does for this volume right now
+  std::optional<HashingStatus> hashing;  // a large file part-way through its hash
   // Queues.
   bool scan_pending = false;      // a change check is due or running
   int64_t files_to_hash = 0;      // eligible, hash not yet complete

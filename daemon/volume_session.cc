@@ -135,6 +135,8 @@ absl::Status VolumeSession::Build() {
     engine_options.prefetch_file_bytes = kReadAheadFileBytes;
   }
   engine_options.dry_run = options_.dry_run;
+  engine_options.hash_slice_bytes = options_.hash_slice_bytes;
+  engine_options.hash_slice_time = options_.hash_slice_time;
   engine_options.should_stop = options_.should_stop;
   parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),
                                                   backend_.get(), config_, clock_,
@@ -228,6 +230,10 @@ absl::Status VolumeSession::Settle(const std::function<bool()>& should_stop) {
 }
 
 const EngineStats& VolumeSession::engine_stats() const { return parts_->engine->stats(); }
+
+std::optional<HashProgress> VolumeSession::hash_progress() const {
+  return parts_->engine->hash_progress();
+}
 
 absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
     const SessionObserver& observer, const std::function<bool()>& should_stop) {

@@ -84,6 +84,13 @@ struct SessionOptions {
   // Polled between reads while a file is hashed (EngineOptions::should_stop), so a stop
   // request (SIGTERM) need not wait for a huge file. May be empty.
   std::function<bool()> should_stop;
+  // Daemon: a file is hashed in slices of at most this many bytes or this long
+  // (EngineOptions::hash_slice_bytes / hash_slice_time; 0: to its end in one step).
+  uint64_t hash_slice_bytes = 0;
+  absl::Duration hash_slice_time = absl::ZeroDuration();
+  // Daemon tests only (--test-hold-hash-while): while this file exists, a hash part-way
+  // does not go on (the volume waits), so a test sees it part-way every time.
+  std::string test_hold_hash_while;
 };
 
 // What RunOnce() did, for the per-volume summary line: the scan's report, and the
@@ -154,6 +161,8 @@ class VolumeSession {
                                         const std::function<bool()>& should_stop);
 
   const EngineStats& engine_stats() const;
+  // The file being hashed in slices, if one is part-way (DedupeEngine::hash_progress).
+  std::optional<HashProgress> hash_progress() const;
 
   // At most how many bytes the engine will read to hash what is eligible now: files
   // not yet fully hashed in the size groups that have work. One look at those groups.
