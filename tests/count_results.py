@@ -36,6 +36,20 @@ def count_xml(path):
     return passed, failed, skipped
 
 
+def latest_xmls(directory):
+    """The test.xml files of the target's last run: the one at the top of its directory
+    (one run), or those in its run_N_of_M / shard_N_of_M folders (--runs_per_test,
+    sharding), whichever was written last. Bazel leaves the other kind behind from an
+    earlier invocation; counting it too would report old results as new."""
+    top = os.path.join(directory, "test.xml")
+    nested = sorted(glob.glob(os.path.join(directory, "*", "test.xml")))
+    if not os.path.exists(top):
+        return nested
+    if nested and max(os.path.getmtime(x) for x in nested) > os.path.getmtime(top):
+        return nested
+    return [top]
+
+
 def main(argv):
     testlogs, bazel_log, labels = argv[1], argv[2], argv[3:]
     with open(bazel_log, errors="replace") as f:
@@ -48,8 +62,7 @@ def main(argv):
             print(f"{label}: did not build or did not run: counted as failed")
             total_failed += 1
             continue
-        xmls = sorted(glob.glob(os.path.join(target_dir(testlogs, label), "**", "test.xml"),
-                                recursive=True))
+        xmls = latest_xmls(target_dir(testlogs, label))
         if not xmls:
             print(f"{label}: no test.xml (did not build or did not run): counted as failed")
             total_failed += 1
