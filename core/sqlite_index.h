@@ -6,9 +6,11 @@
 //  - a mutation made of several statements runs inside a SAVEPOINT, so it is atomic
 //    both inside a caller's batch and on its own;
 //  - the schema and its migrations live in core/index_schema.cc.
-// The methods are split over sqlite_index.cc (open, batches, metadata, subvolumes,
-// directories, read-only flips, maintenance) and sqlite_index_files.cc (files, work
-// queues, statistics).
+// The methods are split by table: sqlite_index.cc (open, batches, metadata, subvolumes,
+// read-only flips, maintenance), sqlite_index_dirs.cc (directories),
+// sqlite_index_files.cc (files as scanned), sqlite_index_work.cc (hash and dedupe
+// states, the engine's work queues, the statistics), sqlite_index_skips.cc,
+// sqlite_index_snapshots.cc, sqlite_index_damage.cc.
 
 #ifndef BTRDUPD_CORE_SQLITE_INDEX_H_
 #define BTRDUPD_CORE_SQLITE_INDEX_H_
@@ -22,6 +24,17 @@
 #include "core/sqlite_statement.h"
 
 namespace btrdupd {
+
+// InvalidArgument unless `name` can be one path component of a `what` ("file",
+// "directory"): not empty, not . or .., no '/' or NUL.
+absl::Status CheckEntryName(absl::string_view name, absl::string_view what);
+
+// NotFound for a file id without a row.
+absl::Status NoSuchFile(int64_t file_id);
+
+// files.backoff (how many changes in a row lengthened the stability wait) is stored
+// capped at this.
+inline constexpr int kMaxStoredBackoff = 64;
 
 class SqliteVolumeIndex : public VolumeIndex {
  public:
