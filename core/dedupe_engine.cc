@@ -121,6 +121,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     attempted_.clear();
     attrs_cache_.clear();
     read_ahead_.Reset();
+    group_.Unload();  // each pass reads its groups afresh
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
     in_pass_ = true;
   }
@@ -158,6 +159,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     if (!result.ok()) {
       batch_open_ = false;
       index_->RollbackBatch().IgnoreError();
+      group_.Unload();  // it may hold rows the rollback undid
       return result.status();
     }
     if (absl::Now() - batch_began_ >= options_.commit_interval) RETURN_IF_ERROR(CommitPending());
@@ -197,8 +199,36 @@ absl::Status DedupeEngine::CommitPending() {
   if (!batch_open_) return absl::OkStatus();
   batch_open_ = false;
   absl::Status committed = index_->CommitBatch();
-  if (!committed.ok()) index_->RollbackBatch().IgnoreError();
+  if (!committed.ok()) {
+    index_->RollbackBatch().IgnoreError();
+    group_.Unload();  // it may hold rows the rollback undid
+  }
   return committed;
+}
+
+absl::Status DedupeEngine::ReloadGroup(uint64_t size) {
+  ASSIGN_OR_RETURN(std::vector<FileRecord> rows, index_->FilesOfSize(size));
+  group_.Reset(size, std::move(rows));
+  full_prefixes_.clear();
+  unknown_full_prefix_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status DedupeEngine::RefreshGroup(uint64_t size) {
+  const FileChanges changes = index_->TakeFileChanges();
+  if (!group_.loaded() || group_.size() != size || changes.overflow) return ReloadGroup(size);
+  for (int64_t id : changes.ids) {
+    const std::optional<size_t> at = group_.Find(id);
+    ASSIGN_OR_RETURN(std::optional<FileRecord> row, index_->GetFile(id));
+    if (!at.has_value()) {
+      if (row.has_value() && row->size == size) return ReloadGroup(size);  // joined
+      continue;
+    }
+    if (!row.has_value() || !group_.SameFile(*at, *row)) return ReloadGroup(size);  // left
+    group_.Replace(*at, *row);
+    if (member_index_generation_ == group_.generation()) member_index_.NoteHashed(*at);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
@@ -206,26 +236,29 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
   StepResult examined;
   examined.kind = StepResult::Kind::kNothingToDo;
   examined.size = size;
-  ASSIGN_OR_RETURN(std::vector<FileRecord> members, index_->FilesOfSize(size));
-  std::sort(members.begin(), members.end(),
-            [](const FileRecord& a, const FileRecord& b) { return a.id < b.id; });
-  if (CountInodes(members) < 2) {
+  RETURN_IF_ERROR(RefreshGroup(size));
+  std::vector<FileRecord>& members = group_.members();
+  if (group_.inodes() < 2) {
     *size_done = true;
     return examined;
   }
-  ASSIGN_OR_RETURN(KnownPrefixes known, LearnFullGroupPrefixes(members, now));
+  uint64_t side_bytes = 0;
+  if (group_.HasPrefixMembers()) {
+    ASSIGN_OR_RETURN(side_bytes, LearnFullGroupPrefixes());
+  }
   std::optional<HashTask> task =
-      NextHashTask(members, now, options_.prefix_bytes, attempted_, known.prefixes);
+      group_.NextHashTask(now, options_.prefix_bytes, attempted_, full_prefixes_);
   if (task.has_value()) {
     RETURN_IF_ERROR(PrefetchAhead(members, now));
     ASSIGN_OR_RETURN(StepResult result, HashSome(members, *task, now));
-    result.bytes_read += known.bytes_read;
+    result.bytes_read += side_bytes;
     return result;
   }
-  examined.bytes_read = known.bytes_read;
+  examined.bytes_read = side_bytes;
 
-  std::vector<std::vector<size_t>> groups = FullHashGroups(members, now);
-  for (const std::vector<size_t>& indices : groups) {
+  // Each full-hash group once per pass: a settled one is not looked at again.
+  for (size_t g = group_.OpenGroupsBegin(now); g < group_.groups().size(); ++g) {
+    const std::vector<size_t>& indices = group_.groups()[g];
     Group group;
     group.size = size;
     group.hash = members[indices.front()].hash;
@@ -233,23 +266,28 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
     ASSIGN_OR_RETURN(std::optional<StepResult> result, ProcessGroup(group, now));
     if (result.has_value()) {
       if (result->kind == StepResult::Kind::kDedupeBatch) result->batches = 1;
-      result->bytes_read += known.bytes_read;
+      result->bytes_read += side_bytes;
       return *result;
     }
+    group_.SettleGroup(g);
   }
   *size_done = true;
   if (!options_.dry_run) {
     // Hashed members that matched nothing become kUnique, so the size stops coming back
     // from SizesWithWork until a new or changed file of this size appears.
     absl::flat_hash_set<int64_t> grouped;
-    for (const std::vector<size_t>& indices : groups) {
+    for (const std::vector<size_t>& indices : group_.groups()) {
       for (size_t i : indices) grouped.insert(members[i].id);
     }
+    std::vector<int64_t> unique;
     for (const FileRecord& m : members) {
       if (m.dedupe_state == DedupeState::kPending && m.hash_state != HashState::kNone &&
           IsEligible(m, now) && !attempted_.contains(m.id) && !grouped.contains(m.id)) {
-        RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0));
+        unique.push_back(m.id);
       }
+    }
+    for (int64_t id : unique) {
+      RETURN_IF_ERROR(index_->SetDedupeState(id, DedupeState::kUnique, 0));
     }
   }
   return examined;

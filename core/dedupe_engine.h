@@ -7,7 +7,11 @@
 // Work is cut into small steps so the one-shot CLI and the daemon's round-robin can both
 // drive it: Step() does one unit (hash one file - or up to 64 small files of one size
 // group, 8 MiB at most - or dedupe one batch of one group) and says what it did. A *pass* walks the sizes the index reports with work
-// (VolumeIndex::SizesWithWork), one size group at a time (only that group is in memory);
+// (VolumeIndex::SizesWithWork), one size group at a time (only that group is in memory:
+// read once per pass and kept up to date from the rows the index reports changed, so a
+// group of n files costs O(n) row reads and each per-file decision a map lookup, see
+// core/size_group_view.h; a settled full-hash group is not looked at again in the pass;
+// one batch of a single huge group still copies that group's rows, O(group) per step);
 // when the pass is over Step() returns kIdle with the time the next waiting file becomes
 // eligible. The next Step() after kIdle starts a new pass: callers should sleep until
 // `next_eligible` or until the scanner changed the index before calling again. A pass
@@ -116,6 +120,7 @@
 #include "core/index.h"
 #include "core/planner.h"
 #include "core/read_ahead.h"
+#include "core/size_group_view.h"
 #include "core/skip_kind.h"
 #include "core/step_result.h"
 
@@ -222,12 +227,6 @@ class DedupeEngine {
     std::string relative_path;
     SubvolumeFlags flags;
   };
-  // Prefix digests of the full-hash groups of a size group, and the bytes read to learn
-  // them.
-  struct KnownPrefixes {
-    absl::flat_hash_set<std::string> prefixes;
-    uint64_t bytes_read = 0;
-  };
   // Whether a file whose prefix was just hashed is read on to its end, and the bytes
   // read from other members to decide it.
   struct ReadOn {
@@ -240,6 +239,11 @@ class DedupeEngine {
   FileRef RefOf(const FileRecord& file) const;
   SubvolumeRef SubvolRefOf(uint64_t subvol_id, const std::string& relative_path) const;
   absl::StatusOr<StepResult> StepSize(uint64_t size, absl::Time now, bool* size_done);
+  // Brings group_ to the index's current rows of `size`: the rows changed since the last
+  // step are read one by one; the whole group only when it is not loaded yet, when a
+  // file joined or left it, or when too many rows changed (core/size_group_view.h).
+  absl::Status RefreshGroup(uint64_t size);
+  absl::Status ReloadGroup(uint64_t size);
 
   // Hashing (dedupe_engine_hash.cc).
   absl::StatusOr<StepResult> HashSome(std::vector<FileRecord>& members, HashTask task,
@@ -254,19 +258,19 @@ class DedupeEngine {
   absl::StatusOr<StepResult> ResumeHash(absl::Time now);
   // Reading ahead (see EngineOptions::prefetch_bytes, core/read_ahead.h).
   absl::Status PrefetchAhead(const std::vector<FileRecord>& members, absl::Time now);
-  absl::StatusOr<KnownPrefixes> LearnFullGroupPrefixes(const std::vector<FileRecord>& members,
-                                                       absl::Time now);
+  // Learns the prefixes of the group's full hashes that appeared since the last call
+  // (into full_prefixes_ / unknown_full_prefix_). Returns the bytes read for them.
+  absl::StatusOr<uint64_t> LearnFullGroupPrefixes();
   // See FileHasher::ReadOnDecision.
   absl::StatusOr<ReadOn> ReadsOn(const std::vector<FileRecord>& members,
                                  const FileRecord& file, const std::string& prefix_digest);
   // The prefix digest of the group of members whose full hash is `full_hash` (cached in
   // prefix_of_full_, else read from one of them); no digest when none can be read.
-  absl::StatusOr<PrefixReading> PrefixOfFullGroup(const std::vector<FileRecord>& members,
-                                                  const std::string& full_hash);
+  absl::StatusOr<PrefixReading> PrefixOfFullGroup(const std::string& full_hash);
   // `file`'s path relative to its subvolume's root (snapshots keep it).
   std::string PathInSubvolume(const FileRecord& file) const;
   void SetSubvolumes(std::vector<SubvolumeRecord> subvolumes);
-  // The step's MemberIndex of `members` (built once per step).
+  // The MemberIndex of `members` (group_'s: built again only when group_ is reloaded).
   MemberIndex& IndexMembers(const std::vector<FileRecord>& members);
   // Dedupes the snapshot copies of `dest` that have no rows (VolumeIndex::ImpliedCopies)
   // against `reference` after `dest` itself was: they held dest's old extents.
@@ -339,8 +343,13 @@ class DedupeEngine {
   absl::flat_hash_set<int64_t> attempted_;  // members of the current size handled this pass
   std::vector<SubvolumeRecord> subvolumes_;  // read at the start of the pass
   absl::flat_hash_map<uint64_t, std::string> subvol_paths_;  // id -> path, of subvolumes_
+  // The size group being worked on, kept across steps (core/size_group_view.h), the
+  // prefixes of its full-hash groups learnt so far, and its hash-copy lookups.
+  SizeGroupView group_;
+  absl::flat_hash_set<std::string> full_prefixes_;
+  bool unknown_full_prefix_ = false;  // a full group whose prefix could not be read
   MemberIndex member_index_;
-  int64_t member_index_step_ = -1;  // stats_.steps when member_index_ was built
+  uint64_t member_index_generation_ = 0;  // group_.generation() it was built for
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
   absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group

@@ -43,12 +43,14 @@ absl::Status DedupeEngine::SetHashForInode(std::vector<FileRecord>& members,
   const std::string value = hash;  // `hash` may live in `members`
   const uint64_t size = file.size;
   MemberIndex& index = IndexMembers(members);
-  for (size_t i : index.SameInode(file)) {
-    FileRecord& m = members[i];
+  const std::vector<size_t> links = index.SameInode(file);
+  for (size_t i : links) {
+    FileRecord m = members[i];
     if (m.size != size) continue;
     RETURN_IF_ERROR(index_->SetHash(m.id, state, value));
-    m.hash_state = state;  // keep the step's copy of the group current
+    m.hash_state = state;  // keep the group current (the index's row comes next step)
     m.hash = value;
+    group_.Replace(i, m);
     index.NoteHashed(i);
   }
   return absl::OkStatus();
@@ -72,10 +74,10 @@ std::string DedupeEngine::PathInSubvolume(const FileRecord& file) const {
 }
 
 MemberIndex& DedupeEngine::IndexMembers(const std::vector<FileRecord>& members) {
-  if (member_index_step_ != stats_.steps || !member_index_.Indexes(members)) {
+  if (member_index_generation_ != group_.generation() || !member_index_.Indexes(members)) {
     member_index_ =
         MemberIndex(members, [this](const FileRecord& m) { return PathInSubvolume(m); });
-    member_index_step_ = stats_.steps;
+    member_index_generation_ = group_.generation();
   }
   return member_index_;
 }
@@ -100,15 +102,18 @@ absl::StatusOr<bool> DedupeEngine::TryCopyHash(std::vector<FileRecord>& members,
   return true;
 }
 
-absl::StatusOr<PrefixReading> DedupeEngine::PrefixOfFullGroup(
-    const std::vector<FileRecord>& members, const std::string& full_hash) {
+absl::StatusOr<PrefixReading> DedupeEngine::PrefixOfFullGroup(const std::string& full_hash) {
   PrefixReading found;
   auto it = prefix_of_full_.find(full_hash);
   if (it != prefix_of_full_.end()) {
     found.digest = it->second;
     return found;
   }
-  for (const FileRecord& rep : members) {
+  const std::vector<size_t>* holders = group_.FullGroup(full_hash);
+  if (holders == nullptr) return found;
+  const std::vector<size_t> candidates = *holders;
+  for (size_t i : candidates) {
+    const FileRecord rep = group_.members()[i];
     if (rep.hash_state != HashState::kFull || rep.hash != full_hash) continue;
     ASSIGN_OR_RETURN(PrefixReading read, hasher_.PrefixOf(RefOf(rep), rep));
     found.bytes_read += read.bytes_read;
@@ -127,19 +132,12 @@ absl::StatusOr<DedupeEngine::ReadOn> DedupeEngine::ReadsOn(
   // has full hashes (or a group whose prefix cannot be read), means reading on now, in
   // the same pass over the file. (A matching prefix-only member then finds this file's
   // full hash through the engine's prefix cache; see NeedsFullGroupPrefixes.)
-  absl::flat_hash_set<std::string> full_hashes;
+  (void)members;
   ReadOn answer;
-  for (const FileRecord& m : members) {
-    if (SameInode(m, file)) continue;
-    if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
-    if (m.hash_state == HashState::kPrefix && m.hash == prefix_digest) answer.whole = true;
-  }
-  for (const std::string& full_hash : full_hashes) {
-    if (answer.whole) break;
-    ASSIGN_OR_RETURN(PrefixReading other, PrefixOfFullGroup(members, full_hash));
-    answer.side_bytes += other.bytes_read;
-    if (!other.digest.has_value() || *other.digest == prefix_digest) answer.whole = true;
-  }
+  answer.whole = group_.PrefixHasOtherInode(prefix_digest, file);
+  if (answer.whole) return answer;
+  ASSIGN_OR_RETURN(answer.side_bytes, LearnFullGroupPrefixes());
+  answer.whole = full_prefixes_.contains(prefix_digest) || unknown_full_prefix_;
   return answer;
 }
 
@@ -237,18 +235,16 @@ absl::StatusOr<StepResult> DedupeEngine::ResumeHash(absl::Time now) {
   result.kind = StepResult::Kind::kHashSlice;
   result.path = AbsPath(started.path);
   result.size = started.size;
-  ASSIGN_OR_RETURN(std::vector<FileRecord> members, index_->FilesOfSize(started.size));
-  std::sort(members.begin(), members.end(),
-            [](const FileRecord& a, const FileRecord& b) { return a.id < b.id; });
-  auto it = std::find_if(members.begin(), members.end(),
-                         [&](const FileRecord& m) { return m.id == started.id; });
-  if (it == members.end() || !IsEligible(*it, now)) {
+  RETURN_IF_ERROR(RefreshGroup(started.size));
+  std::vector<FileRecord>& members = group_.members();
+  const std::optional<size_t> at = group_.Find(started.id);
+  if (!at.has_value() || !IsEligible(members[*at], now)) {
     // Removed, or seen changed by the scanner and waiting again: nothing to record.
     result.kind = StepResult::Kind::kNothingToDo;
     result.detail = absl::StrCat(result.path, ": hash dropped part-way (the file changed)");
     return result;
   }
-  const FileRecord file = *it;
+  const FileRecord file = members[*at];
   ASSIGN_OR_RETURN(HashReading reading, hasher_.Resume(std::move(partial), file));
   RETURN_IF_ERROR(RecordReading(members, file, std::move(reading), result));
   return result;
@@ -269,7 +265,11 @@ absl::Status DedupeEngine::PrefetchAhead(const std::vector<FileRecord>& members,
       files_->Prefetch(RefOf(*h.file), h.bytes);
     }
   };
-  hint(members);
+  // The current group from a cursor: the members before it were hinted or hashed.
+  for (const ReadAheadWindow::Hint& h :
+       read_ahead_.TakeFrom(members, group_.inodes(), now, attempted_, &group_.hint_cursor())) {
+    files_->Prefetch(RefOf(*h.file), h.bytes);
+  }
   for (size_t n = 0; n < kMaxLookaheadPerStep && !read_ahead_.full() &&
                      read_ahead_.next_size() < sizes_.size();
        ++n) {
@@ -281,28 +281,26 @@ absl::Status DedupeEngine::PrefetchAhead(const std::vector<FileRecord>& members,
   return absl::OkStatus();
 }
 
-absl::StatusOr<DedupeEngine::KnownPrefixes> DedupeEngine::LearnFullGroupPrefixes(
-    const std::vector<FileRecord>& members, absl::Time now) {
-  KnownPrefixes known;
-  if (!NeedsFullGroupPrefixes(members, now, attempted_)) return known;
-  // Learn the prefixes of the groups that have full hashes (cached for the engine's life),
-  // so a prefix-only member that matches one of them is read in full.
-  absl::flat_hash_set<std::string> full_hashes;
-  for (const FileRecord& m : members) {
-    if (m.hash_state == HashState::kFull) full_hashes.insert(m.hash);
+absl::StatusOr<uint64_t> DedupeEngine::LearnFullGroupPrefixes() {
+  // The prefixes of the groups that have full hashes (cached for the engine's life), so a
+  // prefix-only member that matches one of them is read in full. Each full hash of the
+  // group is looked at once.
+  uint64_t bytes_read = 0;
+  for (const std::string& full_hash : group_.TakeNewFullHashes()) {
+    ASSIGN_OR_RETURN(PrefixReading prefix, PrefixOfFullGroup(full_hash));
+    bytes_read += prefix.bytes_read;
+    if (prefix.digest.has_value()) {
+      full_prefixes_.insert(*prefix.digest);
+    } else if (group_.FullGroup(full_hash) != nullptr) {
+      unknown_full_prefix_ = true;
+    }
   }
-  for (const std::string& full_hash : full_hashes) {
-    ASSIGN_OR_RETURN(PrefixReading prefix, PrefixOfFullGroup(members, full_hash));
-    known.bytes_read += prefix.bytes_read;
-    if (prefix.digest.has_value()) known.prefixes.insert(*prefix.digest);
-  }
-  return known;
+  return bytes_read;
 }
 
 absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& members,
                                                   HashTask task, absl::Time now) {
-  // Small files of one size group are hashed several to a step (the group is read from
-  // the index once per step, which matters for groups of thousands).
+  // Small files of one size group are hashed several to a step.
   constexpr int kMaxFilesPerStep = 64;
   constexpr uint64_t kMaxBytesPerStep = uint64_t{8} << 20;
   StepResult total;
@@ -321,10 +319,12 @@ absl::StatusOr<StepResult> DedupeEngine::HashSome(std::vector<FileRecord>& membe
     }
     if (total.bytes_read >= kMaxBytesPerStep) break;
     if (options_.should_stop && options_.should_stop()) break;
-    ASSIGN_OR_RETURN(KnownPrefixes known, LearnFullGroupPrefixes(members, now));
-    side_bytes += known.bytes_read;
+    if (group_.HasPrefixMembers()) {
+      ASSIGN_OR_RETURN(uint64_t learnt, LearnFullGroupPrefixes());
+      side_bytes += learnt;
+    }
     std::optional<HashTask> next =
-        NextHashTask(members, now, options_.prefix_bytes, attempted_, known.prefixes);
+        group_.NextHashTask(now, options_.prefix_bytes, attempted_, full_prefixes_);
     if (!next.has_value()) break;
     task = *next;
   }

@@ -180,6 +180,15 @@ struct ReadOnlyFlip {
 // that descriptor names now; any other path as it is.
 std::string ShownDatabasePath(absl::string_view path);
 
+// File rows changed since the caller last asked (VolumeIndex::TakeFileChanges).
+struct FileChanges {
+  // More rows changed than are tracked one by one (kMaxTrackedFileChanges): re-read
+  // whatever rows are kept in memory.
+  bool overflow = false;
+  std::vector<int64_t> ids;  // each id once, in no particular order
+};
+inline constexpr size_t kMaxTrackedFileChanges = 4096;
+
 class VolumeIndex {
  public:
   // Opens or creates the database file at `db_path` (its directory must exist). The
@@ -366,6 +375,16 @@ class VolumeIndex {
   virtual absl::Status RecordReadOnlyFlip(const ReadOnlyFlip& flip) = 0;
   virtual absl::Status ClearReadOnlyFlip(uint64_t subvol_id) = 0;
   virtual absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() = 0;
+
+  // --- Change tracking, for callers that keep file rows in memory between calls ---
+  // The ids of the file rows inserted, changed or deleted by any method of this index
+  // (whoever called it) since the previous call; rows changed by a transaction that
+  // was then rolled back are included too (re-reading them gives the current row).
+  // O(ids). Tracking starts when the index is opened.
+  virtual FileChanges TakeFileChanges() = 0;
+  // File rows read from the database by queries since the index was opened (tests and
+  // benchmarks check that the work on a size group grows linearly with it).
+  virtual int64_t FileRowsRead() const = 0;
 
   // --- Maintenance and statistics ---
   // Counters over all files (one table pass); database_bytes = page_count * page_size.

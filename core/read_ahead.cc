@@ -9,12 +9,19 @@ namespace btrdupd {
 std::vector<ReadAheadWindow::Hint> ReadAheadWindow::Take(
     const std::vector<FileRecord>& members, absl::Time now,
     const absl::flat_hash_set<int64_t>& attempted) {
+  if (members.empty()) return {};
+  size_t from = 0;
+  return TakeFrom(members, CountInodes(members), now, attempted, &from);
+}
+
+std::vector<ReadAheadWindow::Hint> ReadAheadWindow::TakeFrom(
+    const std::vector<FileRecord>& members, size_t inodes, absl::Time now,
+    const absl::flat_hash_set<int64_t>& attempted, size_t* cursor) {
   std::vector<Hint> hints;
-  if (members.empty()) return hints;
-  const size_t inodes = CountInodes(members);
   if (inodes < 2) return hints;
-  for (const FileRecord& m : members) {
+  for (; *cursor < members.size(); ++*cursor) {
     if (full()) break;
+    const FileRecord& m = members[*cursor];
     if (m.hash_state != HashState::kNone || m.dedupe_state == DedupeState::kSkipped ||
         !IsEligible(m, now) || attempted.contains(m.id) || hinted_.contains(m.id)) {
       continue;

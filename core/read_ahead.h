@@ -48,6 +48,12 @@ class ReadAheadWindow {
   // count as hinted from now on.
   std::vector<Hint> Take(const std::vector<FileRecord>& members, absl::Time now,
                          const absl::flat_hash_set<int64_t>& attempted);
+  // The same for a group of `inodes` inodes kept across steps, looking only at
+  // members[*cursor...] and moving the cursor past those looked at (hinted, hashed or not
+  // to be hashed in this pass), so each member is looked at once per pass.
+  std::vector<Hint> TakeFrom(const std::vector<FileRecord>& members, size_t inodes,
+                             absl::Time now, const absl::flat_hash_set<int64_t>& attempted,
+                             size_t* cursor);
 
   // The file is being read now: its hint leaves the window.
   void Consumed(int64_t file_id);

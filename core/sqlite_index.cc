@@ -3,6 +3,8 @@
 
 #include "core/sqlite_index.h"
 
+#include <cstring>
+
 #include <utility>
 #include <vector>
 
@@ -39,11 +41,36 @@ absl::StatusOr<std::unique_ptr<VolumeIndex>> VolumeIndex::OpenReadOnly(
 }
 
 SqliteVolumeIndex::SqliteVolumeIndex(std::unique_ptr<SqliteDb> db)
-    : db_(std::move(db)), statements_(db_.get()) {}
+    : db_(std::move(db)), statements_(db_.get()) {
+  sqlite3_update_hook(db_->get(), &SqliteVolumeIndex::OnRowChange, this);
+}
 
 SqliteVolumeIndex::~SqliteVolumeIndex() {
   if (in_batch_) db_->Exec("ROLLBACK").IgnoreError();
   statements_.Clear();
+  sqlite3_update_hook(db_->get(), nullptr, nullptr);
+}
+
+// --- Change tracking ---
+
+void SqliteVolumeIndex::OnRowChange(void* self, int /*op*/, const char* /*db*/,
+                                    const char* table, sqlite3_int64 rowid) {
+  auto* index = static_cast<SqliteVolumeIndex*>(self);
+  if (index->changed_overflow_ || std::strcmp(table, "files") != 0) return;
+  index->changed_files_.insert(rowid);
+  if (index->changed_files_.size() > kMaxTrackedFileChanges) {
+    index->changed_overflow_ = true;
+    index->changed_files_.clear();
+  }
+}
+
+FileChanges SqliteVolumeIndex::TakeFileChanges() {
+  FileChanges out;
+  out.overflow = changed_overflow_;
+  out.ids.assign(changed_files_.begin(), changed_files_.end());
+  changed_files_.clear();
+  changed_overflow_ = false;
+  return out;
 }
 
 // --- Transactions ---

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "core/index.h"
 #include "core/sqlite_statement.h"
 
@@ -96,6 +97,9 @@ class SqliteVolumeIndex : public VolumeIndex {
                           absl::Time now) override;
   absl::Status ResetDedupeStates() override;
 
+  FileChanges TakeFileChanges() override;
+  int64_t FileRowsRead() const override { return file_rows_read_; }
+
   absl::Status RecordReadOnlyFlip(const ReadOnlyFlip& flip) override;
   absl::Status ClearReadOnlyFlip(uint64_t subvol_id) override;
   absl::StatusOr<std::vector<ReadOnlyFlip>> PendingReadOnlyFlips() override;
@@ -148,6 +152,12 @@ class SqliteVolumeIndex : public VolumeIndex {
   std::unique_ptr<SqliteDb> db_;
   StatementCache statements_;
   bool in_batch_ = false;
+  // Filled by SQLite's update hook (every insert, update and delete of a files row).
+  static void OnRowChange(void* self, int op, const char* db, const char* table,
+                          sqlite3_int64 rowid);
+  absl::flat_hash_set<int64_t> changed_files_;
+  bool changed_overflow_ = false;
+  int64_t file_rows_read_ = 0;
 };
 
 // The columns every file query selects, in the order ReadFile() expects.

@@ -17,6 +17,7 @@ absl::Status NoSuchFile(int64_t file_id) {
 
 absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
     const Statement& q, absl::flat_hash_map<int64_t, std::string>* memo) {
+  ++file_rows_read_;
   FileRecord f;
   f.id = q.ColumnInt(0);
   f.dir_id = q.ColumnInt(1);
