@@ -10,6 +10,11 @@ class RealClockImpl : public Clock {
 
 }  // namespace
 
+std::optional<absl::Time> FiniteTime(absl::Time t) {
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) return std::nullopt;
+  return t;
+}
+
 Clock* RealClock() {
   static Clock* const clock = new RealClockImpl();
   return clock;

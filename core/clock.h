@@ -11,6 +11,8 @@
 #ifndef BTRDUPD_CORE_CLOCK_H_
 #define BTRDUPD_CORE_CLOCK_H_
 
+#include <optional>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -26,6 +28,9 @@ class Clock {
 
 // The real wall clock (absl::Now()). A singleton that lives for the whole process.
 Clock* RealClock();
+
+// `t`, or nullopt for the infinite past or future ("never" in a schedule or a reply).
+std::optional<absl::Time> FiniteTime(absl::Time t);
 
 // A clock that stands still until told to move.
 class FakeClock : public Clock {

@@ -27,6 +27,13 @@ absl::StatusOr<std::optional<absl::Time>> ReadTime(VolumeIndex& index,
 
 }  // namespace
 
+MaintenancePolicy MaintenancePolicyOf(const VolumeConfig& config) {
+  MaintenancePolicy policy;
+  policy.vacuum_interval = absl::Hours(24) * config.vacuum_interval_days;
+  policy.dedupe_reset_interval = absl::Hours(24) * config.dedup_reset_interval_days;
+  return policy;
+}
+
 absl::Time NextVacuum(const MaintenanceTimes& times, const MaintenancePolicy& policy) {
   return NextAfter(times.since, times.last_vacuum, policy.vacuum_interval);
 }

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/config.h"
 #include "core/index.h"
 
 namespace btrdupd {
@@ -46,6 +47,10 @@ struct MaintenancePolicy {
   absl::Duration vacuum_interval = absl::Hours(24 * 30);
   absl::Duration dedupe_reset_interval = absl::Hours(24 * 30);
 };
+
+// The policy a volume's configuration asks for (vacuum_interval_days,
+// dedup_reset_interval_days).
+MaintenancePolicy MaintenancePolicyOf(const VolumeConfig& config);
 
 enum class MaintenanceTask { kNone, kDedupeReset, kVacuum };
 

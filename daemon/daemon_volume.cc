@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/index.h"
 #include "core/scan_policy.h"
@@ -26,39 +27,6 @@
 #include "ioctl/errno_status.h"
 
 namespace btrdupd {
-namespace {
-
-// Size groups looked at to count the queues for one status reply; beyond this the
-// counts are lower bounds (flagged in the reply's activity text).
-constexpr int kMaxQueueSizes = 256;
-
-std::optional<absl::Time> MetaTime(VolumeIndex* index, absl::string_view key) {
-  absl::StatusOr<std::optional<std::string>> value = index->GetMeta(key);
-  if (!value.ok() || !value->has_value()) return std::nullopt;
-  int64_t seconds = 0;
-  if (!absl::SimpleAtoi(**value, &seconds)) return std::nullopt;
-  return absl::FromUnixSeconds(seconds);
-}
-
-std::optional<absl::Time> Finite(absl::Time t) {
-  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) return std::nullopt;
-  return t;
-}
-
-MaintenancePolicy PolicyFor(const VolumeConfig& config) {
-  MaintenancePolicy policy;
-  policy.vacuum_interval = absl::Hours(24) * config.vacuum_interval_days;
-  policy.dedupe_reset_interval = absl::Hours(24) * config.dedup_reset_interval_days;
-  return policy;
-}
-
-std::string LocalTimeText(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return "never";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", t, absl::LocalTimeZone());
-}
-
-}  // namespace
-
 DaemonVolume::DaemonVolume(std::string given_path, const SessionOptions& options,
                            Clock* clock)
     : given_path_(std::move(given_path)),
@@ -185,7 +153,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::ChangeCheck(
 }
 
 absl::StatusOr<bool> DaemonVolume::RunDueMaintenance(absl::Time now) {
-  MaintenanceTask task = DueMaintenance(maintenance_, PolicyFor(session_->config()), now);
+  MaintenanceTask task = DueMaintenance(maintenance_, MaintenancePolicyOf(session_->config()), now);
   if (task == MaintenanceTask::kNone) return false;
   VolumeIndex* index = session_->index();
   absl::StatusOr<IndexStats> before = index->Stats(now);
@@ -274,7 +242,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
       } else if (*maintained) {
         break;  // that was this turn's unit
       }
-      const MaintenancePolicy policy = PolicyFor(session_->config());
+      const MaintenancePolicy policy = MaintenancePolicyOf(session_->config());
       const absl::Time vacuum = NextVacuum(maintenance_, policy);
       const absl::Time reset = NextDedupeReset(maintenance_, policy);
       absl::Time next = std::min({step->next_eligible, vacuum, reset});
@@ -282,7 +250,7 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
                    : next == reset             ? "dedupe-state reset"
                                                : "database vacuum";
       result.worked = false;
-      result.next_work = Finite(next);
+      result.next_work = FiniteTime(next);
       idle_until_ = next;
       activity_ = "idle";
       break;
@@ -295,26 +263,6 @@ absl::StatusOr<DaemonVolume::UnitResult> DaemonVolume::WorkUnit() {
     metrics_stale_ = true;
   }
   return result;
-}
-
-VolumeMetrics DaemonVolume::Metrics(absl::Time now) {
-  if (session_ != nullptr && (metrics_stale_ || !metrics_.has_value())) {
-    absl::StatusOr<VolumeMetrics> m = MetricsOfSession(*session_, now);
-    if (m.ok()) {
-      metrics_ = *std::move(m);
-      metrics_stale_ = false;
-    } else {
-      RecordError("metrics", m.status());
-    }
-  }
-  VolumeMetrics out;
-  if (session_ != nullptr && metrics_.has_value()) out = *metrics_;
-  out.volume = display_path_;
-  out.up = session_ != nullptr;
-  out.taken = now;
-  out.errors.clear();
-  for (const auto& [kind, n] : errors_) out.errors[kind] = n;
-  return out;
 }
 
 void DaemonVolume::ReloadConfig() {
@@ -354,114 +302,6 @@ void DaemonVolume::RecordRecovered() {
   LogInfo(display_path_, "working again (after: %s)", last_error_);
   failing_.clear();
   failure_code_ = absl::StatusCode::kOk;
-}
-
-std::string DaemonVolume::HandleRequest(absl::string_view request,
-                                        const VolumeScheduleView& view) {
-  absl::string_view trimmed = absl::StripAsciiWhitespace(request);
-  if (trimmed.empty() || trimmed == "status") return BuildStatusJson(view);
-  return ErrorReplyJson(absl::StrCat("unknown request '", trimmed.substr(0, 64),
-                                     "'; send the line 'status'"));
-}
-
-std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
-  const absl::Time now = clock_->Now();
-  DaemonStatus s;
-  s.pid = getpid();
-  s.uptime = now - started_;
-  s.version = kBtrdupdVersion;
-  s.volume = display_path_;
-  s.volume_name = volume_name_;
-  s.state = view.stopping ? "stopping" : (view.failed || !is_open()) ? "failed" : "ok";
-  s.activity = activity_;
-  if (session_ != nullptr) {
-    if (std::optional<HashProgress> p = session_->hash_progress(); p.has_value()) {
-      s.hashing = HashingStatus{p->path, p->offset, p->size};
-      s.activity = absl::StrCat("hashing ", p->path, " (", p->offset, " of ", p->size,
-                                " bytes)");
-    }
-  }
-  if (s.state == "ok" && idle_until_.has_value()) {
-    // Idle: name the nearest thing the daemon will do for this volume.
-    std::string what = idle_what_;
-    absl::Time when = *idle_until_;
-    if (view.next_change_check < when) {
-      when = view.next_change_check;
-      what = "change check";
-    }
-    s.activity = absl::StrCat("idle; next: ", what, " at ", LocalTimeText(when));
-  }
-  if (s.state == "failed") {
-    // A full disk or a read-only filesystem pauses the volume; anything else is a failure.
-    const char* what = failure_code_ == absl::StatusCode::kResourceExhausted
-                           ? "paused: no space left"
-                           : "unavailable";
-    s.activity = absl::StrCat(what, " (", last_error_, "); retrying at ",
-                              LocalTimeText(view.retry_at));
-  }
-  s.scan_pending = is_open() && view.next_change_check <= now;
-  s.next_change_check = Finite(view.next_change_check);
-  Rate minute = meter_.LastMinute(now);
-  Rate overall = meter_.SinceStart(now);
-  s.files_per_second_last_minute = minute.files_per_second;
-  s.bytes_per_second_last_minute = minute.bytes_per_second;
-  s.files_per_second_since_start = overall.files_per_second;
-  s.bytes_per_second_since_start = overall.bytes_per_second;
-  s.errors = errors_;
-  s.last_error = last_error_;
-  if (session_ != nullptr) {
-    VolumeIndex* index = session_->index();
-    absl::StatusOr<IndexStats> stats = index->Stats(now);
-    if (stats.ok()) {
-      s.files_tracked = stats->files_tracked;
-      s.files_waiting = stats->files_waiting;
-      s.duplicate_groups = stats->duplicate_groups;
-      s.files_deduped = stats->files_deduped;
-      s.bytes_shared = stats->bytes_deduped;
-      s.bytes_freed = stats->bytes_freed;
-      s.bytes_saveable = stats->bytes_saveable;
-      s.files_skipped = stats->files_skipped;
-      s.database_bytes = stats->database_bytes;
-    }
-    absl::StatusOr<std::vector<SkipKindSummary>> skipped = index->SkippedByKind(0);
-    if (skipped.ok()) {
-      for (const SkipKindSummary& kind : *skipped) {
-        s.skipped_by_kind[std::string(SkipKindName(kind.kind))] = kind.files;
-      }
-    }
-    absl::StatusOr<std::vector<uint64_t>> sizes =
-        index->SizesWithWork(session_->config().min_file_size, now);
-    if (sizes.ok()) {
-      int looked = 0;
-      for (uint64_t size : *sizes) {
-        if (++looked > kMaxQueueSizes) break;
-        absl::StatusOr<std::vector<FileRecord>> files = index->FilesOfSize(size);
-        if (!files.ok()) break;
-        for (const FileRecord& f : *files) {
-          if (f.dedupe_state != DedupeState::kPending || f.next_eligible > now) continue;
-          if (f.hash_state == HashState::kFull) {
-            ++s.files_to_dedupe;
-          } else {
-            ++s.files_to_hash;
-          }
-        }
-      }
-      if (looked > kMaxQueueSizes) {
-        s.activity = absl::StrCat(s.activity, " [queues counted over the first ",
-                                  kMaxQueueSizes, " sizes only]");
-      }
-    }
-    s.last_full_scan = MetaTime(index, kMetaLastFullScan);
-    s.last_incremental_scan = MetaTime(index, kMetaLastIncremental);
-    absl::StatusOr<absl::Time> next_full = NextFullScanDue(index, session_->config(), now);
-    if (next_full.ok()) s.next_full_scan = Finite(*next_full);
-    const MaintenancePolicy policy = PolicyFor(session_->config());
-    s.last_vacuum = maintenance_.last_vacuum;
-    s.last_dedupe_reset = maintenance_.last_dedupe_reset;
-    s.next_vacuum = Finite(NextVacuum(maintenance_, policy));
-    s.next_dedupe_reset = Finite(NextDedupeReset(maintenance_, policy));
-  }
-  return DaemonStatusToJson(s);
 }
 
 }  // namespace btrdupd

@@ -14,13 +14,6 @@
 namespace btrdupd {
 namespace {
 
-MaintenancePolicy MaintenancePolicyOf(const VolumeConfig& config) {
-  MaintenancePolicy policy;
-  policy.vacuum_interval = absl::Hours(24) * config.vacuum_interval_days;
-  policy.dedupe_reset_interval = absl::Hours(24) * config.dedup_reset_interval_days;
-  return policy;
-}
-
 // Metadata keys of VolumeSession::Totals (decimal).
 constexpr char kMetaDedupedFilesTotal[] = "totals.deduped_files";
 constexpr char kMetaDedupedBytesTotal[] = "totals.deduped_bytes";
