@@ -67,22 +67,16 @@ class DaemonTest : public ::testing::Test {
   void SetUp() override {
     // Short paths: a Unix socket path holds at most 107 bytes, and the socket's name
     // is derived from the mount path. LoopBtrfs makes its directories under TEST_TMPDIR.
-    char templ[] = "/tmp/btrdupd-dt-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    tmp_ = templ;
-    const char* old = getenv("TEST_TMPDIR");
-    if (old != nullptr) saved_tmpdir_ = old;
-    setenv("TEST_TMPDIR", tmp_.c_str(), 1);
-    socket_dir_ = tmp_ + "/sock";
-    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
+    ASSERT_OK_AND_ASSIGN(dir_, testing::DaemonTestDir::Create());
+    tmp_ = dir_->path();
+    socket_dir_ = dir_->socket_dir();
     ASSERT_OK_AND_ASSIGN(a_, MakeVolume());
   }
 
   void TearDown() override {
     children_.clear();  // kill and reap before unmounting
     volumes_.clear();
-    if (!saved_tmpdir_.empty()) setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
-    RunCommand({"rm", "-rf", tmp_}).IgnoreError();
+    dir_.reset();  // after the children and volumes that use it
   }
 
   // A new loopback btrfs (unmounted in TearDown) with its configuration file.
@@ -186,7 +180,7 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::string tmp_;
-  std::string saved_tmpdir_;
+  std::unique_ptr<testing::DaemonTestDir> dir_;
   std::string socket_dir_;
   std::vector<std::unique_ptr<LoopBtrfs>> volumes_;
   std::vector<std::unique_ptr<Child>> children_;

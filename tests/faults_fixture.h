@@ -37,6 +37,7 @@
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 
@@ -44,21 +45,15 @@ class FaultsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Short paths: a Unix socket path holds at most 107 bytes.
-    char templ[] = "/tmp/btrdupd-ft-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    tmp_ = templ;
-    const char* old = getenv("TEST_TMPDIR");
-    if (old != nullptr) saved_tmpdir_ = old;
-    setenv("TEST_TMPDIR", tmp_.c_str(), 1);
-    socket_dir_ = tmp_ + "/sock";
-    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
+    ASSERT_OK_AND_ASSIGN(dir_, testing::DaemonTestDir::Create());
+    tmp_ = dir_->path();
+    socket_dir_ = dir_->socket_dir();
   }
 
   void TearDown() override {
     children_.clear();  // kill and reap before unmounting
     volumes_.clear();
-    if (!saved_tmpdir_.empty()) setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
-    testing::RunCommand({"rm", "-rf", tmp_}).IgnoreError();
+    dir_.reset();  // after the children and volumes that use it
   }
 
   testing::LoopBtrfs* MakeVolume(uint64_t size_bytes = uint64_t{512} << 20) {
@@ -152,7 +147,7 @@ class FaultsTest : public ::testing::Test {
   }
 
   std::string tmp_;
-  std::string saved_tmpdir_;
+  std::unique_ptr<testing::DaemonTestDir> dir_;
   std::string socket_dir_;
   std::vector<std::unique_ptr<testing::LoopBtrfs>> volumes_;
   std::vector<std::unique_ptr<testing::DaemonProcess>> children_;

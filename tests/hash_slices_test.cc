@@ -208,21 +208,15 @@ TEST_F(HashSlicesEngineTest, AFileChangedBetweenTwoSlicesIsNotHashedFromMixedSta
 class HashSlicesDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char templ[] = "/tmp/btrdupd-hs-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    tmp_ = templ;
-    const char* old = getenv("TEST_TMPDIR");
-    if (old != nullptr) saved_tmpdir_ = old;
-    setenv("TEST_TMPDIR", tmp_.c_str(), 1);
-    socket_dir_ = tmp_ + "/sock";
-    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
+    ASSERT_OK_AND_ASSIGN(dir_, testing::DaemonTestDir::Create());
+    tmp_ = dir_->path();
+    socket_dir_ = dir_->socket_dir();
   }
 
   void TearDown() override {
     children_.clear();
     volumes_.clear();
-    if (!saved_tmpdir_.empty()) setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
-    RunCommand({"rm", "-rf", tmp_}).IgnoreError();
+    dir_.reset();  // after the children and volumes that use it
   }
 
   LoopBtrfs* MakeVolume(uint64_t pair_size) {
@@ -254,7 +248,7 @@ class HashSlicesDaemonTest : public ::testing::Test {
   }
 
   std::string tmp_;
-  std::string saved_tmpdir_;
+  std::unique_ptr<testing::DaemonTestDir> dir_;
   std::string socket_dir_;
   std::vector<std::unique_ptr<LoopBtrfs>> volumes_;
   std::vector<std::unique_ptr<DaemonProcess>> children_;

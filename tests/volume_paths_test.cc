@@ -35,6 +35,7 @@
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
+#include "tests/testing/status_macros.h"
 
 namespace btrdupd {
 namespace {
@@ -53,24 +54,15 @@ constexpr uint64_t kSize = 300000;
 class VolumePathsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char templ[] = "/tmp/btrdupd-vp-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    tmp_ = templ;
-    const char* old = getenv("TEST_TMPDIR");
-    if (old != nullptr) saved_tmpdir_ = old;
-    socket_dir_ = tmp_ + "/sock";
-    ASSERT_EQ(mkdir(socket_dir_.c_str(), 0755), 0);
+    ASSERT_OK_AND_ASSIGN(dir_, testing::DaemonTestDir::Create(/*own_test_tmpdir=*/false));
+    tmp_ = dir_->path();
+    socket_dir_ = dir_->socket_dir();
   }
 
   void TearDown() override {
     children_.clear();  // kill and reap before unmounting
     volumes_.clear();
-    if (!saved_tmpdir_.empty()) {
-      setenv("TEST_TMPDIR", saved_tmpdir_.c_str(), 1);
-    } else {
-      unsetenv("TEST_TMPDIR");
-    }
-    RunCommand({"rm", "-rf", tmp_}).IgnoreError();
+    dir_.reset();  // after the children and volumes that use it
   }
 
   // A fresh btrfs mounted below `parent` (LoopBtrfs makes its directories there).
@@ -150,7 +142,7 @@ class VolumePathsTest : public ::testing::Test {
   }
 
   std::string tmp_;
-  std::string saved_tmpdir_;
+  std::unique_ptr<testing::DaemonTestDir> dir_;
   std::string socket_dir_;
   std::vector<std::unique_ptr<LoopBtrfs>> volumes_;
   std::vector<std::unique_ptr<DaemonProcess>> children_;

@@ -1,14 +1,19 @@
 #include "tests/testing/daemon_process.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/command.h"
 #include "tests/testing/files.h"
 
 namespace btrdupd {
@@ -90,6 +95,32 @@ int DaemonProcess::Signal(int sig, absl::Duration timeout) {
 std::string DaemonProcess::Log() const {
   absl::StatusOr<std::string> text = ReadFile(log_path_);
   return text.ok() ? *text : "";
+}
+
+absl::StatusOr<std::unique_ptr<DaemonTestDir>> DaemonTestDir::Create(bool own_test_tmpdir) {
+  char templ[] = "/tmp/btrdupd-XXXXXX";
+  if (mkdtemp(templ) == nullptr) {
+    return absl::InternalError(absl::StrCat("mkdtemp /tmp/btrdupd-XXXXXX: ", strerror(errno)));
+  }
+  std::unique_ptr<DaemonTestDir> dir(new DaemonTestDir());
+  dir->path_ = templ;
+  const char* old = getenv("TEST_TMPDIR");
+  if (old != nullptr) dir->saved_tmpdir_ = old;
+  if (own_test_tmpdir) setenv("TEST_TMPDIR", dir->path_.c_str(), 1);
+  dir->socket_dir_ = dir->path_ + "/sock";
+  if (mkdir(dir->socket_dir_.c_str(), 0755) != 0) {
+    return absl::InternalError(absl::StrCat("mkdir ", dir->socket_dir_, ": ", strerror(errno)));
+  }
+  return dir;
+}
+
+DaemonTestDir::~DaemonTestDir() {
+  if (saved_tmpdir_.has_value()) {
+    setenv("TEST_TMPDIR", saved_tmpdir_->c_str(), 1);
+  } else {
+    unsetenv("TEST_TMPDIR");
+  }
+  RunCommand({"rm", "-rf", path_}).IgnoreError();
 }
 
 }  // namespace testing

@@ -14,9 +14,12 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace btrdupd {
@@ -29,6 +32,30 @@ std::string DaemonBinaryPath();
 
 // realpath(path), or path itself if that fails.
 std::string CanonicalPath(const std::string& path);
+
+// A short temporary directory (/tmp/btrdupd-XXXXXX) for a test that runs the daemon: a
+// Unix socket path holds at most 107 bytes and socket names come from mount paths, so the
+// test's volumes (LoopBtrfs makes them under TEST_TMPDIR), its socket directory and its
+// logs live there. Destroying it puts TEST_TMPDIR back as it was and removes the
+// directory: destroy it after the children and volumes that use it.
+class DaemonTestDir {
+ public:
+  // With `own_test_tmpdir`, TEST_TMPDIR points at the new directory until destruction.
+  static absl::StatusOr<std::unique_ptr<DaemonTestDir>> Create(bool own_test_tmpdir = true);
+  ~DaemonTestDir();
+  DaemonTestDir(const DaemonTestDir&) = delete;
+  DaemonTestDir& operator=(const DaemonTestDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // `path()`/sock, made empty.
+  const std::string& socket_dir() const { return socket_dir_; }
+
+ private:
+  DaemonTestDir() = default;
+  std::string path_;
+  std::string socket_dir_;
+  std::optional<std::string> saved_tmpdir_;  // nullopt: TEST_TMPDIR was not set
+};
 
 // Polls `done` every 100 ms until it holds or `deadline` passes; returns its last value.
 bool WaitFor(const std::function<bool()>& done, absl::Duration deadline = kDaemonDeadline);
