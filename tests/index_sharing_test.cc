@@ -3,15 +3,11 @@
 // date), the migration of a version-3 database, and OpenReadOnly, which never writes.
 
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +15,7 @@
 #include "core/index.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/raw_database.h"
 #include "tests/testing/status_macros.h"
 
 namespace btrdupd {
@@ -29,37 +26,9 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kTop = 5;
 
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// Runs SQL on a separate raw connection; returns the first column of each row.
-std::vector<std::string> RawQuery(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  std::vector<std::string> rows;
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, sql.c_str(),
-      [](void* out, int n, char** values, char**) {
-        static_cast<std::vector<std::string>*>(out)->push_back(
-            n > 0 && values[0] != nullptr ? values[0] : "NULL");
-        return 0;
-      },
-      &rows, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  return rows;
-}
+using ::btrdupd::testing::Exists;
+using ::btrdupd::testing::RawQuery;
+using ::btrdupd::testing::ReadBytes;
 
 FileObservation Seen(uint64_t ino, uint64_t size, uint64_t generation = 7) {
   FileObservation o;

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,7 +14,6 @@
 #include <cerrno>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +22,7 @@
 #include "ioctl/errno_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/raw_database.h"
 #include "tests/testing/status_macros.h"
 
 namespace btrdupd {
@@ -35,41 +34,9 @@ using ::testing::UnorderedElementsAre;
 
 constexpr uint64_t kTop = 5;  // the top-level subvolume's id
 
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// Runs SQL on a separate raw connection (to build odd files, or to look at rows).
-std::vector<std::string> RawQuery(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  std::vector<std::string> rows;
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, sql.c_str(),
-      [](void* out, int n, char** values, char**) {
-        std::string row;
-        for (int i = 0; i < n; ++i) {
-          if (i > 0) row += "|";
-          row += values[i] != nullptr ? values[i] : "NULL";
-        }
-        static_cast<std::vector<std::string>*>(out)->push_back(row);
-        return 0;
-      },
-      &rows, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  return rows;
-}
+using ::btrdupd::testing::Exists;
+using ::btrdupd::testing::RawQuery;
+using ::btrdupd::testing::ReadBytes;
 
 FileObservation Seen(uint64_t ino, uint64_t size, int64_t mtime_ns = 1000,
                      uint64_t generation = 7, uint64_t subvol = kTop) {
