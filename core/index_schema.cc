@@ -170,7 +170,7 @@ absl::StatusOr<int64_t> CheckStamp(SqliteDb& db, const std::string& path) {
     return Refuse(path, absl::StrCat("schema version ", *version,
                                      " is newer than this btrdupd understands (",
                                      kIndexSchemaVersion,
-                                     "); run a newer btrdupd or point --db-path elsewhere"));
+                                     "); run a newer btrdupd or point --db-dir elsewhere"));
   }
   if (*version < 0) {
     return Refuse(path, absl::StrCat("unknown schema version ", *version));

@@ -9,7 +9,7 @@
 //
 // FlagsHelp() lists the same flags, each with its help text and default, so --help is
 // complete by construction. A non-boolean flag's help text may start with a metavariable
-// in capitals followed by ": " ("DIR: where databases go"), shown as `--db-path=DIR`.
+// in capitals followed by ": " ("DIR: where databases go"), shown as `--db-dir=DIR`.
 
 #ifndef BTRDUPD_DAEMON_COMMAND_LINE_H_
 #define BTRDUPD_DAEMON_COMMAND_LINE_H_

@@ -60,7 +60,7 @@ struct DaemonOptions {
 bool DaemonModeRequested();
 
 // DaemonOptions from --socket-dir, --scan-interval, --metrics-file, --test-time-scale
-// and the shared session flags (--db-path, --backend, --force-rescan).
+// and the shared session flags (--db-dir, --backend, --force-rescan).
 DaemonOptions DaemonOptionsFromFlags();
 
 // Runs until SIGTERM/SIGINT. Returns the exit code (see above).

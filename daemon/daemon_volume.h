@@ -67,7 +67,7 @@ class DaemonVolume {
 
   // For log lines: the canonical mount path once known, else the path as given.
   const std::string& display_path() const { return display_path_; }
-  // The name of its socket and database under --db-path (daemon/volume_name.h).
+  // The name of its socket and database under --db-dir (daemon/volume_name.h).
   const std::string& volume_name() const { return volume_name_; }
 
   bool is_open() const { return session_ != nullptr; }

@@ -124,7 +124,7 @@ absl::StatusOr<VolumeLocation> FindManagedVolume(const std::string& path,
   return absl::NotFoundError(absl::StrCat(
       "on no volume btrdupd manages (no database found above it; "
       "run 'btrdupd VOLUME' on its volume first",
-      db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
+      db_dir.empty() ? "" : absl::StrCat(" with --db-dir=", db_dir), ")"));
 }
 
 absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view db_dir,

@@ -1,7 +1,7 @@
 // `btrdupd --explain PATH...`: why a file is (not) deduped, read from its volume's database.
 //
 // For each PATH: the managed volume it is on (the nearest directory above it that has a
-// btrdupd database, as --status finds one; --db-path as for the other modes), then one
+// btrdupd database, as --status finds one; --db-dir as for the other modes), then one
 // short paragraph: tracked or not and why (not a regular file, on another mount, below
 // min_file_size, excluded by the volume's exclude globs, not yet scanned); the size group
 // (files of that size), hash state, stability wait (eligible at, backoff level) and dedupe

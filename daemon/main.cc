@@ -66,7 +66,7 @@ Daemon mode (--daemon): serve every VOLUME continuously, one unit of work per vo
 per turn, looking for changes every --scan-interval and sleeping when nothing is due.
 SIGTERM/SIGINT stop it safely (exit 0), SIGHUP re-reads each .btrdupd.conf.
 `btrdupd --daemon-status VOLUME` asks it how that volume is doing (--json: raw).
-One btrdupd per volume (per btrfs filesystem and subvolume, whatever --db-path): a
+One btrdupd per volume (per btrfs filesystem and subvolume, whatever --db-dir): a
 second one (daemon or one-shot) is refused, naming the pid.
 
 `btrdupd --explain PATH...` says why a file is or is not deduped (tracked or not and
@@ -117,6 +117,8 @@ int Main(int argc, char** argv) {
   if (!mode.ok()) return UsageError(mode.status().message());
   absl::Status fits = CheckOptionsForMode(*mode, command_line->given);
   if (!fits.ok()) return UsageError(fits.message());
+  absl::Status db_dir = CheckDatabaseDirectoryFlags(command_line->given);
+  if (!db_dir.ok()) return UsageError(db_dir.message());
   if (absl::GetFlag(FLAGS_quiet) && absl::GetFlag(FLAGS_verbose)) {
     return UsageError("-q (--quiet) and -v (--verbose) contradict each other: choose one");
   }

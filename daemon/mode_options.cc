@@ -37,7 +37,8 @@ const std::map<std::string, int>& OptionModes() {
       {"json", kOneShot | kStatus | kDaemonStatus | kExplain},
       {"force_rescan", kOneShot | kDaemon},
       {"backend", kOneShot | kDaemon},
-      {"db_path", kOneShot | kDaemon | kStatus | kExplain},
+      {"db_dir", kOneShot | kDaemon | kStatus | kExplain},
+      {"db_path", kOneShot | kDaemon | kStatus | kExplain},  // the old name of db_dir
       {"metrics_file", kOneShot | kDaemon},
       {"test_clock_offset", kOneShot | kDaemon},
       {"socket_dir", kDaemon | kDaemonStatus},

@@ -2,7 +2,7 @@
 // (ResourceExhausted: SQLite's "database or disk is full", ENOSPC from a dedupe).
 //
 // Two filesystems can be the full one: the volume's own (a dedupe needs metadata space;
-// the database is there by default) and the one holding the database when --db-path
+// the database is there by default) and the one holding the database when --db-dir
 // puts it elsewhere. statvfs says which has no space available; the advice names it
 // (both, when neither looks full: then metadata space ran out) and says what to do.
 // Every write of a volume's work is one transaction that a failure rolls back, so the

@@ -3,9 +3,11 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
 namespace btrdupd {
@@ -30,11 +32,14 @@ std::string AbslUnparseFlag(const BackendFlag& flag) { return flag.name; }
 
 }  // namespace btrdupd
 
-ABSL_FLAG(std::string, db_path, "",
+ABSL_FLAG(std::string, db_dir, "",
           "DIR: Keep each volume's database in DIR, as DIR/<volumename>.btrdupd.db\n"
           "(<volumename> is the mount path escaped like systemd-escape --path, e.g.\n"
           "mnt-data for /mnt/data), instead of VOLUME/.btrdupd/btrdupd.db. For volumes\n"
           "where nothing should be written, or to keep databases on faster storage.");
+ABSL_FLAG(std::string, db_path, "",
+          "DIR: The old name of --db-dir, still accepted with the same meaning.\n"
+          "Giving both with different directories is a usage error.");
 ABSL_FLAG(btrdupd::BackendFlag, backend, btrdupd::BackendFlag(),
           "native|duperemove: How files are deduped. native uses the kernel's\n"
           "FIDEDUPERANGE directly; duperemove runs the duperemove program (releases\n"
@@ -52,16 +57,35 @@ ABSL_FLAG(absl::Duration, test_clock_offset, absl::ZeroDuration(),
 
 namespace btrdupd {
 
+namespace {
+
+// A --db-dir value as the sessions use it: no trailing '/', relative to the current
+// directory made absolute.
+std::string DatabaseDirectory(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (!dir.empty() && dir[0] != '/') {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) dir = absl::StrCat(cwd, "/", dir);
+  }
+  return dir;
+}
+
+}  // namespace
+
+absl::Status CheckDatabaseDirectoryFlags(const std::set<std::string>& given) {
+  if (given.count("db_dir") == 0 || given.count("db_path") == 0) return absl::OkStatus();
+  const std::string dir = absl::GetFlag(FLAGS_db_dir);
+  const std::string old = absl::GetFlag(FLAGS_db_path);
+  if (DatabaseDirectory(dir) == DatabaseDirectory(old)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--db-dir=", dir, " and --db-path=", old,
+      " name different directories; --db-path is the old name of --db-dir: give one"));
+}
+
 SessionOptions SessionOptionsFromFlags() {
   SessionOptions options;
-  options.db_dir = absl::GetFlag(FLAGS_db_path);
-  while (options.db_dir.size() > 1 && options.db_dir.back() == '/') options.db_dir.pop_back();
-  if (!options.db_dir.empty() && options.db_dir[0] != '/') {
-    char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof(cwd)) != nullptr) {
-      options.db_dir = absl::StrCat(cwd, "/", options.db_dir);
-    }
-  }
+  const std::string dir = absl::GetFlag(FLAGS_db_dir);
+  options.db_dir = DatabaseDirectory(dir.empty() ? absl::GetFlag(FLAGS_db_path) : dir);
   options.backend = absl::GetFlag(FLAGS_backend).name;
   options.force_rescan = absl::GetFlag(FLAGS_force_rescan);
   options.test_clock_offset = absl::GetFlag(FLAGS_test_clock_offset);

@@ -157,7 +157,7 @@ absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
     return absl::NotFoundError(absl::StrCat(
         "no database at ", location->db_path,
         ": btrdupd has not run on this volume yet (run 'btrdupd ", location->path,
-        "' first", db_dir.empty() ? "" : absl::StrCat(" with --db-path=", db_dir), ")"));
+        "' first", db_dir.empty() ? "" : absl::StrCat(" with --db-dir=", db_dir), ")"));
   }
   // Read-only: a query never creates, migrates or repairs the database. Through its
   // directory: no path is too long for SQLite (daemon/volume_open.h).

@@ -47,7 +47,7 @@ std::string FormatStatusReport(const VolumeStatus& status);
 // "subvolumes": [{"id", "path", "generation", "last_scan", "read_only"}]}.
 std::string VolumeStatusToJson(const VolumeStatus& status);
 
-// Opens `volume`'s existing database (`db_dir` as for --db-path) and reads its status.
+// Opens `volume`'s existing database (`db_dir` as for --db-dir) and reads its status.
 // NotFound when the volume has no database yet.
 absl::StatusOr<VolumeStatus> ReadVolumeStatus(absl::string_view volume,
                                               absl::string_view db_dir, absl::Time now);

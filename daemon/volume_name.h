@@ -1,4 +1,4 @@
-// The name that stands for one volume in file names: its database under --db-path
+// The name that stands for one volume in file names: its database under --db-dir
 // (`DIR/<volumename>.btrdupd.db`) and its status socket (`<volumename>.sock`).
 //
 // Derived from the mount path like `systemd-escape --path`: leading, trailing and

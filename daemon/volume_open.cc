@@ -90,7 +90,7 @@ absl::StatusOr<UniqueFd> PrepareDatabaseDirectory(const std::string& path) {
     if (trusted.ok() || !absl::IsFailedPrecondition(trusted.status())) return trusted;
     return absl::FailedPreconditionError(absl::StrCat(
         "database directory ", trusted.status().message(),
-        "; or keep the database outside the volume with --db-path=DIR"));
+        "; or keep the database outside the volume with --db-dir=DIR"));
   }
   const int err = errno;
   return ErrnoToStatus(err, absl::StrCat("cannot create ", path));

@@ -53,7 +53,7 @@ absl::StatusOr<VolumeLocation> ResolveVolume(absl::string_view volume,
 // Creates the directory that holds a volume's database (0700, NOCOW where possible), or
 // checks the one that is there: a directory, not a symlink, owned by root (or the running
 // user), not writable by group or others (ioctl/trusted_file.h). Anything else is
-// FailedPrecondition saying how to fix it or to use --db-path; the volume is refused.
+// FailedPrecondition saying how to fix it or to use --db-dir; the volume is refused.
 // Returns the checked directory (O_PATH).
 absl::StatusOr<UniqueFd> PrepareDatabaseDirectory(const std::string& path);
 
@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<InstanceLock>> LockVolume(
     const VolumeLocation& location, absl::string_view lock_dir = kDefaultLockDir);
 
 struct VolumeOpenOptions {
-  std::string db_dir;         // as for --db-path ("" = inside the volume)
+  std::string db_dir;         // as for --db-dir ("" = inside the volume)
   bool require_root = true;   // any mode that dedupes
   bool verify_index = false;  // check every page of the database first
   std::string lock_dir = kDefaultLockDir;

@@ -69,9 +69,24 @@ TEST(CliTest, BadBooleanValueIsUsageError) {
 }
 
 TEST(CliTest, OptionWithoutItsValueIsUsageError) {
-  CommandResult r = Btrdupd({"--db-path"});
+  CommandResult r = Btrdupd({"--db-dir"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--db-path needs a value")) << r.stderr_text;
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--db-dir needs a value")) << r.stderr_text;
+}
+
+TEST(CliTest, DbDirAndItsOldNameNamingDifferentDirectoriesAreRefused) {
+  CommandResult r = Btrdupd({"--db-dir=/a", "--db-path=/b", "/mnt"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.stderr_text, "--db-dir=/a and --db-path=/b")) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "");
+}
+
+TEST(CliTest, DbDirAndItsOldNameNamingOneDirectoryAreNoUsageError) {
+  // "/a" and "/a/" are one directory; the run then fails on the volume, not on the flags.
+  CommandResult r = Btrdupd({"--status", "--db-dir=/nonexistent-btrdupd",
+                             "--db-path=/nonexistent-btrdupd/", "/nonexistent-btrdupd-volume"});
+  EXPECT_EQ(r.exit_code, 3) << r.stderr_text;
+  EXPECT_FALSE(absl::StrContains(r.stderr_text, "different directories")) << r.stderr_text;
 }
 
 TEST(CliTest, JobsInDaemonModeIsRefusedAsUsageError) {
@@ -114,7 +129,8 @@ TEST(CliTest, OptionsWithoutMeaningInTheModeAreUsageErrorsNamingThem) {
       {{"--daemon", "--no-wait", "/mnt"}, "--no-wait"},
       {{"--status", "--backend=native", "/mnt"}, "--backend"},
       {{"--status", "--force-rescan", "/mnt"}, "--force-rescan"},
-      {{"--daemon-status", "--db-path=/x", "/mnt"}, "--db-path"},
+      {{"--daemon-status", "--db-dir=/x", "/mnt"}, "--db-dir is for"},
+      {{"--daemon-status", "--db-path=/x", "/mnt"}, "--db-path is for"},
       {{"--scan-interval=5m", "/mnt"}, "--scan-interval is for --daemon only, not for one-shot"},
       {{"--socket-dir=/x", "/mnt"}, "--socket-dir"},
       {{"--daemon", "--json", "/mnt"}, "--json"},
@@ -137,7 +153,7 @@ TEST(CliTest, HelpShowsUsageEveryOptionAndExitCodes) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(absl::StartsWith(r.stdout_text, "Usage: btrdupd [OPTIONS] VOLUME...\n"));
   for (const char* option :
-       {"--dry-run", "--status", "--force-rescan", "--db-path=DIR", "--backend=native|duperemove",
+       {"--dry-run", "--status", "--force-rescan", "--db-dir=DIR", "--db-path=DIR", "--backend=native|duperemove",
         "-v, --verbose", "--version", "-h, --help", "--no-wait", "--jobs=N"}) {
     EXPECT_TRUE(absl::StrContains(r.stdout_text, option)) << option;
   }

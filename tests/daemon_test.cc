@@ -585,7 +585,7 @@ TEST_F(DaemonTest, VanishedVolumeIsRetriedWhileTheOtherGoesOn) {
   const std::string db_dir = tmp_ + "/db";
   ASSERT_EQ(mkdir(db_dir.c_str(), 0700), 0);
   std::vector<std::string> argv = DaemonArgs({a_, b});
-  argv.insert(argv.begin() + 1, "--db-path=" + db_dir);
+  argv.insert(argv.begin() + 1, "--db-dir=" + db_dir);
   children_.push_back(std::make_unique<Child>(argv, tmp_ + "/vanish.log"));
   Child* d = children_.back().get();
   ASSERT_TRUE(WaitFor([&] {
@@ -697,14 +697,14 @@ TEST_F(DaemonTest, AnotherDatabasePathDoesNotGetAroundTheVolumeLock) {
   // The volume is locked by filesystem and subvolume, not by database path.
   const std::string dbs = tmp_ + "/dbs";
   std::pair<int, std::string> one_shot =
-      RunBinary({"--db-path=" + dbs, "--no-wait", a_->mount_path()});
+      RunBinary({"--db-dir=" + dbs, "--no-wait", a_->mount_path()});
   EXPECT_EQ(one_shot.first, 3);
   EXPECT_THAT(one_shot.second, HasSubstr(absl::StrCat("pid ", d->pid())));
   EXPECT_THAT(one_shot.second, HasSubstr("already being processed"));
   const std::string other_dir = tmp_ + "/other";
   ASSERT_EQ(mkdir(other_dir.c_str(), 0755), 0);
   std::pair<int, std::string> daemon = RunBinary(
-      {"--daemon", "--db-path=" + dbs, "--socket-dir=" + other_dir, a_->mount_path()});
+      {"--daemon", "--db-dir=" + dbs, "--socket-dir=" + other_dir, a_->mount_path()});
   EXPECT_EQ(daemon.first, 3);
   EXPECT_THAT(daemon.second, HasSubstr(absl::StrCat("pid ", d->pid())));
   struct stat st;

@@ -189,7 +189,7 @@ TEST_F(ExplainTest, UnknownPathNoVolumeAndBadDatabaseAreOneLineErrors) {
   // With databases kept in an empty directory, no volume has one.
   ASSERT_EQ(mkdir(Path("empty").c_str(), 0700), 0);
   CommandResult unmanaged =
-      Btrdupd({"--explain", absl::StrCat("--db-path=", Path("empty")), Path("f")});
+      Btrdupd({"--explain", absl::StrCat("--db-dir=", Path("empty")), Path("f")});
   EXPECT_EQ(unmanaged.exit_code, 3);
   EXPECT_TRUE(absl::StrContains(unmanaged.stderr_text, "on no volume btrdupd manages"))
       << unmanaged.stderr_text;

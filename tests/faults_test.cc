@@ -119,7 +119,7 @@ TEST_F(FaultsTest, ReadOnlyRemountPausesTheVolumeWithoutPerFileSkips) {
   ASSERT_EQ(mkdir(db_dir.c_str(), 0700), 0);
   ASSERT_TRUE(WritePatternFile(fs->Path("p1"), 256 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(fs->Path("p2"), 256 * 1024, 1).ok());
-  DaemonProcess* d = StartDaemon(fs, {"--db-path=" + db_dir});
+  DaemonProcess* d = StartDaemon(fs, {"--db-dir=" + db_dir});
   ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
 
   ASSERT_TRUE(RunChecked({"mount", "-o", "remount,ro", fs->mount_path()}).ok());

@@ -73,7 +73,7 @@ class FreedSpaceTest : public testing::BtrfsTest {
   // Runs btrdupd --no-wait on the filesystem; the summary's shared and freed bytes.
   Figures Run() {
     absl::StatusOr<CommandResult> r = RunCommand(
-        {kBinary, "--no-wait", absl::StrCat("--db-path=", db_dir_), mount_path()});
+        {kBinary, "--no-wait", absl::StrCat("--db-dir=", db_dir_), mount_path()});
     EXPECT_OK(r);
     if (!r.ok()) return {};
     EXPECT_EQ(r->exit_code, 0) << r->stderr_text;

@@ -1,5 +1,5 @@
 // A full disk, end to end on loopback btrfs (issue 13), where the faults_test.cc cases
-// do not reach: the daemon whose database (--db-path) lives on another, small btrfs
+// do not reach: the daemon whose database (--db-dir) lives on another, small btrfs
 // that fills up while the data volume has space; and one-shot runs on a full data
 // volume and on a full database location: a clear error and the documented exit code,
 // nothing half-recorded, and the next run after space was freed finishes with an index
@@ -52,7 +52,7 @@ constexpr uint64_t kSmallImage = uint64_t{128} << 20;
 // min_file_size in the fixture's .btrdupd.conf.
 constexpr uint64_t kMinFileSize = 4096;
 
-// The database file of `fs` under `db_dir` (--db-path).
+// The database file of `fs` under `db_dir` (--db-dir).
 std::string DatabaseUnder(const std::string& db_dir, LoopBtrfs* fs) {
   return absl::StrCat(db_dir, "/", VolumeNameForPath(CanonicalPath(fs->mount_path())),
                       ".btrdupd.db");
@@ -167,7 +167,7 @@ class FullDiskTest : public FaultsTest {
   }
 };
 
-// The database lives on a second, small btrfs (--db-path) that fills up while the data
+// The database lives on a second, small btrfs (--db-dir) that fills up while the data
 // volume has space: the daemon stays alive and answering, pauses that volume with the
 // reason in its status and one warning in its log, records and dedupes nothing while
 // it cannot write its database, and picks up by itself after space is freed there.
@@ -179,7 +179,7 @@ TEST_F(FullDiskTest, FullDatabaseVolumePausesTheDaemonAndItResumesWhenSpaceIsFre
   const std::string db_dir = MakeDbDir(dbvol);
   ASSERT_TRUE(WritePatternFile(data->Path("a1"), 512 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(data->Path("a2"), 512 * 1024, 1).ok());
-  DaemonProcess* d = StartDaemon(data, {"--db-path=" + db_dir});
+  DaemonProcess* d = StartDaemon(data, {"--db-dir=" + db_dir});
   ASSERT_TRUE(WaitFor([&] { return Num(Status(data), "files_deduped") >= 1; })) << d->Log();
 
   ASSERT_GT(FillUntilFull(dbvol->Path("filler")), 0u);
@@ -262,7 +262,7 @@ TEST_P(OneShotFullDiskTest, FailsClearlyRecordsNothingHalfDoneAndTheNextRunFinis
     ASSERT_NE(dbvol, nullptr);
     const std::string db_dir = MakeDbDir(dbvol);
     db = DatabaseUnder(db_dir, data);
-    args.push_back("--db-path=" + db_dir);
+    args.push_back("--db-dir=" + db_dir);
   }
   // A second, healthy volume beside a full data volume: it is still processed.
   LoopBtrfs* healthy = db_elsewhere ? nullptr : MakeVolume();

@@ -62,7 +62,7 @@ TEST(ManPageTest, RendersWithoutWarningsAndNamesEveryOptionOfHelp) {
   int options = 0;
   for (absl::string_view line : absl::StrSplit(help.stdout_text, '\n')) {
     if (!absl::StartsWith(line, "  -")) continue;
-    // "  -v, --verbose" or "  --db-path=DIR": the long name.
+    // "  -v, --verbose" or "  --db-dir=DIR": the long name.
     const size_t at = line.find("--");
     std::string name(line.substr(at));
     name = name.substr(0, name.find('='));

@@ -413,17 +413,30 @@ TEST_F(OneShotTest, DuperemoveThatFailsAsAWholeIsOneVolumeErrorAndNoFileIsSkippe
   ExpectContentsIntact();
 }
 
-TEST_F(OneShotTest, DbPathKeepsTheDatabaseOutsideTheVolume) {
+TEST_F(OneShotTest, DbDirKeepsTheDatabaseOutsideTheVolume) {
   const char* tmp = getenv("TEST_TMPDIR");
   const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/dbs");
-  CommandResult r = Btrdupd({"--db-path", dir, "--no-wait", mount_path()});
+  CommandResult r = Btrdupd({"--db-dir", dir, "--no-wait", mount_path()});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   struct stat st;
   const std::string db = absl::StrCat(dir, "/", VolumeNameForPath(mount_path()), ".btrdupd.db");
   EXPECT_EQ(stat(db.c_str(), &st), 0) << db;
   EXPECT_NE(stat(Path(".btrdupd").c_str(), &st), 0);
   ExpectAllDuplicatesShared();
-  EXPECT_EQ(Btrdupd({"--status", "--db-path=" + dir, mount_path()}).exit_code, 0);
+  EXPECT_EQ(Btrdupd({"--status", "--db-dir=" + dir, mount_path()}).exit_code, 0);
+}
+
+TEST_F(OneShotTest, DbPathIsTheOldNameOfDbDir) {
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/old-name-dbs");
+  CommandResult r = Btrdupd({"--db-path", dir, "--no-wait", mount_path()});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string db = absl::StrCat(dir, "/", VolumeNameForPath(mount_path()), ".btrdupd.db");
+  struct stat st;
+  EXPECT_EQ(stat(db.c_str(), &st), 0) << db;
+  // The database one name made is the one the other finds.
+  CommandResult status = Btrdupd({"--status", "--db-dir=" + dir, mount_path()});
+  EXPECT_EQ(status.exit_code, 0) << status.stderr_text;
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 // its bytes are escaped to four in its name), is served next to a normal one: both
 // answer on their status sockets (the long one's socket name is shortened to fit
 // sun_path), both get deduped; its database inside the volume is opened through its
-// directory (a path that long is too long for SQLite), and under --db-path its file name
+// directory (a path that long is too long for SQLite), and under --db-dir its file name
 // stays within NAME_MAX.
 //
 // Time: --test-time-scale=60 and initial_wait_minutes=1, as in daemon_test. Nothing
@@ -187,11 +187,11 @@ TEST_F(VolumePathsTest, LongNonAsciiMountPathIsServedNextToANormalVolume) {
   EXPECT_EQ(status.first, 0) << status.second;
   EXPECT_THAT(status.second, HasSubstr("btrdupd.db"));
 
-  // Under --db-path the database is named after the volume: within a file name's limit.
+  // Under --db-dir the database is named after the volume: within a file name's limit.
   const std::string dbs = tmp_ + "/dbs";
   ASSERT_EQ(mkdir(dbs.c_str(), 0700), 0);
   std::pair<int, std::string> one_shot =
-      RunBinary({"--no-wait", "-q", "--db-path=" + dbs, long_one->mount_path()});
+      RunBinary({"--no-wait", "-q", "--db-dir=" + dbs, long_one->mount_path()});
   EXPECT_EQ(one_shot.first, 0) << one_shot.second;
   const std::string db_name = absl::StrCat(name, ".btrdupd.db");
   EXPECT_LE(db_name.size(), static_cast<size_t>(NAME_MAX));

@@ -105,7 +105,7 @@ TEST_F(VolumeTrustTest, RootsOwnConfigIsRead) {
 
 TEST_F(VolumeTrustTest, DatabaseDirectoryThatIsASymlinkIsRefused) {
   ASSERT_EQ(symlink(outside_.c_str(), Path(".btrdupd").c_str()), 0);
-  ExpectRefused({".btrdupd is a symlink", "--db-path"});
+  ExpectRefused({".btrdupd is a symlink", "--db-dir"});
   struct stat st;
   EXPECT_NE(lstat((outside_ + "/btrdupd.db").c_str(), &st), 0) << "database made outside";
 }
@@ -134,7 +134,7 @@ TEST_F(VolumeTrustTest, DatabaseDirectorySwappedAfterTheCheckIsNotFollowed) {
 TEST_F(VolumeTrustTest, DatabaseDirectoryOwnedByAUserIsRefused) {
   ASSERT_EQ(mkdir(Path(".btrdupd").c_str(), 0700), 0);
   ASSERT_EQ(chown(Path(".btrdupd").c_str(), 65534, 65534), 0);
-  ExpectRefused({"owned by uid 65534", "--db-path"});
+  ExpectRefused({"owned by uid 65534", "--db-dir"});
 }
 
 TEST_F(VolumeTrustTest, FileNamesWithTerminalEscapesNeverReachTheOutputRaw) {
