@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,8 +16,8 @@
 #include "core/index.h"
 #include "core/maintenance.h"
 #include "core/scan_policy.h"
-#include "core/skip_kind.h"
 #include "daemon/daemon_volume.h"
+#include "daemon/metrics.h"
 #include "daemon/status_json.h"
 #include "daemon/version.h"
 
@@ -132,12 +133,8 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
       s.files_skipped = stats->files_skipped;
       s.database_bytes = stats->database_bytes;
     }
-    absl::StatusOr<std::vector<SkipKindSummary>> skipped = index->SkippedByKind(0);
-    if (skipped.ok()) {
-      for (const SkipKindSummary& kind : *skipped) {
-        s.skipped_by_kind[std::string(SkipKindName(kind.kind))] = kind.files;
-      }
-    }
+    absl::StatusOr<std::map<std::string, int64_t>> skipped = SkippedFilesByKindName(*index);
+    if (skipped.ok()) s.skipped_by_kind = *std::move(skipped);
     absl::StatusOr<std::vector<uint64_t>> sizes =
         index->SizesWithWork(session_->config().min_file_size, now);
     if (sizes.ok()) {

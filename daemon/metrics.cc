@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -163,6 +164,16 @@ absl::Status WriteMetricsFile(const std::string& path, absl::string_view text) {
 
 std::string MetricsFileFromFlags() { return absl::GetFlag(FLAGS_metrics_file); }
 
+absl::StatusOr<std::map<std::string, int64_t>> SkippedFilesByKindName(VolumeIndex& index) {
+  absl::StatusOr<std::vector<SkipKindSummary>> kinds = index.SkippedByKind(0);
+  if (!kinds.ok()) return kinds.status();
+  std::map<std::string, int64_t> files;
+  for (const SkipKindSummary& kind : *kinds) {
+    files[std::string(SkipKindName(kind.kind))] = kind.files;
+  }
+  return files;
+}
+
 absl::StatusOr<VolumeMetrics> MetricsOfSession(VolumeSession& session, absl::Time now) {
   VolumeMetrics m;
   m.volume = session.path();
@@ -176,11 +187,10 @@ absl::StatusOr<VolumeMetrics> MetricsOfSession(VolumeSession& session, absl::Tim
   m.files_skipped = stats->files_skipped;
   m.database_bytes = stats->database_bytes;
   m.freed_bytes_total = stats->bytes_freed;
-  absl::StatusOr<std::vector<SkipKindSummary>> skipped = session.index()->SkippedByKind(0);
+  absl::StatusOr<std::map<std::string, int64_t>> skipped =
+      SkippedFilesByKindName(*session.index());
   if (!skipped.ok()) return skipped.status();
-  for (const SkipKindSummary& kind : *skipped) {
-    m.skipped_by_kind[std::string(SkipKindName(kind.kind))] = kind.files;
-  }
+  m.skipped_by_kind = *std::move(skipped);
   absl::StatusOr<VolumeSession::Totals> totals = session.LoadTotals();
   if (!totals.ok()) return totals.status();
   m.deduped_files_total = totals->deduped_files;

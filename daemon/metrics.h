@@ -63,7 +63,12 @@ absl::Status WriteMetricsFile(const std::string& path, absl::string_view text);
 // The --metrics-file flag: "" when not given.
 std::string MetricsFileFromFlags();
 
+class VolumeIndex;    // core/index.h
 class VolumeSession;  // daemon/volume_session.h
+
+// The files skipped, per kind, keyed by its name (core/skip_kind.h: SkipKindName): the
+// metrics' skipped_by_kind and the daemon status reply's.
+absl::StatusOr<std::map<std::string, int64_t>> SkippedFilesByKindName(VolumeIndex& index);
 
 // The figures of an open volume at `now` (up = true; errors left to the caller): one
 // pass over the index (VolumeIndex::Stats) and a few metadata reads.
