@@ -1,6 +1,8 @@
 #include "daemon/mode_options.h"
 
+#include <iterator>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -11,11 +13,29 @@
 namespace btrdupd {
 namespace {
 
-constexpr int kOneShot = 1 << static_cast<int>(RunMode::kOneShot);
-constexpr int kDaemon = 1 << static_cast<int>(RunMode::kDaemon);
-constexpr int kStatus = 1 << static_cast<int>(RunMode::kStatus);
-constexpr int kDaemonStatus = 1 << static_cast<int>(RunMode::kDaemonStatus);
-constexpr int kExplain = 1 << static_cast<int>(RunMode::kExplain);
+// The modes, each with the option that chooses it (Abseil's spelling; none for
+// one-shot, the default). A new mode adds its line here and in RunMode.
+struct ModeSpec {
+  RunMode mode;
+  const char* option;
+};
+constexpr ModeSpec kModes[] = {
+    {RunMode::kOneShot, ""},
+    {RunMode::kDaemon, "daemon"},
+    {RunMode::kStatus, "status"},
+    {RunMode::kDaemonStatus, "daemon_status"},
+    {RunMode::kExplain, "explain"},
+};
+static_assert(std::size(kModes) == static_cast<size_t>(RunMode::kExplain) + 1,
+              "every RunMode has its line in kModes");
+
+constexpr int Bit(RunMode mode) { return 1 << static_cast<int>(mode); }
+
+constexpr int kOneShot = Bit(RunMode::kOneShot);
+constexpr int kDaemon = Bit(RunMode::kDaemon);
+constexpr int kStatus = Bit(RunMode::kStatus);
+constexpr int kDaemonStatus = Bit(RunMode::kDaemonStatus);
+constexpr int kExplain = Bit(RunMode::kExplain);
 constexpr int kAll = kOneShot | kDaemon | kStatus | kDaemonStatus | kExplain;
 
 // The modes each option means something in. An option missing here is a mode-less
@@ -54,20 +74,12 @@ std::string Dashed(const std::string& name) {
   return absl::StrCat("--", absl::StrReplaceAll(name, {{"_", "-"}}));
 }
 
-const char* ModeName(RunMode mode) {
-  switch (mode) {
-    case RunMode::kOneShot:
-      return "one-shot runs";
-    case RunMode::kDaemon:
-      return "--daemon";
-    case RunMode::kStatus:
-      return "--status";
-    case RunMode::kDaemonStatus:
-      return "--daemon-status";
-    case RunMode::kExplain:
-      return "--explain";
+// How messages name a mode: by its option, "one-shot runs" for the default.
+std::string ModeName(RunMode mode) {
+  for (const ModeSpec& spec : kModes) {
+    if (spec.mode == mode && *spec.option != '\0') return Dashed(spec.option);
   }
-  return "?";
+  return "one-shot runs";
 }
 
 }  // namespace
@@ -75,13 +87,10 @@ const char* ModeName(RunMode mode) {
 absl::StatusOr<RunMode> ModeOf(const std::set<std::string>& given) {
   std::vector<std::string> chosen;
   RunMode mode = RunMode::kOneShot;
-  for (const auto& [name, m] : {std::pair<const char*, RunMode>{"daemon", RunMode::kDaemon},
-                                {"status", RunMode::kStatus},
-                                {"daemon_status", RunMode::kDaemonStatus},
-                                {"explain", RunMode::kExplain}}) {
-    if (given.count(name) > 0) {
-      chosen.push_back(Dashed(name));
-      mode = m;
+  for (const ModeSpec& spec : kModes) {
+    if (*spec.option != '\0' && given.count(spec.option) > 0) {
+      chosen.push_back(Dashed(spec.option));
+      mode = spec.mode;
     }
   }
   if (chosen.size() > 1) {
@@ -92,15 +101,13 @@ absl::StatusOr<RunMode> ModeOf(const std::set<std::string>& given) {
 }
 
 absl::Status CheckOptionsForMode(RunMode mode, const std::set<std::string>& given) {
-  const int bit = 1 << static_cast<int>(mode);
   for (const std::string& name : given) {
     auto it = OptionModes().find(name);
     const int modes = it == OptionModes().end() ? kAll : it->second;
-    if ((modes & bit) != 0) continue;
+    if ((modes & Bit(mode)) != 0) continue;
     std::vector<std::string> for_modes;
-    for (RunMode m : {RunMode::kOneShot, RunMode::kDaemon, RunMode::kStatus,
-                      RunMode::kDaemonStatus, RunMode::kExplain}) {
-      if ((modes & (1 << static_cast<int>(m))) != 0) for_modes.push_back(ModeName(m));
+    for (const ModeSpec& spec : kModes) {
+      if ((modes & Bit(spec.mode)) != 0) for_modes.push_back(ModeName(spec.mode));
     }
     return absl::InvalidArgumentError(
         absl::StrCat(Dashed(name), " is for ", absl::StrJoin(for_modes, " and "),
