@@ -3,7 +3,8 @@
 // FakeFileAccess holds files by absolute path: contents, inode number, mtime,
 // attributes, and an "extent id" standing for the physical extents (two files share all
 // extents iff their extent ids are equal; a reflink copy or a dedupe gives the
-// destination the source's id). A file that is only holes has extent id 0: it stores
+// destination the source's id; ids change only through SetExtent, which keeps a count
+// of holders per id, so HasSharedExtents is a lookup). A file that is only holes has extent id 0: it stores
 // nothing, so two such files share all extents and neither shares any (as FIEMAP says).
 // An open file keeps what it was opened on: after an unlink or a replacement of its
 // path, Read() and Stat() still answer for the opened inode (like an fd). It counts the bytes read per path, so tests can assert
@@ -66,21 +67,21 @@ class FakeFileAccess : public FileAccess {
     f.contents = std::move(contents);
     f.ino = ino;
     f.mtime_ns = mtime_ns;
-    f.extent_id = ++next_extent_;
+    SetExtent(f, ++next_extent_);
     return f;
   }
 
   // Adds (or replaces) a file of `size` zero bytes that is only holes (truncate -s).
   File& AddHoles(const std::string& path, uint64_t size, uint64_t ino) {
     File& f = AddFile(path, std::string(size, '\0'), ino);
-    f.extent_id = 0;
+    SetExtent(f, 0);
     return f;
   }
 
   // `dest` gets `src`'s extents (and contents), like a reflink copy or a snapshot.
   void ShareExtents(const std::string& dest, const std::string& src) {
     files_[dest].contents = files_[src].contents;
-    files_[dest].extent_id = files_[src].extent_id;
+    SetExtent(files_[dest], files_[src].extent_id);
   }
 
   // Rewrites a file in place: new contents, new extents, mtime + 1.
@@ -88,10 +89,15 @@ class FakeFileAccess : public FileAccess {
     File& f = files_.at(path);
     f.contents = std::move(contents);
     f.mtime_ns += 1;
-    f.extent_id = ++next_extent_;
+    SetExtent(f, ++next_extent_);
   }
 
-  void Remove(const std::string& path) { files_.erase(path); }
+  void Remove(const std::string& path) {
+    auto it = files_.find(path);
+    if (it == files_.end()) return;
+    SetExtent(it->second, 0);
+    files_.erase(it);
+  }
   File& file(const std::string& path) { return files_.at(path); }
   bool Exists(const std::string& path) const { return files_.count(path) > 0; }
 
@@ -176,10 +182,8 @@ class FakeFileAccess : public FileAccess {
     const std::string& path = ref.display;
     const int64_t extent_id = files_.at(path).extent_id;
     if (extent_id == 0) return false;  // only holes
-    for (const auto& [other, f] : files_) {
-      if (other != path && f.extent_id == extent_id) return true;
-    }
-    return false;
+    auto holders = extent_holders_.find(extent_id);
+    return holders != extent_holders_.end() && holders->second > 1;
   }
 
   absl::StatusOr<SubvolumeFlags> GetSubvolumeFlags(const SubvolumeRef& subvol) override {
@@ -212,6 +216,17 @@ class FakeFileAccess : public FileAccess {
   // Reads of `path` work again (the sector was rewritten or remapped).
   void HealReads(const std::string& path) { failing_reads_.erase(path); }
   int fiemaps() const { return fiemaps_; }
+
+  // Gives `f` the extents `extent_id` (0: only holes). Every change of a file's extent id
+  // goes through here, so that HasSharedExtents is a lookup, not a walk over all files.
+  void SetExtent(File& f, int64_t extent_id) {
+    if (f.extent_id != 0) {
+      auto it = extent_holders_.find(f.extent_id);
+      if (it != extent_holders_.end() && --it->second == 0) extent_holders_.erase(it);
+    }
+    f.extent_id = extent_id;
+    if (extent_id != 0) ++extent_holders_[extent_id];
+  }
 
  private:
   // NotFound if nothing is at the ref's path; Aborted if another inode is.
@@ -269,6 +284,7 @@ class FakeFileAccess : public FileAccess {
   };
 
   std::map<std::string, File> files_;
+  std::map<int64_t, int> extent_holders_;  // extent id (not 0) -> files holding it
   std::map<std::string, SubvolumeFlags> subvols_;
   std::map<std::string, bool> unreadable_;
   std::map<std::string, bool> failing_reads_;
@@ -332,7 +348,7 @@ class FakeDedupeBackend : public DedupeBackend {
       } else if (fs_->file(dest).contents != fs_->file(request.reference_path).contents) {
         o.kind = DedupeOutcome::Kind::kDiffers;
       } else {
-        fs_->file(dest).extent_id = fs_->file(request.reference_path).extent_id;
+        fs_->SetExtent(fs_->file(dest), fs_->file(request.reference_path).extent_id);
         o.kind = DedupeOutcome::Kind::kDeduped;
         o.bytes_deduped = request.size;
       }
