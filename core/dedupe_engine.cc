@@ -120,6 +120,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     SetSubvolumes(std::move(subvolumes));
     attempted_.clear();
     attrs_cache_.clear();
+    cursor_.reset();
     read_ahead_.Reset();
     group_.Unload();  // each pass reads its groups afresh
     if (prefix_of_full_.size() > kMaxCachedPrefixes) prefix_of_full_.clear();
@@ -168,6 +169,7 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       sizes_.pop_front();
       attrs_cache_.clear();
       attempted_.clear();
+      cursor_.reset();
       read_ahead_.SizeDone();
       read_ahead_.ForgetUpTo(size);
     }
@@ -258,12 +260,7 @@ absl::StatusOr<StepResult> DedupeEngine::StepSize(uint64_t size, absl::Time now,
 
   // Each full-hash group once per pass: a settled one is not looked at again.
   for (size_t g = group_.OpenGroupsBegin(now); g < group_.groups().size(); ++g) {
-    const std::vector<size_t>& indices = group_.groups()[g];
-    Group group;
-    group.size = size;
-    group.hash = members[indices.front()].hash;
-    for (size_t i : indices) group.members.push_back(members[i]);
-    ASSIGN_OR_RETURN(std::optional<StepResult> result, ProcessGroup(group, now));
+    ASSIGN_OR_RETURN(std::optional<StepResult> result, ProcessGroup(g, now));
     if (result.has_value()) {
       if (result->kind == StepResult::Kind::kDedupeBatch) result->batches = 1;
       result->bytes_read += side_bytes;

@@ -11,7 +11,9 @@
 // read once per pass and kept up to date from the rows the index reports changed, so a
 // group of n files costs O(n) row reads and each per-file decision a map lookup, see
 // core/size_group_view.h; a settled full-hash group is not looked at again in the pass;
-// one batch of a single huge group still copies that group's rows, O(group) per step);
+// a full-hash group is planned once per pass and its batches handed out from a cursor,
+// core/group_cursor.h, so one batch of a group of n files costs O(batch) lookups plus
+// O(batch log n) index updates, and the whole group O(n), not n * n / batch);
 // when the pass is over Step() returns kIdle with the time the next waiting file becomes
 // eligible. The next Step() after kIdle starts a new pass: callers should sleep until
 // `next_eligible` or until the scanner changed the index before calling again. A pass
@@ -55,7 +57,10 @@
 //     kAlreadyShared with no dedupe call (kDeduped, keeping its date, if btrdupd deduped
 //     it before: VolumeIndex::RecordSharing). Other hard links of a member's inode are marked kSkipped
 //     ("hard link ...": one inode, nothing to share).
-//  5. The rest are deduped through the backend in batches: a group of
+//  5. The rest are deduped through the backend in batches (one per Step(), taken in
+//     order from the group's plan, each destination checked against its current row;
+//     a step also looks at no more than max(4 * batch, 256) inodes, so already shared
+//     copies and refusals are gone through in bounded steps too): a group of
 //     >= large_group_threshold members sends up to dedup_batch_size destinations per
 //     backend call, a smaller group up to max_dedup_batch (and at most max_batch_bytes
 //     of destinations). "Differs" => InvalidateFile (it changed after hashing; it waits
@@ -116,6 +121,7 @@
 #include "core/file_access.h"
 #include "core/file_hasher.h"
 #include "core/freed_space.h"
+#include "core/group_cursor.h"
 #include "core/hash_copy.h"
 #include "core/index.h"
 #include "core/planner.h"
@@ -221,7 +227,6 @@ class DedupeEngine {
   std::optional<HashProgress> hash_progress() const;
 
  private:
-  struct Group;       // dedupe_engine_internal.h
   struct SubvolInfo {
     uint64_t id = 0;
     std::string relative_path;
@@ -289,14 +294,20 @@ class DedupeEngine {
                                const FileRecord& file, HashState state,
                                const std::string& hash);
 
-  // Groups (dedupe_engine_group.cc).
-  absl::StatusOr<std::optional<StepResult>> ProcessGroup(Group& group, absl::Time now);
-  // What the planner needs to know of each member (core/planner.h).
-  absl::StatusOr<std::vector<MemberFacts>> FactsOf(const std::vector<FileRecord>& members,
-                                                   const std::vector<FileAttributes>& attrs);
-  absl::StatusOr<std::optional<StepResult>> ProcessPartition(
-      const Group& group, const std::vector<FileRecord>& members,
-      const std::vector<FileAttributes>& attrs, absl::Time now);
+  // Groups (dedupe_engine_group.cc). The next unit of work of the full-hash group
+  // group_.groups()[g], through cursor_ (built first when it is not for this group);
+  // nullopt when the group needs nothing more in this pass.
+  absl::StatusOr<std::optional<StepResult>> ProcessGroup(size_t g, absl::Time now);
+  // Builds cursor_ for the group of view indices `indices` (attributes, partitions), or
+  // returns the step that recorded what stood in the way (unreadable attributes, a lone
+  // NOCOW copy); no cursor then, the next step builds again.
+  absl::StatusOr<std::optional<StepResult>> BuildCursor(const std::vector<size_t>& indices,
+                                                        absl::Time now);
+  // What the planner needs to know of a member (core/planner.h).
+  absl::StatusOr<MemberFacts> FactsOf(const FileRecord& member, const FileAttributes& attrs);
+  // The next batch of the cursor's current partition; nullopt when it is done.
+  absl::StatusOr<std::optional<StepResult>> ProcessPartition(GroupPartition& part,
+                                                             absl::Time now);
   // One backend call for `batch`, outcomes verified and recorded. With `flip_subvol`
   // (!= 0) the batch is an EROFS retry and that subvolume is writable for the call only.
   absl::Status DedupeBatch(const FileRecord& reference,
@@ -348,6 +359,7 @@ class DedupeEngine {
   SizeGroupView group_;
   absl::flat_hash_set<std::string> full_prefixes_;
   bool unknown_full_prefix_ = false;  // a full group whose prefix could not be read
+  std::optional<GroupCursor> cursor_;  // the full-hash group being deduped (this pass)
   MemberIndex member_index_;
   uint64_t member_index_generation_ = 0;  // group_.generation() it was built for
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix

@@ -1,5 +1,7 @@
-// DedupeEngine, stages 2-5: one (size, hash) group - NOCOW partitions, reference, hard
-// links, extent check, and the choice of the next batch (see dedupe_engine.h).
+// DedupeEngine, stages 2-5: one (size, hash) group - NOCOW and owner partitions,
+// reference, hard links, extent check, and the choice of the next batch (see
+// dedupe_engine.h), planned once per pass and group and walked batch by batch
+// (core/group_cursor.h).
 
 #include <algorithm>
 #include <map>
@@ -41,16 +43,14 @@ absl::string_view RefusalDetail(SkipKind kind) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<MemberFacts>> DedupeEngine::FactsOf(
-    const std::vector<FileRecord>& members, const std::vector<FileAttributes>& attrs) {
-  std::vector<MemberFacts> facts(members.size());
-  for (size_t i = 0; i < members.size(); ++i) {
-    ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(members[i].subvol_id));
-    facts[i].swapfile = attrs[i].swapfile;
-    facts[i].immutable = attrs[i].immutable;
-    facts[i].append_only = attrs[i].append_only;
-    facts[i].received_snapshot = subvol.flags.read_only && subvol.flags.received;
-  }
+absl::StatusOr<MemberFacts> DedupeEngine::FactsOf(const FileRecord& member,
+                                                  const FileAttributes& attrs) {
+  ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(member.subvol_id));
+  MemberFacts facts;
+  facts.swapfile = attrs.swapfile;
+  facts.immutable = attrs.immutable;
+  facts.append_only = attrs.append_only;
+  facts.received_snapshot = subvol.flags.read_only && subvol.flags.received;
   return facts;
 }
 
@@ -85,24 +85,49 @@ absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subv
   return info;
 }
 
-absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& group,
-                                                                    absl::Time now) {
+absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(size_t g, absl::Time now) {
+  const std::vector<size_t>& indices = group_.groups()[g];
+  const std::vector<FileRecord>& rows = group_.members();
+  if (!cursor_.has_value() ||
+      !cursor_->IsFor(group_.generation(), group_.groups_version(), rows[indices.front()].hash)) {
+    cursor_.reset();
+    ASSIGN_OR_RETURN(std::optional<StepResult> built, BuildCursor(indices, now));
+    if (built.has_value()) return built;
+    if (!cursor_.has_value()) return std::optional<StepResult>();
+  }
+  for (GroupPartition* part = cursor_->current(); part != nullptr; part = cursor_->current()) {
+    ASSIGN_OR_RETURN(std::optional<StepResult> done, ProcessPartition(*part, now));
+    if (done.has_value()) return done;
+    cursor_->NextPartition();
+  }
+  return std::optional<StepResult>();
+}
+
+absl::StatusOr<std::optional<StepResult>> DedupeEngine::BuildCursor(
+    const std::vector<size_t>& indices, absl::Time now) {
+  const std::vector<FileRecord>& rows = group_.members();
+  const std::string hash = rows[indices.front()].hash;
+  stats_.members_planned += static_cast<int64_t>(indices.size());
+  std::vector<FileRecord> members;
+  members.reserve(indices.size());
+  for (size_t i : indices) members.push_back(rows[i]);
   // Cheap test first (no I/O): is anything in this group not settled?
-  if (!GroupHasWork(group.members, attempted_, config_.dedupe_across_owners)) {
+  if (!GroupHasWork(members, attempted_, config_.dedupe_across_owners)) {
+    cursor_.emplace(group_.generation(), group_.groups_version(), hash,
+                    std::vector<GroupPartition>());
     return std::optional<StepResult>();
   }
 
   subvol_cache_.clear();
   StepResult result;
   result.kind = StepResult::Kind::kDedupeBatch;
-  result.size = group.size;
-  std::vector<FileRecord> cow;
-  std::vector<FileRecord> nocow;
-  std::vector<FileAttributes> cow_attrs;
-  std::vector<FileAttributes> nocow_attrs;
-  for (const FileRecord& m : group.members) {
-    // Attributes are read once per member while its size group is being worked on (a
-    // group of thousands is deduped in many steps).
+  result.size = group_.size();
+  // View indices and attributes of the checksummed (0) and NOCOW (1) members.
+  std::vector<size_t> kinds[2];
+  std::vector<FileAttributes> kind_attrs[2];
+  for (size_t i : indices) {
+    const FileRecord& m = rows[i];
+    // Attributes are read once per member while its size group is being worked on.
     absl::StatusOr<FileAttributes> attrs;
     auto cached = attrs_cache_.find(m.id);
     if (cached != attrs_cache_.end()) {
@@ -124,16 +149,18 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
       }
       return std::optional<StepResult>(result);
     }
-    (attrs->nocow ? nocow : cow).push_back(m);
-    (attrs->nocow ? nocow_attrs : cow_attrs).push_back(*attrs);
+    kinds[attrs->nocow ? 1 : 0].push_back(i);
+    kind_attrs[attrs->nocow ? 1 : 0].push_back(*attrs);
   }
+  std::vector<GroupPartition> partitions;
   for (int part = 0; part < 2; ++part) {
-    std::vector<FileRecord>& kind = part == 0 ? cow : nocow;
-    std::vector<FileAttributes>& kind_attrs = part == 0 ? cow_attrs : nocow_attrs;
+    const std::vector<size_t>& kind = kinds[part];
     if (kind.empty()) continue;
-    if (CountInodes(kind) < 2) {
+    std::vector<FileRecord> kind_rows;
+    for (size_t i : kind) kind_rows.push_back(rows[i]);
+    if (CountInodes(kind_rows) < 2) {
       // The only copy of its kind: NOCOW and checksummed files cannot share extents.
-      for (const FileRecord& m : kind) {
+      for (const FileRecord& m : kind_rows) {
         if (attempted_.contains(m.id) || m.dedupe_state != DedupeState::kPending) continue;
         result.path = AbsPath(m.path);
         RETURN_IF_ERROR(Skip(m, SkipKind::kNodatasumMismatch,
@@ -146,20 +173,24 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
       if (result.files_skipped > 0) return std::optional<StepResult>(result);
       continue;
     }
-    // With dedupe_across_owners off, each owner's copies are a group of their own.
-    std::map<uint32_t, std::pair<std::vector<FileRecord>, std::vector<FileAttributes>>> owners;
-    for (size_t i = 0; i < kind.size(); ++i) {
-      const uint32_t owner = config_.dedupe_across_owners ? 0 : kind_attrs[i].owner;
-      owners[owner].first.push_back(kind[i]);
-      owners[owner].second.push_back(kind_attrs[i]);
+    // With dedupe_across_owners off, each owner's copies are a partition of their own.
+    std::map<uint32_t, GroupPartition> owners;
+    for (size_t k = 0; k < kind.size(); ++k) {
+      const uint32_t owner = config_.dedupe_across_owners ? 0 : kind_attrs[part][k].owner;
+      GroupPartition& p = owners[owner];
+      p.members.push_back(kind[k]);
+      ASSIGN_OR_RETURN(MemberFacts facts, FactsOf(rows[kind[k]], kind_attrs[part][k]));
+      p.facts.push_back(facts);
     }
-    for (auto& [owner, part_members] : owners) {
-      const std::vector<FileRecord>& members = part_members.first;
-      if (CountInodes(members) < 2) {
+    for (auto& [owner, p] : owners) {
+      std::vector<FileRecord> owner_rows;
+      for (size_t i : p.members) owner_rows.push_back(rows[i]);
+      p.inodes = CountInodes(owner_rows);
+      if (p.inodes < 2) {
         // Its copies all belong to other owners: nothing it may share with, until a copy
         // of its own owner appears (kUnique: a new copy brings it back).
         if (options_.dry_run) continue;
-        for (const FileRecord& m : members) {
+        for (const FileRecord& m : owner_rows) {
           if (m.dedupe_state == DedupeState::kPending && !attempted_.contains(m.id)) {
             attempted_.insert(m.id);
             RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0));
@@ -167,29 +198,43 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(Group& grou
         }
         continue;
       }
-      ASSIGN_OR_RETURN(std::optional<StepResult> done,
-                       ProcessPartition(group, members, part_members.second, now));
-      if (done.has_value()) return done;
+      partitions.push_back(std::move(p));
     }
   }
+  cursor_.emplace(group_.generation(), group_.groups_version(), hash, std::move(partitions));
   return std::optional<StepResult>();
 }
 
-absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
-    const Group& group, const std::vector<FileRecord>& members,
-    const std::vector<FileAttributes>& attrs, absl::Time now) {
+absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(GroupPartition& part,
+                                                                         absl::Time now) {
+  const std::vector<FileRecord>& rows = group_.members();
   StepResult result;
   result.kind = StepResult::Kind::kDedupeBatch;
-  result.size = group.size;
-
-  ASSIGN_OR_RETURN(std::vector<MemberFacts> facts, FactsOf(members, attrs));
-  std::optional<ReferenceChoice> choice =
-      PlanReference(members, facts, attempted_, [&](size_t i) {
-        return files_->HasSharedExtents(RefOf(members[i])).value_or(false);
-      });
-  if (!choice) return std::optional<StepResult>();
-  const bool remembered = choice->remembered;
-  const FileRecord& reference = members[choice->member];
+  result.size = group_.size();
+  if (part.done) return std::optional<StepResult>();
+  if (!part.planned || !cursor_->ReferenceUsable(part, rows, now, attempted_)) {
+    stats_.members_planned += static_cast<int64_t>(
+        cursor_->Plan(part, rows, now, attempted_, [&](size_t i) {
+          return files_->HasSharedExtents(RefOf(rows[i])).value_or(false);
+        }));
+    if (part.done) return std::optional<StepResult>();
+    // Hard links are skipped regardless of batches, all at once.
+    for (const InodePlan& inode : part.plan) {
+      for (size_t i : inode.hard_links) {
+        if (attempted_.contains(rows[i].id)) continue;
+        RETURN_IF_ERROR(Skip(rows[i], SkipKind::kHardLink,
+                             absl::StrCat("hard link of ", AbsPath(rows[inode.link_of].path),
+                                          ": one inode, nothing to share"),
+                             result));
+      }
+    }
+  } else if (part.next >= part.plan.size()) {
+    return std::optional<StepResult>();  // every planned inode handed out
+  }
+  const bool remembered = part.remembered;
+  // A copy: Skip() and the outcomes below do not change the view until the next step,
+  // but the reference must not move under the loop either way.
+  const FileRecord reference = rows[part.reference];
   const std::string ref_path = AbsPath(reference.path);
   result.path = ref_path;
   const FileRef ref_file = RefOf(reference);
@@ -209,25 +254,31 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     return std::optional<StepResult>(result);
   }
   if (!remembered && !options_.dry_run) {
-    RETURN_IF_ERROR(
-        index_->SetDedupeState(reference.id, DedupeState::kReference, 0));
+    RETURN_IF_ERROR(index_->SetDedupeState(reference.id, DedupeState::kReference, 0));
+    part.remembered = true;
   }
 
-  // --- Destinations: one per inode, checked, then one batch. ---
-  const int limit =
-      BatchLimit(CountInodes(members), group.size, config_, options_.max_batch_bytes);
+  // --- Destinations: the next planned inodes, each checked, then one batch. ---
+  const int limit = BatchLimit(part.inodes, group_.size(), config_, options_.max_batch_bytes);
+  // Inodes looked at in one step, beyond the batch: those found already sharing or
+  // refused cost a lookup each, so a group of 100 000 already shared copies is also
+  // gone through in bounded steps.
+  const int max_looked = std::max(4 * limit, 256);
+  int looked = 0;
   std::vector<size_t> todo;
-  for (const InodePlan& inode : PlanDestinations(members, facts, choice->member, attempted_)) {
-    for (size_t i : inode.hard_links) {
-      RETURN_IF_ERROR(Skip(members[i], SkipKind::kHardLink,
-                           absl::StrCat("hard link of ", AbsPath(members[inode.link_of].path),
-                                        ": one inode, nothing to share"),
-                           result));
+  while (part.next < part.plan.size()) {
+    if (!options_.dry_run &&
+        (static_cast<int>(todo.size()) >= limit || looked >= max_looked)) {
+      break;
     }
+    const InodePlan& inode = part.plan[part.next++];
+    ++looked;
+    ++stats_.members_planned;
     if (!inode.destination.has_value()) continue;
-    if (!options_.dry_run && static_cast<int>(todo.size()) >= limit) continue;
     const size_t d = *inode.destination;
-    const FileRecord& dest = members[d];
+    // The plan was made steps ago: the row may have been handled since.
+    if (!cursor_->StillNeeded(d, rows, reference.id, now, attempted_)) continue;
+    const FileRecord& dest = rows[d];
     if (inode.refusal.has_value()) {
       RETURN_IF_ERROR(Skip(dest, *inode.refusal, RefusalDetail(*inode.refusal), result));
       continue;
@@ -256,7 +307,8 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
   }
 
   if (options_.dry_run) {
-    for (const FileRecord& m : members) attempted_.insert(m.id);
+    for (size_t i : part.members) attempted_.insert(rows[i].id);
+    part.done = true;
     if (todo.empty()) {
       if (result.files_already_shared + result.files_skipped + result.files_removed == 0) {
         return std::optional<StepResult>();
@@ -264,13 +316,13 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
       return std::optional<StepResult>(result);
     }
     PlannedGroup plan;
-    plan.size = group.size;
-    plan.hash_hex = ToHex(group.hash);
+    plan.size = group_.size();
+    plan.hash_hex = ToHex(cursor_->hash());
     plan.reference_path = ref_path;
-    for (size_t d : todo) plan.destination_paths.push_back(AbsPath(members[d].path));
+    for (size_t d : todo) plan.destination_paths.push_back(AbsPath(rows[d].path));
     plan.already_shared = result.files_already_shared;
     plan.not_dedupable = result.files_skipped;
-    plan.bytes_saveable = group.size * todo.size();
+    plan.bytes_saveable = group_.size() * todo.size();
     result.kind = StepResult::Kind::kPlannedGroup;
     result.groups_planned = 1;
     result.files_planned = static_cast<int64_t>(plan.destination_paths.size());
@@ -286,7 +338,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(
     return std::optional<StepResult>(result);
   }
   std::vector<const FileRecord*> batch;
-  for (size_t d : todo) batch.push_back(&members[d]);
+  for (size_t d : todo) batch.push_back(&rows[d]);
   RETURN_IF_ERROR(DedupeBatch(reference, batch, /*flip_subvol=*/0, result));
   if (result.files_retry_later > 0 &&
       result.files_deduped + result.files_already_shared + result.files_skipped +

@@ -19,13 +19,6 @@
 
 namespace btrdupd {
 
-// One (size, hash, NOCOW) group being processed.
-struct DedupeEngine::Group {
-  uint64_t size = 0;
-  std::string hash;
-  std::vector<FileRecord> members;  // ascending id
-};
-
 namespace engine_internal {
 
 inline constexpr uint64_t kTopLevelSubvolume = 5;

@@ -46,9 +46,13 @@ bool SizeGroupView::SameFile(size_t i, const FileRecord& row) const {
 
 void SizeGroupView::Replace(size_t i, const FileRecord& row) {
   const FileRecord& m = members_[i];
+  const bool skip_changed =
+      (m.dedupe_state == DedupeState::kSkipped) != (row.dedupe_state == DedupeState::kSkipped);
   if (m.hash_state == row.hash_state && m.hash == row.hash &&
-      (m.dedupe_state == DedupeState::kSkipped) == (row.dedupe_state == DedupeState::kSkipped)) {
-    members_[i] = row;  // only its dedupe state or schedule: no lookup depends on those
+      (!skip_changed || m.hash_state == HashState::kFull)) {
+    // Only its dedupe state or schedule: no lookup depends on those (a skipped kFull
+    // member stays in its full group), so the groups are not recomputed.
+    members_[i] = row;
     return;
   }
   Remove(i);
@@ -172,6 +176,7 @@ size_t SizeGroupView::OpenGroupsBegin(absl::Time now) {
     for (auto& [id, group] : by_first_id) groups_.push_back(std::move(group));
     groups_settled_ = 0;
     groups_dirty_ = false;
+    ++groups_version_;
   }
   return groups_settled_;
 }

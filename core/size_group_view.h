@@ -75,6 +75,9 @@ class SizeGroupView {
   // settled in this pass (all of them again after a recomputation).
   size_t OpenGroupsBegin(absl::Time now);
   const std::vector<std::vector<size_t>>& groups() const { return groups_; }
+  // Counts the recomputations of groups(): a plan made over one of them (core/
+  // group_cursor.h) holds while this and generation() are unchanged.
+  uint64_t groups_version() const { return groups_version_; }
   // groups()[g] needs nothing more in this pass.
   void SettleGroup(size_t g);
 
@@ -103,6 +106,7 @@ class SizeGroupView {
   std::vector<std::string> new_full_hashes_;
   bool groups_dirty_ = true;
   std::vector<std::vector<size_t>> groups_;
+  uint64_t groups_version_ = 0;
   size_t groups_settled_ = 0;  // groups_[0, groups_settled_) need nothing this pass
   size_t hint_pos_ = 0;
 };

@@ -101,6 +101,9 @@ struct StepResult : EngineCounts {
 struct EngineStats : EngineCounts {
   int64_t steps = 0;
   int64_t passes = 0;  // completed passes (kIdle results)
+  // Members of full-hash groups the dedupe planning looked at (a measure of its work,
+  // for tests and benches: it grows with the files deduped, not with their square).
+  int64_t members_planned = 0;
 };
 
 }  // namespace btrdupd

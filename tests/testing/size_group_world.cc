@@ -64,6 +64,7 @@ absl::StatusOr<SizeGroupRun> RunSizeGroup(int files, int copies_of_each, uint64_
   run.steps = engine.stats().steps;
   run.files_hashed = engine.stats().files_hashed + engine.stats().hashes_copied;
   run.files_deduped = engine.stats().files_deduped;
+  run.members_planned = engine.stats().members_planned;
   return run;
 }
 

@@ -22,6 +22,7 @@ struct SizeGroupRun {
   int64_t steps = 0;
   int64_t files_hashed = 0;
   int64_t files_deduped = 0;
+  int64_t members_planned = 0;  // EngineStats::members_planned
   absl::Duration duration;  // of the pass only
 };
 
