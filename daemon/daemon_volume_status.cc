@@ -122,17 +122,7 @@ std::string DaemonVolume::BuildStatusJson(const VolumeScheduleView& view) {
   if (session_ != nullptr) {
     VolumeIndex* index = session_->index();
     absl::StatusOr<IndexStats> stats = index->Stats(now);
-    if (stats.ok()) {
-      s.files_tracked = stats->files_tracked;
-      s.files_waiting = stats->files_waiting;
-      s.duplicate_groups = stats->duplicate_groups;
-      s.files_deduped = stats->files_deduped;
-      s.bytes_shared = stats->bytes_deduped;
-      s.bytes_freed = stats->bytes_freed;
-      s.bytes_saveable = stats->bytes_saveable;
-      s.files_skipped = stats->files_skipped;
-      s.database_bytes = stats->database_bytes;
-    }
+    if (stats.ok()) s.database = *stats;
     absl::StatusOr<std::map<std::string, int64_t>> skipped = SkippedFilesByKindName(*index);
     if (skipped.ok()) s.skipped_by_kind = *std::move(skipped);
     absl::StatusOr<std::vector<uint64_t>> sizes =

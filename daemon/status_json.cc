@@ -48,19 +48,19 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.Key("scan_pending").Bool(s.scan_pending);
   w.Key("files_to_hash").Int(s.files_to_hash);
   w.Key("files_to_dedupe").Int(s.files_to_dedupe);
-  w.Key("files_waiting").Int(s.files_waiting);
+  w.Key("files_waiting").Int(s.database.files_waiting);
   w.EndObject();
-  w.Key("files_tracked").Int(s.files_tracked);
-  w.Key("duplicate_groups").Int(s.duplicate_groups);
+  w.Key("files_tracked").Int(s.database.files_tracked);
+  w.Key("duplicate_groups").Int(s.database.duplicate_groups);
   w.Key("rate").BeginObject();
   WriteRate(w, "last_minute", s.files_per_second_last_minute, s.bytes_per_second_last_minute);
   WriteRate(w, "since_start", s.files_per_second_since_start, s.bytes_per_second_since_start);
   w.EndObject();
-  w.Key("files_deduped").Int(s.files_deduped);
-  w.Key("bytes_shared").Uint(s.bytes_shared);
-  w.Key("bytes_freed").Uint(s.bytes_freed);
-  w.Key("bytes_saveable").Uint(s.bytes_saveable);
-  w.Key("files_skipped").Int(s.files_skipped);
+  w.Key("files_deduped").Int(s.database.files_deduped);
+  w.Key("bytes_shared").Uint(s.database.bytes_deduped);
+  w.Key("bytes_freed").Uint(s.database.bytes_freed);
+  w.Key("bytes_saveable").Uint(s.database.bytes_saveable);
+  w.Key("files_skipped").Int(s.database.files_skipped);
   WriteCounts(w, "skipped_by_kind", s.skipped_by_kind);
   WriteCounts(w, "errors", s.errors);
   w.Key("last_error").String(s.last_error);
@@ -72,7 +72,7 @@ std::string DaemonStatusToJson(const DaemonStatus& s) {
   w.Key("next_vacuum").OptionalTime(s.next_vacuum);
   w.Key("last_dedupe_reset").OptionalTime(s.last_dedupe_reset);
   w.Key("next_dedupe_reset").OptionalTime(s.next_dedupe_reset);
-  w.Key("database_bytes").Int(s.database_bytes);
+  w.Key("database_bytes").Int(s.database.database_bytes);
   w.EndObject();
   return w.str();
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/index.h"
 #include "daemon/json.h"
 
 namespace btrdupd {
@@ -37,20 +38,15 @@ struct DaemonStatus {
   bool scan_pending = false;      // a change check is due or running
   int64_t files_to_hash = 0;      // eligible, hash not yet complete
   int64_t files_to_dedupe = 0;    // hashed duplicates not yet deduped or verified
-  int64_t files_waiting = 0;      // not yet eligible (stability wait / backoff)
-  int64_t files_tracked = 0;
-  int64_t duplicate_groups = 0;
+  // The database's figures (VolumeIndex::Stats), written under their own names but for
+  // files_waiting (among the queues) and bytes_deduped ("bytes_shared").
+  IndexStats database;
   // Rates: files hashed or deduped, bytes read by hashing plus bytes newly shared.
   double files_per_second_last_minute = 0;
   double bytes_per_second_last_minute = 0;
   double files_per_second_since_start = 0;
   double bytes_per_second_since_start = 0;
   // Totals.
-  int64_t files_deduped = 0;       // verified shared, from the database
-  uint64_t bytes_shared = 0;       // size of the deduped files, from the database
-  uint64_t bytes_freed = 0;        // space returned by all dedupes, from the database
-  uint64_t bytes_saveable = 0;     // hashed duplicates not yet shared
-  int64_t files_skipped = 0;       // left alone for good (from the database)
   std::map<std::string, int64_t> skipped_by_kind;  // SkipKindName -> files (database)
   std::map<std::string, int64_t> errors;  // kind -> count since start
   std::string last_error;          // the latest one, "" if none
@@ -63,7 +59,6 @@ struct DaemonStatus {
   std::optional<absl::Time> next_vacuum;
   std::optional<absl::Time> last_dedupe_reset;
   std::optional<absl::Time> next_dedupe_reset;
-  int64_t database_bytes = 0;
 };
 
 // One line of JSON, no trailing newline.
