@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,93 +30,99 @@ namespace {
 constexpr char kDefaultSection[] = "DEFAULT";
 constexpr char kChangeDetectionSection[] = "change_detection";
 
+template <typename T>
+using Field = T VolumeConfig::*;
+using ListField = Field<std::vector<std::string>>;  // comma-separated globs
+
+// Where a key's value is stored, which also says its type.
+using KeyField = std::variant<Field<bool>, Field<int>, Field<uint64_t>, ListField>;
+
 // One key of the file: where it lives, how it is checked, where it is stored.
 struct KeySpec {
   const char* section;
   const char* name;
-  bool is_bool;
   uint64_t min;  // integers only
   uint64_t max;
   const char* comment;
-  bool VolumeConfig::*bool_field;
-  int VolumeConfig::*int_field;
-  uint64_t VolumeConfig::*u64_field;
-  std::vector<std::string> VolumeConfig::*list_field = nullptr;  // comma-separated globs
+  KeyField field;
 };
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
 const std::vector<KeySpec>& Keys() {
   static const auto* const keys = new std::vector<KeySpec>{
-      {kDefaultSection, "min_file_size", false, 1, kU64Max,
-       "Files smaller than this many bytes are not tracked", nullptr, nullptr,
-       &VolumeConfig::min_file_size},
-      {kDefaultSection, "initial_wait_minutes", false, 0, 525600,
+      {kDefaultSection, "min_file_size", 1, kU64Max,
+       "Files smaller than this many bytes are not tracked", &VolumeConfig::min_file_size},
+      {kDefaultSection, "initial_wait_minutes", 0, 525600,
        "A new or changed file waits this long after its last change before hashing",
-       nullptr, &VolumeConfig::initial_wait_minutes, nullptr},
-      {kDefaultSection, "max_backoff_hours", false, 1, 8760,
+       &VolumeConfig::initial_wait_minutes},
+      {kDefaultSection, "max_backoff_hours", 1, 8760,
        "A file that keeps changing waits twice as long each time, at most this long",
-       nullptr, &VolumeConfig::max_backoff_hours, nullptr},
-      {kDefaultSection, "dedup_snapshots", true, 0, 0,
+       &VolumeConfig::max_backoff_hours},
+      {kDefaultSection, "dedup_snapshots", 0, 0,
        "Also dedupe same-path, same-size files in snapshots of a subvolume",
-       &VolumeConfig::dedup_snapshots, nullptr, nullptr},
-      {kDefaultSection, "dedupe_across_owners", true, 0, 0,
+       &VolumeConfig::dedup_snapshots},
+      {kDefaultSection, "dedupe_across_owners", 0, 0,
        "Let files of different owners share extents; false: only files with the same owner "
        "(uid) do, so nobody learns from FIEMAP that another user's file matched a guess",
-       &VolumeConfig::dedupe_across_owners, nullptr, nullptr},
-      {kDefaultSection, "max_dedup_batch", false, 1, 10000,
-       "Files deduped per backend call in a group smaller than large_group_threshold", nullptr,
-       &VolumeConfig::max_dedup_batch, nullptr},
-      {kDefaultSection, "large_group_threshold", false, 2, 1000000,
-       "A group of at least this many identical files counts as large", nullptr,
-       &VolumeConfig::large_group_threshold, nullptr},
-      {kDefaultSection, "dedup_batch_size", false, 1, 1000000,
-       "Files deduped per backend call in a large group", nullptr,
-       &VolumeConfig::dedup_batch_size, nullptr},
-      {kDefaultSection, "max_arg_length", false, 4096, 1ULL << 31,
-       "duperemove backend: most bytes of file names per duperemove run", nullptr, nullptr,
+       &VolumeConfig::dedupe_across_owners},
+      {kDefaultSection, "max_dedup_batch", 1, 10000,
+       "Files deduped per backend call in a group smaller than large_group_threshold",
+       &VolumeConfig::max_dedup_batch},
+      {kDefaultSection, "large_group_threshold", 2, 1000000,
+       "A group of at least this many identical files counts as large",
+       &VolumeConfig::large_group_threshold},
+      {kDefaultSection, "dedup_batch_size", 1, 1000000,
+       "Files deduped per backend call in a large group", &VolumeConfig::dedup_batch_size},
+      {kDefaultSection, "max_arg_length", 4096, 1ULL << 31,
+       "duperemove backend: most bytes of file names per duperemove run",
        &VolumeConfig::max_arg_length},
-      {kDefaultSection, "vacuum_interval_days", false, 1, 3650,
-       "Days between VACUUMs of the database", nullptr,
-       &VolumeConfig::vacuum_interval_days, nullptr},
-      {kDefaultSection, "dedup_reset_interval_days", false, 1, 3650,
+      {kDefaultSection, "vacuum_interval_days", 1, 3650,
+       "Days between VACUUMs of the database", &VolumeConfig::vacuum_interval_days},
+      {kDefaultSection, "dedup_reset_interval_days", 1, 3650,
        "Days between forgetting dedupe states (hashes kept) so FIEMAP re-verifies all",
-       nullptr, &VolumeConfig::dedup_reset_interval_days, nullptr},
-      {kDefaultSection, "exclude", false, 0, 0,
+       &VolumeConfig::dedup_reset_interval_days},
+      {kDefaultSection, "exclude", 0, 0,
        "Paths never indexed nor opened: shell globs relative to the volume root,\n"
        "separated by commas. * ? [a-z] stay within one path component, ** crosses '/';\n"
        "a pattern without '/' matches a file or directory name at any depth; a directory\n"
        "matched is not entered. A change takes effect at the next pass. Example:\n"
        "exclude = *.qcow2, var/lib/docker/**, home/*/.cache/**\n"
-       "Default: none",
-       nullptr, nullptr, nullptr, &VolumeConfig::exclude},
-      {kChangeDetectionSection, "max_generation_gap", false, 1, kU64Max,
+       "Default: none", &VolumeConfig::exclude},
+      {kChangeDetectionSection, "max_generation_gap", 1, kU64Max,
        "A subvolume that moved more generations than this since the last pass gets a "
-       "full scan",
-       nullptr, nullptr, &VolumeConfig::max_generation_gap},
-      {kChangeDetectionSection, "full_scan_hour", false, 0, 23,
-       "Local hour at which scheduled full scans run", nullptr,
-       &VolumeConfig::full_scan_hour, nullptr},
-      {kChangeDetectionSection, "min_hours_between_full_scans", false, 1, 8760,
-       "At most one scheduled full scan per this many hours", nullptr,
-       &VolumeConfig::min_hours_between_full_scans, nullptr},
+       "full scan", &VolumeConfig::max_generation_gap},
+      {kChangeDetectionSection, "full_scan_hour", 0, 23,
+       "Local hour at which scheduled full scans run", &VolumeConfig::full_scan_hour},
+      {kChangeDetectionSection, "min_hours_between_full_scans", 1, 8760,
+       "At most one scheduled full scan per this many hours",
+       &VolumeConfig::min_hours_between_full_scans},
   };
   return *keys;
 }
 
 std::string Allowed(const KeySpec& key) {
-  if (key.list_field != nullptr) return "must be a list of globs, empty for none";
-  if (key.is_bool) return "must be true/false, yes/no, on/off or 1/0";
+  if (std::holds_alternative<ListField>(key.field)) {
+    return "must be a list of globs, empty for none";
+  }
+  if (std::holds_alternative<Field<bool>>(key.field)) {
+    return "must be true/false, yes/no, on/off or 1/0";
+  }
   if (key.max == kU64Max) return absl::StrCat("must be an integer of at least ", key.min);
   return absl::StrCat("must be an integer from ", key.min, " to ", key.max);
 }
 
+std::string ValueText(bool value) { return value ? "true" : "false"; }
+std::string ValueText(int value) { return absl::StrCat(value); }
+std::string ValueText(uint64_t value) { return absl::StrCat(value); }
+std::string ValueText(const std::vector<std::string>& globs) {
+  return absl::StrJoin(globs, ", ");
+}
+
 std::string DefaultValue(const KeySpec& key) {
-  VolumeConfig defaults;
-  if (key.list_field != nullptr) return absl::StrJoin(defaults.*key.list_field, ", ");
-  if (key.bool_field != nullptr) return defaults.*key.bool_field ? "true" : "false";
-  if (key.int_field != nullptr) return absl::StrCat(defaults.*key.int_field);
-  return absl::StrCat(defaults.*key.u64_field);
+  const VolumeConfig defaults;
+  return std::visit([&defaults](auto field) { return ValueText(defaults.*field); },
+                    key.field);
 }
 
 std::string SectionList() {
@@ -233,7 +240,7 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
                    absl::StrCat(key, " = ", value, ": ", key, " is set twice in [",
                                 section, "]"));
     }
-    if (spec->list_field != nullptr) {
+    if (const auto* list = std::get_if<ListField>(&spec->field)) {
       std::vector<std::string> items;
       if (!value.empty()) {
         for (absl::string_view item : absl::StrSplit(value, ',')) {
@@ -245,15 +252,15 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
         return Error(file_name, line_number,
                      absl::StrCat(key, " = ", value, ": ", valid.status().message()));
       }
-      config.*spec->list_field = std::move(items);
-    } else if (spec->is_bool) {
+      config.**list = std::move(items);
+    } else if (const auto* flag = std::get_if<Field<bool>>(&spec->field)) {
       bool b = false;
       if (!ParseBool(value, &b)) {
         return Error(file_name, line_number,
                      absl::StrCat(key, " = ", value, ": ", Allowed(*spec),
                                   CommentHint(value)));
       }
-      config.*spec->bool_field = b;
+      config.**flag = b;
     } else {
       uint64_t n = 0;
       if (!ParseInteger(value, spec->min, spec->max, &n)) {
@@ -261,10 +268,10 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(absl::string_view text,
                      absl::StrCat(key, " = ", value, ": ", Allowed(*spec),
                                   CommentHint(value)));
       }
-      if (spec->int_field != nullptr) {
-        config.*spec->int_field = static_cast<int>(n);
+      if (const auto* small = std::get_if<Field<int>>(&spec->field)) {
+        config.**small = static_cast<int>(n);  // every int key's max fits in an int
       } else {
-        config.*spec->u64_field = n;
+        config.*std::get<Field<uint64_t>>(spec->field) = n;
       }
     }
   }
