@@ -157,6 +157,10 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       batch_began_ = absl::Now();
     }
     absl::StatusOr<StepResult> result = StepSize(size, now, &size_done);
+    if (result.ok() && result->files_deduped > 0 && !options_.dry_run && options_.on_deduped) {
+      absl::Status noted = options_.on_deduped(*result);
+      if (!noted.ok()) result = noted;
+    }
     if (!result.ok()) {
       batch_open_ = false;
       index_->RollbackBatch().IgnoreError();

@@ -177,6 +177,11 @@ struct EngineOptions {
   // hash to end; the caller serves sockets and other volumes between steps.
   uint64_t hash_slice_bytes = 0;
   absl::Duration hash_slice_time = absl::ZeroDuration();
+  // Called (not in dry run) when a step deduped files, with the step's result, before
+  // the step's index transaction ends: what it writes to the index (running totals)
+  // commits with the step's own writes, not in transactions of its own. An error fails
+  // the step like an index error (rolled back).
+  std::function<absl::Status(const StepResult&)> on_deduped;
 };
 
 // A file hashed over several steps, as far as it got.

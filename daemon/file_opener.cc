@@ -40,6 +40,8 @@ int64_t MonotonicNs() {
 constexpr int64_t kKeepRootNs = 1000000000;
 // At most this many roots are kept (each one a descriptor).
 constexpr size_t kMaxKeptRoots = 16;
+// At most this many files are kept open for reading under a guard (a step's group).
+constexpr size_t kMaxKeptFiles = 64;
 
 }  // namespace
 
@@ -139,10 +141,31 @@ FileOpener::RootKeeper FileOpener::KeepRoots() {
 
 void FileOpener::EndKeep() {
   std::lock_guard<std::mutex> lock(kept_mu_);
-  if (--keepers_ == 0) kept_.clear();
+  if (--keepers_ == 0) {
+    kept_.clear();
+    kept_files_.clear();
+  }
 }
 
 absl::StatusOr<UniqueFd> FileOpener::OpenForRead(const FileRef& file) {
+  {
+    std::lock_guard<std::mutex> lock(kept_mu_);
+    if (keepers_ > 0) {
+      const int64_t now = MonotonicNs();
+      for (auto it = kept_files_.begin(); it != kept_files_.end(); ++it) {
+        if (it->ino != file.ino || it->subvol_id != file.subvol_id || it->path != file.path ||
+            it->subvol_path != file.subvol_path) {
+          continue;
+        }
+        if (file.ino != 0 && now - it->checked_ns < kKeepRootNs) {
+          const int dup = fcntl(it->fd.get(), F_DUPFD_CLOEXEC, 0);
+          if (dup >= 0) return UniqueFd(dup);
+        }
+        kept_files_.erase(it);  // too old (or no inode to hold it to): checked anew
+        break;
+      }
+    }
+  }
   absl::StatusOr<UniqueFd> path_fd = OpenPath(file);
   if (!path_fd.ok()) return path_fd.status();
   // O_NOATIME keeps hashing from dirtying every inode; only the owner or root may use it.
@@ -151,6 +174,21 @@ absl::StatusOr<UniqueFd> FileOpener::OpenForRead(const FileRef& file) {
     fd = ReopenFd(path_fd->get(), O_RDONLY | O_NONBLOCK);
   }
   if (!fd.ok()) return Named(fd.status(), file.display);
+  std::lock_guard<std::mutex> lock(kept_mu_);
+  if (keepers_ > 0 && file.ino != 0) {
+    const int dup = fcntl(fd->get(), F_DUPFD_CLOEXEC, 0);
+    if (dup >= 0) {
+      if (kept_files_.size() >= kMaxKeptFiles) kept_files_.erase(kept_files_.begin());
+      KeptFile kept;
+      kept.subvol_id = file.subvol_id;
+      kept.subvol_path = file.subvol_path;
+      kept.path = file.path;
+      kept.ino = file.ino;
+      kept.fd = UniqueFd(dup);
+      kept.checked_ns = MonotonicNs();
+      kept_files_.push_back(std::move(kept));
+    }
+  }
   return fd;
 }
 

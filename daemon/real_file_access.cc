@@ -66,7 +66,7 @@ class RealSequentialFile : public SequentialFile {
     if (data >= 0) {
       to = static_cast<uint64_t>(data);
       const off_t hole = lseek(fd_.get(), data, SEEK_HOLE);
-      if (hole < 0 || lseek(fd_.get(), data, SEEK_SET) < 0) {
+      if (hole < 0) {
         return btrdupd::ErrnoToStatus(errno, absl::StrCat("lseek ", DescribeFd(fd_.get())));
       }
       span.data = static_cast<uint64_t>(hole) - to;
@@ -76,9 +76,6 @@ class RealSequentialFile : public SequentialFile {
         return btrdupd::ErrnoToStatus(errno, absl::StrCat("fstat ", DescribeFd(fd_.get())));
       }
       to = std::max<uint64_t>(static_cast<uint64_t>(st.st_size), offset_);
-      if (lseek(fd_.get(), static_cast<off_t>(to), SEEK_SET) < 0) {
-        return btrdupd::ErrnoToStatus(errno, absl::StrCat("lseek ", DescribeFd(fd_.get())));
-      }
       span.data = 0;
     } else if (errno == EINVAL || errno == EOPNOTSUPP) {
       return span;  // no hole information: read everything
@@ -94,7 +91,8 @@ class RealSequentialFile : public SequentialFile {
 
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     while (true) {
-      ssize_t got = read(fd_.get(), buf, n);
+      // pread: the descriptor may be a duplicate of one FileOpener keeps (shared offset).
+      ssize_t got = pread(fd_.get(), buf, n, static_cast<off_t>(offset_));
       if (got >= 0) {
         offset_ += static_cast<uint64_t>(got);
         if (!Keeping() && (offset_ - dropped_ >= kDropEvery || got == 0)) DropCache();

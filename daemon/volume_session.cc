@@ -131,6 +131,8 @@ absl::Status VolumeSession::Build() {
   engine_options.hash_slice_bytes = options_.hash_slice_bytes;
   engine_options.hash_slice_time = options_.hash_slice_time;
   engine_options.should_stop = options_.should_stop;
+  // The running totals are written in the deduping step's own transaction.
+  engine_options.on_deduped = [this](const StepResult& step) { return AddToTotals(step); };
   parts_->engine = std::make_unique<DedupeEngine>(index_.get(), parts_->file_access.get(),
                                                   backend_.get(), config_, clock_,
                                                   location_.path, engine_options);
@@ -168,23 +170,19 @@ absl::StatusOr<ScanReport> VolumeSession::Scan(
 }
 
 absl::StatusOr<StepResult> VolumeSession::Step() {
-  absl::StatusOr<StepResult> step;
-  {
-    // Subvolume roots stay open within the step, never between steps.
-    FileOpener::RootKeeper keep = opener_->KeepRoots();
-    step = parts_->engine->Step();
-  }
-  if (!step.ok() || step->files_deduped == 0 || options_.dry_run) return step;
+  // Subvolume roots (and files) stay open within the step, never between steps.
+  FileOpener::RootKeeper keep = opener_->KeepRoots();
+  return parts_->engine->Step();
+}
+
+absl::Status VolumeSession::AddToTotals(const StepResult& step) {
   absl::StatusOr<Totals> totals = LoadTotals();
   if (!totals.ok()) return totals.status();
   absl::Status saved = index_->SetMeta(
-      kMetaDedupedFilesTotal, absl::StrCat(totals->deduped_files + step->files_deduped));
-  if (saved.ok()) {
-    saved = index_->SetMeta(kMetaDedupedBytesTotal,
-                            absl::StrCat(totals->deduped_bytes + step->bytes_shared));
-  }
+      kMetaDedupedFilesTotal, absl::StrCat(totals->deduped_files + step.files_deduped));
   if (!saved.ok()) return saved;
-  return step;
+  return index_->SetMeta(kMetaDedupedBytesTotal,
+                         absl::StrCat(totals->deduped_bytes + step.bytes_shared));
 }
 
 absl::StatusOr<uint64_t> VolumeSession::BytesToHash() {

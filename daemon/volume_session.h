@@ -169,7 +169,8 @@ class VolumeSession {
   absl::StatusOr<uint64_t> BytesToHash();
 
   // What this volume's sessions deduped since its database was made (kept in its
-  // metadata, added to by Step(); a dry run adds nothing).
+  // metadata, added to by each deduping Step() in its own transaction; a dry run adds
+  // nothing).
   struct Totals {
     uint64_t deduped_files = 0;
     uint64_t deduped_bytes = 0;
@@ -181,6 +182,9 @@ class VolumeSession {
   VolumeSession(OpenedVolume opened, SessionOptions options, Clock* clock);
 
   absl::Status Build();
+  // Adds a deduping step's files and bytes to the Totals (EngineOptions::on_deduped:
+  // inside the step's transaction).
+  absl::Status AddToTotals(const StepResult& step);
 
   const VolumeLocation location_;
   const SessionOptions options_;

@@ -432,6 +432,36 @@ TEST_F(DedupeEngineTest, StepsShareATransactionOnlyWithACommitInterval) {
   }
 }
 
+// EngineOptions::on_deduped runs inside the deduping step's transaction: what it writes
+// commits with the step's own writes (the session's running totals), and only for a
+// step that deduped.
+TEST_F(DedupeEngineTest, OnDedupedWritesCommitWithTheDedupingStep) {
+  const std::string content = Bytes(20000, 'o');
+  Add("a", content, 11);
+  Add("b", content, 12);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<VolumeIndex> reader, VolumeIndex::Open(db_path_));
+  int calls = 0;
+  EngineOptions options;
+  options.commit_interval = absl::Hours(1);
+  options.on_deduped = [&](const StepResult& step) {
+    ++calls;
+    return index_->SetMeta("test.deduped", absl::StrCat(step.files_deduped));
+  };
+  auto engine = Engine(options);
+  ASSERT_OK_AND_ASSIGN(StepResult first, engine->Step());
+  ASSERT_EQ(first.kind, StepResult::Kind::kHashed);
+  EXPECT_EQ(calls, 0);
+  ASSERT_OK_AND_ASSIGN(StepResult second, engine->Step());
+  ASSERT_EQ(second.kind, StepResult::Kind::kDedupeBatch);
+  ASSERT_EQ(second.files_deduped, 1);
+  EXPECT_EQ(calls, 1);
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> before, reader->GetMeta("test.deduped"));
+  EXPECT_FALSE(before.has_value()) << "written outside the step's transaction";
+  ASSERT_OK(engine->CommitPending());
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> after, reader->GetMeta("test.deduped"));
+  EXPECT_EQ(after, std::optional<std::string>("1"));
+}
+
 TEST_F(DedupeEngineTest, WithoutACommitIntervalEveryStepCommits) {
   const std::string content = Bytes(20000, 'u');
   const int64_t a = Add("a", content, 11);

@@ -145,6 +145,33 @@ TEST_P(FileOpenerTest, AKeptSubvolumeRootNeverLeadsIntoAnotherSubvolume) {
   EXPECT_TRUE(absl::IsAborted(opener_->OpenForRead(old_ref).status()));
 }
 
+// Under a guard a file opened for reading is kept (file_opener.h): the next open of the
+// same ref is that checked inode, even after another file was renamed into its path,
+// and never the file put in its place; without a guard the path is checked anew.
+TEST_P(FileOpenerTest, AKeptFileIsTheCheckedInodeNotAFileRenamedIntoItsPlace) {
+  const FileRef indexed = Ref("dir/a");
+  ASSERT_OK(WriteFile(Path("other"), "root only"));
+  ASSERT_EQ(chmod(Path("other").c_str(), 0600), 0);
+  auto content = [](int fd) {
+    char buf[64];
+    const ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  };
+  {
+    FileOpener::RootKeeper keep = opener_->KeepRoots();
+    ASSERT_OK_AND_ASSIGN(UniqueFd first, opener_->OpenForRead(indexed));
+    ASSERT_EQ(rename(Path("other").c_str(), Path("dir/a").c_str()), 0);
+    ASSERT_OK_AND_ASSIGN(UniqueFd again, opener_->OpenForRead(indexed));
+    EXPECT_NE(again.get(), first.get());
+    EXPECT_EQ(content(again.get()), "user data");
+    struct stat a, b;
+    ASSERT_EQ(fstat(first.get(), &a), 0);
+    ASSERT_EQ(fstat(again.get(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);
+  }
+  EXPECT_TRUE(absl::IsAborted(opener_->OpenForRead(indexed).status()));
+}
+
 TEST_P(FileOpenerTest, PathsWithDotDotOrEmptyComponentsFromTheIndexAreRefused) {
   FileRef ref = Ref("dir/a");
   for (const char* bad : {"dir/../dir/a", "dir//a", "/dir/a", "../x"}) {
