@@ -212,6 +212,7 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(GroupPa
   result.kind = StepResult::Kind::kDedupeBatch;
   result.size = group_.size();
   if (part.done) return std::optional<StepResult>();
+  subvol_cache_.clear();  // subvolume flags are asked afresh for each batch
   if (!part.planned || !cursor_->ReferenceUsable(part, rows, now, attempted_)) {
     stats_.members_planned += static_cast<int64_t>(
         cursor_->Plan(part, rows, now, attempted_, [&](size_t i) {

@@ -12,9 +12,10 @@ bool GroupCursor::InGroup(const FileRecord& row, absl::Time now) const {
 bool GroupCursor::ReferenceUsable(const GroupPartition& part,
                                   const std::vector<FileRecord>& rows, absl::Time now,
                                   const absl::flat_hash_set<int64_t>& attempted) const {
+  // A reference given up in this pass (skipped, invalidated, failed as a whole) is
+  // attempted; one whose row changed otherwise has left the group.
   const FileRecord& ref = rows[part.reference];
-  return InGroup(ref, now) && ref.dedupe_state != DedupeState::kSkipped &&
-         !attempted.contains(ref.id);
+  return InGroup(ref, now) && !attempted.contains(ref.id);
 }
 
 bool GroupCursor::StillNeeded(size_t dest, const std::vector<FileRecord>& rows, int64_t ref_id,

@@ -81,8 +81,8 @@ class GroupCursor {
   // eligible at `now`.
   bool InGroup(const FileRecord& row, absl::Time now) const;
 
-  // The partition's reference can still be used: still in the group, not skipped, not
-  // attempted in this pass.
+  // The partition's reference can still be used: still in the group and not attempted
+  // in this pass (what the engine gives up on, it marks attempted).
   bool ReferenceUsable(const GroupPartition& part, const std::vector<FileRecord>& rows,
                        absl::Time now, const absl::flat_hash_set<int64_t>& attempted) const;
 
