@@ -5,11 +5,16 @@
 # (core/group_cursor.h), so the pass time grows linearly with N. Prints wall and CPU
 # time, peak RSS, device reads, and btrdupd's own summary line.
 #
-#   sudo bench/identical_group_bench.sh [--files=N] [--size=BYTES] [--compare=BINARY] [BTRDUPD_BINARY]
+#   sudo bench/identical_group_bench.sh [--files=N] [--size=BYTES] [--snapshots]
+#                                       [--compare=BINARY] [BTRDUPD_BINARY]
 #   (or: sudo bazel run -c opt //bench:identical_group_bench -- [options])
 #
 #   --files=N         copies (default 20000), 1000 per directory
 #   --size=BYTES      size of each copy (default 8192, the smallest size btrdupd tracks)
+#   --snapshots       instead: one file in a subvolume, rewritten (same bytes, new
+#                     extents) before each of N - 1 read-only snapshots of it, so the
+#                     group is N copies of one path in N subvolumes (a backup host's
+#                     file that is rewritten unchanged every hour)
 #   --compare=BINARY  another btrdupd build, run on a copy of the same image (A/B)
 #
 # Needs root, mkfs.btrfs, losetup, GNU time. Leaves nothing behind.
@@ -21,11 +26,13 @@ files=20000
 size=8192
 btrdupd=""
 compare=""
+snapshots=0
 for arg in "$@"; do
   case "$arg" in
     --files=*) files="${arg#--files=}" ;;
     --size=*) size="${arg#--size=}" ;;
     --compare=*) compare="${arg#--compare=}" ;;
+    --snapshots) snapshots=1 ;;
     -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $arg (see --help)" >&2; exit 2 ;;
     *) btrdupd="$arg" ;;
@@ -37,7 +44,7 @@ done
 source "$here/bench_lib.sh" 2>/dev/null || source "$PWD/bench/bench_lib.sh"
 btrdupd="$(bench_find_btrdupd "$btrdupd" "$here")" || exit 2
 bench_require_executable --compare "$compare"
-bench_require_root_and_tools identical_group_bench.sh mkfs.btrfs losetup
+bench_require_root_and_tools identical_group_bench.sh mkfs.btrfs btrfs losetup
 bench_make_workspace identical-group-bench
 
 echo "Preparing $files identical files of $size bytes in $work ..." >&2
@@ -45,12 +52,22 @@ truncate -s $(( files * (size + 4096) * 2 + 1024 * 1024 * 1024 )) "$work/master.
 mkfs.btrfs -q -f "$work/master.img" >/dev/null
 attach_and_mount "$work/master.img"
 head -c "$size" /dev/urandom > "$work/one"
-for (( d = 0; d * 1000 < files; d++ )); do
-  mkdir "$mnt/d$d"
-  for (( i = d * 1000; i < files && i < (d + 1) * 1000; i++ )); do
-    cp --reflink=never "$work/one" "$mnt/d$d/f$i"
+if [[ "$snapshots" == 1 ]]; then
+  btrfs -q subvolume create "$mnt/live"
+  mkdir "$mnt/snaps"
+  for (( i = 1; i < files; i++ )); do
+    cp --reflink=never "$work/one" "$mnt/live/f"
+    btrfs -q subvolume snapshot -r "$mnt/live" "$mnt/snaps/s$i"
   done
-done
+  cp --reflink=never "$work/one" "$mnt/live/f"
+else
+  for (( d = 0; d * 1000 < files; d++ )); do
+    mkdir "$mnt/d$d"
+    for (( i = d * 1000; i < files && i < (d + 1) * 1000; i++ )); do
+      cp --reflink=never "$work/one" "$mnt/d$d/f$i"
+    done
+  done
+fi
 sync
 unmount_and_detach
 [[ -z "$compare" ]] || cp --sparse=always "$work/master.img" "$work/compare.img"
@@ -73,7 +90,9 @@ run() {  # label, binary, image
   unmount_and_detach
 }
 
-echo "== identical_group_bench: one group of $files identical files, $(nproc) cores," \
+what="$files identical files"
+[[ "$snapshots" == 0 ]] || what="one file and $(( files - 1 )) read-only snapshots of it, each copy on its own extents"
+echo "== identical_group_bench: one group of $what, $(nproc) cores," \
      "kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %8s %6s %8s %8s %9s %9s %5s\n' "build" "files" "size" "wall s" "CPU s" \
   "RSS MiB" "read MiB" "exit"
