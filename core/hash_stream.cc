@@ -59,12 +59,14 @@ absl::StatusOr<bool> HashStream::Unchanged() {
 
 absl::StatusOr<std::string> HashStream::PrefixDigest() {
   RETURN_IF_ERROR(prefix_.Update(HoleLayout(prefix_bytes_)));
-  return prefix_.Finish();
+  ASSIGN_OR_RETURN(std::string digest, prefix_.Finish());
+  return digest.substr(0, kFileDigestBytes);
 }
 
 absl::StatusOr<std::string> HashStream::FullDigest() {
   RETURN_IF_ERROR(full_.Update(HoleLayout(UINT64_MAX)));
-  return full_.Finish();
+  ASSIGN_OR_RETURN(std::string digest, full_.Finish());
+  return digest.substr(0, kFileDigestBytes);
 }
 
 void HashStream::AddHole(uint64_t start, uint64_t length) {

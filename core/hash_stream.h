@@ -8,7 +8,7 @@
 // digests, and the holes' places and lengths are added when a digest is finished, so the
 // same bytes with another hole layout hash differently, and the digest does not depend
 // on how the reads were cut. A file without holes hashes as the plain SHA-256 of its
-// bytes.
+// bytes, cut to its first kFileDigestBytes.
 //
 // Everything a partly read file needs to go on (the open file, both digest states, the
 // offset, the holes so far) lives in the object, which is movable: it may be kept
@@ -34,6 +34,14 @@
 
 namespace btrdupd {
 
+// The length of a file digest: the first 16 bytes of the SHA-256 above. The digest
+// only groups candidates (same size, same digest); what proves two files identical is
+// the kernel's byte-by-byte compare in FIDEDUPERANGE, and a file is recorded as deduped
+// only after FIEMAP shows it shares its extents. Two different files of one size with
+// equal 128-bit digests would cost one refused compare, never a wrong dedupe. Half the
+// digest halves what the index stores per hashed file (core/index_schema.cc).
+inline constexpr size_t kFileDigestBytes = 16;
+
 class HashStream {
  public:
   // `opened` is what fstat said right after the open (see Unchanged()).
@@ -56,7 +64,7 @@ class HashStream {
   // True if fstat still says what it said when the file was opened.
   absl::StatusOr<bool> Unchanged();
 
-  // The digests (32 raw bytes). Each can be taken once; take PrefixDigest() only after
+  // The digests (kFileDigestBytes raw bytes). Each can be taken once; take PrefixDigest() only after
   // the prefix was read (or the file ended), FullDigest() only at the end.
   absl::StatusOr<std::string> PrefixDigest();
   absl::StatusOr<std::string> FullDigest();

@@ -37,7 +37,7 @@ namespace btrdupd {
 
 // The on-disk schema version this build writes. Older versions are migrated on open;
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
-inline constexpr int kIndexSchemaVersion = 4;
+inline constexpr int kIndexSchemaVersion = 5;
 
 // Meta key: decimal total of bytes freed by every dedupe on the volume (IndexStats).
 inline constexpr char kBytesFreedMetaKey[] = "bytes_freed";
@@ -118,7 +118,9 @@ struct FileRecord {
   absl::Time next_eligible;
   int backoff_level = 0;  // how many times a change was seen while waiting
   HashState hash_state = HashState::kNone;
-  std::string hash;  // raw 32-byte SHA-256 per hash_state, "" for kNone
+  // Per hash_state: the file digest (core/hash_stream.h: 16 bytes of SHA-256), "" for
+  // kNone. The index stores what it is given.
+  std::string hash;
   DedupeState dedupe_state = DedupeState::kPending;
   int64_t reference_id = 0;  // the file it was deduped against, 0 if none
   // kDeduped: when btrdupd deduped it; kAlreadyShared: when it was found sharing.

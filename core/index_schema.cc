@@ -20,18 +20,18 @@ namespace {
 // their name, inode, size, mtime, generation and two times (last_changed is NULL while
 // it equals first_seen). Measured by bench/index_size_bench: ~140 bytes per file for
 // 300 000 unhashed files in 1 000-file directories (~134 after VACUUM). Indexes, each
-// for a query:
+// for a query (as of version 5, below):
 //   files_by_name  (dir, name) unique: ObserveFile's lookup, ListDir, RemoveDir
 //   files_by_inode (subvol, ino): incremental change tracking, RemoveSubvolume
-//   files_by_size  (size): FilesOfSize, "does this size have a partner"
+//   files_by_size  (size, hash, hash_state, dedupe_state): FilesOfSize, "does this
+//                  size have a partner", and Stats (one pass over this index, which
+//                  holds everything its counters and the (size, hash) groups need)
 //   files_pending  (next_eligible, size) over kPending files only: NextEligibleAfter
 //                  is one seek; SizesWithWork reads the eligible pending sizes from it
 //                  without touching the table
 //   files_by_ref   (ref) over the few files with a reference: release dependents when a
 //                  reference goes away
-//   files_hashed   (size, hash, dedupe_state) over fully hashed files only, and
-//   files_done     (dedupe_state, size) over processed files only: Stats costs in
-//                  proportion to the hashed/processed files, not to the whole volume
+//   files_skipped  (skip_kind) over skipped files only: SkippedByKind
 // The partial indexes hold nothing for a new, unhashed file, so they cost it nothing.
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta(
@@ -132,11 +132,30 @@ constexpr char kSchemaV4[] = R"sql(
 ALTER TABLE files ADD COLUMN shared_at INTEGER;
 )sql";
 
+// Version 5: smaller rows and fewer indexes (bench/many_files_bench.sh prints the bytes
+// per table and index). A file digest is 16 bytes, the first half of its SHA-256
+// (core/hash_stream.h, kFileDigestBytes): a 32-byte digest written by an older version
+// is cut to the 16 bytes this version computes for the same file, so no file is read
+// again. One index by size that holds the hash and both states answers FilesOfSize,
+// the partner probe of SizesWithWork and every counter of Stats, in place of
+// files_by_size (size), files_hashed and files_done; files_skipped holds only the
+// skipped files, for SkippedByKind. IF EXISTS: a database a test set back to an older
+// version number has the new indexes already.
+constexpr char kSchemaV5[] = R"sql(
+UPDATE files SET hash = substr(hash, 1, 16) WHERE length(hash) > 16;
+DROP INDEX IF EXISTS files_hashed;
+DROP INDEX IF EXISTS files_done;
+DROP INDEX IF EXISTS files_by_size;
+DROP INDEX IF EXISTS files_skipped;
+CREATE INDEX files_by_size ON files(size, hash, hash_state, dedupe_state);
+CREATE INDEX files_skipped ON files(skip_kind) WHERE dedupe_state = 3;
+)sql";
+
 // kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
 // there yet" (an empty file, or one whose tables were never created).
 const std::vector<const char*>& Migrations() {
   static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2, kSchemaV3,
-                                                                kSchemaV4};
+                                                                kSchemaV4, kSchemaV5};
   return *steps;
 }
 
@@ -265,8 +284,9 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
   // commit: measured, that made one-shot runs 6-10x slower on btrfs. The one record
   // that must survive a power loss, a cleared read-only flag, is written with FULL
   // (RecordReadOnlyFlip).
+  const std::string cache_size = absl::StrCat("PRAGMA cache_size=-", kIndexCacheKiB);
   for (const char* pragma : {"PRAGMA synchronous=OFF", "PRAGMA foreign_keys=ON",
-                             "PRAGMA cache_size=-8192", "PRAGMA mmap_size=0"}) {
+                             cache_size.c_str(), "PRAGMA mmap_size=0"}) {
     if (absl::Status s = conn.Exec(pragma); !s.ok()) return s;
   }
   // Up to date: done without taking the write lock, so opening the index (e.g. for

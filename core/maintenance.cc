@@ -55,6 +55,10 @@ MaintenanceTask DueMaintenance(const MaintenanceTimes& times,
   return MaintenanceTask::kNone;
 }
 
+bool VacuumAfterPass(bool full_scan, int64_t files_seen, int64_t files_added) {
+  return full_scan && files_added >= kVacuumAfterFilesAdded && files_added * 2 >= files_seen;
+}
+
 absl::StatusOr<MaintenanceTimes> LoadMaintenanceTimes(VolumeIndex& index,
                                                       absl::Time now) {
   MaintenanceTimes times;

@@ -258,7 +258,16 @@ absl::StatusOr<std::vector<ReadOnlyFlip>> SqliteVolumeIndex::PendingReadOnlyFlip
 absl::Status SqliteVolumeIndex::Vacuum() {
   if (in_batch_) return absl::FailedPreconditionError("index: Vacuum inside a batch");
   statements_.Clear();  // no statement may be pending while VACUUM rewrites the file
-  return db_->Exec("VACUUM");
+  // VACUUM builds the new file through a temporary database with the page cache size
+  // of this connection, on top of this connection's own cache: with the cache shrunk
+  // first (which frees its pages), the copy reuses that memory and a VACUUM does not
+  // raise the process's peak memory. The copy reads and writes in order, so a small
+  // cache costs it nothing.
+  RETURN_IF_ERROR(db_->Exec(absl::StrCat("PRAGMA cache_size=-", kVacuumCacheKiB).c_str()));
+  absl::Status vacuumed = db_->Exec("VACUUM");
+  absl::Status restored =
+      db_->Exec(absl::StrCat("PRAGMA cache_size=-", kIndexCacheKiB).c_str());
+  return vacuumed.ok() ? restored : vacuumed;
 }
 
 }  // namespace btrdupd

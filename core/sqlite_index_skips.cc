@@ -24,17 +24,15 @@ absl::Status SqliteVolumeIndex::RecordSkip(int64_t file_id, SkipKind kind, absl:
 }
 
 absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(int recent_per_kind) {
-  // files_done holds the processed rows only (dedupe_state != 0), so this reads
-  // no others. SQLite uses a partial index only when the WHERE clause holds the
-  // index's own term, hence "dedupe_state != 0 AND dedupe_state = 3" (and a
-  // literal, not a parameter).
+  // files_skipped holds the skipped rows only, so this reads no others. SQLite uses a
+  // partial index only when the WHERE clause holds the index's own term, hence the
+  // literal, not a parameter.
   static_assert(static_cast<int>(DedupeState::kSkipped) == 3, "literal below");
   std::vector<SkipKindSummary> out;
   {
     ASSIGN_OR_RETURN(Statement q,
                      statements_.Get("SELECT coalesce(skip_kind, 0), count(*) FROM files "
-                                     "INDEXED BY files_done WHERE dedupe_state != 0 AND "
-                                     "dedupe_state = 3 "
+                                     "INDEXED BY files_skipped WHERE dedupe_state = 3 "
                                      "GROUP BY 1 ORDER BY 1"));
     RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       SkipKindSummary summary;
@@ -54,8 +52,8 @@ absl::StatusOr<std::vector<SkipKindSummary>> SqliteVolumeIndex::SkippedByKind(in
   for (SkipKindSummary &summary : out) {
     ASSIGN_OR_RETURN(
         Statement q,
-        statements_.Get("SELECT dir, name, skip, skip_at FROM files INDEXED BY files_done "
-                        "WHERE dedupe_state != 0 AND dedupe_state = 3 AND "
+        statements_.Get("SELECT dir, name, skip, skip_at FROM files INDEXED BY files_skipped "
+                        "WHERE dedupe_state = 3 AND "
                         "coalesce(skip_kind, 0) = ?1 "
                         "ORDER BY skip_at DESC, id DESC LIMIT ?2"));
     q.Bind(1, static_cast<int64_t>(summary.kind)).Bind(2, static_cast<int64_t>(recent_per_kind));

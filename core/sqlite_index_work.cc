@@ -185,8 +185,8 @@ absl::Status SqliteVolumeIndex::ResetDedupeStates() {
 }
 
 absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
-  // Each counter reads the smallest index that answers it (see index_schema.cc), so a
-  // status request on a volume of mostly untouched files stays cheap.
+  // Each counter reads an index, never the table: files_by_size holds the size, hash
+  // and both states of every file (see index_schema.cc).
   IndexStats stats;
   auto count = [&](const char* sql, int64_t bind) -> absl::StatusOr<int64_t> {
     ASSIGN_OR_RETURN(Statement q, statements_.Get(sql));
@@ -196,7 +196,7 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
   };
   ASSIGN_OR_RETURN(stats.files_tracked, count("SELECT count(*) FROM files", 0));
   ASSIGN_OR_RETURN(stats.files_hashed,
-                     count("SELECT count(*) FROM files INDEXED BY files_hashed "
+                     count("SELECT count(*) FROM files INDEXED BY files_by_size "
                            "WHERE hash_state = 2",
                            0));
   ASSIGN_OR_RETURN(stats.files_pending,
@@ -210,7 +210,7 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
   {
     ASSIGN_OR_RETURN(Statement q,
                        statements_.Get("SELECT dedupe_state, count(*), total(size) FROM files "
-                                       "INDEXED BY files_done WHERE dedupe_state != 0 "
+                                       "INDEXED BY files_by_size WHERE dedupe_state != 0 "
                                        "GROUP BY dedupe_state"));
     RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       const auto state = static_cast<DedupeState>(q.ColumnInt(0));
@@ -231,7 +231,7 @@ absl::StatusOr<IndexStats> SqliteVolumeIndex::Stats(absl::Time now) {
     ASSIGN_OR_RETURN(
         Statement q,
         statements_.Get("SELECT size, count(*), total(dedupe_state IN (2, 5)) FROM files "
-                        "INDEXED BY files_hashed WHERE hash_state = 2 "
+                        "INDEXED BY files_by_size WHERE hash_state = 2 "
                         "GROUP BY size, hash HAVING count(*) >= 2"));
     RETURN_IF_ERROR(q.ForEachRow([&]() -> absl::Status {
       ++stats.duplicate_groups;

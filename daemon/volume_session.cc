@@ -311,11 +311,17 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       return settled;
     }
   }
+  // A due vacuum, or one after a first pass (VacuumAfterPass: the database is loose).
+  const bool after_first_pass =
+      VacuumAfterPass(summary.scan.kind == ScanKind::kFull, summary.scan.files_seen,
+                      summary.scan.files_added);
   if (!options_.dry_run && !summary.stopped &&
-      clock_->Now() >= NextVacuum(maintenance, MaintenancePolicyOf(config_))) {
+      (after_first_pass ||
+       clock_->Now() >= NextVacuum(maintenance, MaintenancePolicyOf(config_)))) {
     absl::Status vacuumed = RunMaintenance(*index_, MaintenanceTask::kVacuum, clock_->Now());
     if (!vacuumed.ok()) return vacuumed;
-    summary.maintenance.push_back("database vacuumed");
+    summary.maintenance.push_back(after_first_pass ? "database compacted after a first pass"
+                                                   : "database vacuumed");
   }
   return summary;
 }

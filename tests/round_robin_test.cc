@@ -304,6 +304,15 @@ TEST(MaintenanceTest, ZeroIntervalMeansNever) {
   EXPECT_EQ(NextMaintenance(times, policy), absl::InfiniteFuture());
 }
 
+TEST(MaintenanceTest, AFirstPassOverManyFilesIsFollowedByAVacuum) {
+  const int64_t n = kVacuumAfterFilesAdded;
+  EXPECT_TRUE(VacuumAfterPass(/*full_scan=*/true, n, n));          // a first pass
+  EXPECT_TRUE(VacuumAfterPass(/*full_scan=*/true, 2 * n, n));      // the volume doubled
+  EXPECT_FALSE(VacuumAfterPass(/*full_scan=*/true, 2 * n + 1, n));  // less than half new
+  EXPECT_FALSE(VacuumAfterPass(/*full_scan=*/true, n - 1, n - 1));  // too few to matter
+  EXPECT_FALSE(VacuumAfterPass(/*full_scan=*/false, n, n));         // incremental
+}
+
 TEST(MaintenanceTest, MetaTimesRoundTripAndBadValuesNameTheKey) {
   absl::StatusOr<absl::Time> t = ParseMetaTime("k", FormatMetaTime(kT0));
   ASSERT_TRUE(t.ok()) << t.status();
