@@ -1,7 +1,5 @@
 #include "core/config.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -22,7 +20,6 @@
 #include "core/exclude.h"
 #include "ioctl/errno_status.h"
 #include "ioctl/trusted_file.h"
-#include "ioctl/unique_fd.h"
 
 namespace btrdupd {
 namespace {
@@ -285,38 +282,22 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_root) {
           : absl::StrCat(volume_root, "/", kConfigFileName);
   // Only a regular file owned by root and writable by nobody else is read; a symlink is
   // not followed and a FIFO or device is not opened (ioctl/trusted_file.h).
-  absl::StatusOr<UniqueFd> trusted = OpenTrustedFile(path);
-  if (!trusted.ok() && absl::IsNotFound(trusted.status())) return VolumeConfig{};
-  if (!trusted.ok() && absl::IsFailedPrecondition(trusted.status())) return trusted.status();
-  const int fd = trusted.ok() ? trusted->release() : -1;
-  if (!trusted.ok()) errno = ErrnoOf(trusted.status()).value_or(EIO);
-  auto fail = [&path](int err) -> absl::Status {
-    const std::string message = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
-    if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
-    return absl::FailedPreconditionError(message);
-  };
-  if (fd < 0) return fail(errno);
-  std::string text;
-  char buffer[4096];
   constexpr size_t kMaxConfigBytes = 1 << 20;  // a config file is tiny; refuse garbage
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail(err);
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigBytes) {
-      ::close(fd);
+  absl::StatusOr<std::string> text = ReadTrustedFile(path, kMaxConfigBytes);
+  if (!text.ok()) {
+    const absl::Status& status = text.status();
+    if (absl::IsNotFound(status)) return VolumeConfig{};
+    if (absl::IsFailedPrecondition(status)) return status;
+    if (absl::IsOutOfRange(status)) {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot read ", path, ": larger than 1 MiB, not a config file"));
     }
+    const int err = ErrnoOf(status).value_or(EIO);
+    const std::string message = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
+    if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+    return absl::FailedPreconditionError(message);
   }
-  ::close(fd);
-  return ParseVolumeConfig(text, path);
+  return ParseVolumeConfig(*text, path);
 }
 
 std::string DefaultConfigText() {

@@ -17,6 +17,7 @@
 #include "core/scan_policy.h"
 #include "daemon/utf8.h"
 #include "daemon/volume_session.h"
+#include "ioctl/unique_fd.h"
 
 ABSL_FLAG(std::string, metrics_file, "",
           "PATH: Write Prometheus metrics (text format, for node_exporter's textfile\n"
@@ -145,19 +146,18 @@ absl::Status WriteMetricsFile(const std::string& path, absl::string_view text) {
     return absl::Status(absl::ErrnoToStatusCode(err),
                         absl::StrCat("metrics file ", path, ": ", what, ": ", strerror(err)));
   };
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return fail("cannot create the temporary file");
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd.valid()) return fail("cannot create the temporary file");
   size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return fail("write");
-    }
+    const ssize_t n =
+        TEMP_FAILURE_RETRY(write(fd.get(), text.data() + done, text.size() - done));
+    if (n < 0) return fail("write");
     done += static_cast<size_t>(n);
   }
-  if (fchmod(fd, 0644) != 0 || close(fd) != 0) return fail("close");
+  if (fchmod(fd.get(), 0644) != 0) return fail("chmod");
+  // Closed here rather than by the destructor: a failed close can be a lost write.
+  if (close(fd.release()) != 0) return fail("close");
   if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
   return absl::OkStatus();
 }

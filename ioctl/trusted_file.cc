@@ -52,13 +52,25 @@ absl::StatusOr<UniqueFd> OpenNoFollow(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<UniqueFd> OpenTrustedFile(const std::string& path) {
+absl::StatusOr<std::string> ReadTrustedFile(const std::string& path, size_t max_bytes) {
   absl::StatusOr<UniqueFd> path_fd = OpenNoFollow(path);
   if (!path_fd.ok()) return path_fd.status();
   absl::Status trusted = CheckTrusted(path_fd->get(), path, S_IFREG);
   if (!trusted.ok()) return trusted;
   absl::StatusOr<UniqueFd> fd = ReopenFd(path_fd->get(), O_RDONLY | O_NONBLOCK);
-  return fd;
+  if (!fd.ok()) return fd.status();
+  std::string text;
+  char buffer[4096];
+  while (true) {
+    const ssize_t n = TEMP_FAILURE_RETRY(::read(fd->get(), buffer, sizeof(buffer)));
+    if (n < 0) return ErrnoToStatus(errno, absl::StrCat("read ", path));
+    if (n == 0) return text;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > max_bytes) {
+      return absl::OutOfRangeError(
+          absl::StrCat(path, " holds more than ", max_bytes, " bytes"));
+    }
+  }
 }
 
 absl::Status CheckTrustedDirectory(const std::string& path) {

@@ -15,6 +15,7 @@
 #ifndef BTRDUPD_IOCTL_TRUSTED_FILE_H_
 #define BTRDUPD_IOCTL_TRUSTED_FILE_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -23,8 +24,9 @@
 
 namespace btrdupd {
 
-// `path` opened O_RDONLY after the checks above.
-absl::StatusOr<UniqueFd> OpenTrustedFile(const std::string& path);
+// The contents of `path`, read through a descriptor opened after the checks above.
+// OutOfRange when it holds more than `max_bytes` (what is read stops there).
+absl::StatusOr<std::string> ReadTrustedFile(const std::string& path, size_t max_bytes);
 
 // OkStatus if `path` is a directory (not a symlink) owned by root (or the running user)
 // and not writable by group or others.
