@@ -120,6 +120,8 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
     SetSubvolumes(std::move(subvolumes));
     attempted_.clear();
     attrs_cache_.clear();
+    shared_cache_.clear();
+    preparing_.reset();
     cursor_.reset();
     read_ahead_.Reset();
     group_.Unload();  // each pass reads its groups afresh
@@ -172,6 +174,8 @@ absl::StatusOr<StepResult> DedupeEngine::Step() {
       // A size is visited once per pass, and these only ever concern its members.
       sizes_.pop_front();
       attrs_cache_.clear();
+      shared_cache_.clear();
+      preparing_.reset();
       attempted_.clear();
       cursor_.reset();
       read_ahead_.SizeDone();

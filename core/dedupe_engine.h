@@ -13,7 +13,8 @@
 // core/size_group_view.h; a settled full-hash group is not looked at again in the pass;
 // a full-hash group is planned once per pass and its batches handed out from a cursor,
 // core/group_cursor.h, so one batch of a group of n files costs O(batch) lookups plus
-// O(batch log n) index updates, and the whole group O(n), not n * n / batch);
+// O(batch log n) index updates, and the whole group O(n), not n * n / batch; the facts
+// its plan needs are read at most EngineOptions::max_fact_reads_per_step per step);
 // when the pass is over Step() returns kIdle with the time the next waiting file becomes
 // eligible. The next Step() after kIdle starts a new pass: callers should sleep until
 // `next_eligible` or until the scanner changed the index before calling again. A pass
@@ -182,6 +183,12 @@ struct EngineOptions {
   // commits with the step's own writes, not in transactions of its own. An error fails
   // the step like an index error (rolled back).
   std::function<absl::Status(const StepResult&)> on_deduped;
+  // Before a full-hash group is planned, the attributes of its members are read and,
+  // when it has no reference yet, FIEMAP is asked whether each already shares extents
+  // (the reference's choice). One Step() makes at most this many of these calls (at
+  // least 1); a larger group is prepared over several steps (kDedupeBatch results with
+  // nothing deduped), so a step stays short however large the group.
+  int max_fact_reads_per_step = 1024;
 };
 
 // A file hashed over several steps, as far as it got.
@@ -303,6 +310,10 @@ class DedupeEngine {
   // group_.groups()[g], through cursor_ (built first when it is not for this group);
   // nullopt when the group needs nothing more in this pass.
   absl::StatusOr<std::optional<StepResult>> ProcessGroup(size_t g, absl::Time now);
+  // Reads the facts the plan of the group `indices` needs (attributes; extent sharing
+  // when it has no reference yet) into attrs_cache_ / shared_cache_, at most
+  // max_fact_reads_per_step per step: returns the step when that limit stopped it.
+  absl::StatusOr<std::optional<StepResult>> PrepareGroup(const std::vector<size_t>& indices);
   // Builds cursor_ for the group of view indices `indices` (attributes, partitions), or
   // returns the step that recorded what stood in the way (unreadable attributes, a lone
   // NOCOW copy); no cursor then, the next step builds again.
@@ -370,6 +381,18 @@ class DedupeEngine {
   absl::flat_hash_map<std::string, std::string> prefix_of_full_;  // full hash -> prefix
   absl::flat_hash_map<uint64_t, SubvolInfo> subvol_cache_;        // one group's lookups
   absl::flat_hash_map<int64_t, FileAttributes> attrs_cache_;      // current size group
+  absl::flat_hash_map<int64_t, bool> shared_cache_;  // HasSharedExtents, current size group
+  // The group PrepareGroup() is reading facts for, and how far it got.
+  struct Preparing {
+    uint64_t generation = 0;
+    uint64_t groups_version = 0;
+    std::string hash;
+    bool has_work = false;
+    bool needs_shared = false;  // no usable kReference: the choice asks FIEMAP
+    size_t attrs_pos = 0;
+    size_t shared_pos = 0;
+  };
+  std::optional<Preparing> preparing_;
   FileHasher hasher_;
   std::unique_ptr<HashInProgress> hashing_;  // a hash part-way, between steps
   absl::Time slice_deadline_ = absl::InfiniteFuture();  // of the current hash slice

@@ -20,8 +20,6 @@
 
 namespace btrdupd {
 
-using engine_internal::kTopLevelSubvolume;
-
 namespace {
 
 // Why a destination is refused (PlanDestinations), for the skip record.
@@ -43,54 +41,14 @@ absl::string_view RefusalDetail(SkipKind kind) {
 
 }  // namespace
 
-absl::StatusOr<MemberFacts> DedupeEngine::FactsOf(const FileRecord& member,
-                                                  const FileAttributes& attrs) {
-  ASSIGN_OR_RETURN(SubvolInfo subvol, SubvolumeOf(member.subvol_id));
-  MemberFacts facts;
-  facts.swapfile = attrs.swapfile;
-  facts.immutable = attrs.immutable;
-  facts.append_only = attrs.append_only;
-  facts.received_snapshot = subvol.flags.read_only && subvol.flags.received;
-  return facts;
-}
-
-absl::StatusOr<DedupeEngine::SubvolInfo> DedupeEngine::SubvolumeOf(uint64_t subvol_id) {
-  auto cached = subvol_cache_.find(subvol_id);
-  if (cached != subvol_cache_.end()) return cached->second;
-  SubvolInfo info;
-  info.id = subvol_id;
-  const SubvolumeRecord* record = nullptr;
-  for (int attempt = 0; attempt < 2 && record == nullptr; ++attempt) {
-    for (const SubvolumeRecord& s : subvolumes_) {
-      if (s.id == subvol_id) record = &s;
-    }
-    if (record == nullptr && attempt == 0) {
-      ASSIGN_OR_RETURN(std::vector<SubvolumeRecord> subvolumes, index_->ListSubvolumes());
-      SetSubvolumes(std::move(subvolumes));
-    }
-  }
-  if (record != nullptr && subvol_id != kTopLevelSubvolume) {
-    info.relative_path = record->path;
-    absl::StatusOr<SubvolumeFlags> flags =
-        files_->GetSubvolumeFlags(SubvolRefOf(subvol_id, record->path));
-    if (flags.ok()) {
-      info.flags = *flags;
-    } else {
-      // Fall back to what the scanner saw; the kernel still refuses what it must.
-      info.flags.read_only = record->read_only;
-      info.flags.received = !record->received_uuid.empty();
-    }
-  }
-  subvol_cache_[subvol_id] = info;
-  return info;
-}
-
 absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessGroup(size_t g, absl::Time now) {
   const std::vector<size_t>& indices = group_.groups()[g];
   const std::vector<FileRecord>& rows = group_.members();
   if (!cursor_.has_value() ||
       !cursor_->IsFor(group_.generation(), group_.groups_version(), rows[indices.front()].hash)) {
     cursor_.reset();
+    ASSIGN_OR_RETURN(std::optional<StepResult> preparing, PrepareGroup(indices));
+    if (preparing.has_value()) return preparing;
     ASSIGN_OR_RETURN(std::optional<StepResult> built, BuildCursor(indices, now));
     if (built.has_value()) return built;
     if (!cursor_.has_value()) return std::optional<StepResult>();
@@ -216,6 +174,9 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::ProcessPartition(GroupPa
   if (!part.planned || !cursor_->ReferenceUsable(part, rows, now, attempted_)) {
     stats_.members_planned += static_cast<int64_t>(
         cursor_->Plan(part, rows, now, attempted_, [&](size_t i) {
+          // Read before the plan (PrepareGroup) when the group had no reference.
+          auto known = shared_cache_.find(rows[i].id);
+          if (known != shared_cache_.end()) return known->second;
           return files_->HasSharedExtents(RefOf(rows[i])).value_or(false);
         }));
     if (part.done) return std::optional<StepResult>();

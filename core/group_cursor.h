@@ -3,7 +3,9 @@
 //
 // A group of n identical files is deduped in about n / 50 batches (one per Step()). The
 // engine (core/dedupe_engine_group.cc) builds a cursor once per pass and group: it reads
-// the members' attributes, splits the group into partitions (NOCOW and checksummed copies
+// the members' attributes (and, for a group without a reference, whether each already
+// shares extents) over as many steps as EngineOptions::max_fact_reads_per_step needs
+// (core/dedupe_engine_facts.cc), splits the group into partitions (NOCOW and checksummed copies
 // apart, and by owner when dedupe_across_owners is off), and when a partition's turn comes
 // Plan() chooses its reference and plans its inodes with the rules of core/planner.h
 // (PlanReference: the remembered reference and when it gives way; PlanDestinations: one

@@ -29,6 +29,8 @@ class CountingFileAccess : public FileAccess {
 
   const FileAccessCounts& counts() const { return counts_; }
   void Reset() { counts_ = FileAccessCounts(); }
+  // Forgets the paths opened so far, keeping the counts (long runs).
+  void ClearOpened() { counts_.opened.clear(); }
 
   absl::StatusOr<std::unique_ptr<SequentialFile>> OpenForRead(const FileRef& file) override {
     ++counts_.opens_for_read;

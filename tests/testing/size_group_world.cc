@@ -1,5 +1,6 @@
 #include "tests/testing/size_group_world.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "core/dedupe_engine.h"
 #include "core/index.h"
 #include "core/status_macros.h"
+#include "tests/testing/counting_file_access.h"
 #include "tests/testing/fake_file_access.h"
 
 namespace btrdupd::testing {
@@ -54,11 +56,23 @@ absl::StatusOr<SizeGroupRun> RunSizeGroup(int files, int copies_of_each, uint64_
 
   EngineOptions options;
   options.prefetch_bytes = 0;
-  DedupeEngine engine(index.get(), &fs, &backend, config, &clock, "/vol", options);
+  CountingFileAccess counting(&fs);
+  DedupeEngine engine(index.get(), &counting, &backend, config, &clock, "/vol", options);
   const int64_t rows_before = index->FileRowsRead();
-  const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(engine.RunUntilIdle().status());
   SizeGroupRun run;
+  int64_t calls_before = 0;
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(engine
+                      .RunUntilIdle([&](const StepResult&) {
+                        const FileAccessCounts& c = counting.counts();
+                        const int64_t calls =
+                            c.opens_for_read + c.fiemap_calls + c.stats + c.attribute_reads;
+                        run.max_file_calls_per_step =
+                            std::max(run.max_file_calls_per_step, calls - calls_before);
+                        calls_before = calls;
+                        counting.ClearOpened();
+                      })
+                      .status());
   run.duration = absl::Now() - start;
   run.file_rows_read = index->FileRowsRead() - rows_before;
   run.steps = engine.stats().steps;

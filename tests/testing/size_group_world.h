@@ -23,6 +23,8 @@ struct SizeGroupRun {
   int64_t files_hashed = 0;
   int64_t files_deduped = 0;
   int64_t members_planned = 0;  // EngineStats::members_planned
+  // The most FileAccess calls (opens, stats, attribute reads, FIEMAP) of one step.
+  int64_t max_file_calls_per_step = 0;
   absl::Duration duration;  // of the pass only
 };
 
