@@ -12,8 +12,8 @@
 //    gone from its old place before it is added at the new one): new files observed, new
 //    directories walked whole.
 // 3. Changed files outside the re-listed directories (modified in place) are re-statted
-//    at their recorded paths, unless the size and mtime their inode item holds are
-//    the row's (a metadata-only change, such as a dedupe): then nothing is done.
+//    at their recorded paths, unless the size, mtime and ctime their inode item holds
+//    are the row's (core/scan_pass.h SameContent: a dedupe): then nothing is done.
 
 #include <algorithm>
 #include <utility>
@@ -218,11 +218,12 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
       RETURN_IF_ERROR(RemoveFileRow(row.id));
       continue;
     }
-    if (change != ctx.changed.end() && change->second.size == row.size &&
-        change->second.mtime_ns == row.mtime_ns) {
-      // Only the inode's metadata changed (chmod, xattrs, and every file btrdupd itself
-      // deduped): the stat below would find it unchanged. Its directory did not change,
-      // so it is still where the row says.
+    if (change != ctx.changed.end() &&
+        SameContent(row, change->second.size, change->second.mtime_ns,
+                    change->second.ctime_ns)) {
+      // Only the inode's extents or atime changed (every file btrdupd itself deduped):
+      // the stat below would find it unchanged. Its directory did not change, so it is
+      // still where the row says.
       ++report_->files_seen;
       continue;
     }

@@ -37,7 +37,7 @@ namespace btrdupd {
 
 // The on-disk schema version this build writes. Older versions are migrated on open;
 // a newer or unknown version is refused (FailedPrecondition) and left untouched.
-inline constexpr int kIndexSchemaVersion = 5;
+inline constexpr int kIndexSchemaVersion = 6;
 
 // Meta key: decimal total of bytes freed by every dedupe on the volume (IndexStats).
 inline constexpr char kBytesFreedMetaKey[] = "bytes_freed";
@@ -97,6 +97,9 @@ struct FileObservation {
   uint64_t ino = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  // ctime (ns since the epoch), 0 when unknown. Unlike mtime, nobody can set it: every
+  // write, chmod, chown, utimensat or rename moves it, a btrfs dedupe does not.
+  int64_t ctime_ns = 0;
   uint64_t generation = 0;  // btrfs transid of the inode, or the subvolume's at scan time
   // When the file says it last changed (the later of its mtime and ctime, on the
   // caller's clock); nullopt when unknown. Its stability wait starts there (see
@@ -112,6 +115,9 @@ struct FileRecord {
   uint64_t ino = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  // As seen with mtime_ns (FileObservation::ctime_ns); 0 when unknown (a row recorded by
+  // a btrdupd before schema version 6 and not changed since).
+  int64_t ctime_ns = 0;
   uint64_t generation = 0;
   absl::Time first_seen;
   absl::Time last_changed;  // when its current stability wait started (see ObserveFile)
@@ -131,6 +137,17 @@ struct FileRecord {
   SkipKind skip_kind = SkipKind::kUnknown;
   std::string skip_detail;
 };
+
+// Whether a file whose stat or inode item says `size`, `mtime_ns` and `ctime_ns` is still
+// the content `row` recorded: size and mtime equal, and ctime too when both sides know
+// it. A btrfs dedupe keeps all three; a write moves mtime and ctime, and a rewrite whose
+// mtime was set back (utimensat) still moves ctime. A chmod, chown or xattr change moves
+// ctime alone and so counts as a change too (the file is hashed again).
+inline bool SameContent(const FileRecord& row, uint64_t size, int64_t mtime_ns,
+                        int64_t ctime_ns) {
+  return row.size == size && row.mtime_ns == mtime_ns &&
+         (row.ctime_ns == 0 || ctime_ns == 0 || row.ctime_ns == ctime_ns);
+}
 
 // One skipped file, for the per-kind view of `--status`.
 struct SkippedFile {
@@ -293,7 +310,8 @@ class VolumeIndex {
   // eligible when first seen and one written a minute ago waits the rest of its wait.
   //  - New file: first_seen = last_changed = now, backoff level 0,
   //    next_eligible = start + policy.initial_wait.
-  //  - Changed (size, mtime, inode, subvolume or generation differ from the row), whether
+  //  - Changed (size, mtime, ctime when both are known, inode, subvolume or generation
+  //    differ from the row), whether
   //    still waiting or not: level + 1, last_changed = start, next_eligible = start +
   //    min(initial_wait * 2^level, max_backoff) (WaitForLevel in core/stability.h); it
   //    loses hash, dedupe state, reference and skip reason. Files deduped against it

@@ -151,11 +151,20 @@ CREATE INDEX files_by_size ON files(size, hash, hash_state, dedupe_state);
 CREATE INDEX files_skipped ON files(skip_kind) WHERE dedupe_state = 3;
 )sql";
 
+// Version 6: the file's ctime when it was seen (`ctime_delta`: ctime - mtime in ns, so
+// the usual file, whose ctime equals its mtime, stores 0, which takes no payload byte;
+// NULL when unknown, as in every row of an older version until the file changes). The
+// scanner compares it with size and mtime: a file rewritten in place with its size and
+// mtime kept (set back with utimensat) still moves its ctime.
+constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE files ADD COLUMN ctime_delta INTEGER;
+)sql";
+
 // kMigrations[v] turns a version-v database into version v+1. Version 0 is "nothing
 // there yet" (an empty file, or one whose tables were never created).
 const std::vector<const char*>& Migrations() {
   static const auto* const steps = new std::vector<const char*>{kSchemaV1, kSchemaV2, kSchemaV3,
-                                                                kSchemaV4, kSchemaV5};
+                                                                kSchemaV4, kSchemaV5, kSchemaV6};
   return *steps;
 }
 

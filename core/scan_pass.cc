@@ -78,8 +78,8 @@ absl::Status ScanPass::ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir
     fetched = std::move(*row);
     if (fetched.has_value()) known = &*fetched;
   }
-  if (known != nullptr && known->ino == st.ino && known->size == st.size &&
-      known->mtime_ns == st.mtime_ns) {
+  if (known != nullptr && known->ino == st.ino &&
+      SameContent(*known, st.size, st.mtime_ns, st.ctime_ns)) {
     return absl::OkStatus();  // unchanged, or a metadata-only change: keep its state
   }
   FileObservation seen;
@@ -87,6 +87,7 @@ absl::Status ScanPass::ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir
   seen.ino = st.ino;
   seen.size = st.size;
   seen.mtime_ns = st.mtime_ns;
+  seen.ctime_ns = st.ctime_ns;
   seen.generation = ctx.generation;
   const int64_t changed_ns = std::max(st.mtime_ns, st.ctime_ns);
   if (st.ctime_ns != 0) {

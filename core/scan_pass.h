@@ -124,7 +124,8 @@ class ScanPass {
   absl::Status RestatChangedFile(const SubvolumeContext& ctx, uint64_t ino,
                                  const absl::flat_hash_set<int64_t>& relisted);
 
-  // Observes a regular file unless its row already says the same (inode, size, mtime).
+  // Observes a regular file unless its row already says the same (inode, and
+  // SameContent in core/index.h).
   // `known` is its row when the caller has it; otherwise `file_id` (0 = no row).
   absl::Status ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir_id,
                                 absl::string_view name, const VolumeStat& st,

@@ -34,11 +34,17 @@
 // A file that vanishes, or a directory or file that cannot be read, never stops a pass:
 // it is removed (vanished) or left as it was, and counted in ScanReport::errors.
 //
-// A file whose inode changed without a change of inode number, size or mtime (atime,
-// chmod, xattrs, and btrfs dedupe itself, which rewrites extent items) keeps its state,
-// and the incremental pass learns that from the inode item alone (no stat), so files
-// btrdupd deduped cost one index lookup each in the next pass; dedupe stays safe
-// because the kernel compares bytes before sharing them.
+// A file whose inode changed without a change of inode number, size, mtime or ctime
+// (btrfs dedupe itself, which rewrites extent items, and atime) keeps its state, and the
+// incremental pass learns that from the inode item alone (no stat), so files btrdupd
+// deduped cost one index lookup each in the next pass. The ctime tells a rewrite that
+// kept its size and set its mtime back (utimensat) from a dedupe; a chmod, chown or
+// xattr change moves it too, so such a file is hashed again. (Rows from before schema
+// version 6 have no ctime until they change: size and mtime decide for them.) A buffered
+// write reaches the inode item only when its data is written back, so an incremental
+// pass sees it after the writeback (the daemon: within the kernel's dirty expiry and a
+// scan interval); meanwhile the hasher's own fstat checks and the kernel's byte compare
+// keep every dedupe safe.
 //
 // Thread-compatible: one Run() at a time. `should_stop` may be set from another thread.
 

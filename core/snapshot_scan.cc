@@ -163,8 +163,8 @@ absl::Status ScanPass::CompareSnapshotFile(const SnapshotContext& snap, uint64_t
     snap.handled.insert(ino);
     return index_->MarkSnapshotDiffers(snap.ctx.id, ino);
   }
-  if (!strict && same_place != nullptr && same_place->size == st.size &&
-      same_place->mtime_ns == st.mtime_ns) {
+  if (!strict && same_place != nullptr &&
+      SameContent(*same_place, st.size, st.mtime_ns, st.ctime_ns)) {
     return absl::OkStatus();  // rewritten in place with what the source has (a dedupe)
   }
   // The snapshot's own row, if it has one elsewhere, goes: this is where it is now.

@@ -163,7 +163,8 @@ class SqliteVolumeIndex : public VolumeIndex {
 // The columns every file query selects, in the order ReadFile() expects.
 #define BTRDUPD_FILE_COLUMNS                                                         \
   "id, dir, name, subvol, ino, size, mtime, gen, first_seen, last_changed, "         \
-  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip, skip_kind, shared_at"
+  "next_eligible, backoff, hash_state, hash, dedupe_state, ref, skip, skip_kind, shared_at, " \
+  "ctime_delta"
 
 }  // namespace btrdupd
 

@@ -11,6 +11,19 @@
 #include "core/status_macros.h"
 
 namespace btrdupd {
+namespace {
+
+// files.ctime_delta (core/index_schema.cc, version 5): NULL when the ctime is unknown.
+void BindCtimeDelta(Statement& q, int param, const FileObservation& seen) {
+  if (seen.ctime_ns == 0) {
+    q.BindNull(param);
+  } else {
+    q.Bind(param, seen.ctime_ns - seen.mtime_ns);
+  }
+}
+
+}  // namespace
+
 absl::Status NoSuchFile(int64_t file_id) {
   return absl::NotFoundError(absl::StrCat("index: no file with id ", file_id));
 }
@@ -46,6 +59,7 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   if (SharesWithReference(f.dedupe_state) && !q.ColumnIsNull(18)) {
     f.shared_at = absl::FromUnixSeconds(q.ColumnInt(18));
   }
+  if (!q.ColumnIsNull(19)) f.ctime_ns = f.mtime_ns + q.ColumnInt(19);
   return f;
 }
 
@@ -75,7 +89,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
   {
     ASSIGN_OR_RETURN(Statement find,
                      statements_.Get("SELECT id, subvol, ino, size, mtime, gen, backoff, "
-                                     "coalesce(last_changed, first_seen) "
+                                     "coalesce(last_changed, first_seen), ctime_delta "
                                        "FROM files WHERE dir = ?1 AND name = ?2"));
     find.Bind(1, dir_id).BindBlob(2, name);
     ASSIGN_OR_RETURN(bool found, find.Step());
@@ -85,6 +99,8 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
           find.ColumnInt(2) == static_cast<int64_t>(seen.ino) &&
           find.ColumnInt(3) == static_cast<int64_t>(seen.size) &&
           find.ColumnInt(4) == seen.mtime_ns &&
+          (seen.ctime_ns == 0 || find.ColumnIsNull(8) ||
+           find.ColumnInt(8) == seen.ctime_ns - seen.mtime_ns) &&
           find.ColumnInt(5) == static_cast<int64_t>(seen.generation)) {
         return id;  // unchanged: no write at all
       }
@@ -101,8 +117,8 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
     ASSIGN_OR_RETURN(
         Statement insert,
         statements_.Get("INSERT INTO files(dir, name, subvol, ino, size, mtime, gen, "
-                        "first_seen, next_eligible) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+                        "first_seen, next_eligible, ctime_delta) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
     insert.Bind(1, dir_id)
         .BindBlob(2, name)
         .Bind(3, static_cast<int64_t>(seen.subvol_id))
@@ -112,6 +128,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         .Bind(7, static_cast<int64_t>(seen.generation))
         .Bind(8, t)
         .Bind(9, eligible);
+    BindCtimeDelta(insert, 10, seen);
     absl::Status status = insert.Run();
     if (absl::IsFailedPrecondition(status)) {
       return absl::NotFoundError(absl::StrCat("index: ObserveFile(", name,
@@ -125,7 +142,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
     ASSIGN_OR_RETURN(
         Statement update,
         statements_.Get("UPDATE files SET subvol = ?2, ino = ?3, size = ?4, mtime = ?5, "
-                        "gen = ?6, last_changed = ?7, next_eligible = ?8, backoff = ?9, "
+                        "gen = ?6, last_changed = ?7, next_eligible = ?8, backoff = ?9, ctime_delta = ?10, "
                         "hash_state = 0, hash = NULL, dedupe_state = 0, ref = NULL, "
                         "skip = NULL, skip_kind = NULL, skip_at = NULL, shared_at = NULL "
                         "WHERE id = ?1"));
@@ -138,6 +155,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
         .Bind(7, absl::ToUnixSeconds(start))
         .Bind(8, eligible)
         .Bind(9, level);
+    BindCtimeDelta(update, 10, seen);
     RETURN_IF_ERROR(update.Run());
     return ReleaseDependents(id);
   }));

@@ -133,9 +133,11 @@ absl::Status SqliteVolumeIndex::CopyRowInto(const FileRecord& row, uint64_t subv
   ASSIGN_OR_RETURN(
       Statement q,
       statements_.Get("INSERT OR IGNORE INTO files(dir, name, subvol, ino, size, mtime, gen, "
-                      "first_seen, last_changed, next_eligible, backoff, hash_state, hash) "
+                      "first_seen, last_changed, next_eligible, backoff, hash_state, hash, "
+                      "ctime_delta) "
                       "SELECT ?2, ?3, ?4, ino, size, mtime, 0, first_seen, last_changed, "
-                      "next_eligible, 0, hash_state, hash FROM files WHERE id = ?1"));
+                      "next_eligible, 0, hash_state, hash, ctime_delta FROM files "
+                      "WHERE id = ?1"));
   q.Bind(1, row.id)
       .Bind(2, dir_id)
       .BindBlob(3, slash == std::string::npos ? path : path.substr(slash + 1))

@@ -21,9 +21,12 @@
 //  - ChangedInodesSince(subvol, G) lists the inodes of that subvolume whose item was
 //    written in a transaction after G (transid > G): files whose data or metadata
 //    changed, and directories whose entries changed. Deleted inodes are not listed.
-//    Each comes with the size and mtime its item holds; an update not yet in the item
-//    (btrfs' delayed inodes) lands there with a transid above the generation that
-//    ListSubvolumes() reports now, so a later call lists the inode again.
+//    Each comes with the size, mtime and ctime its item holds; an update not yet in the
+//    item (btrfs' delayed inodes, and a buffered write, whose new size and times reach
+//    the item only when its data is written back) lands there with a transid above the
+//    generation that ListSubvolumes() reports now, so a later call lists the inode again.
+//    A dedupe rewrites the item (new transid) but keeps its size, mtime and ctime; a
+//    write, chmod, chown, utimensat or rename moves its ctime.
 //  - InodePath(subvol, ino) names one path of an inode inside a subvolume (any type).
 //  - Errors are absl::Status with the errno's meaning (NotFound, PermissionDenied, ...)
 //    and the path in the message.
@@ -92,6 +95,7 @@ struct InodeChange {
   uint64_t transid = 0;  // transaction that last wrote the inode item
   uint64_t size = 0;
   int64_t mtime_ns = 0;  // as the inode item records it (what stat would say)
+  int64_t ctime_ns = 0;  // the same; 0 when unknown
   bool is_dir = false;
   bool is_regular = false;
 };

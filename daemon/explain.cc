@@ -55,7 +55,7 @@ struct Explanation {
   // A snapshot file with no row of its own: the path of the source row that stands for
   // it (`record` is that row). Empty otherwise.
   std::string copy_of;
-  bool changed = false;  // its size or mtime now differ from what the last pass recorded
+  bool changed = false;  // not what the last pass recorded (SameContent, core/index.h)
   absl::Time now;
 };
 
@@ -170,7 +170,9 @@ absl::StatusOr<Explanation> Explain(const std::string& given, absl::string_view 
     const FileRecord& r = *out.record;
     const int64_t mtime_ns =
         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    out.changed = out.size != r.size || mtime_ns != r.mtime_ns;
+    const int64_t ctime_ns =
+        static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+    out.changed = !SameContent(r, out.size, mtime_ns, ctime_ns);
     ASSIGN_OR_RETURN(std::vector<FileRecord> same_size, index->FilesOfSize(r.size));
     out.size_group = static_cast<int64_t>(same_size.size());
     if (r.hash_state == HashState::kFull) {
@@ -299,7 +301,7 @@ std::string FormatText(const Explanation& e, bool verbose) {
   absl::StrAppend(&text, "  dedupe: ", DedupeText(e), ".\n");
   if (e.changed) {
     absl::StrAppend(&text,
-                    "  changed since the last pass (size or mtime differ): what is recorded "
+                    "  changed since the last pass (size, mtime or ctime differ): what is recorded "
                     "above is stale; the next pass sees the change and the file waits again.\n");
   }
   if (verbose && !e.identical.empty()) {

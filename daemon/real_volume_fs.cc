@@ -266,6 +266,7 @@ absl::StatusOr<std::vector<InodeChange>> RealVolumeFs::ChangedInodesSince(
     change.transid = c.transid;
     change.size = c.size;
     change.mtime_ns = c.mtime_ns;
+    change.ctime_ns = c.ctime_ns;
     change.is_dir = c.is_directory();
     change.is_regular = c.is_regular_file();
     out.push_back(change);

@@ -35,6 +35,7 @@ InodeItem DecodeInodeItem(uint64_t ino, const uint8_t* data) {
   inode.mode = le32toh(item.mode);
   inode.nlink = le32toh(item.nlink);
   inode.mtime_ns = TimespecNs(item.mtime);
+  inode.ctime_ns = TimespecNs(item.ctime);
   return inode;
 }
 

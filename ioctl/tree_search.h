@@ -48,6 +48,7 @@ struct InodeItem {
   uint32_t mode = 0;        // st_mode: type and permissions
   uint32_t nlink = 0;
   int64_t mtime_ns = 0;     // since the Unix epoch
+  int64_t ctime_ns = 0;     // since the Unix epoch
 
   bool is_directory() const { return S_ISDIR(mode); }
   bool is_regular_file() const { return S_ISREG(mode); }

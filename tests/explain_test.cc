@@ -305,7 +305,8 @@ TEST_F(ExplainTest, StatusAndExplainNeverUpgradeTheIndex) {
   ASSERT_EQ(Btrdupd({"--no-wait", mount_path()}).exit_code, 0);
   const std::string db = Path(".btrdupd/btrdupd.db");
   // What schema version 3 wrote.
-  ASSERT_TRUE(Sql(db, "ALTER TABLE files DROP COLUMN shared_at; PRAGMA user_version=3;"));
+  ASSERT_TRUE(Sql(db, "ALTER TABLE files DROP COLUMN ctime_delta; "
+                      "ALTER TABLE files DROP COLUMN shared_at; PRAGMA user_version=3;"));
   const absl::StatusOr<std::string> before = ::btrdupd::testing::ReadFile(db);
   ASSERT_TRUE(before.ok());
 

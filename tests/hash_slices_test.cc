@@ -197,9 +197,11 @@ TEST_F(HashSlicesEngineTest, AFileChangedBetweenTwoSlicesIsNotHashedFromMixedSta
       EXPECT_GT(f.next_eligible, RealClock()->Now()) << "it should wait again";
     }
   }
-  // Once the tree is quiet: scanned again (whole), hashed whole, deduped (the pass it
-  // was dropped in is finished first; the next one takes it).
-  Scan(ScanMode::kForceFull);
+  // Once the tree is quiet (the write reaches the inode item when it is written back):
+  // an incremental scan sees it, it is hashed whole and deduped (the pass it was dropped
+  // in is finished first; the next one takes it).
+  ASSERT_OK(testing::RunChecked({"sync", "-f", mount_path()}));
+  Scan(ScanMode::kAuto);
   ASSERT_OK(Engine().RunUntilIdle().status());
   ASSERT_OK(Engine().RunUntilIdle().status());
   EXPECT_TRUE(Shared(Path("a"), Path("b")));

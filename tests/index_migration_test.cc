@@ -46,6 +46,7 @@ constexpr char kIndexesOfFiles[] =
     "AND sql IS NOT NULL ORDER BY name";
 constexpr char kBackToVersion4[] =
     "DROP INDEX files_by_size; DROP INDEX files_skipped; "
+    "ALTER TABLE files DROP COLUMN ctime_delta; "
     "CREATE INDEX files_by_size ON files(size); "
     "CREATE INDEX files_hashed ON files(size, hash, dedupe_state) WHERE hash_state = 2; "
     "CREATE INDEX files_done ON files(dedupe_state, size) WHERE dedupe_state != 0; "

@@ -159,7 +159,9 @@ TEST_F(IndexSharingTest, VersionThreeDatabaseMigratesWithDedupesOfUnknownDate) {
   ASSERT_OK(index_->SetDedupeState(ids_[1], DedupeState::kDeduped, ids_[0]));
   index_.reset();
   // What version 3 wrote: no shared_at column.
-  RawQuery(path_, "ALTER TABLE files DROP COLUMN shared_at; PRAGMA user_version = 3;");
+  RawQuery(path_,
+           "ALTER TABLE files DROP COLUMN ctime_delta; ALTER TABLE files DROP COLUMN shared_at; "
+           "PRAGMA user_version = 3;");
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(path_);
   ASSERT_TRUE(index.ok()) << index.status();
   index_ = std::move(*index);
@@ -196,7 +198,9 @@ TEST_F(IndexSharingTest, ReadOnlyOpenReadsAndNeverWrites) {
 
 TEST_F(IndexSharingTest, ReadOnlyOpenRefusesAnOlderSchemaAndLeavesItAsItWas) {
   index_.reset();
-  RawQuery(path_, "ALTER TABLE files DROP COLUMN shared_at; PRAGMA user_version = 3;");
+  RawQuery(path_,
+           "ALTER TABLE files DROP COLUMN ctime_delta; ALTER TABLE files DROP COLUMN shared_at; "
+           "PRAGMA user_version = 3;");
   const std::string before = ReadBytes(path_);
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::OpenReadOnly(path_, "/vol");
   ASSERT_FALSE(index.ok());

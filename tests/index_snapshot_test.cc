@@ -200,6 +200,7 @@ TEST_F(IndexSnapshotTest, VersionTwoDatabaseIsMigratedWithItsRows) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE files DROP COLUMN ctime_delta; "
                          "ALTER TABLE files DROP COLUMN shared_at; "
                          "DROP TABLE snap_diff; DROP INDEX subvols_by_source; "
                          "ALTER TABLE subvols DROP COLUMN source; "

@@ -778,7 +778,8 @@ TEST_F(IndexTest, Version1SkipsWithFreeTextGoBackToPendingKeepingTheirHash) {
   }
   // What version 1 wrote: a skip as free text, no kind columns.
   RawQuery(path_,
-           "DROP INDEX files_skipped; ALTER TABLE files DROP COLUMN shared_at; "
+           "DROP INDEX files_skipped; ALTER TABLE files DROP COLUMN ctime_delta; "
+           "ALTER TABLE files DROP COLUMN shared_at; "
            "ALTER TABLE files DROP COLUMN skip_kind; ALTER TABLE files DROP COLUMN skip_at; "
            "UPDATE files SET dedupe_state = 3, skip = 'EPERM: refused'; "
            "DROP TABLE snap_diff; DROP INDEX subvols_by_source; "

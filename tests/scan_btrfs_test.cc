@@ -392,6 +392,47 @@ TEST_F(ScanBtrfsTest, DedupedFileKeepsItsHashInTheNextPass) {
   EXPECT_EQ((*b)[0].hash_state, HashState::kFull);
 }
 
+// A same-size rewrite whose mtime is set back (utimensat, as rsync --inplace, tar or
+// cp -p do) leaves size and mtime as the row has them: its ctime tells it from a dedupe.
+class RewriteWithMtimeSetBackTest : public ScanBtrfsTest,
+                                    public ::testing::WithParamInterface<ScanMode> {};
+
+TEST_P(RewriteWithMtimeSetBackTest, IsSeenByTheNextPass) {
+  ASSERT_OK(Write("f", 10000, 1));
+  ASSERT_OK(Sync());
+  ASSERT_OK(Scan());
+  ASSERT_OK_AND_ASSIGN(Contents contents, IndexContents(index_.get()));
+  absl::StatusOr<std::vector<FileRecord>> rows = index_->FindFilesByInode(5, contents["f"].ino);
+  ASSERT_TRUE(rows.ok() && rows->size() == 1u);
+  ASSERT_OK(index_->SetHash((*rows)[0].id, HashState::kFull, std::string(32, 'h')));
+  struct stat st;
+  ASSERT_EQ(stat(Path("f").c_str(), &st), 0);
+
+  ASSERT_OK(Write("f", 10000, 2));  // new bytes, same size
+  const struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, Path("f").c_str(), times, 0), 0);
+  ASSERT_OK(Sync());  // written back: the inode item holds what stat says
+  struct stat now;
+  ASSERT_EQ(stat(Path("f").c_str(), &now), 0);
+  ASSERT_EQ(now.st_mtim.tv_sec, st.st_mtim.tv_sec);  // the premise: size and mtime kept
+  ASSERT_EQ(now.st_mtim.tv_nsec, st.st_mtim.tv_nsec);
+  ASSERT_EQ(now.st_size, st.st_size);
+  clock_.Advance(absl::Minutes(1));
+
+  ASSERT_OK_AND_ASSIGN(ScanReport report, Scan(GetParam()));
+
+  EXPECT_EQ(report.files_changed, 1);
+  rows = index_->FindFilesByInode(5, contents["f"].ino);
+  ASSERT_TRUE(rows.ok() && rows->size() == 1u);
+  EXPECT_EQ((*rows)[0].hash_state, HashState::kNone);
+}
+
+INSTANTIATE_TEST_SUITE_P(Passes, RewriteWithMtimeSetBackTest,
+                         ::testing::Values(ScanMode::kAuto, ScanMode::kForceFull),
+                         [](const ::testing::TestParamInfo<ScanMode>& info) {
+                           return info.param == ScanMode::kAuto ? "Incremental" : "Full";
+                         });
+
 bool Lists(const std::vector<InodeChange>& changes, uint64_t ino) {
   for (const InodeChange& c : changes) {
     if (c.ino == ino) return true;

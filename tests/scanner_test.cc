@@ -405,7 +405,7 @@ TEST_F(ScannerTest, MetadataOnlyChangeKeepsTheFilesState) {
   const FileRecord before = Row("f");
   ASSERT_TRUE(index_->SetHash(before.id, HashState::kFull, std::string(32, 'h')).ok());
   clock_.Advance(absl::Minutes(1));
-  fs_.TouchMetadata("f");  // chmod, atime, or btrfs dedupe rewriting its extents
+  fs_.RewriteExtents("f");  // btrfs dedupe: new extent items, size and times kept
 
   ScanReport report = Scan();
 
@@ -415,13 +415,41 @@ TEST_F(ScannerTest, MetadataOnlyChangeKeepsTheFilesState) {
   EXPECT_EQ(after.next_eligible, before.next_eligible);
 }
 
+// A rewrite that keeps the size and sets the mtime back (utimensat: rsync --inplace,
+// tar, cp -p) still moves the ctime, which nobody can set.
+TEST_F(ScannerTest, RewriteWithItsMtimeSetBackIsSeen) {
+  fs_.WriteFile("f", 10000);
+  Scan();
+  const FileRecord before = Row("f");
+  ASSERT_TRUE(index_->SetHash(before.id, HashState::kFull, std::string(32, 'h')).ok());
+  fs_.WriteFile("f", 10000);
+  fs_.SetMtime("f", before.mtime_ns);
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.files_changed, 1);
+  EXPECT_EQ(Row("f").hash_state, HashState::kNone);
+}
+
+TEST_F(ScannerTest, AChmodIsTakenForAChange) {
+  fs_.WriteFile("f", 10000);
+  Scan();
+  ASSERT_TRUE(index_->SetHash(Row("f").id, HashState::kFull, std::string(32, 'h')).ok());
+  fs_.TouchMetadata("f");
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.files_changed, 1);
+  EXPECT_EQ(Row("f").hash_state, HashState::kNone);
+}
+
 TEST_F(ScannerTest, MetadataOnlyChangeIsNotStattedAgain) {
   // btrfs dedupe rewrites the extent items of every file it shares: the next pass must
   // not look at each of them again.
   fs_.MakeDir("d");
   for (int i = 0; i < 5; ++i) fs_.WriteFile("d/f" + std::to_string(i), 10000 + i);
   Scan();
-  for (int i = 0; i < 5; ++i) fs_.TouchMetadata("d/f" + std::to_string(i));
+  for (int i = 0; i < 5; ++i) fs_.RewriteExtents("d/f" + std::to_string(i));
   const int64_t statted = fs_.paths_statted();
 
   ScanReport report = Scan();
@@ -439,7 +467,7 @@ TEST_F(ScannerTest, InPlaceRewriteIsStillSeenNextToMetadataOnlyChanges) {
   for (const char* path : {"d/a", "d/b"}) {
     ASSERT_TRUE(index_->SetHash(Row(path).id, HashState::kFull, std::string(32, 'h')).ok());
   }
-  fs_.TouchMetadata("d/a");
+  fs_.RewriteExtents("d/a");
   fs_.WriteFile("d/b", 10000);  // same size, new mtime
 
   ScanReport report = Scan();

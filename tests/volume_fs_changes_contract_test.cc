@@ -140,6 +140,22 @@ TEST_P(VolumeFsContract, AMetadataOnlyChangeIsListedWithTheSameSizeAndMtime) {
   EXPECT_EQ(changed[before.ino].mtime_ns, before.mtime_ns);
 }
 
+// "Each comes with the size, mtime and ctime its item holds": a chmod moves the ctime,
+// and the listed one is what stat says.
+TEST_P(VolumeFsContract, AChangeIsListedWithTheCtimeStatSays) {
+  ASSERT_OK(world_->WriteFile("f", 7000));
+  ASSERT_OK_AND_ASSIGN(VolumeStat before, fs_->Stat("f"));
+  ASSERT_OK_AND_ASSIGN(uint64_t g, CommittedTransid(""));
+  ASSERT_OK(world_->TouchMetadata("f"));
+  ASSERT_OK(world_->Commit());
+  ASSERT_OK_AND_ASSIGN(VolumeStat after, fs_->Stat("f"));
+  ASSERT_OK_AND_ASSIGN(auto changed, Changes("", g));
+  ASSERT_EQ(changed.count(before.ino), 1u);
+  EXPECT_NE(before.ctime_ns, 0);
+  EXPECT_NE(after.ctime_ns, before.ctime_ns);
+  EXPECT_EQ(changed[before.ino].ctime_ns, after.ctime_ns);
+}
+
 // "the inodes of that subvolume": nested subvolumes are searched on their own.
 TEST_P(VolumeFsContract, TheSearchStaysInsideTheSubvolume) {
   ASSERT_OK(world_->CreateSubvolume("sub"));

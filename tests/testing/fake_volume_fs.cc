@@ -81,7 +81,7 @@ std::shared_ptr<FakeVolumeFs::Node> FakeVolumeFs::NewNode(const std::shared_ptr<
   node->dev = parent->dev;
   auto sub = subvol_by_dev_.find(parent->dev);
   node->ino = sub != subvol_by_dev_.end() ? subvolumes_[sub->second].next_ino++ : next_foreign_ino_++;
-  node->mtime_ns = (clock_ns_ += 1000);
+  node->mtime_ns = node->ctime_ns = (clock_ns_ += 1000);
   return node;
 }
 
@@ -92,6 +92,7 @@ VolumeStat FakeVolumeFs::StatOf(const Node& node) const {
   st.type = node.type;
   st.size = node.size;
   st.mtime_ns = node.mtime_ns;
+  st.ctime_ns = node.ctime_ns;
   return st;
 }
 
@@ -108,7 +109,7 @@ void FakeVolumeFs::WriteFile(const std::string& path, uint64_t size) {
   } else {
     node = it->second;
     Check(node->type == EntryType::kRegular, absl::StrCat(path, " is not a file"));
-    node->mtime_ns = (clock_ns_ += 1000);
+    node->mtime_ns = node->ctime_ns = (clock_ns_ += 1000);
   }
   node->size = size;
   Stamp(node.get(), t);
@@ -161,6 +162,7 @@ void FakeVolumeFs::HardLink(const std::string& existing, const std::string& path
   std::string name;
   std::shared_ptr<Node> parent = ParentOf(path, &name);
   parent->children[name] = node;
+  node->ctime_ns = (clock_ns_ += 1000);  // link() updates the inode's ctime
   Stamp(parent.get(), t);
   Stamp(node.get(), t);
 }
@@ -185,13 +187,31 @@ void FakeVolumeFs::Rename(const std::string& from, const std::string& to) {
   to_parent->children[to_name] = node;
   Stamp(from_parent.get(), t);
   Stamp(to_parent.get(), t);
-  Stamp(node.get(), t);  // btrfs updates the inode's ctime on rename
+  node->ctime_ns = (clock_ns_ += 1000);  // btrfs updates the inode's ctime on rename
+  Stamp(node.get(), t);
 }
 
 void FakeVolumeFs::TouchMetadata(const std::string& path) {
   const uint64_t t = Begin();
   std::shared_ptr<Node> node = Lookup(path);
   Check(node != nullptr, absl::StrCat("no ", path));
+  node->ctime_ns = (clock_ns_ += 1000);
+  Stamp(node.get(), t);
+}
+
+void FakeVolumeFs::RewriteExtents(const std::string& path) {
+  const uint64_t t = Begin();
+  std::shared_ptr<Node> node = Lookup(path);
+  Check(node != nullptr, absl::StrCat("no ", path));
+  Stamp(node.get(), t);
+}
+
+void FakeVolumeFs::SetMtime(const std::string& path, int64_t mtime_ns) {
+  const uint64_t t = Begin();
+  std::shared_ptr<Node> node = Lookup(path);
+  Check(node != nullptr, absl::StrCat("no ", path));
+  node->mtime_ns = mtime_ns;
+  node->ctime_ns = (clock_ns_ += 1000);
   Stamp(node.get(), t);
 }
 
@@ -203,7 +223,7 @@ uint64_t FakeVolumeFs::CreateSubvolume(const std::string& path) {
   auto node = std::make_shared<Node>();
   node->ino = 256;
   node->dev = next_dev_++;
-  node->mtime_ns = (clock_ns_ += 1000);
+  node->mtime_ns = node->ctime_ns = (clock_ns_ += 1000);
   Subvolume sub;
   sub.id = next_subvol_id_++;
   sub.uuid = absl::StrCat("uuid-", sub.id);

@@ -40,7 +40,8 @@ class FakeVolumeFs : public VolumeFs {
   ~FakeVolumeFs() override;
 
   // --- Test set-up: each call is one transaction ---
-  // Creates the file, or rewrites it in place (same inode) with a new size and mtime.
+  // Creates the file, or rewrites it in place (same inode) with a new size, mtime and
+  // ctime.
   void WriteFile(const std::string& path, uint64_t size);
   void MakeDir(const std::string& path);  // parents must exist
   void MakeDirs(const std::string& path);  // creates missing parents too
@@ -50,8 +51,13 @@ class FakeVolumeFs : public VolumeFs {
   // Removes a file, symlink or a whole directory tree.
   void Remove(const std::string& path);
   void Rename(const std::string& from, const std::string& to);
-  // Changes the inode without changing size or mtime (chmod, atime, dedupe).
+  // Changes the inode without changing size or mtime: a chmod (its ctime moves).
   void TouchMetadata(const std::string& path);
+  // Rewrites the inode and its extent items with size, mtime and ctime kept: what a
+  // btrfs dedupe does.
+  void RewriteExtents(const std::string& path);
+  // utimensat: the mtime is set to `mtime_ns`, the ctime moves.
+  void SetMtime(const std::string& path, int64_t mtime_ns);
   // Returns the new subvolume's id.
   uint64_t CreateSubvolume(const std::string& path);
   uint64_t Snapshot(const std::string& source, const std::string& path,
@@ -119,7 +125,10 @@ class FakeVolumeFs : public VolumeFs {
   uint64_t next_dev_ = 100;
   uint64_t next_subvol_id_ = 256;
   uint64_t next_foreign_ino_ = 1000;  // inodes of foreign (mounted) filesystems
-  int64_t clock_ns_ = 1'700'000'000'000'000'000;
+  // File times (mtime, ctime), in 2100: later than any test clock, so a file's own times
+  // never start its stability wait before the scan that sees it (tests set waits with
+  // their clock).
+  int64_t clock_ns_ = 4'102'444'800'000'000'000;
   std::shared_ptr<Node> root_;
   std::map<uint64_t, Subvolume> subvolumes_;  // by id
   absl::flat_hash_map<uint64_t, uint64_t> subvol_by_dev_;

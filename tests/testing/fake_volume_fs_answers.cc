@@ -123,6 +123,7 @@ absl::StatusOr<std::vector<InodeChange>> FakeVolumeFs::ChangedInodesSince(
       change.transid = node.transid;
       change.size = node.size;
       change.mtime_ns = node.mtime_ns;
+      change.ctime_ns = node.ctime_ns;
       change.is_dir = node.type == EntryType::kDirectory;
       change.is_regular = node.type == EntryType::kRegular;
       found[node.ino] = change;

@@ -21,6 +21,7 @@ struct FakeVolumeFs::Node {
   uint64_t dev = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
   uint64_t transid = 0;
   std::map<std::string, std::shared_ptr<Node>> children;
 };
