@@ -52,6 +52,19 @@ absl::Status ScanPass::WalkFrom(const SubvolumeContext& ctx, PendingDir start) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<VolumeStat> ScanPass::StatOf(
+    VolumeDir& dir, const VolumeDirEntry& entry,
+    const absl::flat_hash_map<uint64_t, VolumeStat>& bulk) const {
+  if (entry.type == EntryType::kRegular) {
+    auto it = bulk.find(entry.ino);
+    // An item saying "too small" may be one a write has not reached yet (see
+    // VolumeDir::StatRegularFiles): no row would be made, and nothing would bring the
+    // file back, so only lstat may say so.
+    if (it != bulk.end() && it->second.size >= config_.min_file_size) return it->second;
+  }
+  return dir.StatEntry(entry.name);
+}
+
 absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDir& at,
                                     VolumeDir& dir, std::vector<PendingDir>* queue) {
   absl::StatusOr<std::vector<VolumeDirEntry>> entries = dir.ReadEntries();
@@ -59,6 +72,10 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
     AddError(entries.status());
     return absl::OkStatus();
   }
+  // The files' inode items in one read where the filesystem can, instead of an lstat
+  // each; what it leaves out is statted below. (Failing, it only costs the lstats.)
+  absl::flat_hash_map<uint64_t, VolumeStat> bulk =
+      dir.StatRegularFiles(*entries).value_or(absl::flat_hash_map<uint64_t, VolumeStat>());
   absl::StatusOr<std::vector<DirEntryRecord>> rows = index_->ListDir(at.dir_id);
   if (!rows.ok()) return rows.status();
   ++report_->dirs_listed;
@@ -73,7 +90,7 @@ absl::Status ScanPass::ReconcileDir(const SubvolumeContext& ctx, const PendingDi
         entry.type != EntryType::kUnknown) {
       continue;  // symlink, device, socket, fifo: never indexed
     }
-    absl::StatusOr<VolumeStat> st = dir.StatEntry(entry.name);
+    absl::StatusOr<VolumeStat> st = StatOf(dir, entry, bulk);
     if (!st.ok()) {
       if (!absl::IsNotFound(st.status())) {
         AddError(st.status());

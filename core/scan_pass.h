@@ -112,6 +112,10 @@ class ScanPass {
 
   // Full walk from one directory down (iterative: no descriptor is held per level).
   absl::Status WalkFrom(const SubvolumeContext& ctx, PendingDir start);
+  // The stat of one listed entry: from `bulk` (VolumeDir::StatRegularFiles) when it has
+  // it and it says the file is tracked, else StatEntry.
+  absl::StatusOr<VolumeStat> StatOf(VolumeDir& dir, const VolumeDirEntry& entry,
+                                    const absl::flat_hash_map<uint64_t, VolumeStat>& bulk) const;
   // Reconciles one open directory with its rows; queues its subdirectories.
   absl::Status ReconcileDir(const SubvolumeContext& ctx, const PendingDir& at,
                             VolumeDir& dir, std::vector<PendingDir>* queue);

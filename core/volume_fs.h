@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -114,6 +115,20 @@ class VolumeDir {
 
   // lstat of one entry.
   virtual absl::StatusOr<VolumeStat> StatEntry(absl::string_view name) = 0;
+
+  // What StatEntry would say of the regular files among `entries` (as ReadEntries gave
+  // them), by inode number, read in bulk where the filesystem can (btrfs: one tree
+  // search of their inode items instead of one lstat each). An entry left out (not
+  // listed as a regular file, or not found as one) is to be asked with StatEntry. The
+  // answer is as of the filesystem's last commit, like ChangedInodesSince: an update not
+  // in the inode item yet (a write not written back) shows the older size and times and
+  // lands later with a transid above the generation ListSubvolumes() reported, so a
+  // caller that would record nothing for what the item says (a file too small to track)
+  // asks StatEntry instead. Default: nothing (every entry is statted).
+  virtual absl::StatusOr<absl::flat_hash_map<uint64_t, VolumeStat>> StatRegularFiles(
+      const std::vector<VolumeDirEntry>& entries) {
+    return absl::flat_hash_map<uint64_t, VolumeStat>();
+  }
 };
 
 class VolumeFs {

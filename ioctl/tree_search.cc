@@ -69,6 +69,28 @@ absl::StatusOr<std::vector<InodeItem>> ChangedInodesSince(int subvol_fd,
   return changed;
 }
 
+absl::StatusOr<std::vector<InodeItem>> InodeItemsBetween(int subvol_fd, uint64_t min_ino,
+                                                           uint64_t max_ino, size_t max_items) {
+  std::vector<InodeItem> items;
+  if (min_ino > max_ino) return items;
+  TreeSearchRange range;
+  range.max_items = max_items;
+  range.buffer_bytes = 64 * 1024;
+  range.min = TreeKey{min_ino, BTRFS_INODE_ITEM_KEY, 0};
+  // As above: the other item types of the inodes in between come too, filtered below.
+  range.max = TreeKey{max_ino, BTRFS_INODE_ITEM_KEY, std::numeric_limits<uint64_t>::max()};
+  const std::string what = absl::StrCat("in ", DescribeFd(subvol_fd));
+  absl::Status status =
+      ForEachTreeItem(subvol_fd, range, what.c_str(), [&](const TreeItem& item) {
+        if (item.key.type != BTRFS_INODE_ITEM_KEY || item.len < sizeof(btrfs_inode_item)) {
+          return;
+        }
+        items.push_back(DecodeInodeItem(item.key.objectid, item.data));
+      });
+  if (!status.ok()) return status;
+  return items;
+}
+
 absl::StatusOr<uint64_t> SubvolumeGeneration(int subvol_fd) {
   btrfs_ioctl_get_subvol_info_args info;
   memset(&info, 0, sizeof(info));

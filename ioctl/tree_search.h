@@ -63,6 +63,16 @@ struct InodeItem {
 absl::StatusOr<std::vector<InodeItem>> ChangedInodesSince(int subvol_fd,
                                                              uint64_t min_generation);
 
+// The inode items of the subvolume with min_ino <= inode <= max_ino, in inode order: one
+// search for a run of files with close inode numbers (the files of one directory,
+// mostly). Every other item of those inodes (refs, extents: a fragmented file has
+// many) is read too and dropped; the search stops after max_items items of any kind
+// (0: no limit), so the inodes after that point may be missing. The items are as of
+// the last commit (see above).
+absl::StatusOr<std::vector<InodeItem>> InodeItemsBetween(int subvol_fd, uint64_t min_ino,
+                                                           uint64_t max_ino,
+                                                           size_t max_items = 0);
+
 // The generation of the subvolume's root as of the last committed transaction
 // that changed it (BTRFS_IOC_GET_SUBVOL_INFO). Changes made after this call
 // get a larger transid, so ChangedInodesSince(SubvolumeGeneration()) taken

@@ -39,6 +39,7 @@ absl::Status ForEachTreeItem(int fd, const TreeSearchRange& range, const char* w
   size_t buffer_bytes = range.buffer_bytes;
   std::vector<uint64_t> storage;  // uint64_t keeps the arguments aligned
   TreeKey next = range.min;
+  size_t visited = 0;
   for (;;) {
     storage.assign((sizeof(btrfs_ioctl_search_args_v2) + buffer_bytes) / sizeof(uint64_t) + 1,
                    0);
@@ -83,6 +84,7 @@ absl::Status ForEachTreeItem(int fd, const TreeSearchRange& range, const char* w
       next = TreeKey{header.objectid, header.type, header.offset};
       visit(TreeItem{next, cursor, header.len});
       cursor += header.len;
+      if (++visited == range.max_items) return absl::OkStatus();
     }
     if (!NextKey(next, range.max.objectid)) return absl::OkStatus();
   }

@@ -31,6 +31,9 @@ struct TreeSearchRange {
   uint64_t min_transid = 0;
   // Results buffer per call; grown when one item needs more.
   size_t buffer_bytes = 256 * 1024;
+  // Stops after visiting this many items (0: no limit), for a caller that has another
+  // way to learn the rest.
+  size_t max_items = 0;
 };
 
 // One item: its key and its on-disk (little-endian, possibly unaligned) bytes, valid

@@ -265,6 +265,23 @@ TEST_F(ScannerTest, IncrementalCostFollowsTheChangesNotTheVolume) {
   EXPECT_EQ(Contents(), CleanScanContents());
 }
 
+// The full walk takes the files' stats from one bulk read per directory
+// (VolumeDir::StatRegularFiles) and lstats only the rest (here: the subdirectory).
+TEST_F(ScannerTest, AFullScanStatsFilesInBulk) {
+  fs_.MakeDirs("d/sub");
+  for (int f = 0; f < 10; ++f) fs_.WriteFile(absl::StrCat("d/f", f), 9000 + f);
+  fs_.WriteFile("d/sub/g", 10000);
+  const int64_t stats_before = fs_.entries_statted();
+
+  ScanReport report = Scan();
+
+  EXPECT_EQ(report.kind, ScanKind::kFull);
+  EXPECT_EQ(report.files_added, 11);
+  EXPECT_EQ(fs_.bulk_stats(), report.dirs_listed);
+  EXPECT_EQ(fs_.entries_statted() - stats_before, 2);  // "d" and "d/sub"
+  EXPECT_EQ(Contents(), CleanScanContents());
+}
+
 TEST_F(ScannerTest, NothingChangedMeansNothingRead) {
   fs_.MakeDir("d");
   fs_.WriteFile("d/f", 10000);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "core/volume_fs.h"
 #include "ioctl/errno_status.h"
 #include "tests/testing/status_macros.h"
@@ -188,6 +189,49 @@ TEST_P(VolumeFsContract, StatAndStatEntryNeverFollowASymlink) {
   EXPECT_EQ(file_entry.dev, file.dev);
   EXPECT_EQ(file_entry.size, file.size);
   EXPECT_EQ(file_entry.mtime_ns, file.mtime_ns);
+}
+
+// StatRegularFiles: "What StatEntry would say of the regular files among `entries`", as
+// of the last commit; nothing else (a directory, a symlink, a FIFO, another directory's
+// file) is in the answer. Both implementations answer for the committed files of a
+// directory made together, so the full scan reads them in bulk.
+TEST_P(VolumeFsContract, StatRegularFilesSaysWhatStatEntrySaysOfEachCommittedFile) {
+  ASSERT_OK(world_->MakeDir("d"));
+  std::vector<std::string> files;
+  for (int i = 0; i < 12; ++i) {
+    if (i == 6) {  // inodes among theirs that are not the directory's regular files
+      ASSERT_OK(world_->MakeDir("d/sub"));
+      ASSERT_OK(world_->WriteFile("d/sub/inner", 77));
+      ASSERT_OK(world_->Symlink("d/l"));
+      ASSERT_OK(world_->MakeFifo("d/p"));
+      ASSERT_OK(world_->HardLink("d/f0", "d/f0-link"));
+    }
+    files.push_back(absl::StrCat("d/f", i));
+    ASSERT_OK(world_->WriteFile(files.back(), 1000 + i));
+  }
+  ASSERT_OK(world_->Commit());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<VolumeDir> dir, fs_->OpenDir("d"));
+  ASSERT_OK_AND_ASSIGN(std::vector<VolumeDirEntry> entries, dir->ReadEntries());
+  ASSERT_OK_AND_ASSIGN(auto bulk, dir->StatRegularFiles(entries));
+  std::vector<uint64_t> answered;
+  for (const auto& [ino, st] : bulk) answered.push_back(ino);
+  std::vector<uint64_t> file_inos;
+  for (const std::string& name : files) {
+    ASSERT_OK_AND_ASSIGN(uint64_t ino, Ino(name));
+    file_inos.push_back(ino);
+  }
+  EXPECT_THAT(answered, ::testing::UnorderedElementsAreArray(file_inos));
+  for (const VolumeDirEntry& e : entries) {
+    auto it = bulk.find(e.ino);
+    if (it == bulk.end()) continue;
+    ASSERT_OK_AND_ASSIGN(VolumeStat one, dir->StatEntry(e.name));
+    EXPECT_EQ(it->second.dev, one.dev) << e.name;
+    EXPECT_EQ(it->second.ino, one.ino) << e.name;
+    EXPECT_EQ(it->second.type, one.type) << e.name;
+    EXPECT_EQ(it->second.size, one.size) << e.name;
+    EXPECT_EQ(it->second.mtime_ns, one.mtime_ns) << e.name;
+    EXPECT_EQ(it->second.ctime_ns, one.ctime_ns) << e.name;
+  }
 }
 
 // A rewrite in place keeps the inode and shows the new size.

@@ -83,6 +83,7 @@ class FakeVolumeFs : public VolumeFs {
   // Counters of calls, for "costs in proportion to the changes" checks.
   int64_t dirs_read() const { return dirs_read_; }
   int64_t entries_statted() const { return entries_statted_; }
+  int64_t bulk_stats() const { return bulk_stats_; }  // VolumeDir::StatRegularFiles calls
   int64_t paths_statted() const { return paths_statted_; }  // Stat(path) calls
 
   // --- VolumeFs ---
@@ -137,6 +138,7 @@ class FakeVolumeFs : public VolumeFs {
   absl::flat_hash_map<std::string, absl::Status> open_failures_;
   int64_t dirs_read_ = 0;
   int64_t entries_statted_ = 0;
+  int64_t bulk_stats_ = 0;
   int64_t paths_statted_ = 0;
 };
 

@@ -46,6 +46,26 @@ class FakeVolumeFs::Dir : public VolumeDir {
     return fs_->StatOf(*it->second);
   }
 
+  // Every listed regular file but those a test made fail (StatEntry says how).
+  absl::StatusOr<absl::flat_hash_map<uint64_t, VolumeStat>> StatRegularFiles(
+      const std::vector<VolumeDirEntry>& entries) override {
+    ++fs_->bulk_stats_;
+    absl::flat_hash_map<uint64_t, VolumeStat> out;
+    for (const VolumeDirEntry& entry : entries) {
+      if (entry.type != EntryType::kRegular ||
+          fs_->stat_failures_.contains(JoinVolumePath(path_, entry.name))) {
+        continue;
+      }
+      auto it = node_->children.find(entry.name);
+      if (it == node_->children.end() || it->second->ino != entry.ino ||
+          it->second->type != EntryType::kRegular) {
+        continue;
+      }
+      out.emplace(entry.ino, fs_->StatOf(*it->second));
+    }
+    return out;
+  }
+
  private:
   FakeVolumeFs* fs_;
   std::string path_;
