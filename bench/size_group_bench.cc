@@ -2,7 +2,8 @@
 // (fake filesystem and backend, the real SQLite index in a temporary directory), so the
 // figure is the engine's own work. Prints the time, the file rows read from the index
 // and the group members the dedupe planning looked at (EngineStats::members_planned),
-// per file; all three should grow linearly with N. --copies=N makes the whole group
+// per file (all three should grow linearly with N), and the most FileAccess calls one
+// step made (bounded, whatever N). --copies=N makes the whole group
 // one set of identical files (N - 1 destinations in batches of 50).
 //
 //   bazel run -c opt //bench:size_group_bench -- --files=100000 [--copies=2] [--size=9000]
@@ -47,15 +48,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "size_group_bench: %s\n", run.status().ToString().c_str());
     return 1;
   }
-  std::printf("%-8s %-7s %-7s %9s %8s %10s %13s %16s %9s %9s\n", "files", "copies", "size",
-              "pass s", "steps", "rows read", "rows per file", "planned per file", "hashed",
-              "deduped");
-  std::printf("%-8d %-7d %-7llu %9.2f %8lld %10lld %13.2f %16.2f %9lld %9lld\n", files,
+  std::printf("%-8s %-7s %-7s %9s %8s %10s %13s %16s %15s %9s %9s\n", "files", "copies",
+              "size", "pass s", "steps", "rows read", "rows per file", "planned per file",
+              "max calls/step", "hashed", "deduped");
+  std::printf("%-8d %-7d %-7llu %9.2f %8lld %10lld %13.2f %16.2f %15lld %9lld %9lld\n", files,
               copies, static_cast<unsigned long long>(size),
               absl::ToDoubleSeconds(run->duration), static_cast<long long>(run->steps),
               static_cast<long long>(run->file_rows_read),
               static_cast<double>(run->file_rows_read) / files,
               static_cast<double>(run->members_planned) / files,
+              static_cast<long long>(run->max_file_calls_per_step),
               static_cast<long long>(run->files_hashed),
               static_cast<long long>(run->files_deduped));
   return 0;
