@@ -33,16 +33,13 @@ absl::Status ScanPass::UpdateSubvolume(const VolumeSubvolume& sub, const VolumeD
   absl::StatusOr<std::vector<InodeChange>> changes =
       fs_->ChangedInodesSince(sub.path, since_generation);
   if (!changes.ok()) return changes.status();
+  ctx.changed = *std::move(changes);
+  std::sort(ctx.changed.begin(), ctx.changed.end(),
+            [](const InodeChange& a, const InodeChange& b) { return a.ino < b.ino; });
   std::vector<uint64_t> dirs;
-  std::vector<uint64_t> files;
-  ctx.changed.reserve(changes->size());
-  for (const InodeChange& change : *changes) {
-    ctx.changed.emplace(change.ino, change);
+  for (const InodeChange& change : ctx.changed) {
     if (change.is_dir) dirs.push_back(change.ino);
-    if (change.is_regular) files.push_back(change.ino);
   }
-  std::sort(dirs.begin(), dirs.end());
-  std::sort(files.begin(), files.end());
 
   std::vector<RelistedDir> relisted;
   absl::flat_hash_set<int64_t> relisted_ids;
@@ -55,8 +52,9 @@ absl::Status ScanPass::UpdateSubvolume(const VolumeSubvolume& sub, const VolumeD
     RETURN_IF_ERROR(CheckStop());
     RETURN_IF_ERROR(ApplyCandidates(ctx, dir));
   }
-  for (uint64_t ino : files) {
-    RETURN_IF_ERROR(RestatChangedFile(ctx, ino, relisted_ids));
+  for (const InodeChange& change : ctx.changed) {
+    if (!change.is_regular) continue;
+    RETURN_IF_ERROR(RestatChangedFile(ctx, change.ino, relisted_ids));
   }
   ReportProgress(ctx);
   return absl::OkStatus();
@@ -108,7 +106,9 @@ absl::Status ScanPass::RelistChangedDir(const SubvolumeContext& ctx, uint64_t in
     if (type == EntryType::kRegular) {
       if (row != nullptr && !row->is_dir) {
         // A known name: only an inode written since the last pass needs a look.
-        if (ctx.changed.contains(entry.ino)) result.candidates.push_back({entry.name, row->id});
+        if (ctx.FindChanged(entry.ino) != nullptr) {
+          result.candidates.push_back({entry.name, row->id});
+        }
         unclaimed.erase(row_it);
         continue;
       }
@@ -211,16 +211,15 @@ absl::Status ScanPass::RestatChangedFile(const SubvolumeContext& ctx, uint64_t i
                                          const absl::flat_hash_set<int64_t>& relisted) {
   absl::StatusOr<std::vector<FileRecord>> rows = index_->FindFilesByInode(ctx.id, ino);
   if (!rows.ok()) return rows.status();
-  const auto change = ctx.changed.find(ino);
+  const InodeChange* const change = ctx.FindChanged(ino);
   for (const FileRecord& row : *rows) {
     if (relisted.contains(row.dir_id)) continue;  // handled by name there
     if (IsExcluded(row.path, EntryType::kRegular)) {
       RETURN_IF_ERROR(RemoveFileRow(row.id));
       continue;
     }
-    if (change != ctx.changed.end() &&
-        SameContent(row, change->second.size, change->second.mtime_ns,
-                    change->second.ctime_ns)) {
+    if (change != nullptr &&
+        SameContent(row, change->size, change->mtime_ns, change->ctime_ns)) {
       // Only the inode's extents or atime changed (every file btrdupd itself deduped):
       // the stat below would find it unchanged. Its directory did not change, so it is
       // still where the row says.

@@ -282,9 +282,11 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> OpenIndexDatabase(const std::string& p
   }
   // mmap_size=0: no page of the database is ever read through a memory map (the same
   // SIGBUS on a full or failing volume); this is SQLite's default, made explicit.
-  // cache_size: 8 MiB of page cache (SQLite's default is 2 MiB) keeps the random-order
-  // indexes (size, pending) of a few hundred thousand files in memory while a scan
-  // inserts (bench/index_size_bench: RSS stays ~28 MiB for 300 000 files).
+  // cache_size: kIndexCacheKiB (6 MiB) of page cache (SQLite's default is 2 MiB) holds
+  // the whole database of about 40 000 files (schema 5: ~145 bytes per file); beyond
+  // that the random-order pages come from the kernel's page cache at the cost of a
+  // pread. It is the largest part of btrdupd's memory (8 MiB before: a one-shot pass
+  // over 300 000 files peaked at 30-31 MiB RSS, bench/many_files_bench.sh).
   // synchronous=OFF: a commit hands its pages to the kernel and does not wait for them
   // to reach the disk. A killed btrdupd loses nothing (the kernel still writes them);
   // only a power loss or kernel crash can leave the file damaged, and a damaged index is

@@ -33,7 +33,7 @@ inline constexpr int32_t kIndexApplicationId = 0x62747264;
 
 // The page cache of a connection (PRAGMA cache_size, in KiB; see OpenIndexDatabase),
 // and the smaller one a VACUUM runs with.
-inline constexpr int kIndexCacheKiB = 8192;
+inline constexpr int kIndexCacheKiB = 6144;
 inline constexpr int kVacuumCacheKiB = 1024;
 
 // The fixed id of the volume root's directory row (path "").

@@ -93,8 +93,8 @@ absl::Status ScanPass::ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir
   if (st.ctime_ns != 0) {
     seen.last_change = clock_->FromWallTime(absl::FromUnixNanos(changed_ns));
   }
-  if (auto it = ctx.changed.find(st.ino); it != ctx.changed.end()) {
-    seen.generation = it->second.transid;
+  if (const InodeChange* change = ctx.FindChanged(st.ino); change != nullptr) {
+    seen.generation = change->transid;
   }
   absl::StatusOr<int64_t> id = index_->ObserveFile(dir_id, name, seen, clock_->Now(), policy_);
   if (!id.ok()) return id.status();

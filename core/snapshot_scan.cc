@@ -67,10 +67,12 @@ absl::Status ScanPass::CompareSnapshot(const VolumeSubvolume& sub,
   absl::StatusOr<std::vector<InodeChange>> own = fs_->ChangedInodesSince(sub.path, self_since);
   if (!own.ok()) return own.status();
   for (const InodeChange& c : *own) {
-    snap.ctx.changed.emplace(c.ino, c);
     if (c.is_regular) files.push_back(c.ino);
     if (c.is_dir) dirs.push_back(c.ino);
   }
+  snap.ctx.changed = *std::move(own);
+  std::sort(snap.ctx.changed.begin(), snap.ctx.changed.end(),
+            [](const InodeChange& a, const InodeChange& b) { return a.ino < b.ino; });
   for (auto* list : {&files, &dirs}) {
     std::sort(list->begin(), list->end());
     list->erase(std::unique(list->begin(), list->end()), list->end());
