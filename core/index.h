@@ -414,6 +414,13 @@ class VolumeIndex {
   virtual absl::StatusOr<std::vector<SkipKindSummary>> SkippedByKind(int recent_per_kind) = 0;
   // Rewrites the file compactly. FailedPrecondition in a batch.
   virtual absl::Status Vacuum() = 0;
+  // The database file's size and how much of it is free pages (left by deleted rows
+  // and dropped indexes; only Vacuum gives them back). Two PRAGMAs: cheap.
+  struct FileSpace {
+    int64_t bytes = 0;
+    int64_t free_bytes = 0;
+  };
+  virtual absl::StatusOr<FileSpace> Space() = 0;
 };
 
 }  // namespace btrdupd

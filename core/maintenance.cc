@@ -59,6 +59,10 @@ bool VacuumAfterPass(bool full_scan, int64_t files_seen, int64_t files_added) {
   return full_scan && files_added >= kVacuumAfterFilesAdded && files_added * 2 >= files_seen;
 }
 
+bool VacuumForFreePages(const VolumeIndex::FileSpace& space) {
+  return space.free_bytes >= kVacuumFreeBytes && space.free_bytes * 4 >= space.bytes;
+}
+
 absl::StatusOr<MaintenanceTimes> LoadMaintenanceTimes(VolumeIndex& index,
                                                       absl::Time now) {
   MaintenanceTimes times;

@@ -72,6 +72,10 @@ MaintenanceTask DueMaintenance(const MaintenanceTimes& times,
 // least kVacuumAfterFilesAdded of them (below that, the slack is under a megabyte).
 inline constexpr int64_t kVacuumAfterFilesAdded = 10000;
 bool VacuumAfterPass(bool full_scan, int64_t files_seen, int64_t files_added);
+// True when free pages (rows deleted, indexes dropped by a schema migration) are at
+// least a quarter of the database file and at least kVacuumFreeBytes.
+inline constexpr int64_t kVacuumFreeBytes = int64_t{4} << 20;
+bool VacuumForFreePages(const VolumeIndex::FileSpace& space);
 
 // Reads the times from `index`; the first call on a database records `now` as
 // kMetaMaintenanceSince. Clock steps: a recorded time later than `now` (the wall clock

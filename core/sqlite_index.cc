@@ -270,4 +270,14 @@ absl::Status SqliteVolumeIndex::Vacuum() {
   return vacuumed.ok() ? restored : vacuumed;
 }
 
+absl::StatusOr<VolumeIndex::FileSpace> SqliteVolumeIndex::Space() {
+  ASSIGN_OR_RETURN(int64_t pages, db_->QueryInt("PRAGMA page_count"));
+  ASSIGN_OR_RETURN(int64_t free_pages, db_->QueryInt("PRAGMA freelist_count"));
+  ASSIGN_OR_RETURN(int64_t page_size, db_->QueryInt("PRAGMA page_size"));
+  FileSpace space;
+  space.bytes = pages * page_size;
+  space.free_bytes = free_pages * page_size;
+  return space;
+}
+
 }  // namespace btrdupd

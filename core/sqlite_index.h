@@ -107,6 +107,7 @@ class SqliteVolumeIndex : public VolumeIndex {
   absl::StatusOr<IndexStats> Stats(absl::Time now) override;
   absl::StatusOr<std::vector<SkipKindSummary>> SkippedByKind(int recent_per_kind) override;
   absl::Status Vacuum() override;
+  absl::StatusOr<FileSpace> Space() override;
 
  private:
   // The INSERT of RecordReadOnlyFlip, without the durability around it.

@@ -311,17 +311,25 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       return settled;
     }
   }
-  // A due vacuum, or one after a first pass (VacuumAfterPass: the database is loose).
-  const bool after_first_pass =
-      VacuumAfterPass(summary.scan.kind == ScanKind::kFull, summary.scan.files_seen,
-                      summary.scan.files_added);
-  if (!options_.dry_run && !summary.stopped &&
-      (after_first_pass ||
-       clock_->Now() >= NextVacuum(maintenance, MaintenancePolicyOf(config_)))) {
-    absl::Status vacuumed = RunMaintenance(*index_, MaintenanceTask::kVacuum, clock_->Now());
-    if (!vacuumed.ok()) return vacuumed;
-    summary.maintenance.push_back(after_first_pass ? "database compacted after a first pass"
-                                                   : "database vacuumed");
+  // A due vacuum, or one after a first pass (VacuumAfterPass: the database is loose),
+  // or when a quarter of the file is free pages (VacuumForFreePages).
+  if (!options_.dry_run && !summary.stopped) {
+    const char* why = nullptr;
+    if (VacuumAfterPass(summary.scan.kind == ScanKind::kFull, summary.scan.files_seen,
+                        summary.scan.files_added)) {
+      why = "database compacted after a first pass";
+    } else if (clock_->Now() >= NextVacuum(maintenance, MaintenancePolicyOf(config_))) {
+      why = "database vacuumed";
+    } else {
+      absl::StatusOr<VolumeIndex::FileSpace> space = index_->Space();
+      if (!space.ok()) return space.status();
+      if (VacuumForFreePages(*space)) why = "database compacted (a quarter of it was free)";
+    }
+    if (why != nullptr) {
+      absl::Status vacuumed = RunMaintenance(*index_, MaintenanceTask::kVacuum, clock_->Now());
+      if (!vacuumed.ok()) return vacuumed;
+      summary.maintenance.push_back(why);
+    }
   }
   return summary;
 }

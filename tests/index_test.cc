@@ -809,10 +809,16 @@ TEST_F(IndexTest, VacuumKeepsEverything) {
   ASSERT_OK(index->RemoveDir(d));
   ASSERT_OK(index->ObserveFile(1, "survivor", Seen(7, 10000), clock_.Now(), policy_).status());
   ASSERT_OK_AND_ASSIGN(IndexStats before, index->Stats(clock_.Now()));
+  // The deleted rows' pages are free pages of the file until the VACUUM.
+  ASSERT_OK_AND_ASSIGN(VolumeIndex::FileSpace space, index->Space());
+  EXPECT_EQ(space.bytes, before.database_bytes);
+  EXPECT_GT(space.free_bytes, 0);
   ASSERT_OK(index->Vacuum());
   ASSERT_OK_AND_ASSIGN(IndexStats after, index->Stats(clock_.Now()));
   EXPECT_EQ(after.files_tracked, 1);
   EXPECT_LT(after.database_bytes, before.database_bytes);
+  ASSERT_OK_AND_ASSIGN(space, index->Space());
+  EXPECT_EQ(space.free_bytes, 0);
   // Statements work after VACUUM (the cache was rebuilt).
   ASSERT_OK_AND_ASSIGN(std::optional<FileRecord> f, index->FindFile(1, "survivor"));
   EXPECT_TRUE(f.has_value());

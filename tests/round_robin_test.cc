@@ -313,6 +313,18 @@ TEST(MaintenanceTest, AFirstPassOverManyFilesIsFollowedByAVacuum) {
   EXPECT_FALSE(VacuumAfterPass(/*full_scan=*/false, n, n));         // incremental
 }
 
+TEST(MaintenanceTest, ADatabaseAQuarterFreeIsVacuumed) {
+  VolumeIndex::FileSpace space;
+  space.bytes = 4 * kVacuumFreeBytes;
+  space.free_bytes = kVacuumFreeBytes;
+  EXPECT_TRUE(VacuumForFreePages(space));
+  space.free_bytes = kVacuumFreeBytes - 4096;  // under a quarter
+  EXPECT_FALSE(VacuumForFreePages(space));
+  space.bytes = kVacuumFreeBytes;  // all free, but a small file
+  space.free_bytes = kVacuumFreeBytes / 2;
+  EXPECT_FALSE(VacuumForFreePages(space));
+}
+
 TEST(MaintenanceTest, MetaTimesRoundTripAndBadValuesNameTheKey) {
   absl::StatusOr<absl::Time> t = ParseMetaTime("k", FormatMetaTime(kT0));
   ASSERT_TRUE(t.ok()) << t.status();
