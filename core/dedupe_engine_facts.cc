@@ -70,14 +70,12 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::PrepareGroup(
     preparing_->generation = group_.generation();
     preparing_->groups_version = group_.groups_version();
     preparing_->hash = hash;
-    std::vector<FileRecord> members;
-    members.reserve(indices.size());
-    for (size_t i : indices) members.push_back(rows[i]);
+    const MemberRefs members = RefsTo(rows, indices);
     stats_.members_planned += static_cast<int64_t>(indices.size());
     preparing_->has_work = GroupHasWork(members, attempted_, config_.dedupe_across_owners);
     preparing_->needs_shared = true;
-    for (const FileRecord& m : members) {
-      if (m.dedupe_state == DedupeState::kReference && !attempted_.contains(m.id)) {
+    for (const FileRecord* m : members) {
+      if (m->dedupe_state == DedupeState::kReference && !attempted_.contains(m->id)) {
         preparing_->needs_shared = false;  // the remembered one is kept (or gives way)
       }
     }

@@ -66,11 +66,8 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::BuildCursor(
   const std::vector<FileRecord>& rows = group_.members();
   const std::string hash = rows[indices.front()].hash;
   stats_.members_planned += static_cast<int64_t>(indices.size());
-  std::vector<FileRecord> members;
-  members.reserve(indices.size());
-  for (size_t i : indices) members.push_back(rows[i]);
   // Cheap test first (no I/O): is anything in this group not settled?
-  if (!GroupHasWork(members, attempted_, config_.dedupe_across_owners)) {
+  if (!GroupHasWork(RefsTo(rows, indices), attempted_, config_.dedupe_across_owners)) {
     cursor_.emplace(group_.generation(), group_.groups_version(), hash,
                     std::vector<GroupPartition>());
     return std::optional<StepResult>();
@@ -114,11 +111,11 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::BuildCursor(
   for (int part = 0; part < 2; ++part) {
     const std::vector<size_t>& kind = kinds[part];
     if (kind.empty()) continue;
-    std::vector<FileRecord> kind_rows;
-    for (size_t i : kind) kind_rows.push_back(rows[i]);
+    const MemberRefs kind_rows = RefsTo(rows, kind);
     if (CountInodes(kind_rows) < 2) {
       // The only copy of its kind: NOCOW and checksummed files cannot share extents.
-      for (const FileRecord& m : kind_rows) {
+      for (const FileRecord* row : kind_rows) {
+        const FileRecord& m = *row;
         if (attempted_.contains(m.id) || m.dedupe_state != DedupeState::kPending) continue;
         result.path = AbsPath(m.path);
         RETURN_IF_ERROR(Skip(m, SkipKind::kNodatasumMismatch,
@@ -141,17 +138,16 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::BuildCursor(
       p.facts.push_back(facts);
     }
     for (auto& [owner, p] : owners) {
-      std::vector<FileRecord> owner_rows;
-      for (size_t i : p.members) owner_rows.push_back(rows[i]);
+      const MemberRefs owner_rows = RefsTo(rows, p.members);
       p.inodes = CountInodes(owner_rows);
       if (p.inodes < 2) {
         // Its copies all belong to other owners: nothing it may share with, until a copy
         // of its own owner appears (kUnique: a new copy brings it back).
         if (options_.dry_run) continue;
-        for (const FileRecord& m : owner_rows) {
-          if (m.dedupe_state == DedupeState::kPending && !attempted_.contains(m.id)) {
-            attempted_.insert(m.id);
-            RETURN_IF_ERROR(index_->SetDedupeState(m.id, DedupeState::kUnique, 0));
+        for (const FileRecord* m : owner_rows) {
+          if (m->dedupe_state == DedupeState::kPending && !attempted_.contains(m->id)) {
+            attempted_.insert(m->id);
+            RETURN_IF_ERROR(index_->SetDedupeState(m->id, DedupeState::kUnique, 0));
           }
         }
         continue;

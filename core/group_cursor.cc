@@ -28,16 +28,16 @@ bool GroupCursor::StillNeeded(size_t dest, const std::vector<FileRecord>& rows, 
 size_t GroupCursor::Plan(GroupPartition& part, const std::vector<FileRecord>& rows,
                          absl::Time now, const absl::flat_hash_set<int64_t>& attempted,
                          const std::function<bool(size_t)>& has_shared_extents) const {
-  // The planner works on a copy of the live members' rows; its indices map back to the
-  // view through `live`.
+  // The planner works on the live members (pointers to the view's rows); its indices
+  // map back to the view through `live`.
   std::vector<size_t> live;
-  std::vector<FileRecord> members;
+  MemberRefs members;
   std::vector<MemberFacts> facts;
   for (size_t k = 0; k < part.members.size(); ++k) {
     const size_t i = part.members[k];
     if (!InGroup(rows[i], now)) continue;
     live.push_back(i);
-    members.push_back(rows[i]);
+    members.push_back(&rows[i]);
     facts.push_back(part.facts[k]);
   }
   part.planned = true;

@@ -39,10 +39,24 @@ class PrefixTwins {
 
 }  // namespace
 
-size_t CountInodes(const std::vector<FileRecord>& members) {
+MemberRefs RefsTo(const std::vector<FileRecord>& rows) {
+  MemberRefs refs;
+  refs.reserve(rows.size());
+  for (const FileRecord& row : rows) refs.push_back(&row);
+  return refs;
+}
+
+MemberRefs RefsTo(const std::vector<FileRecord>& rows, const std::vector<size_t>& indices) {
+  MemberRefs refs;
+  refs.reserve(indices.size());
+  for (size_t i : indices) refs.push_back(&rows[i]);
+  return refs;
+}
+
+size_t CountInodes(const MemberRefs& members) {
   absl::flat_hash_set<InodeKey> inodes;
   inodes.reserve(members.size());
-  for (const FileRecord& m : members) inodes.insert(KeyOf(m));
+  for (const FileRecord* m : members) inodes.insert(KeyOf(*m));
   return inodes.size();
 }
 
@@ -171,13 +185,14 @@ int BatchLimit(size_t group_inodes, uint64_t size, const VolumeConfig& config,
   return limit;
 }
 
-bool GroupHasWork(const std::vector<FileRecord>& members,
-                  const absl::flat_hash_set<int64_t>& attempted, bool across_owners) {
+bool GroupHasWork(const MemberRefs& members, const absl::flat_hash_set<int64_t>& attempted,
+                  bool across_owners) {
   absl::flat_hash_set<int64_t> references;
-  for (const FileRecord& m : members) {
-    if (m.dedupe_state == DedupeState::kReference) references.insert(m.id);
+  for (const FileRecord* m : members) {
+    if (m->dedupe_state == DedupeState::kReference) references.insert(m->id);
   }
-  for (const FileRecord& m : members) {
+  for (const FileRecord* row : members) {
+    const FileRecord& m = *row;
     if (attempted.contains(m.id)) continue;
     if (m.dedupe_state == DedupeState::kPending ||
         (SharesWithReference(m.dedupe_state) && !references.contains(m.reference_id)) ||
@@ -190,13 +205,13 @@ bool GroupHasWork(const std::vector<FileRecord>& members,
 }
 
 std::optional<ReferenceChoice> PlanReference(
-    const std::vector<FileRecord>& members, const std::vector<MemberFacts>& facts,
+    const MemberRefs& members, const std::vector<MemberFacts>& facts,
     const absl::flat_hash_set<int64_t>& attempted,
     const std::function<bool(size_t)>& has_shared_extents) {
   std::optional<size_t> ref;
   for (size_t i = 0; i < members.size() && !ref; ++i) {
-    if (members[i].dedupe_state == DedupeState::kReference && !facts[i].swapfile &&
-        !attempted.contains(members[i].id)) {
+    if (members[i]->dedupe_state == DedupeState::kReference && !facts[i].swapfile &&
+        !attempted.contains(members[i]->id)) {
       ref = i;
     }
   }
@@ -204,8 +219,8 @@ std::optional<ReferenceChoice> PlanReference(
     // The remembered reference gives way to a copy needing work that cannot be a
     // destination.
     for (size_t i = 0; i < members.size(); ++i) {
-      if (i == *ref || facts[i].swapfile || attempted.contains(members[i].id) ||
-          !NeedsDedupe(members[i], members[*ref].id)) {
+      if (i == *ref || facts[i].swapfile || attempted.contains(members[i]->id) ||
+          !NeedsDedupe(*members[i], members[*ref]->id)) {
         continue;
       }
       if (facts[i].NeverDestination()) {
@@ -218,10 +233,10 @@ std::optional<ReferenceChoice> PlanReference(
   std::vector<ReferenceCandidate> candidates;
   std::vector<size_t> where;
   for (size_t i = 0; i < members.size(); ++i) {
-    if (attempted.contains(members[i].id)) continue;
+    if (attempted.contains(members[i]->id)) continue;
     ReferenceCandidate c;
-    c.id = members[i].id;
-    c.first_seen = members[i].first_seen;
+    c.id = members[i]->id;
+    c.first_seen = members[i]->first_seen;
     c.can_be_source = !facts[i].swapfile;
     c.can_be_destination = !facts[i].NeverDestination();
     c.has_shared_extents = has_shared_extents(i);
@@ -233,16 +248,16 @@ std::optional<ReferenceChoice> PlanReference(
   return ReferenceChoice{where[*best], /*remembered=*/false};
 }
 
-std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
+std::vector<InodePlan> PlanDestinations(const MemberRefs& members,
                                         const std::vector<MemberFacts>& facts,
                                         size_t reference,
                                         const absl::flat_hash_set<int64_t>& attempted) {
-  const FileRecord& ref = members[reference];
+  const FileRecord& ref = *members[reference];
   // Names by inode, inodes in the order of their first name.
   absl::flat_hash_map<InodeKey, size_t> slot;
   std::vector<std::vector<size_t>> inodes;
   for (size_t i = 0; i < members.size(); ++i) {
-    auto [it, inserted] = slot.emplace(KeyOf(members[i]), inodes.size());
+    auto [it, inserted] = slot.emplace(KeyOf(*members[i]), inodes.size());
     if (inserted) inodes.emplace_back();
     inodes[it->second].push_back(i);
   }
@@ -252,13 +267,13 @@ std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
     std::optional<size_t> done;
     for (size_t i : links) {
       if (i == reference) continue;
-      const FileRecord& m = members[i];
+      const FileRecord& m = *members[i];
       if (SharesWithReference(m.dedupe_state) && m.reference_id == ref.id) done = i;
       if (!attempted.contains(m.id) && NeedsDedupe(m, ref.id)) pending.push_back(i);
     }
     if (pending.empty()) continue;
     InodePlan plan;
-    if (SameInode(members[links.front()], ref) || done.has_value()) {
+    if (SameInode(*members[links.front()], ref) || done.has_value()) {
       plan.hard_links = pending;
       plan.link_of = done.has_value() ? *done : reference;
       plans.push_back(std::move(plan));

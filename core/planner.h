@@ -53,8 +53,18 @@ inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
   return false;
 }
 
+// A group's members as pointers to rows held elsewhere (the engine's size group view,
+// core/size_group_view.h), so that a huge group is planned without a copy of its rows.
+// The functions below that take `members` take them either as rows or as pointers.
+using MemberRefs = std::vector<const FileRecord*>;
+MemberRefs RefsTo(const std::vector<FileRecord>& rows);
+MemberRefs RefsTo(const std::vector<FileRecord>& rows, const std::vector<size_t>& indices);
+
 // Number of distinct inodes among `members`.
-size_t CountInodes(const std::vector<FileRecord>& members);
+size_t CountInodes(const MemberRefs& members);
+inline size_t CountInodes(const std::vector<FileRecord>& members) {
+  return CountInodes(RefsTo(members));
+}
 
 // What to hash next in one size group.
 struct HashTask {
@@ -123,8 +133,12 @@ int BatchLimit(size_t group_inodes, uint64_t size, const VolumeConfig& config,
 // True if some member of a full-hash group is not settled: pending, deduped against a
 // reference that is not in the group, or one of two references that may merge
 // (`across_owners`: references of different owners stay apart otherwise).
-bool GroupHasWork(const std::vector<FileRecord>& members,
-                  const absl::flat_hash_set<int64_t>& attempted, bool across_owners);
+bool GroupHasWork(const MemberRefs& members, const absl::flat_hash_set<int64_t>& attempted,
+                  bool across_owners);
+inline bool GroupHasWork(const std::vector<FileRecord>& members,
+                         const absl::flat_hash_set<int64_t>& attempted, bool across_owners) {
+  return GroupHasWork(RefsTo(members), attempted, across_owners);
+}
 
 // What the engine learned of one member, beyond its record.
 struct MemberFacts {
@@ -148,9 +162,15 @@ struct ReferenceChoice {
 // `has_shared_extents(i)` (I/O: asked only then, once per member) saying whether
 // members[i] shares extents already. nullopt when no member can be a source.
 std::optional<ReferenceChoice> PlanReference(
-    const std::vector<FileRecord>& members, const std::vector<MemberFacts>& facts,
+    const MemberRefs& members, const std::vector<MemberFacts>& facts,
     const absl::flat_hash_set<int64_t>& attempted,
     const std::function<bool(size_t)>& has_shared_extents);
+inline std::optional<ReferenceChoice> PlanReference(
+    const std::vector<FileRecord>& members, const std::vector<MemberFacts>& facts,
+    const absl::flat_hash_set<int64_t>& attempted,
+    const std::function<bool(size_t)>& has_shared_extents) {
+  return PlanReference(RefsTo(members), facts, attempted, has_shared_extents);
+}
 
 // What to do with one inode of the group (hard links are one inode: one name is deduped,
 // the others are skipped).
@@ -170,10 +190,16 @@ struct InodePlan {
 // share all extents with the reference?) and, if not, goes into a batch: the engine
 // fills one batch up to BatchLimit and leaves the later destinations (and their
 // refusals) to the next step; hard links are skipped regardless.
-std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
+std::vector<InodePlan> PlanDestinations(const MemberRefs& members,
                                         const std::vector<MemberFacts>& facts,
                                         size_t reference,
                                         const absl::flat_hash_set<int64_t>& attempted);
+inline std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
+                                               const std::vector<MemberFacts>& facts,
+                                               size_t reference,
+                                               const absl::flat_hash_set<int64_t>& attempted) {
+  return PlanDestinations(RefsTo(members), facts, reference, attempted);
+}
 
 }  // namespace btrdupd
 
