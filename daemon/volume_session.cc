@@ -326,9 +326,14 @@ absl::StatusOr<VolumeSummary> VolumeSession::RunOnce(
       if (VacuumForFreePages(*space)) why = "database compacted (a quarter of it was free)";
     }
     if (why != nullptr) {
+      // Compaction is best effort: the pass's work is committed, and a VACUUM needs about
+      // the database's size again (a nearly full disk is where btrdupd is run). A failed
+      // one is rolled back and tried again at the next run; it does not fail this one.
       absl::Status vacuumed = RunMaintenance(*index_, MaintenanceTask::kVacuum, clock_->Now());
-      if (!vacuumed.ok()) return vacuumed;
-      summary.maintenance.push_back(why);
+      summary.maintenance.push_back(
+          vacuumed.ok() ? std::string(why)
+                        : absl::StrCat("database not compacted (tried again next run): ",
+                                       vacuumed.message()));
     }
   }
   return summary;
