@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/scan_pass.h"
 
 namespace btrdupd {
@@ -55,12 +56,19 @@ absl::Status ScanPass::WalkFrom(const SubvolumeContext& ctx, PendingDir start) {
 absl::StatusOr<VolumeStat> ScanPass::StatOf(
     VolumeDir& dir, const VolumeDirEntry& entry,
     const absl::flat_hash_map<uint64_t, VolumeStat>& bulk) const {
+  // The inode item of a file written lately may not hold all of it yet (a write not
+  // written back: see VolumeDir::StatRegularFiles) while its times already moved; such a
+  // file is statted, or its row would get a size it does not have. Written back within
+  // the kernel's dirty expiry (30 s by default); this leaves ample room.
+  constexpr absl::Duration kWritebackLag = absl::Minutes(5);
   if (entry.type == EntryType::kRegular) {
     auto it = bulk.find(entry.ino);
-    // An item saying "too small" may be one a write has not reached yet (see
-    // VolumeDir::StatRegularFiles): no row would be made, and nothing would bring the
-    // file back, so only lstat may say so.
-    if (it != bulk.end() && it->second.size >= config_.min_file_size) return it->second;
+    // An item saying "too small" may be one a write has not reached yet: no row would
+    // be made, and nothing would bring the file back, so only lstat may say so.
+    if (it != bulk.end() && it->second.size >= config_.min_file_size &&
+        absl::FromUnixNanos(it->second.ctime_ns) < clock_->Now() - kWritebackLag) {
+      return it->second;
+    }
   }
   return dir.StatEntry(entry.name);
 }

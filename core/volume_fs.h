@@ -124,7 +124,9 @@ class VolumeDir {
   // in the inode item yet (a write not written back) shows the older size and times and
   // lands later with a transid above the generation ListSubvolumes() reported, so a
   // caller that would record nothing for what the item says (a file too small to track)
-  // asks StatEntry instead. Default: nothing (every entry is statted).
+  // asks StatEntry instead, and so does one that must not record a size the file does
+  // not have (the full scan: a file whose ctime is recent). Default: nothing (every
+  // entry is statted).
   virtual absl::StatusOr<absl::flat_hash_map<uint64_t, VolumeStat>> StatRegularFiles(
       const std::vector<VolumeDirEntry>& entries) {
     return absl::flat_hash_map<uint64_t, VolumeStat>();

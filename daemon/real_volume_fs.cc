@@ -110,10 +110,11 @@ class RealDir : public VolumeDir {
       // The directory's own subvolume tree: a regular file is never another subvolume's.
       absl::StatusOr<std::vector<InodeItem>> items =
           InodeItemsBetween(fd_.get(), lo, hi, kItemsPerInode * (hi - lo + 1) + 16);
-      if (!items.ok()) return items.status();
+      if (!items.ok()) continue;  // this run's files are statted one by one
       for (const InodeItem& item : *items) {
-        // An inode in between may be another directory's, or not a file.
-        if (!item.is_regular_file() ||
+        // An inode in between may be another directory's, or not a file; one with no
+        // link left is being deleted (what lstat says of its name is the truth).
+        if (!item.is_regular_file() || item.nlink == 0 ||
             !std::binary_search(inos.begin(), inos.end(), item.ino)) {
           continue;
         }

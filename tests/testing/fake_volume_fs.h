@@ -84,6 +84,10 @@ class FakeVolumeFs : public VolumeFs {
   int64_t dirs_read() const { return dirs_read_; }
   int64_t entries_statted() const { return entries_statted_; }
   int64_t bulk_stats() const { return bulk_stats_; }  // VolumeDir::StatRegularFiles calls
+  // The time the last change to a file was stamped with (file times start in 2100).
+  absl::Time last_file_time() const { return absl::FromUnixNanos(clock_ns_); }
+  // Later changes are stamped `d` later (each change is otherwise 1 us after the last).
+  void AdvanceFileTime(absl::Duration d) { clock_ns_ += absl::ToInt64Nanoseconds(d); }
   int64_t paths_statted() const { return paths_statted_; }  // Stat(path) calls
 
   // --- VolumeFs ---
