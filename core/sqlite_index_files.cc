@@ -13,12 +13,21 @@
 namespace btrdupd {
 namespace {
 
-// files.ctime_delta (core/index_schema.cc, version 5): NULL when the ctime is unknown.
+// files.ctime_delta (core/index_schema.cc, version 6): ctime - mtime, NULL when the ctime
+// is unknown. Users set file times at will (utimensat takes any 64-bit seconds), so the
+// difference wraps instead of overflowing; CtimeOf undoes it exactly.
+int64_t CtimeDelta(int64_t ctime_ns, int64_t mtime_ns) {
+  return static_cast<int64_t>(static_cast<uint64_t>(ctime_ns) - static_cast<uint64_t>(mtime_ns));
+}
+int64_t CtimeOf(int64_t mtime_ns, int64_t delta) {
+  return static_cast<int64_t>(static_cast<uint64_t>(mtime_ns) + static_cast<uint64_t>(delta));
+}
+
 void BindCtimeDelta(Statement& q, int param, const FileObservation& seen) {
   if (seen.ctime_ns == 0) {
     q.BindNull(param);
   } else {
-    q.Bind(param, seen.ctime_ns - seen.mtime_ns);
+    q.Bind(param, CtimeDelta(seen.ctime_ns, seen.mtime_ns));
   }
 }
 
@@ -59,7 +68,7 @@ absl::StatusOr<FileRecord> SqliteVolumeIndex::ReadFile(
   if (SharesWithReference(f.dedupe_state) && !q.ColumnIsNull(18)) {
     f.shared_at = absl::FromUnixSeconds(q.ColumnInt(18));
   }
-  if (!q.ColumnIsNull(19)) f.ctime_ns = f.mtime_ns + q.ColumnInt(19);
+  if (!q.ColumnIsNull(19)) f.ctime_ns = CtimeOf(f.mtime_ns, q.ColumnInt(19));
   return f;
 }
 
@@ -100,7 +109,7 @@ absl::StatusOr<int64_t> SqliteVolumeIndex::ObserveFile(int64_t dir_id,
           find.ColumnInt(3) == static_cast<int64_t>(seen.size) &&
           find.ColumnInt(4) == seen.mtime_ns &&
           (seen.ctime_ns == 0 || find.ColumnIsNull(8) ||
-           find.ColumnInt(8) == seen.ctime_ns - seen.mtime_ns) &&
+           find.ColumnInt(8) == CtimeDelta(seen.ctime_ns, seen.mtime_ns)) &&
           find.ColumnInt(5) == static_cast<int64_t>(seen.generation)) {
         return id;  // unchanged: no write at all
       }

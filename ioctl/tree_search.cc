@@ -19,8 +19,10 @@ namespace {
 
 static_assert(kSubvolumeRootInode == BTRFS_FIRST_FREE_OBJECTID, "root inode number");
 
+// Wraps (no overflow) for times a user set beyond the year 2262: only compared for
+// equality with what the same conversion gave before.
 int64_t TimespecNs(const btrfs_timespec& ts) {
-  return static_cast<int64_t>(le64toh(ts.sec)) * 1000000000 + le32toh(ts.nsec);
+  return static_cast<int64_t>(le64toh(ts.sec) * uint64_t{1000000000} + le32toh(ts.nsec));
 }
 
 // Decodes the little-endian on-disk INODE_ITEM (which may be unaligned).
