@@ -13,7 +13,7 @@
 //    directories walked whole.
 // 3. Changed files outside the re-listed directories (modified in place) are re-statted
 //    at their recorded paths, unless the size, mtime and ctime their inode item holds
-//    are the row's (core/scan_pass.h SameContent: a dedupe): then nothing is done.
+//    are the row's (SameContent, core/index_records.h: a dedupe): then nothing is done.
 
 #include <algorithm>
 #include <utility>

@@ -139,7 +139,7 @@ class ScanPass {
                                  const absl::flat_hash_set<int64_t>& relisted);
 
   // Observes a regular file unless its row already says the same (inode, and
-  // SameContent in core/index.h).
+  // SameContent in core/index_records.h).
   // `known` is its row when the caller has it; otherwise `file_id` (0 = no row).
   absl::Status ObserveIfChanged(const SubvolumeContext& ctx, int64_t dir_id,
                                 absl::string_view name, const VolumeStat& st,

@@ -55,7 +55,7 @@ struct Explanation {
   // A snapshot file with no row of its own: the path of the source row that stands for
   // it (`record` is that row). Empty otherwise.
   std::string copy_of;
-  bool changed = false;  // not what the last pass recorded (SameContent, core/index.h)
+  bool changed = false;  // not what the last pass recorded (SameContent, core/index_records.h)
   absl::Time now;
 };
 
