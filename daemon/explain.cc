@@ -345,9 +345,7 @@ std::string FormatJson(const Explanation& e) {
   }
   w.Key("detail").String(DedupeText(e));
   w.Key("changed").Bool(e.changed);
-  w.Key("identical").BeginArray();
-  for (const std::string& p : e.identical) w.String(p);
-  w.EndArray();
+  w.Key("identical").Strings(e.identical);
   w.EndObject();
   return w.str();
 }

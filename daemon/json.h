@@ -52,6 +52,19 @@ class JsonWriter {
   // RFC 3339 UTC ("2026-11-26T06:00:00Z"); null for InfinitePast/InfiniteFuture.
   JsonWriter& Time(absl::Time value);
   JsonWriter& OptionalTime(const std::optional<absl::Time>& value);
+  // An array of strings.
+  JsonWriter& Strings(const std::vector<std::string>& values);
+  // An array with one object per item; write_keys(item) writes that object's keys.
+  template <typename Items, typename WriteKeys>
+  JsonWriter& Objects(const Items& items, WriteKeys write_keys) {
+    BeginArray();
+    for (const auto& item : items) {
+      BeginObject();
+      write_keys(item);
+      EndObject();
+    }
+    return EndArray();
+  }
 
   const std::string& str() const { return out_; }
 

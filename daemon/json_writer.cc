@@ -139,4 +139,10 @@ JsonWriter& JsonWriter::OptionalTime(const std::optional<absl::Time>& value) {
   return Time(*value);
 }
 
+JsonWriter& JsonWriter::Strings(const std::vector<std::string>& values) {
+  BeginArray();
+  for (const std::string& value : values) String(value);
+  return EndArray();
+}
+
 }  // namespace btrdupd

@@ -53,12 +53,7 @@ std::string OneShotJson(const std::vector<VolumeOutcome>& outcomes, bool dry_run
       }
       w.EndObject();
       w.Key("next_eligible").OptionalTime(s.next_eligible);
-      w.Key("maintenance").BeginArray();
-      for (const std::string& done : s.maintenance) w.String(done);
-      w.EndArray();
-      w.Key("maintenance").BeginArray();
-      for (const std::string& done : s.maintenance) w.String(done);
-      w.EndArray();
+      w.Key("maintenance").Strings(s.maintenance);
     }
     if (o.metrics.has_value()) w.Key("files_waiting").Int(o.metrics->files_waiting);
     w.EndObject();

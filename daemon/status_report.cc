@@ -107,35 +107,23 @@ std::string VolumeStatusToJson(const VolumeStatus& status) {
   w.Key("bytes_shared").Uint(stats.bytes_deduped);
   w.Key("bytes_freed").Uint(stats.bytes_freed);
   w.Key("bytes_saveable").Uint(stats.bytes_saveable);
-  w.Key("skipped").BeginArray();
-  for (const SkipKindSummary& kind : status.skipped) {
-    w.BeginObject();
+  w.Key("skipped").Objects(status.skipped, [&w](const SkipKindSummary& kind) {
     w.Key("kind").String(SkipKindName(kind.kind));
     w.Key("description").String(SkipKindDescription(kind.kind));
     w.Key("files").Int(kind.files);
-    w.Key("recent").BeginArray();
-    for (const SkippedFile& file : kind.recent) {
-      w.BeginObject();
+    w.Key("recent").Objects(kind.recent, [&w](const SkippedFile& file) {
       w.Key("path").String(file.path);
       w.Key("detail").String(file.detail);
       w.Key("skipped_at").Time(file.skipped_at);
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("subvolumes").BeginArray();
-  for (const SubvolumeRecord& subvol : status.subvolumes) {
-    w.BeginObject();
+    });
+  });
+  w.Key("subvolumes").Objects(status.subvolumes, [&w](const SubvolumeRecord& subvol) {
     w.Key("id").Uint(subvol.id);
     w.Key("path").String(subvol.path);
     w.Key("generation").Uint(subvol.last_generation);
     w.Key("last_scan").Time(subvol.last_scan);
     w.Key("read_only").Bool(subvol.read_only);
-    w.EndObject();
-  }
-  w.EndArray();
+  });
   w.EndObject();
   return w.str();
 }
