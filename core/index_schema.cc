@@ -15,6 +15,9 @@
 namespace btrdupd {
 namespace {
 
+// "btrd" in ASCII: marks a file as a btrdupd index.
+constexpr int32_t kIndexApplicationId = 0x62747264;
+
 // Schema version 1. Size matters (millions of rows): integers are varints, NULL and the
 // constants 0/1 take no payload bytes, so new unhashed files carry almost nothing beyond
 // their name, inode, size, mtime, generation and two times (last_changed is NULL while

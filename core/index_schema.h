@@ -28,9 +28,6 @@
 
 namespace btrdupd {
 
-// "btrd" in ASCII: marks a file as a btrdupd index.
-inline constexpr int32_t kIndexApplicationId = 0x62747264;
-
 // The page cache of a connection (PRAGMA cache_size, in KiB; see OpenIndexDatabase),
 // and the smaller one a VACUUM runs with.
 inline constexpr int kIndexCacheKiB = 6144;
