@@ -57,6 +57,18 @@ class GroupCursorTest : public ::testing::Test {
 
   std::string P(const std::string& rel) { return absl::StrCat(kRoot, "/", rel); }
 
+  // A read-only received snapshot "recv" (subvolume 257): never a dedupe destination.
+  absl::Status AddReceivedSnapshot() {
+    SubvolumeRecord s;
+    s.id = 257;
+    s.path = "recv";
+    s.uuid = "uuid-257";
+    s.read_only = true;
+    s.received_uuid = "recv";
+    fs_.AddSubvolume(P("recv"), SubvolumeFlags{true, true, false});
+    return index_->UpsertSubvolume(s);
+  }
+
   // A file of kSize bytes of `fill` in the fake filesystem and in the index, observed
   // `age` ago (eligible). A name of an inode already there is a hard link to it.
   int64_t Add(const std::string& rel, char fill, uint64_t ino,
@@ -143,16 +155,7 @@ TEST_F(GroupCursorTest, ALargeGroupIsDedupedInBatchesAgainstOneReference) {
 }
 
 TEST_F(GroupCursorTest, HardLinksAndRefusalsKeepTheirRulesAcrossBatches) {
-  ASSERT_OK(index_->UpsertSubvolume([] {
-    SubvolumeRecord s;
-    s.id = 257;
-    s.path = "recv";
-    s.uuid = "uuid-257";
-    s.read_only = true;
-    s.received_uuid = "recv";
-    return s;
-  }()));
-  fs_.AddSubvolume(P("recv"), SubvolumeFlags{true, true, false});
+  ASSERT_OK(AddReceivedSnapshot());
   std::vector<int64_t> plain;
   for (int i = 0; i < 8; ++i) plain.push_back(Add(absl::StrCat("f", i), 'h', 100 + i));
   const int64_t link = Add("f3_link", 'h', 103, absl::Hours(1), kTop, "f3");
@@ -193,16 +196,7 @@ TEST_F(GroupCursorTest, ARememberedReferenceGivesWayToAReceivedCopyThatArrivedLa
   ASSERT_FALSE(backend_.calls().empty());
   const size_t first_pass_calls = backend_.calls().size();
 
-  ASSERT_OK(index_->UpsertSubvolume([] {
-    SubvolumeRecord s;
-    s.id = 257;
-    s.path = "recv";
-    s.uuid = "uuid-257";
-    s.read_only = true;
-    s.received_uuid = "recv";
-    return s;
-  }()));
-  fs_.AddSubvolume(P("recv"), SubvolumeFlags{true, true, false});
+  ASSERT_OK(AddReceivedSnapshot());
   const int64_t received = Add("recv/f", 'g', 300, absl::Hours(1), 257);
   for (int i = 6; i < 9; ++i) {
     names.push_back(absl::StrCat("f", i));
