@@ -20,6 +20,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ enum class Target { kRootOnlyDirOnTmpfs, kDeviceAndFifo };
 struct Param {
   ResolveMethod method;
   Target target;
+  // Opened files kept and handed out again as duplicates (FileOpener::KeepRoots), as a
+  // session step does: the attack must not get through that path either.
+  bool keep = false;
 };
 
 class TrustRaceTest : public testing::BtrfsTest, public ::testing::WithParamInterface<Param> {
@@ -136,6 +140,8 @@ class TrustRaceTest : public testing::BtrfsTest, public ::testing::WithParamInte
   }
 
   EngineStats RunEngine() {
+    std::optional<FileOpener::RootKeeper> keep;
+    if (GetParam().keep) keep.emplace(opener_->KeepRoots());
     DedupeEngine engine(index_.get(), files_.get(), backend_.get(), config_, RealClock(),
                         mount_path());
     EXPECT_OK(engine.RunUntilIdle().status());
@@ -230,11 +236,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Param{ResolveMethod::kOpenat2, Target::kRootOnlyDirOnTmpfs},
                       Param{ResolveMethod::kOpenat2, Target::kDeviceAndFifo},
                       Param{ResolveMethod::kWalk, Target::kRootOnlyDirOnTmpfs},
-                      Param{ResolveMethod::kWalk, Target::kDeviceAndFifo}),
+                      Param{ResolveMethod::kWalk, Target::kDeviceAndFifo},
+                      Param{ResolveMethod::kOpenat2, Target::kRootOnlyDirOnTmpfs, true},
+                      Param{ResolveMethod::kWalk, Target::kDeviceAndFifo, true}),
     [](const ::testing::TestParamInfo<Param>& info) {
       return absl::StrCat(info.param.method == ResolveMethod::kWalk ? "Walk" : "Openat2",
                           info.param.target == Target::kDeviceAndFifo ? "DeviceAndFifo"
-                                                                      : "RootOnlyTmpfs");
+                                                                      : "RootOnlyTmpfs",
+                          info.param.keep ? "Kept" : "");
     });
 
 }  // namespace
