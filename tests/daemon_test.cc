@@ -39,6 +39,7 @@
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/daemon_status.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
 #include "tests/testing/status_macros.h"
@@ -46,6 +47,7 @@
 namespace btrdupd {
 namespace {
 
+using ::btrdupd::testing::JsonNumberAt;
 using ::btrdupd::testing::LoopBtrfs;
 using ::btrdupd::testing::PatternBytes;
 using ::btrdupd::testing::ReadFile;
@@ -139,22 +141,18 @@ class DaemonTest : public ::testing::Test {
     return v.ok() ? *v : JsonValue();
   }
 
-  static double Num(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
-  }
 
   static double Queue(const JsonValue& v, absl::string_view key) {
     const JsonValue* q = v.Find("queues");
-    return q == nullptr ? -1 : Num(*q, key);
+    return q == nullptr ? -1 : JsonNumberAt(*q, key);
   }
 
   // True once the daemon answers for `fs` with nothing left to hash or dedupe and at
   // least `min_deduped` files deduped.
   bool Settled(LoopBtrfs* fs, int min_deduped) {
     JsonValue s = Status(fs);
-    return Num(s, "files_deduped") >= min_deduped && Queue(s, "files_to_hash") == 0 &&
-           Queue(s, "files_to_dedupe") == 0 && Num(s, "bytes_saveable") == 0;
+    return JsonNumberAt(s, "files_deduped") >= min_deduped && Queue(s, "files_to_hash") == 0 &&
+           Queue(s, "files_to_dedupe") == 0 && JsonNumberAt(s, "bytes_saveable") == 0;
   }
 
   static bool Shared(const std::string& a, const std::string& b) {
@@ -295,7 +293,7 @@ TEST_F(DaemonTest, SigtermMidDedupeLeavesEveryFileIntactAndTheDatabaseConsistent
     }
   }
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "files_deduped") >= 1; })) << d->Log();
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
   EXPECT_THAT(d->Log(), HasSubstr("daemon stopped"));
 
@@ -359,7 +357,7 @@ TEST_F(DaemonTest, KillNineThenRestartContinuesAndRestoresReadOnlyFlags) {
     }
   }
   Child* first = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "files_deduped") >= 1; })) << first->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "files_deduped") >= 1; })) << first->Log();
   EXPECT_EQ(first->Signal(SIGKILL), 128 + SIGKILL);
 
   Child* second = StartDaemon({a_});
@@ -380,7 +378,7 @@ TEST_F(DaemonTest, KillNineThenRestartContinuesAndRestoresReadOnlyFlags) {
   JsonValue s = Status(a_);
   // Every file is still tracked: kGroups * kCopies plus sub/f (snap/f, its unchanged
   // copy in a snapshot, has no row of its own).
-  EXPECT_EQ(Num(s, "files_tracked"), kGroups * kCopies + 1);
+  EXPECT_EQ(JsonNumberAt(s, "files_tracked"), kGroups * kCopies + 1);
   EXPECT_EQ(second->Signal(SIGTERM), 0) << second->Log();
   absl::StatusOr<std::unique_ptr<VolumeIndex>> index = VolumeIndex::Open(DbOf(a_));
   ASSERT_TRUE(index.ok()) << index.status();
@@ -401,17 +399,17 @@ TEST_F(DaemonTest, StatusReplyParsesAndItsCountsMatchTheDatabase) {
   ASSERT_TRUE(WaitFor([&] { return Settled(a_, 1 + 2 + 3 + 4 + 5); })) << d->Log();
   JsonValue s = Status(a_);
 
-  EXPECT_EQ(Num(s, "pid"), d->pid());
+  EXPECT_EQ(JsonNumberAt(s, "pid"), d->pid());
   EXPECT_EQ(s.Find("volume")->string, Canonical(a_->mount_path()));
   EXPECT_EQ(s.Find("state")->string, "ok");
   EXPECT_FALSE(s.Find("version")->string.empty());
-  EXPECT_GE(Num(s, "uptime_seconds"), 0);
+  EXPECT_GE(JsonNumberAt(s, "uptime_seconds"), 0);
   EXPECT_EQ(s.Find("last_full_scan")->type, JsonValue::Type::kString);
   EXPECT_EQ(s.Find("next_vacuum")->type, JsonValue::Type::kString);
   EXPECT_EQ(s.Find("next_dedupe_reset")->type, JsonValue::Type::kString);
   const JsonValue* rate = s.Find("rate");
   ASSERT_NE(rate, nullptr);
-  EXPECT_GT(Num(*rate->Find("since_start"), "files_per_second"), 0);
+  EXPECT_GT(JsonNumberAt(*rate->Find("since_start"), "files_per_second"), 0);
 
   // The people's view and the raw JSON from the client.
   std::pair<int, std::string> people =
@@ -428,19 +426,19 @@ TEST_F(DaemonTest, StatusReplyParsesAndItsCountsMatchTheDatabase) {
   ASSERT_TRUE(index.ok()) << index.status();
   absl::StatusOr<IndexStats> stats = (*index)->Stats(absl::Now());
   ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(Num(s, "files_tracked"), stats->files_tracked);
+  EXPECT_EQ(JsonNumberAt(s, "files_tracked"), stats->files_tracked);
   EXPECT_EQ(stats->files_tracked, 2 + 3 + 4 + 5 + 6 + 1);
-  EXPECT_EQ(Num(s, "files_deduped"), stats->files_deduped);
-  EXPECT_EQ(Num(s, "bytes_shared"), static_cast<double>(stats->bytes_deduped));
-  EXPECT_EQ(Num(s, "bytes_freed"), static_cast<double>(stats->bytes_freed));
-  EXPECT_EQ(Num(s, "duplicate_groups"), stats->duplicate_groups);
-  EXPECT_EQ(Num(s, "files_skipped"), stats->files_skipped);
+  EXPECT_EQ(JsonNumberAt(s, "files_deduped"), stats->files_deduped);
+  EXPECT_EQ(JsonNumberAt(s, "bytes_shared"), static_cast<double>(stats->bytes_deduped));
+  EXPECT_EQ(JsonNumberAt(s, "bytes_freed"), static_cast<double>(stats->bytes_freed));
+  EXPECT_EQ(JsonNumberAt(s, "duplicate_groups"), stats->duplicate_groups);
+  EXPECT_EQ(JsonNumberAt(s, "files_skipped"), stats->files_skipped);
   EXPECT_EQ(stats->files_deduped, 15);
 }
 
 TEST_F(DaemonTest, DatabaseDirectoryTheDaemonCreatesIsNocow) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
   // As a one-shot run makes it: SQLite rewrites pages in place, so copy-on-write would
   // only fragment the database (daemon/volume_open.h).
   absl::StatusOr<testing::CommandResult> lsattr =
@@ -454,7 +452,7 @@ TEST_F(DaemonTest, DatabaseDirectoryTheDaemonCreatesIsNocow) {
 
 TEST_F(DaemonTest, SecondInstanceIsRefusedNamingThePid) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
 
   // Another daemon (with its own socket directory, so only the lock can stop it).
   const std::string other_dir = tmp_ + "/other";
@@ -471,7 +469,7 @@ TEST_F(DaemonTest, SecondInstanceIsRefusedNamingThePid) {
   EXPECT_THAT(one_shot.second, HasSubstr(absl::StrCat("pid ", d->pid())));
 
   EXPECT_TRUE(d->running());
-  EXPECT_EQ(Num(Status(a_), "pid"), d->pid());
+  EXPECT_EQ(JsonNumberAt(Status(a_), "pid"), d->pid());
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 
@@ -497,7 +495,7 @@ int Connect(const std::string& path) {
 
 TEST_F(DaemonTest, ThousandRapidConnectionsAndGarbageLeaveTheDaemonServing) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
   const std::string socket = SocketOf(a_);
 
   struct stat st;
@@ -551,7 +549,7 @@ TEST_F(DaemonTest, ThousandRapidConnectionsAndGarbageLeaveTheDaemonServing) {
   EXPECT_NE(error->Find("error"), nullptr) << reply;
 
   // Still serving status, and still deduping, while the slow clients hang on.
-  EXPECT_EQ(Num(Status(a_), "pid"), d->pid());
+  EXPECT_EQ(JsonNumberAt(Status(a_), "pid"), d->pid());
   ASSERT_TRUE(WritePatternFile(a_->Path("one"), 100000, 8).ok());
   ASSERT_TRUE(WritePatternFile(a_->Path("two"), 100000, 8).ok());
   EXPECT_TRUE(WaitFor([&] { return Settled(a_, 1); })) << d->Log();
@@ -563,7 +561,7 @@ TEST_F(DaemonTest, ThousandRapidConnectionsAndGarbageLeaveTheDaemonServing) {
 
 TEST_F(DaemonTest, SighupWithABadConfigKeepsTheOldSettings) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
   ASSERT_TRUE(WriteFile(a_->Path(".btrdupd.conf"), "[DEFAULT]\nno_such_key = 1\n").ok());
   kill(d->pid(), SIGHUP);
   ASSERT_TRUE(WaitFor([&] {
@@ -575,7 +573,7 @@ TEST_F(DaemonTest, SighupWithABadConfigKeepsTheOldSettings) {
   ASSERT_TRUE(WritePatternFile(a_->Path("two"), 100000, 8).ok());
   EXPECT_TRUE(WaitFor([&] { return Settled(a_, 1); })) << d->Log();
   JsonValue s = Status(a_);
-  EXPECT_EQ(Num(*s.Find("errors"), "config"), 1);
+  EXPECT_EQ(JsonNumberAt(*s.Find("errors"), "config"), 1);
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 
@@ -653,7 +651,7 @@ TEST_F(DaemonTest, VacuumAndDedupeResetRunWhenDueAndAreRecorded) {
 
 TEST_F(DaemonTest, FilesBecomingEligibleDuringAPassAreNotForgotten) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
   // Pairs arrive over a few seconds, so their stability waits end one after another
   // while the engine's passes run; none may be left behind once the daemon sleeps.
   constexpr int kPairs = 40;
@@ -693,7 +691,7 @@ TEST_F(DaemonTest, IdleActivityNamesTheNearestThingItWillDo) {
 
 TEST_F(DaemonTest, AnotherDatabasePathDoesNotGetAroundTheVolumeLock) {
   Child* d = StartDaemon({a_});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(a_), "pid") == d->pid(); })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(a_), "pid") == d->pid(); })) << d->Log();
   // The volume is locked by filesystem and subvolume, not by database path.
   const std::string dbs = tmp_ + "/dbs";
   std::pair<int, std::string> one_shot =

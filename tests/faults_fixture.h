@@ -35,6 +35,7 @@
 #include "ioctl/unique_fd.h"
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/daemon_status.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
 #include "tests/testing/status_macros.h"
@@ -89,22 +90,8 @@ class FaultsTest : public ::testing::Test {
   }
 
   // The daemon's status reply for `fs`, parsed; a null value if it does not answer.
-  JsonValue Status(testing::LoopBtrfs* fs) {
-    absl::StatusOr<std::string> reply =
-        QueryStatusSocket(SocketOf(fs), "status", absl::Seconds(30));
-    if (!reply.ok()) return JsonValue();
-    absl::StatusOr<JsonValue> v = ParseJson(*reply);
-    return v.ok() ? *v : JsonValue();
-  }
+  JsonValue Status(testing::LoopBtrfs* fs) { return testing::QueryDaemonStatus(SocketOf(fs)); }
 
-  static double Num(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
-  }
-  static std::string Str(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kString ? m->string : "";
-  }
 
   static bool Shared(const std::string& a, const std::string& b) {
     absl::StatusOr<UniqueFd> fa = OpenPath(a, O_RDONLY);

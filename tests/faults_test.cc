@@ -42,6 +42,8 @@
 namespace btrdupd {
 namespace {
 
+using ::btrdupd::testing::JsonNumberAt;
+using ::btrdupd::testing::JsonStringAt;
 using ::btrdupd::testing::CanonicalPath;
 using ::btrdupd::testing::DaemonProcess;
 using ::btrdupd::testing::LoopBtrfs;
@@ -65,7 +67,7 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
   ASSERT_TRUE(WritePatternFile(fs->Path("a1"), 512 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(fs->Path("a2"), 512 * 1024, 1).ok());
   DaemonProcess* d = StartDaemon(fs, {other->mount_path()});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(fs), "files_deduped") >= 1; })) << d->Log();
 
   // Many small files too, so that the daemon has rows to write while the disk is full.
   ASSERT_TRUE(RunChecked({"mkdir", fs->Path("many")}).ok());
@@ -86,13 +88,13 @@ TEST_F(FaultsTest, FullVolumePausesTheDaemonAndItResumesWhenSpaceIsFreed) {
                               << "):\n" << d->Log();
     JsonValue s = Status(fs);
     ASSERT_NE(s.type, JsonValue::Type::kNull) << "no status reply:\n" << d->Log();
-    if (absl::StartsWith(Str(s, "activity"), "paused: no space left")) said_full = true;
+    if (absl::StartsWith(JsonStringAt(s, "activity"), "paused: no space left")) said_full = true;
     absl::SleepFor(absl::Milliseconds(500));
   }
   EXPECT_TRUE(said_full) << d->Log();
   EXPECT_TRUE(Shared(other->Path("o1"), other->Path("o2")))
       << "the other volume was not served meanwhile:\n" << d->Log();
-  EXPECT_EQ(Str(Status(other), "state"), "ok") << d->Log();
+  EXPECT_EQ(JsonStringAt(Status(other), "state"), "ok") << d->Log();
   const std::string full_log = d->Log();
   // Said once: one warning for the first failure, not one per retry.
   EXPECT_EQ(CountLines(full_log, "WARNING", "will retry in"), 1) << full_log;
@@ -121,11 +123,11 @@ TEST_F(FaultsTest, ReadOnlyRemountPausesTheVolumeWithoutPerFileSkips) {
   ASSERT_TRUE(WritePatternFile(fs->Path("p1"), 256 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(fs->Path("p2"), 256 * 1024, 1).ok());
   DaemonProcess* d = StartDaemon(fs, {"--db-dir=" + db_dir});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(fs), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(fs), "files_deduped") >= 1; })) << d->Log();
 
   ASSERT_TRUE(RunChecked({"mount", "-o", "remount,ro", fs->mount_path()}).ok());
   ASSERT_TRUE(WaitFor([&] {
-    return absl::StrContains(Str(Status(fs), "activity"), "mounted read-only");
+    return absl::StrContains(JsonStringAt(Status(fs), "activity"), "mounted read-only");
   })) << d->Log();
   absl::SleepFor(absl::Seconds(5));  // several retries (0.5 s, 1 s, 2 s at scale 60)
   ASSERT_TRUE(d->running()) << d->Log();
@@ -136,7 +138,7 @@ TEST_F(FaultsTest, ReadOnlyRemountPausesTheVolumeWithoutPerFileSkips) {
   ASSERT_TRUE(WritePatternFile(fs->Path("q2"), 320 * 1024, 2).ok());
   ASSERT_TRUE(WaitFor([&] { return Shared(fs->Path("q1"), fs->Path("q2")); })) << d->Log();
   EXPECT_THAT(d->Log(), HasSubstr("working again"));
-  EXPECT_EQ(Num(Status(fs), "files_skipped"), 0) << d->Log();
+  EXPECT_EQ(JsonNumberAt(Status(fs), "files_skipped"), 0) << d->Log();
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }
 

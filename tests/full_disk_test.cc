@@ -36,6 +36,8 @@
 namespace btrdupd {
 namespace {
 
+using ::btrdupd::testing::JsonNumberAt;
+using ::btrdupd::testing::JsonStringAt;
 using ::btrdupd::testing::CanonicalPath;
 using ::btrdupd::testing::DaemonProcess;
 using ::btrdupd::testing::IndexContents;
@@ -180,7 +182,7 @@ TEST_F(FullDiskTest, FullDatabaseVolumePausesTheDaemonAndItResumesWhenSpaceIsFre
   ASSERT_TRUE(WritePatternFile(data->Path("a1"), 512 * 1024, 1).ok());
   ASSERT_TRUE(WritePatternFile(data->Path("a2"), 512 * 1024, 1).ok());
   DaemonProcess* d = StartDaemon(data, {"--db-dir=" + db_dir});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(data), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(data), "files_deduped") >= 1; })) << d->Log();
 
   ASSERT_GT(FillUntilFull(dbvol->Path("filler")), 0u);
   FillUntilFull(dbvol->Path("filler2"));
@@ -204,9 +206,9 @@ TEST_F(FullDiskTest, FullDatabaseVolumePausesTheDaemonAndItResumesWhenSpaceIsFre
                               << d->Log();
     JsonValue s = Status(data);
     ASSERT_NE(s.type, JsonValue::Type::kNull) << "no status reply:\n" << d->Log();
-    if (absl::StartsWith(Str(s, "activity"), "paused: no space left")) {
+    if (absl::StartsWith(JsonStringAt(s, "activity"), "paused: no space left")) {
       said_full = true;
-      activity = Str(s, "activity");
+      activity = JsonStringAt(s, "activity");
     }
     FillUntilFull(dbvol->Path(absl::StrCat("top", topped++ % 4)));
     absl::SleepFor(absl::Milliseconds(500));
@@ -235,7 +237,7 @@ TEST_F(FullDiskTest, FullDatabaseVolumePausesTheDaemonAndItResumesWhenSpaceIsFre
       << d->Log();
   EXPECT_TRUE(Shared(data->Path("c1"), data->Path("c2"))) << d->Log();
   EXPECT_THAT(d->Log(), HasSubstr("working again"));
-  EXPECT_EQ(Str(Status(data), "state"), "ok") << d->Log();
+  EXPECT_EQ(JsonStringAt(Status(data), "state"), "ok") << d->Log();
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
   ExpectIndexAgreesWithFilesystem(DatabaseUnder(db_dir, data), data);
 }

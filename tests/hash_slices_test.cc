@@ -41,6 +41,7 @@
 #include "tests/testing/btrfs_test.h"
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/daemon_status.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
 #include "tests/testing/status_macros.h"
@@ -48,6 +49,7 @@
 namespace btrdupd {
 namespace {
 
+using ::btrdupd::testing::JsonNumberAt;
 using ::btrdupd::testing::CanonicalPath;
 using ::btrdupd::testing::DaemonProcess;
 using ::btrdupd::testing::LoopBtrfs;
@@ -236,18 +238,10 @@ class HashSlicesDaemonTest : public ::testing::Test {
   }
 
   JsonValue Status(LoopBtrfs* fs) {
-    absl::StatusOr<std::string> reply = QueryStatusSocket(
-        SocketPathFor(socket_dir_, VolumeNameForPath(CanonicalPath(fs->mount_path()))),
-        "status", absl::Seconds(30));
-    if (!reply.ok()) return JsonValue();
-    absl::StatusOr<JsonValue> v = ParseJson(*reply);
-    return v.ok() ? *v : JsonValue();
+    return testing::QueryDaemonStatus(
+        SocketPathFor(socket_dir_, VolumeNameForPath(CanonicalPath(fs->mount_path()))));
   }
 
-  static double Num(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
-  }
 
   std::string tmp_;
   std::unique_ptr<testing::DaemonTestDir> dir_;
@@ -279,18 +273,18 @@ TEST_F(HashSlicesDaemonTest, StatusAnswersAndOtherVolumesAreServedWhileALargeFil
     return part_way.Find("hashing") != nullptr;
   })) << d->Log();
   const JsonValue& hashing = *part_way.Find("hashing");
-  EXPECT_GT(Num(hashing, "bytes_done"), 0);
-  EXPECT_LT(Num(hashing, "bytes_done"), static_cast<double>(kBig));
-  EXPECT_EQ(Num(hashing, "size"), static_cast<double>(kBig));
+  EXPECT_GT(JsonNumberAt(hashing, "bytes_done"), 0);
+  EXPECT_LT(JsonNumberAt(hashing, "bytes_done"), static_cast<double>(kBig));
+  EXPECT_EQ(JsonNumberAt(hashing, "size"), static_cast<double>(kBig));
   EXPECT_THAT(part_way.Find("activity")->string, ::testing::HasSubstr("hashing"));
   // Meanwhile the other volume is served to the end.
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(other), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(other), "files_deduped") >= 1; })) << d->Log();
   EXPECT_TRUE(Shared(other->Path("one"), other->Path("two")));
   EXPECT_NE(Status(large).Find("hashing"), nullptr);  // still held part-way
 
   // Let it go on: hashed to the end and deduped.
   ASSERT_EQ(unlink(hold.c_str()), 0);
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(large), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(large), "files_deduped") >= 1; })) << d->Log();
   EXPECT_TRUE(Shared(large->Path("one"), large->Path("two")));
   EXPECT_EQ(d->Signal(SIGTERM), 0) << d->Log();
 }

@@ -33,6 +33,7 @@
 #include "ioctl/unique_fd.h"
 #include "tests/testing/command.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/daemon_status.h"
 #include "tests/testing/files.h"
 #include "tests/testing/loop_btrfs.h"
 #include "tests/testing/status_macros.h"
@@ -40,6 +41,7 @@
 namespace btrdupd {
 namespace {
 
+using ::btrdupd::testing::JsonNumberAt;
 using ::btrdupd::testing::CanonicalPath;
 using ::btrdupd::testing::DaemonProcess;
 using ::btrdupd::testing::LoopBtrfs;
@@ -110,18 +112,8 @@ class VolumePathsTest : public ::testing::Test {
     return SocketPathFor(socket_dir_, VolumeNameForPath(CanonicalPath(fs->mount_path())));
   }
 
-  JsonValue Status(LoopBtrfs* fs) {
-    absl::StatusOr<std::string> reply =
-        QueryStatusSocket(SocketOf(fs), "status", absl::Seconds(30));
-    if (!reply.ok()) return JsonValue();
-    absl::StatusOr<JsonValue> v = ParseJson(*reply);
-    return v.ok() ? *v : JsonValue();
-  }
+  JsonValue Status(LoopBtrfs* fs) { return testing::QueryDaemonStatus(SocketOf(fs)); }
 
-  static double Num(const JsonValue& v, absl::string_view key) {
-    const JsonValue* m = v.Find(key);
-    return m != nullptr && m->type == JsonValue::Type::kNumber ? m->number : -1;
-  }
 
   static bool Shared(LoopBtrfs* fs) {
     absl::StatusOr<UniqueFd> a = OpenPath(fs->Path("one"), O_RDONLY);
@@ -165,8 +157,8 @@ TEST_F(VolumePathsTest, LongNonAsciiMountPathIsServedNextToANormalVolume) {
 
   DaemonProcess* d = StartDaemon({normal, long_one});
   ASSERT_TRUE(WaitFor([&] {
-    return Num(Status(long_one), "files_deduped") >= 1 &&
-           Num(Status(normal), "files_deduped") >= 1;
+    return JsonNumberAt(Status(long_one), "files_deduped") >= 1 &&
+           JsonNumberAt(Status(normal), "files_deduped") >= 1;
   })) << d->Log();
   EXPECT_TRUE(Shared(long_one));
   EXPECT_TRUE(Shared(normal));
@@ -207,7 +199,7 @@ TEST_F(VolumePathsTest, AVolumeWhoseSocketCannotBeMadeIsServedAndSoIsTheOther) {
   ASSERT_TRUE(WriteFile(SocketOf(blocked), "not a socket").ok());
 
   DaemonProcess* d = StartDaemon({blocked, other});
-  ASSERT_TRUE(WaitFor([&] { return Num(Status(other), "files_deduped") >= 1; })) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return JsonNumberAt(Status(other), "files_deduped") >= 1; })) << d->Log();
   ASSERT_TRUE(WaitFor([&] { return Shared(blocked); })) << d->Log();
   EXPECT_TRUE(d->running());
   EXPECT_THAT(d->Log(), HasSubstr("no status socket"));
