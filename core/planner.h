@@ -55,7 +55,6 @@ inline bool NeedsDedupe(const FileRecord& m, int64_t ref_id) {
 
 // A group's members as pointers to rows held elsewhere (the engine's size group view,
 // core/size_group_view.h), so that a huge group is planned without a copy of its rows.
-// The functions below that take `members` take them either as rows or as pointers.
 using MemberRefs = std::vector<const FileRecord*>;
 MemberRefs RefsTo(const std::vector<FileRecord>& rows);
 MemberRefs RefsTo(const std::vector<FileRecord>& rows, const std::vector<size_t>& indices);
@@ -135,10 +134,6 @@ int BatchLimit(size_t group_inodes, uint64_t size, const VolumeConfig& config,
 // (`across_owners`: references of different owners stay apart otherwise).
 bool GroupHasWork(const MemberRefs& members, const absl::flat_hash_set<int64_t>& attempted,
                   bool across_owners);
-inline bool GroupHasWork(const std::vector<FileRecord>& members,
-                         const absl::flat_hash_set<int64_t>& attempted, bool across_owners) {
-  return GroupHasWork(RefsTo(members), attempted, across_owners);
-}
 
 // What the engine learned of one member, beyond its record.
 struct MemberFacts {
@@ -165,12 +160,6 @@ std::optional<ReferenceChoice> PlanReference(
     const MemberRefs& members, const std::vector<MemberFacts>& facts,
     const absl::flat_hash_set<int64_t>& attempted,
     const std::function<bool(size_t)>& has_shared_extents);
-inline std::optional<ReferenceChoice> PlanReference(
-    const std::vector<FileRecord>& members, const std::vector<MemberFacts>& facts,
-    const absl::flat_hash_set<int64_t>& attempted,
-    const std::function<bool(size_t)>& has_shared_extents) {
-  return PlanReference(RefsTo(members), facts, attempted, has_shared_extents);
-}
 
 // What to do with one inode of the group (hard links are one inode: one name is deduped,
 // the others are skipped).
@@ -194,12 +183,6 @@ std::vector<InodePlan> PlanDestinations(const MemberRefs& members,
                                         const std::vector<MemberFacts>& facts,
                                         size_t reference,
                                         const absl::flat_hash_set<int64_t>& attempted);
-inline std::vector<InodePlan> PlanDestinations(const std::vector<FileRecord>& members,
-                                               const std::vector<MemberFacts>& facts,
-                                               size_t reference,
-                                               const absl::flat_hash_set<int64_t>& attempted) {
-  return PlanDestinations(RefsTo(members), facts, reference, attempted);
-}
 
 }  // namespace btrdupd
 

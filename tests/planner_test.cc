@@ -151,20 +151,20 @@ TEST(PlannerTest, GroupHasWorkOnlyWhenSomethingIsUnsettled) {
   const absl::flat_hash_set<int64_t> none;
   std::vector<FileRecord> settled = {Member(1, 10, DedupeState::kReference),
                                      Member(2, 11, DedupeState::kDeduped, 1)};
-  EXPECT_FALSE(GroupHasWork(settled, none, true));
+  EXPECT_FALSE(GroupHasWork(RefsTo(settled), none, true));
   std::vector<FileRecord> pending = settled;
   pending.push_back(Member(3, 12, DedupeState::kPending));
-  EXPECT_TRUE(GroupHasWork(pending, none, true));
-  EXPECT_FALSE(GroupHasWork(pending, {3}, true));
+  EXPECT_TRUE(GroupHasWork(RefsTo(pending), none, true));
+  EXPECT_FALSE(GroupHasWork(RefsTo(pending), {3}, true));
   // Deduped against a reference that left the group.
   std::vector<FileRecord> orphan = {Member(1, 10, DedupeState::kDeduped, 9),
                                     Member(2, 11, DedupeState::kDeduped, 9)};
-  EXPECT_TRUE(GroupHasWork(orphan, none, true));
+  EXPECT_TRUE(GroupHasWork(RefsTo(orphan), none, true));
   // Two references merge only across owners.
   std::vector<FileRecord> two = {Member(1, 10, DedupeState::kReference),
                                  Member(2, 11, DedupeState::kReference)};
-  EXPECT_TRUE(GroupHasWork(two, none, true));
-  EXPECT_FALSE(GroupHasWork(two, none, false));
+  EXPECT_TRUE(GroupHasWork(RefsTo(two), none, true));
+  EXPECT_FALSE(GroupHasWork(RefsTo(two), none, false));
 }
 
 TEST(PlannerTest, RememberedReferenceIsKept) {
@@ -173,7 +173,7 @@ TEST(PlannerTest, RememberedReferenceIsKept) {
                                Member(3, 12, DedupeState::kPending)};
   std::vector<MemberFacts> facts(3);
   int asked = 0;
-  auto choice = PlanReference(m, facts, {}, [&](size_t) { return ++asked, false; });
+  auto choice = PlanReference(RefsTo(m), facts, {}, [&](size_t) { return ++asked, false; });
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->member, 1u);
   EXPECT_TRUE(choice->remembered);
@@ -186,7 +186,7 @@ TEST(PlannerTest, RememberedReferenceGivesWayToACopyThatCannotBeADestination) {
                                Member(3, 12, DedupeState::kPending)};
   std::vector<MemberFacts> facts(3);
   facts[2].received_snapshot = true;  // arrived later in a received snapshot
-  auto choice = PlanReference(m, facts, {}, NoSharing());
+  auto choice = PlanReference(RefsTo(m), facts, {}, NoSharing());
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->member, 2u);
   EXPECT_FALSE(choice->remembered);
@@ -198,7 +198,7 @@ TEST(PlannerTest, RememberedReferenceThatCannotBeADestinationStays) {
   std::vector<MemberFacts> facts(2);
   facts[0].immutable = true;
   facts[1].received_snapshot = true;
-  auto choice = PlanReference(m, facts, {}, NoSharing());
+  auto choice = PlanReference(RefsTo(m), facts, {}, NoSharing());
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->member, 0u);
   EXPECT_TRUE(choice->remembered);
@@ -209,12 +209,12 @@ TEST(PlannerTest, ASwapFileIsNeverTheReference) {
                                Member(2, 11, DedupeState::kPending)};
   std::vector<MemberFacts> facts(2);
   facts[0].swapfile = true;
-  auto choice = PlanReference(m, facts, {}, NoSharing());
+  auto choice = PlanReference(RefsTo(m), facts, {}, NoSharing());
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->member, 1u);
   EXPECT_FALSE(choice->remembered);
   facts[1].swapfile = true;
-  EXPECT_FALSE(PlanReference(m, facts, {}, NoSharing()).has_value());
+  EXPECT_FALSE(PlanReference(RefsTo(m), facts, {}, NoSharing()).has_value());
 }
 
 TEST(PlannerTest, NewReferenceIsTheMemberAlreadySharingExtents) {
@@ -224,7 +224,7 @@ TEST(PlannerTest, NewReferenceIsTheMemberAlreadySharingExtents) {
   std::vector<MemberFacts> facts(3);
   // members[0] is the oldest but shares nothing; members[1] (id 2) shares but was
   // handled earlier in this pass.
-  auto choice = PlanReference(m, facts, {2}, [](size_t i) { return i >= 1; });
+  auto choice = PlanReference(RefsTo(m), facts, {2}, [](size_t i) { return i >= 1; });
   ASSERT_TRUE(choice.has_value());
   EXPECT_EQ(choice->member, 2u);
 }
@@ -237,7 +237,7 @@ TEST(PlannerTest, DestinationsOneNamePerInodeTheOtherNamesAreHardLinks) {
                                Member(5, 12, DedupeState::kDeduped, 1),
                                Member(6, 12, DedupeState::kPending)};  // link of a done one
   std::vector<MemberFacts> facts(m.size());
-  std::vector<InodePlan> plan = PlanDestinations(m, facts, 0, {});
+  std::vector<InodePlan> plan = PlanDestinations(RefsTo(m), facts, 0, {});
   ASSERT_EQ(plan.size(), 3u);
   EXPECT_EQ(plan[0].hard_links, (std::vector<size_t>{1}));
   EXPECT_EQ(plan[0].link_of, 0u);
@@ -265,7 +265,7 @@ TEST(PlannerTest, DestinationsAreRefusedByAttributesFirstThenReceivedSnapshot) {
   facts[2].received_snapshot = true;
   facts[3].append_only = true;
   facts[4].received_snapshot = true;
-  std::vector<InodePlan> plan = PlanDestinations(m, facts, 0, {7});
+  std::vector<InodePlan> plan = PlanDestinations(RefsTo(m), facts, 0, {7});
   ASSERT_EQ(plan.size(), 4u);
   EXPECT_EQ(plan[0].refusal, SkipKind::kSwapfile);
   EXPECT_EQ(plan[1].refusal, SkipKind::kImmutable);
