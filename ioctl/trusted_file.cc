@@ -73,10 +73,6 @@ absl::StatusOr<std::string> ReadTrustedFile(const std::string& path, size_t max_
   }
 }
 
-absl::Status CheckTrustedDirectory(const std::string& path) {
-  return OpenTrustedDirectory(path).status();
-}
-
 absl::StatusOr<UniqueFd> OpenTrustedDirectory(const std::string& path) {
   absl::StatusOr<UniqueFd> fd = OpenNoFollow(path);
   if (!fd.ok()) return fd.status();

@@ -1,7 +1,7 @@
 // The few files btrdupd trusts inside a volume users write to: its `.btrdupd.conf` and
 // the directory of its database. Such a file is only used if it is what root put there:
 // it is looked at without following a symlink and without opening it (O_PATH), and it
-// must be a regular file (a directory for CheckTrustedDirectory) owned by root (or by the
+// must be a regular file (a directory for OpenTrustedDirectory) owned by root (or by the
 // user btrdupd runs as), not writable by group or others. A regular file is then opened
 // through that descriptor (no second path lookup), O_NONBLOCK: a FIFO or device in its
 // place is never opened and never blocks.
@@ -28,12 +28,9 @@ namespace btrdupd {
 // OutOfRange when it holds more than `max_bytes` (what is read stops there).
 absl::StatusOr<std::string> ReadTrustedFile(const std::string& path, size_t max_bytes);
 
-// OkStatus if `path` is a directory (not a symlink) owned by root (or the running user)
-// and not writable by group or others.
-absl::Status CheckTrustedDirectory(const std::string& path);
-
-// The directory CheckTrustedDirectory checked, as an O_PATH descriptor: name files in
-// it through the descriptor (`/proc/self/fd/N/name`, or *at() calls), so a directory
+// `path` as an O_PATH descriptor if it is a directory (not a symlink) owned by root (or
+// the running user) and not writable by group or others: name files in it through the
+// descriptor (`/proc/self/fd/N/name`, or *at() calls), so a directory
 // put in its place afterwards is never used.
 absl::StatusOr<UniqueFd> OpenTrustedDirectory(const std::string& path);
 
