@@ -314,7 +314,8 @@ class DedupeEngine {
   // when it has no reference yet) into attrs_cache_ / shared_cache_, at most
   // max_fact_reads_per_step per step: returns the step when that limit stopped it.
   absl::StatusOr<std::optional<StepResult>> PrepareGroup(const std::vector<size_t>& indices);
-  // Builds cursor_ for the group of view indices `indices` (attributes, partitions), or
+  // Builds cursor_ for the group of view indices `indices` (attributes, partitions) right
+  // after PrepareGroup finished it (preparing_ holds whether it has work), or
   // returns the step that recorded what stood in the way (unreadable attributes, a lone
   // NOCOW copy); no cursor then, the next step builds again.
   absl::StatusOr<std::optional<StepResult>> BuildCursor(const std::vector<size_t>& indices,

@@ -66,8 +66,8 @@ absl::StatusOr<std::optional<StepResult>> DedupeEngine::BuildCursor(
   const std::vector<FileRecord>& rows = group_.members();
   const std::string hash = rows[indices.front()].hash;
   stats_.members_planned += static_cast<int64_t>(indices.size());
-  // Cheap test first (no I/O): is anything in this group not settled?
-  if (!GroupHasWork(RefsTo(rows, indices), attempted_, config_.dedupe_across_owners)) {
+  // Whether anything in this group is not settled: PrepareGroup, just before, found out.
+  if (!preparing_->has_work) {
     cursor_.emplace(group_.generation(), group_.groups_version(), hash,
                     std::vector<GroupPartition>());
     return std::optional<StepResult>();
